@@ -1,0 +1,48 @@
+# Puente's front door. `make demo` and `make test` set up everything they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.9
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test test-sqlite test-postgres lint bench migrate serve sandbox install clean
+
+$(STAMP): requirements-dev.lock pyproject.toml package-lock.json
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
+	@$(BIN)/uv pip sync -q --python $(BIN)/python requirements-dev.lock
+	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@npm ci --no-audit --no-fund --silent
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## demo: Puente and the Meta sandbox on SQLite, seeded, at http://127.0.0.1:8000
+demo: $(STAMP)
+	$(BIN)/puente demo
+
+## test: the whole suite on SQLite, then on PostgreSQL (skipped with a notice if unreachable,
+## required when PUENTE_REQUIRE_POSTGRES=1)
+test: $(STAMP)
+	$(BIN)/python scripts/run_tests.py $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
+	$(BIN)/mypy
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+migrate: $(STAMP)
+	$(BIN)/puente migrate
+
+serve: $(STAMP)
+	$(BIN)/puente serve
+
+sandbox: $(STAMP)
+	$(BIN)/puente sandbox
+
+clean:
+	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Workspaces, users, roles, teams, authentication, API tokens and the audit log."""

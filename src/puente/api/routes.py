@@ -1,0 +1,57 @@
+"""Assembles the /api/v1 sub-application from each domain's router."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from puente.errors import PuenteError
+from puente.runtime import Runtime
+
+API_DESCRIPTION = """\
+Puente's REST API. Authenticate with `Authorization: Bearer <token>`; create a token with
+`puente tokens create --workspace NAME` or on the settings page. Errors are JSON:
+`{"error": {"code": "...", "message": "...", "details": ...}}`.
+"""
+
+
+def build_api(runtime: Runtime) -> FastAPI:
+    api = FastAPI(
+        title="Puente API",
+        version="1.0",
+        description=API_DESCRIPTION,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    api.state.runtime = runtime
+
+    @api.exception_handler(PuenteError)
+    async def puente_error(_request: Request, exc: PuenteError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.status_code)
+
+    @api.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+        ]
+        body = {
+            "error": {"code": "invalid", "message": "the request is not valid", "details": details}
+        }
+        return JSONResponse(body, status_code=422)
+
+    for router in _routers():
+        api.include_router(router)
+    return api
+
+
+def _routers() -> list:  # type: ignore[type-arg]
+    """Every domain's API router. Add new ones here."""
+    from puente.accounts.api import router as accounts
+
+    return [accounts]
+
+
+def mount(app: FastAPI, runtime: Runtime) -> None:
+    app.mount("/api/v1", build_api(runtime))

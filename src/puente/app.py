@@ -1,0 +1,69 @@
+"""The ASGI application: web UI, REST API and webhook endpoint in one process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from puente.config import Settings
+from puente.db.session import Database
+from puente.errors import PuenteError
+from puente.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    *,
+    run_workers: bool | None = None,
+) -> FastAPI:
+    runtime = Runtime.from_settings(settings, db)
+    start_workers = runtime.settings.run_workers if run_workers is None else run_workers
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if start_workers:
+            runtime.start_workers()
+        try:
+            yield
+        finally:
+            runtime.stop_workers()
+
+    app = FastAPI(
+        title="Puente",
+        version="1.0",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.runtime = runtime
+
+    @app.exception_handler(PuenteError)
+    async def puente_error(_request: Request, exc: PuenteError) -> JSONResponse:
+        return JSONResponse(exc.to_json(), status_code=exc.status_code)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    _mount_parts(app, runtime)
+    return app
+
+
+def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
+    """Each part registers its routes and background workers here."""
+    from puente.api.routes import mount as mount_api
+
+    mount_api(app, runtime)
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime

@@ -1,0 +1,1 @@
+"""WhatsApp numbers: onboarding, coexistence sync state and connection health."""

@@ -1,0 +1,63 @@
+"""Settings, read once from environment variables with the PUENTE_ prefix."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PUENTE_", env_file=None, extra="ignore")
+
+    # Where SQLite, media files and generated keys live.
+    data_dir: Path = Path("./var")
+    # Unset means SQLite (WAL) inside data_dir; a postgresql:// URL runs on PostgreSQL.
+    database_url: str | None = None
+
+    base_url: str = "http://127.0.0.1:8000"
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Meta app (or the sandbox standing in for it).
+    graph_base_url: str = "https://graph.facebook.com"
+    graph_api_version: str = "v23.0"
+    meta_app_id: str = ""
+    meta_app_secret: SecretStr = SecretStr("")
+    meta_verify_token: SecretStr = SecretStr("")
+    meta_config_id: str = ""
+
+    # Key for secrets at rest (Fernet, urlsafe base64). Generated into data_dir if unset.
+    secret_key: SecretStr | None = None
+    # Signs session cookies; generated into data_dir if unset.
+    session_secret: SecretStr | None = None
+    secure_cookies: bool = False
+
+    # Run the background workers inside the web process (the one-machine default).
+    run_workers: bool = True
+    worker_poll_seconds: float = Field(default=0.5, gt=0)
+
+    max_webhook_bytes: int = 3 * 1024 * 1024
+    max_channels_per_workspace: int = 15
+
+    smtp_url: str | None = None
+    mail_from: str = "puente@localhost"
+
+    log_level: str = "INFO"
+
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # Accept the plain postgres scheme and run it through psycopg 3.
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix) :]
+            return url
+        return f"sqlite:///{(self.data_dir / 'puente.sqlite3').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

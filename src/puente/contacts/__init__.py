@@ -1,0 +1,1 @@
+"""Contacts, their identities per channel, tags and custom fields."""

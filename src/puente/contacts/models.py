@@ -1,0 +1,84 @@
+"""Contacts are per workspace; what a channel knows of them lives in ContactIdentity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+
+
+class ContactSource(enum.StrEnum):
+    WHATSAPP = "whatsapp"  # first seen through a message
+    BUSINESS_APP = "business_app"  # synced from the owner's WhatsApp Business app
+    HISTORY = "history"  # first seen in imported chat history
+    API = "api"
+    MANUAL = "manual"
+    IMPORT = "import"
+
+
+class Contact(IdMixin, TimestampMixin, Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "wa_id"),
+        Index("ix_contacts_workspace_phone", "workspace_id", "phone_e164"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # WhatsApp id (digits). Null for contacts known only by a business-scoped user id.
+    wa_id: Mapped[str | None] = mapped_column(String(32))
+    phone_e164: Mapped[str | None] = mapped_column(String(32))
+    # The name agents edit in Puente; kept apart from what WhatsApp and the phone say.
+    name: Mapped[str | None] = mapped_column(String(200))
+    profile_name: Mapped[str | None] = mapped_column(String(200))  # from the customer's profile
+    business_app_name: Mapped[str | None] = mapped_column(String(200))  # kept in the owner's phone
+    sources: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.business_app_name or self.profile_name or self.phone_e164 or ""
+
+
+class ContactIdentity(IdMixin, TimestampMixin, Base):
+    """How one channel addresses a contact. BSUIDs are per business, so they live here."""
+
+    __tablename__ = "contact_identities"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "contact_id"),
+        Index("ix_contact_identities_bsuid", "channel_id", "bsuid"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    wa_id: Mapped[str | None] = mapped_column(String(32))
+    bsuid: Mapped[str | None] = mapped_column(String(128))
+    parent_bsuid: Mapped[str | None] = mapped_column(String(128))
+    username: Mapped[str | None] = mapped_column(String(128))
+    # True while the contact is in the owner's Business app address book.
+    in_business_app: Mapped[bool] = mapped_column(default=False)
+
+
+class Tag(IdMixin, Base):
+    __tablename__ = "tags"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+
+
+class ContactTag(IdMixin, Base):
+    __tablename__ = "contact_tags"
+    __table_args__ = (UniqueConstraint("contact_id", "tag_id"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)

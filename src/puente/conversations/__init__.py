@@ -1,0 +1,1 @@
+"""Conversations, messages, statuses and the customer-service window."""

@@ -1,0 +1,179 @@
+"""Conversations (one per contact and channel) and the messages in them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+
+
+class ConversationStatus(enum.StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    SNOOZED = "snoozed"
+    RESOLVED = "resolved"
+
+
+class Direction(enum.StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageSource(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    BUSINESS_APP = "business_app"  # echoes of what the owner sent from the phone
+    BOT = "bot"
+    BROADCAST = "broadcast"
+    API = "api"
+    HISTORY = "history"  # imported from the Business app's chat history
+
+
+class MessageStatus(enum.StrEnum):
+    RECEIVED = "received"  # inbound
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    DELIVERED = "delivered"
+    READ = "read"
+    PLAYED = "played"
+    CANCELLED = "cancelled"
+
+
+# Statuses only move forward along this order: a late "delivered" never undoes "read".
+# "failed" ranks above "sent" (a send can fail after Meta accepted it) but below
+# "delivered": a message the phone has received did not fail.
+STATUS_RANK = {
+    MessageStatus.QUEUED: 0,
+    MessageStatus.SENDING: 1,
+    MessageStatus.SENT: 2,
+    MessageStatus.FAILED: 3,
+    MessageStatus.DELIVERED: 4,
+    MessageStatus.READ: 5,
+    MessageStatus.PLAYED: 6,
+}
+
+
+class Conversation(IdMixin, TimestampMixin, Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        UniqueConstraint("channel_id", "contact_id"),
+        Index("ix_conversations_inbox", "workspace_id", "status", "last_activity_at"),
+        Index("ix_conversations_assignee", "workspace_id", "assignee_id", "last_activity_at"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=ConversationStatus.OPEN.value)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
+    snoozed_until: Mapped[dt.datetime | None]
+    # Latest message time by Meta's clock, used for sorting the inbox.
+    last_activity_at: Mapped[dt.datetime | None]
+    # Since when the customer has been waiting for a human answer (null: not waiting).
+    waiting_since: Mapped[dt.datetime | None]
+    # The last message the customer sent, which opened the service window; echoes never move it.
+    last_inbound_at: Mapped[dt.datetime | None]
+    # When the customer-service window closes (24 h, or 72 h from a free entry point).
+    window_expires_at: Mapped[dt.datetime | None]
+    unread_count: Mapped[int] = mapped_column(default=0)
+    last_message_id: Mapped[int | None] = mapped_column()
+    last_message_preview: Mapped[str | None] = mapped_column(String(200))
+    last_message_source: Mapped[str | None] = mapped_column(String(16))
+    bot_paused: Mapped[bool] = mapped_column(default=False)
+    labels: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Message(IdMixin, TimestampMixin, Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index("ix_messages_conversation_time", "conversation_id", "timestamp", "id"),
+        Index("ix_messages_workspace_time", "workspace_id", "timestamp"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(
+        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
+    )
+    # Meta's message id. Null only while an outgoing message waits in the outbox.
+    wamid: Mapped[str | None] = mapped_column(String(255), unique=True)
+    direction: Mapped[str] = mapped_column(String(8))
+    source: Mapped[str] = mapped_column(String(16))
+    type: Mapped[str] = mapped_column(String(32))
+    # The type-specific object as on the wire (text, image, location, ...), normalised.
+    content: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Plain text for previews and search (body, caption, title...).
+    text: Mapped[str | None] = mapped_column(Text)
+    # Meta's timestamp (when the message was sent), not when Puente processed it.
+    timestamp: Mapped[dt.datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    status_at: Mapped[dt.datetime | None]
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    reply_to_wamid: Mapped[str | None] = mapped_column(String(255))
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    referral: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    edited: Mapped[bool] = mapped_column(default=False)
+    revoked: Mapped[bool] = mapped_column(default=False)
+    # Earlier versions of an edited or revoked message: [{"content":..., "text":..., "at":...}].
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    sender_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Raw wire object for types Puente does not understand yet (and for audit).
+    raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+
+
+class StatusEvent(IdMixin, Base):
+    """Every status webhook as received, so a status that arrives before its message
+    (or for a message sent elsewhere) is kept and applied when the message appears."""
+
+    __tablename__ = "status_events"
+    __table_args__ = (UniqueConstraint("wamid", "status"),)
+
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    wamid: Mapped[str] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    timestamp: Mapped[dt.datetime]
+    recipient_id: Mapped[str | None] = mapped_column(String(64))
+    errors: Mapped[list[dict[str, Any]] | None] = mapped_column(JSONType)
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    callback_data: Mapped[str | None] = mapped_column(String(512))
+    applied: Mapped[bool] = mapped_column(default=False)
+
+
+class Media(IdMixin, TimestampMixin, Base):
+    """A media file referenced by a message, downloaded in the background.
+
+    Files are content-addressed: stored under data_dir/media/<sha256[:2]>/<sha256>.
+    """
+
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("channel_id", "meta_media_id"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), index=True
+    )
+    meta_media_id: Mapped[str | None] = mapped_column(String(128))
+    mime_type: Mapped[str | None] = mapped_column(String(128))
+    sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    file_size: Mapped[int | None]
+    filename: Mapped[str | None] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending|stored|failed
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[dt.datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))

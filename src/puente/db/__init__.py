@@ -1,0 +1,6 @@
+"""Database engine, declarative base and the unit of work."""
+
+from puente.db.base import Base, UTCDateTime, utcnow
+from puente.db.session import Database, UnitOfWork, on_commit
+
+__all__ = ["Base", "Database", "UTCDateTime", "UnitOfWork", "on_commit", "utcnow"]

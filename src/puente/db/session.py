@@ -1,0 +1,132 @@
+"""Engine creation and the unit of work.
+
+The unit of work owns the transaction. Services only flush; side effects that must
+not happen for a rolled-back change (realtime events, wake-ups, outgoing webhooks)
+are registered with `on_commit` and run after the commit succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+_CALLBACKS_KEY = "puente_on_commit"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA cache_size=-64000")
+    cur.execute("PRAGMA temp_store=MEMORY")
+    cur.close()
+
+
+def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Engine:
+    """An engine; on SQLite `immediate` makes every transaction take the write lock first."""
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10},
+            pool_size=pool_size,
+            max_overflow=20,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN; issue BEGIN ourselves so that
+        # a write transaction takes the lock up front instead of failing to upgrade later.
+        event.listen(engine, "connect", lambda c, _r: setattr(c, "isolation_level", None))
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        event.listen(engine, "begin", lambda c: c.exec_driver_sql(begin))
+        return engine
+    if url == "postgresql+psycopg://" or "nullpool" in url:
+        return create_engine(url, poolclass=NullPool)
+    return create_engine(url, pool_size=pool_size, max_overflow=20, pool_pre_ping=True)
+
+
+def on_commit(session: Session, callback: Callable[[], None]) -> None:
+    """Run `callback` once the session's current transaction commits; drop it on rollback."""
+    session.info.setdefault(_CALLBACKS_KEY, []).append(callback)
+
+
+def _run_after_commit(session: Session) -> None:
+    callbacks = session.info.pop(_CALLBACKS_KEY, [])
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # a failed notification must never undo a committed change
+            log.exception("after-commit callback failed")
+
+
+def _drop_after_rollback(session: Session) -> None:
+    session.info.pop(_CALLBACKS_KEY, None)
+
+
+class UnitOfWork:
+    """A session whose commit is owned by the caller of `Database.unit_of_work`."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+        self.url = url
+        self.engine = make_engine(url, pool_size=pool_size)
+        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        event.listen(self.session_factory, "after_commit", _run_after_commit)
+        event.listen(
+            self.session_factory, "after_soft_rollback", lambda s, _t: _drop_after_rollback(s)
+        )
+        # SQLite readers must not queue behind the write lock: they get their own engine
+        # with deferred transactions. PostgreSQL needs no such split.
+        if self.engine.dialect.name == "sqlite":
+            self.read_engine = make_engine(url, pool_size=pool_size, immediate=False)
+        else:
+            self.read_engine = self.engine
+        self.read_factory = sessionmaker(self.read_engine, expire_on_commit=False)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """Open a session, commit on success, roll back on any exception."""
+        session = self.session_factory()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A session for reading only; it never commits."""
+        session = self.read_factory()
+        try:
+            yield session
+        finally:
+            session.rollback()
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()

@@ -1,0 +1,1 @@
+"""Webhook ingestion: verify, store raw, acknowledge; then process in workers."""

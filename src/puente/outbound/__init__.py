@@ -1,0 +1,1 @@
+"""Everything Puente sends: the outbox and its per-number lanes, templates, broadcasts."""

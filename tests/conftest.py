@@ -1,0 +1,148 @@
+"""Shared fixtures: a real database per test (SQLite file or PostgreSQL) and a live server.
+
+PUENTE_TEST_DB=sqlite (default) or postgres picks the engine; `make test` runs both.
+PUENTE_TEST_POSTGRES_URL points at another PostgreSQL server (default: 127.0.0.1:5432).
+PUENTE_REQUIRE_POSTGRES=1 and PUENTE_REQUIRE_BROWSER=1 (set by CI) turn a missing
+PostgreSQL or Chromium into a failure instead of a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+import uvicorn
+from cryptography.fernet import Fernet
+from pydantic import SecretStr
+
+from puente.config import Settings
+from puente.db.models import Base
+from puente.db.session import Database
+
+TEST_DB = os.environ.get("PUENTE_TEST_DB", "sqlite")
+PG_URL = os.environ.get(
+    "PUENTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/puente_test"
+)
+APP_SECRET = "test-app-secret"
+VERIFY_TOKEN = "test-verify-token"
+SECRET_KEY = Fernet.generate_key().decode()
+
+
+def _ensure_pg_database(url: str) -> None:
+    target = sa.engine.make_url(url)
+    admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.scalar(
+            sa.text("SELECT 1 FROM pg_database WHERE datname=:n"), {"n": target.database}
+        )
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_schema() -> Iterator[str | None]:
+    """On PostgreSQL: create the schema once per run; tests truncate what they wrote."""
+    if TEST_DB != "postgres":
+        yield None
+        return
+    try:
+        _ensure_pg_database(PG_URL)
+    except Exception as exc:
+        if os.environ.get("PUENTE_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL is required but unreachable at {PG_URL}: {exc}")
+        pytest.skip(f"PostgreSQL unreachable at {PG_URL}: {exc}")
+    engine = sa.create_engine(PG_URL)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    yield PG_URL
+
+
+def _truncate_all(db: Database) -> None:
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture
+def settings(tmp_path: Path, pg_schema: str | None) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=pg_schema,
+        meta_app_secret=SecretStr(APP_SECRET),
+        meta_verify_token=SecretStr(VERIFY_TOKEN),
+        secret_key=SecretStr(SECRET_KEY),
+        session_secret=SecretStr("test-session-secret"),
+        run_workers=False,
+        worker_poll_seconds=0.05,
+    )
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.sqlalchemy_url())
+    if database.is_sqlite:
+        Base.metadata.create_all(database.engine)
+    else:
+        _truncate_all(database)
+    yield database
+    database.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """An ASGI app served by uvicorn on a free loopback port, in a thread."""
+
+    def __init__(self, app: object) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            lifespan="on",
+            access_log=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(15)
+
+
+@pytest.fixture
+def live_server_factory() -> Iterator[type[LiveServer]]:
+    started: list[LiveServer] = []
+
+    class _Factory(LiveServer):
+        def start(self) -> LiveServer:
+            started.append(self)
+            return super().start()
+
+    yield _Factory
+    for server in reversed(started):
+        server.stop()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -10,6 +12,8 @@ from puente.accounts.models import Workspace
 from puente.accounts.service import do_create_workspace
 from puente.accounts.tokens import do_create_token
 from puente.channels.models import Channel, ChannelMode
+from puente.contacts.models import Contact
+from puente.conversations.models import Conversation, Message
 
 _seq = itertools.count(1)
 
@@ -46,3 +50,86 @@ def make_channel(
     session.add(channel)
     session.flush()
     return channel
+
+
+def make_contact(
+    session: Session,
+    workspace: Workspace,
+    *,
+    wa_id: str | None = None,
+    name: str | None = None,
+    profile_name: str | None = None,
+    business_app_name: str | None = None,
+    sources: list[str] | None = None,
+) -> Contact:
+    n = next(_seq)
+    wa_id = wa_id or f"1415555{n:04d}"
+    contact = Contact(
+        workspace_id=workspace.id,
+        wa_id=wa_id,
+        phone_e164="+" + wa_id,
+        name=name,
+        profile_name=profile_name,
+        business_app_name=business_app_name,
+        sources=sources or ["whatsapp"],
+        custom_fields={},
+    )
+    session.add(contact)
+    session.flush()
+    return contact
+
+
+def make_conversation(
+    session: Session,
+    channel: Channel,
+    contact: Contact,
+    *,
+    status: str = "open",
+    last_activity_at: dt.datetime | None = None,
+    assignee_id: int | None = None,
+    labels: list[str] | None = None,
+) -> Conversation:
+    conversation = Conversation(
+        workspace_id=channel.workspace_id,
+        channel_id=channel.id,
+        contact_id=contact.id,
+        status=status,
+        last_activity_at=last_activity_at,
+        assignee_id=assignee_id,
+        labels=labels or [],
+    )
+    session.add(conversation)
+    session.flush()
+    return conversation
+
+
+def make_message(
+    session: Session,
+    conversation: Conversation,
+    *,
+    timestamp: dt.datetime,
+    text: str = "hola",
+    direction: str = "inbound",
+    source: str = "customer",
+    status: str = "received",
+    wamid: str | None = None,
+    content: dict[str, Any] | None = None,
+) -> Message:
+    n = next(_seq)
+    message = Message(
+        workspace_id=conversation.workspace_id,
+        channel_id=conversation.channel_id,
+        conversation_id=conversation.id,
+        contact_id=conversation.contact_id,
+        wamid=wamid or f"wamid.TEST{n:08d}",
+        direction=direction,
+        source=source,
+        type="text",
+        content=content or {"body": text},
+        text=text,
+        timestamp=timestamp,
+        status=status,
+    )
+    session.add(message)
+    session.flush()
+    return message

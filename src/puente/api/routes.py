@@ -49,8 +49,11 @@ def build_api(runtime: Runtime) -> FastAPI:
 def _routers() -> list:  # type: ignore[type-arg]
     """Every domain's API router. Add new ones here."""
     from puente.accounts.api import router as accounts
+    from puente.channels.api import router as channels
+    from puente.contacts.api import router as contacts
+    from puente.conversations.api import router as conversations
 
-    return [accounts]
+    return [accounts, channels, contacts, conversations]
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:

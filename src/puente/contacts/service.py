@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import String, cast, delete, exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from puente.contacts.models import Contact, ContactIdentity
-from puente.contacts.phones import to_e164
+from puente.contacts.models import Contact, ContactIdentity, ContactSource, ContactTag, Tag
+from puente.contacts.phones import to_e164, wa_id_from_e164
+from puente.errors import Conflict, InvalidInput, NotFound
+from puente.events import DomainEvent, publish
 
 
 def add_source(contact: Contact, source: str) -> None:
@@ -72,3 +80,312 @@ def get_or_create_identity(
         session.add(identity)
         session.flush()
     return identity
+
+
+# --- CRUD for the API and the UI -------------------------------------------------------
+
+_WA_ID = re.compile(r"^[0-9]{5,20}$")
+MAX_TAG_LENGTH = 100
+
+
+def _field_error(field: str, message: str) -> InvalidInput:
+    return InvalidInput(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+def access_contact(session: Session, workspace_id: int, contact_id: int) -> Contact:
+    contact = session.scalar(
+        select(Contact).where(Contact.id == contact_id, Contact.workspace_id == workspace_id)
+    )
+    if contact is None:
+        raise NotFound(f"no contact {contact_id} in this workspace")
+    return contact
+
+
+@dataclass(frozen=True)
+class ContactFilter:
+    phone: str | None = None  # E.164 once checked
+    q: str | None = None
+    tag: str | None = None
+    source: str | None = None
+
+
+def check_contact_filter(raw: ContactFilter) -> ContactFilter:
+    phone = None
+    if raw.phone is not None and raw.phone.strip():
+        phone = to_e164(raw.phone)
+        if phone is None:
+            raise _field_error("phone", f"'{raw.phone}' is not a phone number")
+    if raw.source is not None and raw.source not in set(ContactSource):
+        allowed = ", ".join(s.value for s in ContactSource)
+        raise _field_error("source", f"must be one of {allowed}")
+    return ContactFilter(
+        phone=phone,
+        q=(raw.q or "").strip() or None,
+        tag=(raw.tag or "").strip() or None,
+        source=raw.source,
+    )
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def list_contacts(
+    session: Session,
+    workspace_id: int,
+    filters: ContactFilter,
+    *,
+    before_id: int | None = None,
+    limit: int = 50,
+) -> list[Contact]:
+    """Newest contacts first; `before_id` continues after the last contact of a page."""
+    query = select(Contact).where(Contact.workspace_id == workspace_id)
+    if filters.phone:
+        query = query.where(Contact.phone_e164 == filters.phone)
+    if filters.q:
+        pattern = _like_pattern(filters.q)
+        query = query.where(
+            or_(
+                *(
+                    column.ilike(pattern, escape="\\")
+                    for column in (
+                        Contact.name,
+                        Contact.profile_name,
+                        Contact.business_app_name,
+                        Contact.phone_e164,
+                    )
+                )
+            )
+        )
+    if filters.tag:
+        query = query.where(
+            exists()
+            .where(ContactTag.contact_id == Contact.id, ContactTag.tag_id == Tag.id)
+            .where(Tag.workspace_id == workspace_id, Tag.name == filters.tag)
+        )
+    if filters.source:
+        # Sources come from a closed set without LIKE wildcards, so matching the quoted
+        # value in the JSON text works the same on SQLite and PostgreSQL.
+        query = query.where(cast(Contact.sources, String).like(f'%"{filters.source}"%'))
+    if before_id is not None:
+        query = query.where(Contact.id < before_id)
+    return list(session.scalars(query.order_by(Contact.id.desc()).limit(limit)))
+
+
+def tags_of(session: Session, contact_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Tag names per contact, in one query, sorted by name."""
+    result: dict[int, list[str]] = {cid: [] for cid in contact_ids}
+    if not contact_ids:
+        return result
+    rows = session.execute(
+        select(ContactTag.contact_id, Tag.name)
+        .join(Tag, Tag.id == ContactTag.tag_id)
+        .where(ContactTag.contact_id.in_(contact_ids))
+        .order_by(Tag.name)
+    )
+    for contact_id, name in rows:
+        result[contact_id].append(name)
+    return result
+
+
+def _find_duplicate(
+    session: Session, workspace_id: int, wa_id: str | None, phone: str | None
+) -> Contact | None:
+    matches = []
+    if wa_id:
+        matches.append(Contact.wa_id == wa_id)
+    if phone:
+        matches.append(Contact.phone_e164 == phone)
+    if not matches:
+        return None
+    return session.scalar(
+        select(Contact).where(Contact.workspace_id == workspace_id, or_(*matches)).limit(1)
+    )
+
+
+def _duplicate_error(contact: Contact) -> Conflict:
+    return Conflict(
+        f"contact {contact.id} has this phone number already",
+        code="duplicate",
+        details={"existing_id": contact.id},
+    )
+
+
+def check_create_contact(
+    session: Session, workspace_id: int, *, phone: str | None, wa_id: str | None
+) -> tuple[str | None, str | None]:
+    """(E.164 phone, WhatsApp id) for a new contact, or an error naming the bad field."""
+    if wa_id is not None:
+        wa_id = wa_id.strip().lstrip("+")
+        if not _WA_ID.match(wa_id):
+            raise _field_error("wa_id", "must be the digits of a WhatsApp id")
+    e164 = None
+    if phone is not None and phone.strip():
+        e164 = to_e164(phone)
+        if e164 is None:
+            raise _field_error("phone", f"'{phone}' is not a valid phone number")
+    elif wa_id is None:
+        raise _field_error("phone", "a phone number is required (or a wa_id)")
+    else:
+        e164 = to_e164(wa_id)
+    # WhatsApp ids are the number's digits, so inbound messages from it find this contact.
+    wa_id = wa_id or (wa_id_from_e164(e164) if e164 else None)
+    duplicate = _find_duplicate(session, workspace_id, wa_id, e164)
+    if duplicate is not None:
+        raise _duplicate_error(duplicate)
+    return e164, wa_id
+
+
+def do_create_contact(
+    session: Session,
+    *,
+    workspace_id: int,
+    phone: str | None,
+    wa_id: str | None = None,
+    name: str | None = None,
+    custom_fields: dict[str, Any] | None = None,
+    tags: Iterable[str] = (),
+    source: str = ContactSource.API.value,
+) -> Contact:
+    e164, wa_id = check_create_contact(session, workspace_id, phone=phone, wa_id=wa_id)
+    contact = Contact(
+        workspace_id=workspace_id,
+        wa_id=wa_id,
+        phone_e164=e164,
+        name=(name or "").strip() or None,
+        sources=[source],
+        custom_fields=_merge_fields({}, custom_fields or {}),
+    )
+    try:
+        with session.begin_nested():
+            session.add(contact)
+            session.flush()
+    except IntegrityError:
+        # Someone (a webhook, another request) created the same WhatsApp id meanwhile.
+        duplicate = _find_duplicate(session, workspace_id, wa_id, e164)
+        if duplicate is None:
+            raise
+        raise _duplicate_error(duplicate) from None
+    do_add_tags(session, contact, tags)
+    _publish_contact(session, contact, "contact.created")
+    return contact
+
+
+def _merge_fields(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(current)
+    for key, value in changes.items():
+        if not isinstance(key, str) or not key.strip() or len(key) > 100:
+            raise _field_error("custom_fields", "keys must be 1 to 100 characters")
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+_UNSET: Any = object()
+
+
+def do_update_contact(
+    session: Session,
+    contact: Contact,
+    *,
+    name: str | None = _UNSET,
+    custom_fields: dict[str, Any] | None = None,
+) -> Contact:
+    """Change what agents own. `custom_fields` merges: a null value removes that field.
+
+    The Business-app name and the WhatsApp profile name are never touched here: they
+    mirror what the phone and WhatsApp say and are overwritten by their syncs.
+    """
+    if name is not _UNSET:
+        contact.name = (name or "").strip() or None
+    if custom_fields:
+        contact.custom_fields = _merge_fields(contact.custom_fields or {}, custom_fields)
+    session.flush()
+    _publish_contact(session, contact, "contact.updated")
+    return contact
+
+
+def _clean_tags(names: Iterable[str]) -> list[str]:
+    cleaned: list[str] = []
+    for raw in names:
+        name = raw.strip()
+        if not name or len(name) > MAX_TAG_LENGTH:
+            raise _field_error("tags", f"each tag must be 1 to {MAX_TAG_LENGTH} characters")
+        if name not in cleaned:
+            cleaned.append(name)
+    return cleaned
+
+
+def _tag_ids(session: Session, workspace_id: int, names: list[str]) -> dict[str, int]:
+    """Ids of the workspace's tags with these names, creating the missing ones."""
+    found = dict(
+        session.execute(
+            select(Tag.name, Tag.id).where(Tag.workspace_id == workspace_id, Tag.name.in_(names))
+        ).tuples()
+    )
+    for name in names:
+        if name not in found:
+            tag = Tag(workspace_id=workspace_id, name=name)
+            try:
+                with session.begin_nested():
+                    session.add(tag)
+                    session.flush()
+            except IntegrityError:
+                tag_id = session.scalar(
+                    select(Tag.id).where(Tag.workspace_id == workspace_id, Tag.name == name)
+                )
+                if tag_id is None:
+                    raise
+                found[name] = tag_id
+                continue
+            found[name] = tag.id
+    return found
+
+
+def do_add_tags(session: Session, contact: Contact, names: Iterable[str]) -> list[str]:
+    """Tag the contact; tags it has already are left alone. Returns all its tags."""
+    wanted = _clean_tags(names)
+    if wanted:
+        have = set(tags_of(session, [contact.id])[contact.id])
+        ids = _tag_ids(session, contact.workspace_id, [n for n in wanted if n not in have])
+        for tag_id in ids.values():
+            session.add(
+                ContactTag(workspace_id=contact.workspace_id, contact_id=contact.id, tag_id=tag_id)
+            )
+        session.flush()
+    return tags_of(session, [contact.id])[contact.id]
+
+
+def do_remove_tag(session: Session, contact: Contact, name: str) -> list[str]:
+    tag_id = session.scalar(
+        select(Tag.id).where(Tag.workspace_id == contact.workspace_id, Tag.name == name.strip())
+    )
+    if tag_id is not None:
+        session.execute(
+            delete(ContactTag).where(
+                ContactTag.contact_id == contact.id, ContactTag.tag_id == tag_id
+            )
+        )
+    return tags_of(session, [contact.id])[contact.id]
+
+
+def do_set_tags(session: Session, contact: Contact, names: Iterable[str]) -> list[str]:
+    """Make the contact's tags exactly `names`."""
+    wanted = _clean_tags(names)
+    keep = _tag_ids(session, contact.workspace_id, wanted) if wanted else {}
+    session.execute(
+        delete(ContactTag).where(
+            ContactTag.contact_id == contact.id, ContactTag.tag_id.not_in(list(keep.values()))
+        )
+    )
+    return do_add_tags(session, contact, wanted)
+
+
+def _publish_contact(session: Session, contact: Contact, kind: str) -> None:
+    publish(
+        session,
+        DomainEvent(workspace_id=contact.workspace_id, kind=kind, data={"contact_id": contact.id}),
+    )

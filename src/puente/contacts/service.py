@@ -321,11 +321,10 @@ def _clean_tags(names: Iterable[str]) -> list[str]:
 
 def _tag_ids(session: Session, workspace_id: int, names: list[str]) -> dict[str, int]:
     """Ids of the workspace's tags with these names, creating the missing ones."""
-    found = dict(
-        session.execute(
-            select(Tag.name, Tag.id).where(Tag.workspace_id == workspace_id, Tag.name.in_(names))
-        ).tuples()
+    rows = session.execute(
+        select(Tag.name, Tag.id).where(Tag.workspace_id == workspace_id, Tag.name.in_(names))
     )
+    found: dict[str, int] = {name: tag_id for name, tag_id in rows}
     for name in names:
         if name not in found:
             tag = Tag(workspace_id=workspace_id, name=name)

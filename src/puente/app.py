@@ -60,8 +60,10 @@ def create_app(
 def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     """Each part registers its routes and background workers here."""
     from puente.api.routes import mount as mount_api
+    from puente.ingest.routes import mount as mount_ingest
 
     mount_api(app, runtime)
+    mount_ingest(app, runtime)
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -13,6 +13,8 @@ workspaces_cli = typer.Typer(help="Workspaces.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="REST API tokens.", no_args_is_help=True)
 app.add_typer(workspaces_cli, name="workspaces")
 app.add_typer(tokens_cli, name="tokens")
+events_cli = typer.Typer(help="Webhook events that failed processing.", no_args_is_help=True)
+app.add_typer(events_cli, name="events")
 
 
 def _setup_logging() -> None:
@@ -93,6 +95,90 @@ def token_create(
         ws = access_workspace_by_name(session, workspace)
         issued = do_create_token(session, workspace_id=ws.id, name=name, scopes=scope or None)
     typer.echo(issued.secret)
+
+
+@app.command()
+def worker() -> None:
+    """Run the background workers (webhook processing and others) without the web server,
+    until Ctrl-C."""
+    import signal
+    import threading
+
+    from puente.app import create_app
+
+    _setup_logging()
+    # Building the app registers every part's workers on its runtime.
+    runtime = create_app(get_settings(), run_workers=False).state.runtime
+    stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    runtime.start_workers()
+    typer.echo(f"running {len(runtime.workers)} workers; Ctrl-C to stop")
+    while not stop.wait(1.0):
+        pass
+    runtime.stop_workers()
+    runtime.db.dispose()
+
+
+@events_cli.command("failed")
+def events_failed(limit: int = typer.Option(100, help="Show at most this many.")) -> None:
+    """List failed webhook events and failed or parked changes, with their reason."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from puente.ingest.service import list_failures
+    from puente.runtime import Runtime
+
+    runtime = Runtime.from_settings()
+    with runtime.db.read() as session:
+        failures = list_failures(session, None, limit)
+    if not failures:
+        typer.echo("no failed webhook events")
+        return
+    table = Table("ID", "State", "Field", "Phone number ID", "Attempts", "When (UTC)", "Reason")
+    for f in failures:
+        table.add_row(
+            f.ref,
+            f.state,
+            f.field or "",
+            f.phone_number_id or "",
+            str(f.attempts),
+            f.at.strftime("%Y-%m-%d %H:%M:%S"),
+            f.reason or "",
+        )
+    Console().print(table)
+
+
+@events_cli.command("retry")
+def events_retry(
+    ref: str = typer.Argument(None, help="An ID from `puente events failed` (E12, C34)."),
+    all_: bool = typer.Option(False, "--all", help="Every failed event and change."),
+) -> None:
+    """Queue failed webhook events or changes to be processed again."""
+    from puente.errors import PuenteError
+    from puente.ingest.service import do_retry_all, do_retry_change, do_retry_event
+    from puente.runtime import Runtime
+
+    if all_ == bool(ref):
+        raise typer.BadParameter("give one ID (E12, C34) or --all")
+    runtime = Runtime.from_settings()
+    try:
+        with runtime.db.unit_of_work() as session:
+            if all_:
+                count = do_retry_all(session)
+                message = f"queued {count.events} events and {count.changes} changes again"
+            elif ref[:1].upper() == "E" and ref[1:].isdigit():
+                do_retry_event(session, int(ref[1:]))
+                message = f"event {ref[1:]} queued again"
+            elif ref[:1].upper() == "C" and ref[1:].isdigit():
+                do_retry_change(session, None, int(ref[1:]))
+                message = f"change {ref[1:]} queued again"
+            else:
+                raise typer.BadParameter("IDs look like E12 (an event) or C34 (a change)")
+    except PuenteError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(message + "; a running worker picks it up")
 
 
 def main() -> None:

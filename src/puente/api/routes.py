@@ -52,8 +52,9 @@ def _routers() -> list:  # type: ignore[type-arg]
     from puente.channels.api import router as channels
     from puente.contacts.api import router as contacts
     from puente.conversations.api import router as conversations
+    from puente.ingest.api import router as events
 
-    return [accounts, channels, contacts, conversations]
+    return [accounts, channels, contacts, conversations, events]
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:

@@ -1,11 +1,559 @@
-"""Storing, claiming and processing raw webhook events."""
+"""Storing, claiming and processing raw webhook events.
+
+The webhook endpoint stores bodies with `do_store_events`; the ingest worker calls
+`do_process_new_events` and `do_process_ready_changes` inside its unit of work. Each
+`entry[].changes[]` item is applied in its own savepoint, so one bad change never spoils
+the others; changes that cannot apply yet (unknown number) or fail are kept as
+WebhookChange rows until they are released or retried.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import threading
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pydantic import ValidationError
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from puente.channels.models import Channel
+from puente.db.base import utcnow
+from puente.db.session import _CALLBACKS_KEY, on_commit
+from puente.errors import Conflict, NotFound
+from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
+from puente.ingest.processors import ChangeRef, UnknownChannel, apply_change
+from puente.whatsapp.webhooks import Envelope
 
-def release_parked(session: Session, phone_number_id: str) -> int:
+if TYPE_CHECKING:
+    from puente.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "puente_ingest"
+ENVELOPE_OBJECT = "whatsapp_business_account"
+
+
+# -- waking workers ------------------------------------------------------------------
+
+
+class _Wakeable(Protocol):
+    def wake(self) -> None: ...
+
+
+# Ingest workers of this process; weak so a discarded app does not keep its worker alive.
+_workers: weakref.WeakSet[_Wakeable] = weakref.WeakSet()
+_workers_lock = threading.Lock()
+
+
+def register_worker(worker: _Wakeable) -> None:
+    with _workers_lock:
+        _workers.add(worker)
+
+
+def wake_ingest_workers() -> None:
+    """Wake this process's ingest workers (other processes hear NOTIFY on PostgreSQL)."""
+    with _workers_lock:
+        workers = list(_workers)
+    for worker in workers:
+        worker.wake()
+
+
+def _wake_after_commit(session: Session) -> None:
+    """Make the worker look at the queue once this transaction commits."""
+    if session.get_bind().dialect.name == "postgresql":
+        # NOTIFY is transactional: listeners hear it only if the commit happens.
+        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    on_commit(session, wake_ingest_workers)
+
+
+# -- storing ---------------------------------------------------------------------------
+
+
+def dedupe_key(body: bytes) -> str:
+    """Meta's retries resend the same bytes, so the body's hash identifies a delivery."""
+    return hashlib.sha256(body).hexdigest()
+
+
+def do_store_events(session: Session, bodies: Sequence[bytes]) -> None:
+    """Insert raw bodies as NEW events; a body already stored is silently skipped."""
+    rows: dict[str, bytes] = {}
+    for body in bodies:
+        rows.setdefault(dedupe_key(body), body)
+    if not rows:
+        return
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = insert(WebhookEvent).on_conflict_do_nothing(index_elements=["dedupe_key"])
+    session.execute(
+        stmt,
+        [
+            {
+                "dedupe_key": key,
+                "body": body,
+                "received_at": now,
+                "state": EventState.NEW.value,
+                "attempts": 0,
+            }
+            for key, body in rows.items()
+        ],
+    )
+    _wake_after_commit(session)
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+
+class UnusableBody(Exception):
+    """The signed body is not a webhook envelope we can read."""
+
+
+def parse_changes(event_id: int, body: bytes) -> list[ChangeRef]:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UnusableBody(f"body is not JSON: {exc}") from None
+    try:
+        envelope = Envelope.model_validate(data)
+    except ValidationError as exc:
+        # Only locations and messages: the offending input values would echo the body.
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        )
+        raise UnusableBody(f"not a webhook envelope: {problems}") from None
+    if envelope.object != ENVELOPE_OBJECT:
+        raise UnusableBody(f"unexpected object {envelope.object!r}, not {ENVELOPE_OBJECT!r}")
+    return [
+        ChangeRef(
+            event_id=event_id,
+            waba_id=entry.id,
+            entry_time=entry.time,
+            field=change.field,
+            value=change.value,
+        )
+        for entry in envelope.entry
+        for change in entry.changes
+    ]
+
+
+# -- applying --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    state: ChangeState
+    error: str | None = None
+
+
+APPLIED = Outcome(ChangeState.DONE)
+
+
+def _apply_in_savepoint(session: Session, runtime: Runtime, change: ChangeRef) -> Outcome:
+    # After-commit callbacks queued by a change whose savepoint rolls back must not fire.
+    callbacks: list[Any] = session.info.setdefault(_CALLBACKS_KEY, [])
+    mark = len(callbacks)
+    try:
+        with session.begin_nested():
+            apply_change(session, runtime, change)
+    except UnknownChannel as exc:
+        del callbacks[mark:]
+        return Outcome(ChangeState.PARKED, str(exc))
+    except Exception as exc:
+        del callbacks[mark:]
+        log.warning(
+            "webhook event %s: %s change failed: %s", change.event_id, change.field, _describe(exc)
+        )
+        return Outcome(ChangeState.FAILED, _describe(exc))
+    return APPLIED
+
+
+def _describe(exc: BaseException) -> str:
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def _claim(session: Session, stmt: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        # Several `puente worker` processes share the queue; each takes rows no one holds.
+        return stmt.with_for_update(skip_locked=True)
+    return stmt  # SQLite: BEGIN IMMEDIATE already makes this process the only writer
+
+
+def claim_new_event_ids(session: Session, limit: int) -> list[int]:
+    stmt = (
+        select(WebhookEvent.id)
+        .where(WebhookEvent.state == EventState.NEW.value)
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    return list(session.scalars(_claim(session, stmt)))
+
+
+def claim_event(session: Session, event_id: int) -> WebhookEvent | None:
+    """Lock one NEW event for processing, or None if it is gone or taken."""
+    stmt = select(WebhookEvent).where(
+        WebhookEvent.id == event_id, WebhookEvent.state == EventState.NEW.value
+    )
+    event: WebhookEvent | None = session.scalar(_claim(session, stmt))
+    return event
+
+
+def do_process_new_events(session: Session, runtime: Runtime, limit: int = 50) -> int:
+    """Process up to `limit` NEW events in id order. Returns how many were processed."""
+    stmt = (
+        select(WebhookEvent)
+        .where(WebhookEvent.state == EventState.NEW.value)
+        .order_by(WebhookEvent.id)
+        .limit(limit)
+    )
+    events = list(session.scalars(_claim(session, stmt)))
+    for event in events:
+        do_process_event(session, runtime, event)
+    return len(events)
+
+
+def do_process_event(session: Session, runtime: Runtime, event: WebhookEvent) -> None:
+    """Apply every change of one event; problems become WebhookChange rows."""
+    event.attempts += 1
+    event.processed_at = utcnow()
+    try:
+        changes = parse_changes(event.id, event.body)
+    except UnusableBody as exc:
+        event.state = EventState.FAILED.value
+        event.error = str(exc)
+        log.warning("webhook event %s failed: %s", event.id, exc)
+        return
+    problems = 0
+    for change in changes:
+        outcome = _apply_in_savepoint(session, runtime, change)
+        if outcome.state is ChangeState.DONE:
+            continue
+        problems += 1
+        session.add(
+            WebhookChange(
+                event_id=event.id,
+                waba_id=change.waba_id,
+                phone_number_id=change.phone_number_id,
+                field=change.field,
+                value=change.value,
+                state=outcome.state.value,
+                error=outcome.error,
+                attempts=1,
+            )
+        )
+    if problems:
+        event.state = EventState.PARTIAL.value
+        event.error = f"{problems} of {len(changes)} changes parked or failed"
+    else:
+        event.state = EventState.DONE.value
+        event.error = None
+    session.flush()
+
+
+def do_mark_event_failed(session: Session, event_id: int, error: str) -> None:
+    """Record that processing the event broke its whole transaction (not one change)."""
+    event = session.get(WebhookEvent, event_id)
+    if event is None:
+        return
+    event.attempts += 1
+    event.processed_at = utcnow()
+    event.state = EventState.FAILED.value
+    event.error = error
+
+
+def do_process_ready_changes(session: Session, runtime: Runtime, limit: int = 50) -> int:
+    """Apply again the changes released or retried (state READY). Returns how many."""
+    stmt = (
+        select(WebhookChange)
+        .where(WebhookChange.state == ChangeState.READY.value)
+        .order_by(WebhookChange.id)
+        .limit(limit)
+    )
+    rows = list(session.scalars(_claim(session, stmt)))
+    entry_times: dict[int, dict[str, int | None]] = {}
+    for row in rows:
+        change = ChangeRef(
+            event_id=row.event_id,
+            waba_id=row.waba_id,
+            entry_time=_entry_time(session, entry_times, row.event_id, row.waba_id),
+            field=row.field,
+            value=row.value,
+        )
+        outcome = _apply_in_savepoint(session, runtime, change)
+        row.attempts += 1
+        row.state = outcome.state.value
+        row.error = outcome.error
+    session.flush()
+    for event_id in sorted({row.event_id for row in rows}):
+        _settle_event(session, event_id)
+    return len(rows)
+
+
+def _entry_time(
+    session: Session, cache: dict[int, dict[str, int | None]], event_id: int, waba_id: str | None
+) -> int | None:
+    """`entry[].time` is not kept on the change row; read it back from the raw body."""
+    if event_id not in cache:
+        body = session.scalar(select(WebhookEvent.body).where(WebhookEvent.id == event_id))
+        try:
+            envelope = Envelope.model_validate_json(body or b"")
+            cache[event_id] = {entry.id: entry.time for entry in envelope.entry}
+        except ValidationError:
+            cache[event_id] = {}
+    return cache[event_id].get(waba_id or "")
+
+
+_OPEN_CHANGE_STATES = (ChangeState.PARKED.value, ChangeState.FAILED.value, ChangeState.READY.value)
+
+
+def _settle_event(session: Session, event_id: int) -> None:
+    """An event is DONE once none of its changes is still parked, failed or queued."""
+    open_changes = session.scalar(
+        select(func.count())
+        .select_from(WebhookChange)
+        .where(WebhookChange.event_id == event_id, WebhookChange.state.in_(_OPEN_CHANGE_STATES))
+    )
+    event = session.get(WebhookEvent, event_id)
+    if event is None:
+        return
+    if open_changes:
+        event.state = EventState.PARTIAL.value
+        event.error = f"{open_changes} changes parked or failed"
+    else:
+        event.state = EventState.DONE.value
+        event.error = None
+    event.processed_at = utcnow()
+
+
+def release_parked(session: Session, phone_number_id: str, waba_id: str | None = None) -> int:
     """Queue again every change parked for `phone_number_id` (its channel now exists).
+    With `waba_id`, also the account-level changes (no phone number) parked for that WABA.
     Returns how many were released."""
-    raise NotImplementedError
+    match = WebhookChange.phone_number_id == phone_number_id
+    if waba_id is not None:
+        match = or_(
+            match, and_(WebhookChange.phone_number_id.is_(None), WebhookChange.waba_id == waba_id)
+        )
+    result = session.execute(
+        update(WebhookChange)
+        .where(WebhookChange.state == ChangeState.PARKED.value, match)
+        .values(state=ChangeState.READY.value, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    released = int(getattr(result, "rowcount", 0) or 0)
+    if released:
+        _wake_after_commit(session)
+    return released
+
+
+# -- visibility and retry ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A failed event (unusable body) or a parked or failed change, as shown to people."""
+
+    kind: str  # "event" or "change"
+    id: int
+    event_id: int
+    state: str
+    reason: str | None
+    field: str | None
+    phone_number_id: str | None
+    waba_id: str | None
+    attempts: int
+    at: Any  # datetime: when it last changed
+
+    @property
+    def ref(self) -> str:
+        return f"{self.kind[0].upper()}{self.id}"
+
+
+def _visible_changes(workspace_id: int | None) -> Any:
+    """Changes a workspace may see: those for its own channels, and those no channel
+    claims yet (a parked number could become anyone's). None means the operator: all."""
+    if workspace_id is None:
+        return True
+    own = select(Channel.phone_number_id).where(Channel.workspace_id == workspace_id)
+    own_wabas = select(Channel.waba_id).where(Channel.workspace_id == workspace_id)
+    any_number = select(Channel.phone_number_id)
+    any_waba = select(Channel.waba_id)
+    number = WebhookChange.phone_number_id
+    return or_(
+        number.in_(own),
+        and_(number.is_not(None), number.not_in(any_number)),
+        and_(number.is_(None), WebhookChange.waba_id.in_(own_wabas)),
+        and_(
+            number.is_(None),
+            or_(WebhookChange.waba_id.is_(None), WebhookChange.waba_id.not_in(any_waba)),
+        ),
+    )
+
+
+def list_failures(session: Session, workspace_id: int | None, limit: int = 100) -> list[Failure]:
+    """Failed events and parked or failed changes, newest first."""
+    events = session.execute(
+        select(
+            WebhookEvent.id,
+            WebhookEvent.error,
+            WebhookEvent.attempts,
+            WebhookEvent.processed_at,
+            WebhookEvent.received_at,
+        )
+        .where(WebhookEvent.state == EventState.FAILED.value)
+        .order_by(WebhookEvent.id.desc())
+        .limit(limit)
+    ).all()
+    changes = session.scalars(
+        select(WebhookChange)
+        .where(
+            WebhookChange.state.in_((ChangeState.FAILED.value, ChangeState.PARKED.value)),
+            _visible_changes(workspace_id),
+        )
+        .order_by(WebhookChange.id.desc())
+        .limit(limit)
+    ).all()
+    items = [
+        Failure(
+            kind="event",
+            id=row.id,
+            event_id=row.id,
+            state=EventState.FAILED.value,
+            reason=row.error,
+            field=None,
+            phone_number_id=None,
+            waba_id=None,
+            attempts=row.attempts,
+            at=row.processed_at or row.received_at,
+        )
+        for row in events
+    ]
+    items += [_change_failure(change) for change in changes]
+    items.sort(key=lambda f: f.at, reverse=True)
+    return items[:limit]
+
+
+def _change_failure(change: WebhookChange) -> Failure:
+    return Failure(
+        kind="change",
+        id=change.id,
+        event_id=change.event_id,
+        state=change.state,
+        reason=change.error,
+        field=change.field,
+        phone_number_id=change.phone_number_id,
+        waba_id=change.waba_id,
+        attempts=change.attempts,
+        at=change.updated_at,
+    )
+
+
+def _event_failure(event: WebhookEvent) -> Failure:
+    return Failure(
+        kind="event",
+        id=event.id,
+        event_id=event.id,
+        state=event.state,
+        reason=event.error,
+        field=None,
+        phone_number_id=None,
+        waba_id=None,
+        attempts=event.attempts,
+        at=event.processed_at or event.received_at,
+    )
+
+
+def access_failed_event(session: Session, event_id: int) -> WebhookEvent:
+    event = session.get(WebhookEvent, event_id)
+    if event is None:
+        raise NotFound(f"no webhook event {event_id}")
+    return event
+
+
+def access_change(session: Session, workspace_id: int | None, change_id: int) -> WebhookChange:
+    change = session.scalar(
+        select(WebhookChange).where(WebhookChange.id == change_id, _visible_changes(workspace_id))
+    )
+    if change is None:
+        raise NotFound(f"no webhook change {change_id}")
+    return change
+
+
+def do_retry_event(session: Session, event_id: int) -> Failure:
+    """Queue a FAILED event (its body could not be read) to be processed again."""
+    event = access_failed_event(session, event_id)
+    if event.state != EventState.FAILED.value:
+        raise Conflict(
+            f"webhook event {event_id} is {event.state}; only failed events are retried "
+            "(retry a partial event's changes one by one)",
+            code="not_failed",
+        )
+    # Changes recorded by an earlier run are recreated by the new one if still failing.
+    session.execute(delete(WebhookChange).where(WebhookChange.event_id == event_id))
+    event.state = EventState.NEW.value
+    event.error = None
+    session.flush()
+    _wake_after_commit(session)
+    return _event_failure(event)
+
+
+def do_retry_change(session: Session, workspace_id: int | None, change_id: int) -> Failure:
+    """Queue a failed or parked change to be applied again."""
+    change = access_change(session, workspace_id, change_id)
+    if change.state not in (ChangeState.FAILED.value, ChangeState.PARKED.value):
+        raise Conflict(
+            f"webhook change {change_id} is {change.state}; only failed or parked changes "
+            "are retried",
+            code="not_failed",
+        )
+    change.state = ChangeState.READY.value
+    change.updated_at = utcnow()
+    session.flush()
+    _wake_after_commit(session)
+    return _change_failure(change)
+
+
+@dataclass(frozen=True)
+class RetryCount:
+    events: int
+    changes: int
+
+
+def do_retry_all(session: Session) -> RetryCount:
+    """Queue every failed event and failed change again (parked ones wait for a channel)."""
+    event_ids = list(
+        session.scalars(
+            select(WebhookEvent.id).where(WebhookEvent.state == EventState.FAILED.value)
+        )
+    )
+    for chunk in _chunks(event_ids, 500):
+        session.execute(delete(WebhookChange).where(WebhookChange.event_id.in_(chunk)))
+        session.execute(
+            update(WebhookEvent)
+            .where(WebhookEvent.id.in_(chunk))
+            .values(state=EventState.NEW.value, error=None)
+            .execution_options(synchronize_session=False)
+        )
+    result = session.execute(
+        update(WebhookChange)
+        .where(WebhookChange.state == ChangeState.FAILED.value)
+        .values(state=ChangeState.READY.value, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    changes = int(getattr(result, "rowcount", 0) or 0)
+    if event_ids or changes:
+        _wake_after_commit(session)
+    return RetryCount(events=len(event_ids), changes=changes)
+
+
+def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(ids), size):
+        yield ids[start : start + size]

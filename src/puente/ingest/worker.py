@@ -1,0 +1,218 @@
+"""The threads behind ingestion: the group-commit writer that stores webhook bodies
+before they are acknowledged, the worker that processes stored events, and (on
+PostgreSQL) the LISTEN loop that wakes workers of other processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy import select
+
+from puente.db.session import Database
+from puente.ingest.models import EventState, WebhookEvent
+from puente.ingest.service import (
+    NOTIFY_CHANNEL,
+    claim_event,
+    do_mark_event_failed,
+    do_process_event,
+    do_process_new_events,
+    do_process_ready_changes,
+    do_store_events,
+    register_worker,
+)
+from puente.runtime import BackgroundWorker, Runtime
+
+log = logging.getLogger(__name__)
+
+_Pending = tuple[bytes, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
+
+
+class EventWriter:
+    """Stores webhook bodies for concurrent requests, many per transaction.
+
+    Each request hands its body to one writer thread and waits; the thread inserts
+    everything queued so far in one transaction, commits, and only then resolves the
+    waiting requests. Store-before-ack holds, and a burst costs one commit instead of
+    one per request. The thread starts on demand and exits after `idle_seconds`, so an
+    app needs no shutdown hook for it.
+    """
+
+    def __init__(self, db: Database, *, max_batch: int = 500, idle_seconds: float = 2.0) -> None:
+        self._db = db
+        self._max_batch = max_batch
+        self._idle = idle_seconds
+        self._queue: queue.SimpleQueue[_Pending] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    async def store(self, body: bytes) -> None:
+        """Return once `body` is committed (or already was); raise if storing failed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._queue.put((body, loop, future))
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="puente-ingest-writer", daemon=True
+                )
+                self._thread.start()
+        await future
+
+    def _run(self) -> None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self._idle)
+            except queue.Empty:
+                with self._lock:
+                    # `store` queues before it checks the thread, so an empty queue seen
+                    # under the lock means no request is left waiting on this thread.
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
+            batch = [first]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch: list[_Pending]) -> None:
+        error: BaseException | None = None
+        try:
+            with self._db.unit_of_work() as session:
+                do_store_events(session, [body for body, _loop, _future in batch])
+        except Exception as exc:
+            log.exception("storing %d webhook events failed", len(batch))
+            error = exc
+        # One hand-over per event loop rather than one per request.
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = defaultdict(list)
+        for _body, loop, future in batch:
+            by_loop[loop].append(future)
+        for loop, futures in by_loop.items():
+            # A loop that closed while its requests waited has no one left to answer.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, futures, error)
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():  # the request was cancelled (client went away)
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
+class IngestProcessor:
+    """One step of the processing worker: a batch of events and released changes."""
+
+    def __init__(self, runtime: Runtime, batch_size: int = 50) -> None:
+        self.runtime = runtime
+        self.batch_size = batch_size
+
+    def step(self) -> bool:
+        try:
+            with self.runtime.db.unit_of_work() as session:
+                events = do_process_new_events(session, self.runtime, self.batch_size)
+                changes = do_process_ready_changes(session, self.runtime, self.batch_size)
+        except Exception:
+            # Something broke the batch's transaction itself; go one event at a time so
+            # the culprit is found and marked failed while the others still go through.
+            log.exception("webhook batch failed; processing events one by one")
+            return self._one_by_one()
+        return events + changes > 0
+
+    def _one_by_one(self) -> bool:
+        with self.runtime.db.read() as session:
+            ids = list(
+                session.scalars(
+                    select(WebhookEvent.id)
+                    .where(WebhookEvent.state == EventState.NEW.value)
+                    .order_by(WebhookEvent.id)
+                    .limit(self.batch_size)
+                )
+            )
+        for event_id in ids:
+            try:
+                with self.runtime.db.unit_of_work() as session:
+                    event = claim_event(session, event_id)
+                    if event is not None:
+                        do_process_event(session, self.runtime, event)
+            except Exception as exc:
+                log.exception("webhook event %s failed", event_id)
+                with self.runtime.db.unit_of_work() as session:
+                    do_mark_event_failed(session, event_id, f"{type(exc).__name__}: {exc}")
+        with self.runtime.db.unit_of_work() as session:
+            changes = do_process_ready_changes(session, self.runtime, self.batch_size)
+        return bool(ids) or changes > 0
+
+
+class NotifyListener(BackgroundWorker):
+    """Wakes `target` whenever another process sends NOTIFY puente_ingest (PostgreSQL)."""
+
+    def __init__(self, runtime: Runtime, target: BackgroundWorker) -> None:
+        super().__init__("puente-ingest-listen", self._listen, runtime.settings.worker_poll_seconds)
+        self._url = runtime.db.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._target = target
+        self._conn: Any = None
+
+    def _listen(self) -> bool:
+        import psycopg
+
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self._url, autocommit=True)
+                self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self._target.wake()  # anything sent while we were not listening
+            for _note in self._conn.notifies(timeout=1.0, stop_after=1):
+                self._target.wake()
+        except psycopg.Error:
+            log.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
+            self._close()
+            return False
+        return True
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # closing a broken connection may fail; nothing to keep
+                log.debug("closing the LISTEN connection failed", exc_info=True)
+
+    def join(self, timeout: float = 10) -> None:
+        super().join(timeout)
+        self._close()
+
+
+def install(runtime: Runtime) -> EventWriter:
+    """Create the writer for the webhook endpoint and register the processing workers."""
+    processor = IngestProcessor(runtime)
+    worker = BackgroundWorker(
+        "puente-ingest", processor.step, idle_seconds=runtime.settings.worker_poll_seconds
+    )
+    register_worker(worker)
+    runtime.workers.append(worker)
+    if runtime.db.is_postgres:
+        runtime.workers.append(NotifyListener(runtime, worker))
+    return EventWriter(runtime.db)
+
+
+def run_until_idle(runtime: Runtime, max_steps: int = 1000) -> None:
+    """Process everything queued now, in this thread (for commands and tests)."""
+    processor = IngestProcessor(runtime)
+    for _ in range(max_steps):
+        if not processor.step():
+            return

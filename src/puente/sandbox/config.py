@@ -1,0 +1,56 @@
+"""Settings of one sandbox instance: credentials, webhook delivery, faults and Meta's limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+
+class WebhookFaults(BaseModel):
+    """Real-world delivery behaviour, switched on per scenario (all off by default)."""
+
+    duplicate: float = Field(0.0, ge=0, le=1, description="Share of POSTs sent twice.")
+    reorder: int = Field(0, ge=0, description="Shuffle pending updates in windows of this size.")
+    delay: float = Field(0.0, ge=0, le=60, description="Seconds to wait before each POST.")
+    drop: float = Field(
+        0.0, ge=0, le=1, description="Share of POSTs lost on the way and retried with backoff."
+    )
+    seed: int = 7
+
+
+class SandboxConfig(BaseModel):
+    """Everything that can be tuned on a sandbox; the control API can change most of it live."""
+
+    callback_url: str | None = None
+    app_id: str = "100000000000001"
+    app_secret: str = "sandbox-app-secret"  # noqa: S105 (a public sandbox default)
+    verify_token: str = "sandbox-verify-token"  # noqa: S105
+    access_token: str = "sandbox-token"  # noqa: S105
+    public_url: str | None = Field(
+        None, description="Base URL used in media URLs; defaults to the request's base URL."
+    )
+    state_file: Path | None = None
+    bootstrap: bool = Field(True, description="Create a demo WABA, number, customers, templates.")
+
+    batch_size: int = Field(1, ge=1, le=1000)
+    concurrency: int = Field(2, ge=1, le=64)
+    backoff_base: float = Field(0.5, gt=0)
+    backoff_max: float = Field(60.0, gt=0)
+    faults: WebhookFaults = Field(default_factory=WebhookFaults)
+
+    status_delays: tuple[float, float, float] = Field(
+        (0.0, 0.2, 0.5), description="Seconds after the send for sent, delivered and read."
+    )
+    pair_limit: int = Field(
+        10, ge=1, description="Messages to one recipient allowed within pair_window seconds."
+    )
+    pair_window: float = Field(6.0, gt=0)
+    template_review_delay: float = Field(2.0, ge=0)
+    signup_code_ttl: float = 30.0
+    history_chunk_messages: int = Field(200, ge=1)
+    policy_errors_sync: bool = Field(
+        False,
+        description="Return 131047/131050/131026 in the HTTP response instead of "
+        "a failed status webhook (Meta reports them asynchronously).",
+    )

@@ -61,8 +61,10 @@ def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     """Each part registers its routes and background workers here."""
     from puente.api.routes import mount as mount_api
     from puente.ingest.routes import mount as mount_ingest
+    from puente.web.mount import mount as mount_web
 
     mount_api(app, runtime)
+    mount_web(app, runtime)
     mount_ingest(app, runtime)
 
 

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
@@ -39,6 +39,8 @@ class User(IdMixin, TimestampMixin, Base):
     availability: Mapped[str] = mapped_column(String(16), default="offline")
     is_active: Mapped[bool] = mapped_column(default=True)
     totp_secret_encrypted: Mapped[str | None] = mapped_column(String(500))
+    # The secret above is only trusted once the user proved it with a first code.
+    totp_enabled: Mapped[bool] = mapped_column(default=False)
     last_login_at: Mapped[dt.datetime | None]
 
 
@@ -91,3 +93,100 @@ class ApiToken(IdMixin, TimestampMixin, Base):
 
     def is_usable(self, now: dt.datetime | None = None) -> bool:
         return self.revoked_at is None or self.revoked_at > (now or utcnow())
+
+
+class WebSession(IdMixin, TimestampMixin, Base):
+    """A browser session kept on the server, so logout, rotation and deactivation take
+    effect on the next request. The cookie holds a random token; only its hash is stored."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # "full" once every login step passed; "mfa" while the TOTP code is awaited.
+    stage: Mapped[str] = mapped_column(String(8), default="full")
+    last_seen_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[dt.datetime]
+    ip: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(300))
+
+
+class LoginAttempt(IdMixin, Base):
+    """Every password or code check, for throttling and lockout across processes."""
+
+    __tablename__ = "login_attempts"
+    __table_args__ = (
+        Index("ix_login_attempts_email_at", "email", "at"),
+        Index("ix_login_attempts_ip_at", "ip", "at"),
+    )
+
+    email: Mapped[str] = mapped_column(String(320))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    succeeded: Mapped[bool] = mapped_column(default=False)
+
+
+class RecoveryCode(IdMixin, Base):
+    """A single-use two-factor recovery code, stored hashed."""
+
+    __tablename__ = "recovery_codes"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[dt.datetime | None]
+
+
+class AuthLink(IdMixin, TimestampMixin, Base):
+    """An emailed single-use link: an invitation to a workspace or a password reset."""
+
+    __tablename__ = "auth_links"
+
+    kind: Mapped[str] = mapped_column(String(8))  # "invite" | "reset"
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    role: Mapped[str | None] = mapped_column(String(16))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    expires_at: Mapped[dt.datetime]
+    used_at: Mapped[dt.datetime | None]
+
+
+class OutgoingMail(IdMixin, TimestampMixin, Base):
+    """Mail Puente sends. Without SMTP settings it stays here and /dev/mail shows it."""
+
+    __tablename__ = "outgoing_mail"
+
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    to: Mapped[str] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(300))
+    body: Mapped[str] = mapped_column(Text)
+    sent_at: Mapped[dt.datetime | None]
+    error: Mapped[str | None] = mapped_column(String(500))
+
+
+class AuditEntry(IdMixin, Base):
+    """One line of the append-only audit log. Each entry carries the hash of the one
+    before it in the same workspace, so `puente audit verify` finds any edit, gap or swap."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (UniqueConstraint("workspace_id", "seq"),)
+
+    # Null for events that belong to no workspace (a failed login for an unknown address).
+    workspace_id: Mapped[int | None] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE")
+    )
+    seq: Mapped[int]
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    actor_user_id: Mapped[int | None] = mapped_column()
+    # Who did it, as text that survives the user's deletion ("ana@example.com", "token pnt_abc").
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str | None] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    ip: Mapped[str | None] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from puente.accounts.models import ApiToken
 from puente.db.base import utcnow
+from puente.errors import InvalidInput, NotFound
 
 TOKEN_PREFIX = "pnt_"  # noqa: S105 (a prefix, not a secret)
 # Scopes a token may carry; "*" grants them all.
@@ -29,6 +30,11 @@ ALL_SCOPES = (
     "broadcasts:write",
     "events:read",
     "events:write",
+    "reports:read",
+    "settings:read",
+    "settings:write",
+    "audit:read",
+    "privacy:write",
 )
 
 
@@ -52,10 +58,11 @@ def do_create_token(
     created_by_id: int | None = None,
 ) -> IssuedToken:
     scopes = scopes or ["*"]
+    name = name.strip()[:120]
+    if not name:
+        raise InvalidInput("give the token a name")
     unknown = [s for s in scopes if s != "*" and s not in ALL_SCOPES]
     if unknown:
-        from puente.errors import InvalidInput
-
         raise InvalidInput(f"unknown scopes: {', '.join(unknown)}", details={"allowed": ALL_SCOPES})
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
@@ -86,3 +93,75 @@ def access_token(session: Session, secret: str) -> ApiToken | None:
 
 def has_scope(token: ApiToken, scope: str) -> bool:
     return "*" in token.scopes or scope in token.scopes
+
+
+def list_tokens(session: Session, workspace_id: int) -> list[ApiToken]:
+    query = (
+        select(ApiToken)
+        .where(ApiToken.workspace_id == workspace_id)
+        .order_by(ApiToken.revoked_at.is_not(None), ApiToken.id.desc())
+    )
+    return list(session.scalars(query))
+
+
+def access_workspace_token(session: Session, workspace_id: int, token_id: int) -> ApiToken:
+    row = session.scalar(
+        select(ApiToken).where(ApiToken.id == token_id, ApiToken.workspace_id == workspace_id)
+    )
+    if row is None:
+        raise NotFound("no such token")
+    return row
+
+
+def do_revoke_token(session: Session, workspace_id: int, token_id: int) -> ApiToken:
+    row = access_workspace_token(session, workspace_id, token_id)
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        session.flush()
+    return row
+
+
+def do_issue_token_audited(
+    session: Session,
+    *,
+    workspace_id: int,
+    actor: object,
+    name: str,
+    scopes: list[str] | None,
+    created_by_id: int | None = None,
+    ip: str | None = None,
+) -> IssuedToken:
+    """Create a token and record it in the audit log (the secret itself is never logged)."""
+    from puente.accounts import audit
+
+    issued = do_create_token(
+        session, workspace_id=workspace_id, name=name, scopes=scopes, created_by_id=created_by_id
+    )
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor=actor,
+        action=audit.Action.TOKEN_CREATED,
+        target=f"token {issued.token.prefix}",
+        details={"name": issued.token.name, "scopes": issued.token.scopes},
+        ip=ip,
+    )
+    return issued
+
+
+def do_revoke_token_audited(
+    session: Session, *, workspace_id: int, token_id: int, actor: object, ip: str | None = None
+) -> ApiToken:
+    from puente.accounts import audit
+
+    row = do_revoke_token(session, workspace_id, token_id)
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor=actor,
+        action=audit.Action.TOKEN_REVOKED,
+        target=f"token {row.prefix}",
+        details={"name": row.name},
+        ip=ip,
+    )
+    return row

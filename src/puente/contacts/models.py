@@ -38,6 +38,8 @@ class Contact(IdMixin, TimestampMixin, Base):
     business_app_name: Mapped[str | None] = mapped_column(String(200))  # kept in the owner's phone
     sources: Mapped[list[str]] = mapped_column(JSONType, default=list)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Legal hold: retention purges skip this contact's messages and media.
+    legal_hold: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     @property

@@ -1,0 +1,366 @@
+"""Signing in (password, then TOTP or a recovery code), invitations and password resets.
+
+Failures are returned, not raised, so that the attempt and its audit entry are committed
+together with the refusal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from puente.accounts import audit
+from puente.accounts.audit import Action
+from puente.accounts.credentials import (
+    check_password_strength,
+    check_totp,
+    do_issue_recovery_codes,
+    do_record_attempt,
+    do_use_recovery_code,
+    hash_password,
+    lockout_remaining,
+    new_totp_secret,
+    random_token,
+    sha256_hex,
+    user_totp_secret,
+    verify_password,
+)
+from puente.accounts.models import AuthLink, Membership, Role, User, Workspace
+from puente.accounts.service import (
+    do_create_user,
+    first_membership,
+    mfa_required_for,
+    normalize_email,
+)
+from puente.accounts.sessions import do_end_user_sessions
+from puente.db.base import utcnow
+from puente.errors import Conflict, InvalidInput, NotFound, PuenteError, TooManyRequests
+from puente.secrets import SecretBox
+
+INVITE_LIFETIME = dt.timedelta(days=7)
+RESET_LIFETIME = dt.timedelta(hours=1)
+
+
+class LoginRefused(PuenteError):
+    status_code = 401
+    code = "login_failed"
+
+
+@dataclass
+class LoginOutcome:
+    user: User | None = None
+    membership: Membership | None = None
+    needs_code: bool = False  # password accepted, TOTP or recovery code still needed
+    must_enrol: bool = False  # the workspace requires 2FA and the user has none yet
+    error: PuenteError | None = None
+
+
+def _refuse(message: str) -> LoginOutcome:
+    return LoginOutcome(error=LoginRefused(message))
+
+
+def do_login(session: Session, *, email: str, password: str, ip: str | None) -> LoginOutcome:
+    """Check a password. Every outcome is recorded; five failures lock the address."""
+    email = email.strip().lower()[:320]
+    wait = lockout_remaining(session, email, ip)
+    if wait is not None:
+        minutes = max(1, int(wait.total_seconds() // 60) + 1)
+        audit.record(
+            session,
+            workspace_id=None,
+            actor=email,
+            action=Action.LOGIN_LOCKED,
+            details={"email": email},
+            ip=ip,
+        )
+        return LoginOutcome(
+            error=TooManyRequests(
+                f"too many failed attempts; try again in {minutes} minutes",
+                code="locked_out",
+                details={"retry_after_seconds": int(wait.total_seconds())},
+            )
+        )
+    user = session.scalar(select(User).where(User.email == email))
+    membership = first_membership(session, user) if user is not None else None
+    ok = verify_password(user, password)
+    if not ok or user is None or not user.is_active or membership is None:
+        do_record_attempt(session, email, ip, succeeded=False)
+        audit.record(
+            session,
+            workspace_id=membership.workspace_id if membership else None,
+            actor=email,
+            action=Action.LOGIN_FAILED,
+            details={"reason": "bad_password" if not ok else "inactive"},
+            ip=ip,
+        )
+        return _refuse("wrong email or password")
+    ws = session.get(Workspace, membership.workspace_id)
+    assert ws is not None
+    if user.totp_enabled:
+        return LoginOutcome(user=user, membership=membership, needs_code=True)
+    outcome = LoginOutcome(user=user, membership=membership)
+    outcome.must_enrol = mfa_required_for(ws, Role(membership.role))
+    do_finish_login(session, user, membership, ip)
+    return outcome
+
+
+def do_finish_login(session: Session, user: User, membership: Membership, ip: str | None) -> None:
+    do_record_attempt(session, user.email, ip, succeeded=True)
+    user.last_login_at = utcnow()
+    audit.record(
+        session,
+        workspace_id=membership.workspace_id,
+        actor=user.email,
+        action=Action.LOGIN,
+        ip=ip,
+    )
+
+
+def do_second_factor(
+    session: Session, box: SecretBox, *, user: User, code: str, ip: str | None
+) -> LoginOutcome:
+    """Check the TOTP code (or a recovery code) after the password step."""
+    membership = first_membership(session, user)
+    if membership is None or not user.is_active:
+        return _refuse("this account is not active")
+    wait = lockout_remaining(session, user.email, ip)
+    if wait is not None:
+        return LoginOutcome(error=TooManyRequests("too many failed attempts; try again later"))
+    secret = user_totp_secret(box, user)
+    code = code.strip()
+    ok = secret is not None and check_totp(secret, code)
+    used_recovery = False
+    if not ok and "-" in code:
+        ok = used_recovery = do_use_recovery_code(session, user, code)
+    if not ok:
+        do_record_attempt(session, user.email, ip, succeeded=False)
+        audit.record(
+            session,
+            workspace_id=membership.workspace_id,
+            actor=user.email,
+            action=Action.MFA_FAILED,
+            ip=ip,
+        )
+        return _refuse("that code is not right; use the current code from your app")
+    do_finish_login(session, user, membership, ip)
+    if used_recovery:
+        audit.record(
+            session,
+            workspace_id=membership.workspace_id,
+            actor=user.email,
+            action="auth.recovery_code_used",
+            ip=ip,
+        )
+    return LoginOutcome(user=user, membership=membership)
+
+
+# --- Two-factor enrolment ------------------------------------------------------------------
+
+
+def do_start_totp(session: Session, box: SecretBox, user: User) -> str:
+    """A new secret, stored (encrypted) but not trusted until confirmed with a code."""
+    if user.totp_enabled:
+        raise Conflict("two-factor sign-in is already on; turn it off first")
+    secret = new_totp_secret()
+    user.totp_secret_encrypted = box.encrypt(secret)
+    session.flush()
+    return secret
+
+
+def do_confirm_totp(
+    session: Session,
+    box: SecretBox,
+    user: User,
+    workspace_id: int,
+    code: str,
+    ip: str | None,
+) -> list[str]:
+    secret = user_totp_secret(box, user)
+    if secret is None or user.totp_enabled:
+        raise Conflict("start two-factor set-up first")
+    if not check_totp(secret, code):
+        raise InvalidInput("that code is not right; check your phone's clock and try again")
+    user.totp_enabled = True
+    codes = do_issue_recovery_codes(session, user)
+    audit.record(
+        session, workspace_id=workspace_id, actor=user.email, action=Action.MFA_ENABLED, ip=ip
+    )
+    return codes
+
+
+def do_disable_totp(
+    session: Session,
+    box: SecretBox,
+    user: User,
+    workspace_id: int,
+    code: str,
+    ip: str | None,
+) -> None:
+    secret = user_totp_secret(box, user)
+    if not user.totp_enabled or secret is None:
+        raise Conflict("two-factor sign-in is not on")
+    if not check_totp(secret, code):
+        raise InvalidInput("that code is not right")
+    user.totp_enabled = False
+    user.totp_secret_encrypted = None
+    audit.record(
+        session, workspace_id=workspace_id, actor=user.email, action=Action.MFA_DISABLED, ip=ip
+    )
+    session.flush()
+
+
+# --- Single-use links ----------------------------------------------------------------------
+
+
+def _new_link(session: Session, **fields: object) -> str:
+    token = random_token()
+    session.add(AuthLink(token_hash=sha256_hex(token), **fields))
+    session.flush()
+    return token
+
+
+def access_link(session: Session, kind: str, token: str) -> AuthLink:
+    """The link for a token, refusing unknown, used and expired ones with a clear message."""
+    link = session.scalar(
+        select(AuthLink).where(AuthLink.token_hash == sha256_hex(token), AuthLink.kind == kind)
+    )
+    what = "invitation" if kind == "invite" else "password reset link"
+    if link is None:
+        raise NotFound(f"this {what} is not valid", code="link_invalid")
+    if link.used_at is not None:
+        raise Conflict(f"this {what} has been used already", code="link_used")
+    if link.expires_at <= utcnow():
+        raise InvalidInput(f"this {what} has expired; ask for a new one", code="link_expired")
+    return link
+
+
+def _spend_link(session: Session, link: AuthLink) -> None:
+    # Conditional update: of two simultaneous uses, only one wins.
+    result = session.execute(
+        update(AuthLink)
+        .where(AuthLink.id == link.id, AuthLink.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    if not getattr(result, "rowcount", 0):
+        raise Conflict("this link has been used already", code="link_used")
+
+
+def do_invite(
+    session: Session,
+    *,
+    workspace_id: int,
+    email: str,
+    role: Role,
+    invited_by: User,
+    actor: object,
+    ip: str | None,
+) -> str:
+    """Create an invitation; returns the token for the emailed link."""
+    email = normalize_email(email)
+    existing = session.scalar(
+        select(Membership.id)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.workspace_id == workspace_id, User.email == email)
+    )
+    if existing is not None:
+        raise Conflict("this person is already a member")
+    token = _new_link(
+        session,
+        kind="invite",
+        workspace_id=workspace_id,
+        email=email,
+        role=role.value,
+        created_by_id=invited_by.id,
+        expires_at=utcnow() + INVITE_LIFETIME,
+    )
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor=actor,
+        action=Action.INVITATION_SENT,
+        target=f"user {email}",
+        details={"role": role.value},
+        ip=ip,
+    )
+    return token
+
+
+def do_accept_invitation(
+    session: Session, *, token: str, name: str, password: str, ip: str | None
+) -> tuple[User, int]:
+    """Join the workspace; returns the user and the workspace id. Someone who already has
+    an account (in another workspace) proves it with their current password."""
+    link = access_link(session, "invite", token)
+    check_password_strength(password)
+    ws = session.get(Workspace, link.workspace_id)
+    assert ws is not None
+    _spend_link(session, link)
+    role = Role(link.role or Role.AGENT.value)
+    user = session.scalar(select(User).where(User.email == link.email))
+    if user is None:
+        user, _ = do_create_user(
+            session, workspace=ws, email=link.email, password=password, name=name, role=role
+        )
+    else:
+        if not verify_password(user, password):
+            raise InvalidInput("you already have an account: enter its current password")
+        session.add(Membership(workspace_id=ws.id, user_id=user.id, role=role.value))
+        session.flush()
+    audit.record(
+        session,
+        workspace_id=ws.id,
+        actor=user.email,
+        action=Action.INVITATION_ACCEPTED,
+        target=f"user {user.email}",
+        details={"role": role.value},
+        ip=ip,
+    )
+    return user, ws.id
+
+
+def do_request_reset(session: Session, *, email: str, ip: str | None) -> tuple[User, str] | None:
+    """A reset token for a known, active address; None otherwise (the page says the same
+    either way, so it cannot be used to find out who has an account)."""
+    email = email.strip().lower()
+    user = session.scalar(select(User).where(User.email == email))
+    membership = first_membership(session, user) if user is not None else None
+    if user is None or not user.is_active or membership is None:
+        return None
+    token = _new_link(
+        session,
+        kind="reset",
+        workspace_id=membership.workspace_id,
+        email=email,
+        user_id=user.id,
+        expires_at=utcnow() + RESET_LIFETIME,
+    )
+    audit.record(
+        session,
+        workspace_id=membership.workspace_id,
+        actor=email,
+        action=Action.PASSWORD_RESET_REQUESTED,
+        ip=ip,
+    )
+    return user, token
+
+
+def do_reset_password(session: Session, *, token: str, password: str, ip: str | None) -> User:
+    link = access_link(session, "reset", token)
+    check_password_strength(password)
+    user = session.get(User, link.user_id) if link.user_id else None
+    if user is None or not user.is_active:
+        raise NotFound("this password reset link is not valid", code="link_invalid")
+    _spend_link(session, link)
+    user.password_hash = hash_password(password)
+    # A new password ends every session, including any an intruder held.
+    do_end_user_sessions(session, user.id)
+    audit.record(
+        session,
+        workspace_id=link.workspace_id,
+        actor=user.email,
+        action=Action.PASSWORD_RESET,
+        ip=ip,
+    )
+    return user

@@ -1,0 +1,177 @@
+"""Passwords (argon2id), TOTP two-factor codes, recovery codes and login throttling."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+
+import pyotp
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from puente.accounts.models import LoginAttempt, RecoveryCode, User
+from puente.db.base import utcnow
+from puente.errors import InvalidInput
+from puente.secrets import SecretBox
+
+# argon2-cffi's defaults are argon2id with RFC 9106's low-memory profile.
+_hasher = PasswordHasher()
+# Verified against when the address is unknown, so both paths cost the same time.
+_DUMMY_HASH = _hasher.hash("puente-no-such-user")
+
+MIN_PASSWORD_LENGTH = 10
+# Lockout: this many failures for one address within the window locks it for the window.
+MAX_FAILURES_PER_EMAIL = 5
+# Throttle: this many failures from one IP address within the window blocks that address.
+MAX_FAILURES_PER_IP = 30
+LOCKOUT_WINDOW = dt.timedelta(minutes=15)
+RECOVERY_CODE_COUNT = 10
+
+
+def random_token(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def sha256_hex(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def check_password_strength(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > 1024:
+        raise InvalidInput("the password is too long")
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(user: User | None, password: str) -> bool:
+    """True when the password matches; upgrades the stored hash if parameters changed."""
+    stored = user.password_hash if user is not None and user.password_hash else None
+    try:
+        ok = _hasher.verify(stored or _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return False
+    if stored is None or user is None:
+        return False
+    if ok and _hasher.check_needs_rehash(stored):
+        user.password_hash = _hasher.hash(password)
+    return ok
+
+
+# --- TOTP -------------------------------------------------------------------------------
+
+
+def new_totp_secret() -> str:
+    return pyotp.random_base32()
+
+
+def totp_uri(secret: str, email: str, issuer: str = "Puente") -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
+
+
+def check_totp(secret: str, code: str) -> bool:
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return False
+    # One step of drift either way covers phones whose clocks are a little off.
+    return bool(pyotp.TOTP(secret).verify(code, valid_window=1))
+
+
+def user_totp_secret(box: SecretBox, user: User) -> str | None:
+    return box.decrypt(user.totp_secret_encrypted) if user.totp_secret_encrypted else None
+
+
+def do_issue_recovery_codes(session: Session, user: User) -> list[str]:
+    """Replace the user's recovery codes; the plain codes are shown once."""
+    session.query(RecoveryCode).filter(RecoveryCode.user_id == user.id).delete()
+    codes = [f"{secrets.token_hex(4)}-{secrets.token_hex(4)}" for _ in range(RECOVERY_CODE_COUNT)]
+    session.add_all(RecoveryCode(user_id=user.id, code_hash=sha256_hex(c)) for c in codes)
+    session.flush()
+    return codes
+
+
+def do_use_recovery_code(session: Session, user: User, code: str) -> bool:
+    digest = sha256_hex(code.strip().lower())
+    row = session.scalar(
+        select(RecoveryCode).where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == digest,
+            RecoveryCode.used_at.is_(None),
+        )
+    )
+    if row is None:
+        return False
+    # The update guards against two requests spending the same code at once.
+    result = session.execute(
+        update(RecoveryCode)
+        .where(RecoveryCode.id == row.id, RecoveryCode.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def remaining_recovery_codes(session: Session, user: User) -> int:
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        )
+        or 0
+    )
+
+
+def constant_time_equals(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+# --- Throttling --------------------------------------------------------------------------
+
+
+def lockout_remaining(session: Session, email: str, ip: str | None) -> dt.timedelta | None:
+    """How long this address (or IP) stays locked out, or None when it may try."""
+    now = utcnow()
+    since = now - LOCKOUT_WINDOW
+    fails = session.scalars(
+        select(LoginAttempt.at)
+        .where(
+            LoginAttempt.email == email.lower(),
+            LoginAttempt.at >= since,
+            LoginAttempt.succeeded.is_(False),
+        )
+        .order_by(LoginAttempt.at.desc())
+        .limit(MAX_FAILURES_PER_EMAIL)
+    ).all()
+    if len(fails) >= MAX_FAILURES_PER_EMAIL:
+        return max(fails[-1] + LOCKOUT_WINDOW - now, dt.timedelta(seconds=1))
+    if ip:
+        ip_fails = session.scalar(
+            select(func.count())
+            .select_from(LoginAttempt)
+            .where(
+                LoginAttempt.ip == ip,
+                LoginAttempt.at >= since,
+                LoginAttempt.succeeded.is_(False),
+            )
+        )
+        if (ip_fails or 0) >= MAX_FAILURES_PER_IP:
+            return LOCKOUT_WINDOW
+    return None
+
+
+def do_record_attempt(session: Session, email: str, ip: str | None, *, succeeded: bool) -> None:
+    session.add(LoginAttempt(email=email.lower()[:320], ip=ip, succeeded=succeeded))
+    if succeeded:
+        # A successful login clears the address's failures so it is not locked later
+        # by failures the rightful owner already recovered from.
+        session.query(LoginAttempt).filter(
+            LoginAttempt.email == email.lower(), LoginAttempt.succeeded.is_(False)
+        ).delete()
+    session.flush()

@@ -1,0 +1,83 @@
+"""Server-side browser sessions: created (rotated) at each login step, checked on every
+request, revoked at logout, on password change and when a user is deactivated."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from puente.accounts.credentials import random_token, sha256_hex
+from puente.accounts.models import User, WebSession
+from puente.db.base import utcnow
+
+SESSION_LIFETIME = dt.timedelta(days=14)
+IDLE_TIMEOUT = dt.timedelta(hours=12)
+# A half-finished login (password given, code awaited) is short-lived.
+MFA_STEP_LIFETIME = dt.timedelta(minutes=10)
+
+
+def do_create_session(
+    session: Session,
+    *,
+    user: User,
+    workspace_id: int,
+    stage: str = "full",
+    ip: str | None = None,
+    user_agent: str | None = None,
+    replaces: str | None = None,
+) -> str:
+    """A new session; returns the cookie value. `replaces` (an old cookie value) is
+    deleted so that every login step gets a fresh identifier."""
+    if replaces:
+        do_end_session(session, replaces)
+    token = random_token()
+    lifetime = MFA_STEP_LIFETIME if stage != "full" else SESSION_LIFETIME
+    session.add(
+        WebSession(
+            token_hash=sha256_hex(token),
+            user_id=user.id,
+            workspace_id=workspace_id,
+            stage=stage,
+            expires_at=utcnow() + lifetime,
+            ip=ip,
+            user_agent=(user_agent or "")[:300] or None,
+        )
+    )
+    session.flush()
+    return token
+
+
+def load_session(session: Session, token: str | None) -> WebSession | None:
+    """The live session for a cookie value, touching its last-seen time."""
+    if not token or len(token) > 200:
+        return None
+    row = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
+    if row is None:
+        return None
+    now = utcnow()
+    if row.expires_at <= now or (row.stage == "full" and now - row.last_seen_at > IDLE_TIMEOUT):
+        return None
+    # Writing on every request would serialise readers on SQLite; once a minute is enough.
+    if (now - row.last_seen_at).total_seconds() > 60:
+        session.execute(update(WebSession).where(WebSession.id == row.id).values(last_seen_at=now))
+        row.last_seen_at = now
+    return row
+
+
+def do_end_session(session: Session, token: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.token_hash == sha256_hex(token)))
+
+
+def do_end_user_sessions(session: Session, user_id: int, *, keep: str | None = None) -> None:
+    """Log a user out everywhere (except, optionally, the session in `keep`)."""
+    query = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep:
+        query = query.where(WebSession.token_hash != sha256_hex(keep))
+    session.execute(query)
+
+
+def do_purge_expired_sessions(session: Session) -> int:
+    result = session.execute(delete(WebSession).where(WebSession.expires_at <= utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -1,0 +1,139 @@
+"""Registers the web UI on the application: static files (ours and htmx from node_modules),
+security headers, error pages and the routers of the account and settings pages."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.routing import Route
+
+from puente.errors import PuenteError
+from puente.runtime import Runtime
+from puente.secrets import session_secret
+from puente.web.deps import LoginRequired
+from puente.web.security import SecurityHeadersMiddleware
+from puente.web.templating import render, translate
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+# Front-end libraries come from npm (package-lock.json), served straight from node_modules.
+VENDOR_FILES = {
+    "htmx.min.js": ("htmx.org", "dist/htmx.min.js"),
+    "htmx-ext-sse.js": ("htmx-ext-sse", "dist/sse.min.js"),
+}
+
+
+def node_modules_dir() -> Path:
+    configured = os.environ.get("PUENTE_NODE_MODULES")
+    if configured:
+        return Path(configured)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "node_modules"
+        if candidate.is_dir():
+            return candidate
+    return Path.cwd() / "node_modules"
+
+
+def vendor_paths() -> dict[str, Path]:
+    root = node_modules_dir()
+    found: dict[str, Path] = {}
+    for name, (package, rel) in VENDOR_FILES.items():
+        path = root / package / rel
+        if not path.is_file():
+            # Fall back to the unminified build when a package ships only that.
+            alt = path.with_name(path.name.replace(".min", ""))
+            if not alt.is_file():
+                raise RuntimeError(
+                    f"{path} is missing: install the front-end libraries with `npm ci` in the "
+                    "project directory (or set PUENTE_NODE_MODULES to a node_modules folder)"
+                )
+            path = alt
+        found[name] = path
+    return found
+
+
+def _vendor_route(name: str, path: Path) -> Route:
+    async def serve(_request: Request) -> Response:
+        return FileResponse(
+            path,
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    return Route(f"/static/vendor/{name}", serve, methods=["GET", "HEAD"], name=f"vendor-{name}")
+
+
+def _wants_html(request: Request) -> bool:
+    if request.url.path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "") or bool(
+        request.headers.get("hx-request")
+    )
+
+
+def _error_response(request: Request, status: int, message: str) -> Response:
+    if not _wants_html(request):
+        return JSONResponse({"error": {"code": str(status), "message": message}}, status)
+    titles = {401: "Sign in", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
+    title = translate(request, titles.get(status, "Something is wrong"))
+    return render(
+        request,
+        "error.html",
+        {"title": title, "message": translate(request, message)},
+        status_code=status,
+    )
+
+
+def install_error_pages(app: FastAPI) -> None:
+    @app.exception_handler(PuenteError)
+    async def puente_error(request: Request, exc: PuenteError) -> Response:
+        if isinstance(exc, LoginRequired) and _wants_html(request):
+            target = "/login"
+            if request.method == "GET":
+                target += f"?next={request.url.path}"
+            if request.headers.get("hx-request"):
+                return Response(status_code=401, headers={"HX-Redirect": target})
+            return RedirectResponse(target, status_code=303)
+        if not _wants_html(request):
+            return JSONResponse(exc.to_json(), status_code=exc.status_code)
+        return _error_response(request, exc.status_code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        fields = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
+        if not _wants_html(request):
+            body = {
+                "error": {
+                    "code": "invalid",
+                    "message": "the request is not valid",
+                    "details": [{"field": f} for f in fields],
+                }
+            }
+            return JSONResponse(body, status_code=422)
+        message = translate(
+            request, "Please check these fields: %(fields)s", fields=", ".join(fields)
+        )
+        return render(
+            request,
+            "error.html",
+            {"title": translate(request, "Something is wrong"), "message": message},
+            status_code=422,
+        )
+
+
+def mount(app: FastAPI, runtime: Runtime) -> None:
+    from puente.web.routes import auth, dev, home, settings, settings_admin
+
+    app.state.session_secret = session_secret(runtime.settings)
+    for name, path in vendor_paths().items():
+        app.router.routes.append(_vendor_route(name, path))
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(SecurityHeadersMiddleware, hsts=runtime.settings.secure_cookies)
+    install_error_pages(app)
+    for module in (home, auth, settings, settings_admin, dev):
+        app.include_router(module.router)

@@ -1,0 +1,1 @@
+"""The web UI's routers: sign-in, settings and the start page."""

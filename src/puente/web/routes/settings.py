@@ -1,0 +1,200 @@
+"""Personal settings (profile, two-factor sign-in) and API tokens."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from puente.accounts import auth
+from puente.accounts.credentials import remaining_recovery_codes, totp_uri
+from puente.accounts.permissions import Perm
+from puente.accounts.service import do_update_profile, mfa_required_for
+from puente.accounts.sessions import do_end_user_sessions
+from puente.accounts.tokens import (
+    ALL_SCOPES,
+    do_issue_token_audited,
+    do_revoke_token_audited,
+    list_tokens,
+)
+from puente.errors import PuenteError
+from puente.web.deps import DbDep, Member, RuntimeDep, WebContext, client_ip, require_permission
+from puente.web.i18n import common_timezones
+from puente.web.templating import render, translate
+
+router = APIRouter(include_in_schema=False)
+Admin = Annotated[WebContext, Depends(require_permission(Perm.SETTINGS))]
+
+
+def _profile(
+    request: Request, session: DbDep, me: WebContext, status: int = 200, **extra: object
+) -> HTMLResponse:
+    role = me.actor.role
+    context = {
+        "timezones": common_timezones(),
+        "recovery_left": remaining_recovery_codes(session, me.user) if me.user.totp_enabled else 0,
+        "mfa_required": role is not None and mfa_required_for(me.workspace, role),
+        "enrol": request.query_params.get("enrol") == "1",
+        **extra,
+    }
+    return render(request, "settings/profile.html", context, status_code=status)
+
+
+@router.get("/settings", response_class=HTMLResponse)
+def settings_index(me: Member) -> Response:
+    target = "/settings/users" if me.can(Perm.SETTINGS) else "/settings/profile"
+    return RedirectResponse(target, status_code=303)
+
+
+@router.get("/settings/profile", response_class=HTMLResponse)
+def profile_page(request: Request, session: DbDep, me: Member) -> Response:
+    return _profile(request, session, me)
+
+
+@router.post("/settings/profile", response_class=HTMLResponse)
+def profile_submit(
+    request: Request,
+    session: DbDep,
+    me: Member,
+    name: Annotated[str, Form(max_length=200)],
+    language: Annotated[str, Form(max_length=8)],
+    timezone: Annotated[str, Form(max_length=64)],
+    availability: Annotated[str, Form(max_length=16)],
+) -> Response:
+    try:
+        with session.begin_nested():
+            do_update_profile(
+                session,
+                me.user,
+                name=name,
+                locale=language,
+                timezone=timezone,
+                availability=availability,
+            )
+    except PuenteError as exc:
+        session.refresh(me.user)
+        return _profile(
+            request, session, me, exc.status_code, error=translate(request, exc.message)
+        )
+    return _profile(request, session, me, flash=translate(request, "Your profile was saved."))
+
+
+@router.post("/settings/profile/2fa/start", response_class=HTMLResponse)
+def totp_start(request: Request, session: DbDep, runtime: RuntimeDep, me: Member) -> Response:
+    secret = auth.do_start_totp(session, runtime.secrets, me.user)
+    return render(
+        request,
+        "settings/totp_setup.html",
+        {"secret": secret, "uri": totp_uri(secret, me.user.email, f"Puente ({me.workspace.name})")},
+    )
+
+
+@router.post("/settings/profile/2fa/confirm", response_class=HTMLResponse)
+def totp_confirm(
+    request: Request,
+    session: DbDep,
+    runtime: RuntimeDep,
+    me: Member,
+    code: Annotated[str, Form(max_length=16)],
+) -> Response:
+    try:
+        with session.begin_nested():
+            codes = auth.do_confirm_totp(
+                session, runtime.secrets, me.user, me.actor.workspace_id, code, client_ip(request)
+            )
+    except PuenteError as exc:
+        from puente.accounts.credentials import user_totp_secret
+
+        secret = user_totp_secret(runtime.secrets, me.user) or ""
+        return render(
+            request,
+            "settings/totp_setup.html",
+            {
+                "secret": secret,
+                "uri": totp_uri(secret, me.user.email, f"Puente ({me.workspace.name})"),
+                "error": translate(request, exc.message),
+            },
+            status_code=exc.status_code,
+        )
+    # Other sessions were opened without the second factor: end them.
+    do_end_user_sessions(session, me.user.id, keep=me.session_token)
+    return render(request, "settings/recovery_codes.html", {"codes": codes})
+
+
+@router.post("/settings/profile/2fa/disable", response_class=HTMLResponse)
+def totp_disable(
+    request: Request,
+    session: DbDep,
+    runtime: RuntimeDep,
+    me: Member,
+    code: Annotated[str, Form(max_length=16)],
+) -> Response:
+    try:
+        with session.begin_nested():
+            auth.do_disable_totp(
+                session, runtime.secrets, me.user, me.actor.workspace_id, code, client_ip(request)
+            )
+    except PuenteError as exc:
+        session.refresh(me.user)
+        return _profile(
+            request, session, me, exc.status_code, error=translate(request, exc.message)
+        )
+    return _profile(
+        request, session, me, flash=translate(request, "Two-factor sign-in is now off.")
+    )
+
+
+# --- API tokens ----------------------------------------------------------------------------
+
+
+def _tokens(
+    request: Request, session: DbDep, me: WebContext, status: int = 200, **extra: object
+) -> HTMLResponse:
+    context = {
+        "tokens": list_tokens(session, me.actor.workspace_id),
+        "scopes": ALL_SCOPES,
+        **extra,
+    }
+    return render(request, "settings/tokens.html", context, status_code=status)
+
+
+@router.get("/settings/tokens", response_class=HTMLResponse)
+def tokens_page(request: Request, session: DbDep, me: Admin) -> Response:
+    return _tokens(request, session, me)
+
+
+@router.post("/settings/tokens", response_class=HTMLResponse)
+def tokens_create(
+    request: Request,
+    session: DbDep,
+    me: Admin,
+    name: Annotated[str, Form(max_length=120)],
+    scopes: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    try:
+        with session.begin_nested():
+            issued = do_issue_token_audited(
+                session,
+                workspace_id=me.actor.workspace_id,
+                actor=me.actor,
+                name=name,
+                scopes=scopes or None,
+                created_by_id=me.user.id,
+                ip=client_ip(request),
+            )
+    except PuenteError as exc:
+        return _tokens(request, session, me, exc.status_code, error=translate(request, exc.message))
+    return _tokens(request, session, me, new_secret=issued.secret, new_name=issued.token.name)
+
+
+@router.post("/settings/tokens/{token_id}/revoke", response_class=HTMLResponse)
+def tokens_revoke(request: Request, session: DbDep, me: Admin, token_id: int) -> Response:
+    do_revoke_token_audited(
+        session,
+        workspace_id=me.actor.workspace_id,
+        token_id=token_id,
+        actor=me.actor,
+        ip=client_ip(request),
+    )
+    return _tokens(request, session, me, flash=translate(request, "The token was revoked."))

@@ -1,0 +1,324 @@
+"""Workspace administration: users and invitations, teams, security settings, audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
+
+from puente.accounts import audit
+from puente.accounts.auth import do_invite
+from puente.accounts.mail import do_queue_mail
+from puente.accounts.models import Role
+from puente.accounts.permissions import ASSIGNABLE_ROLES, Perm, Scope
+from puente.accounts.service import (
+    do_change_role,
+    do_create_team,
+    do_delete_team,
+    do_set_member_active,
+    do_set_member_permissions,
+    do_set_team_members,
+    do_update_security_settings,
+    list_members,
+    list_teams,
+    mfa_policy,
+    retention_days,
+)
+from puente.errors import InvalidInput, PuenteError
+from puente.web.deps import DbDep, RuntimeDep, WebContext, client_ip, require_permission
+from puente.web.i18n import translations
+from puente.web.templating import render, translate
+
+router = APIRouter(include_in_schema=False)
+Admin = Annotated[WebContext, Depends(require_permission(Perm.SETTINGS))]
+Auditor = Annotated[WebContext, Depends(require_permission(Perm.AUDIT))]
+
+
+def _users(
+    request: Request, session: DbDep, me: WebContext, status: int = 200, **extra: object
+) -> HTMLResponse:
+    role = me.actor.role
+    context = {
+        "members": list_members(session, me.actor.workspace_id),
+        "assignable": [r.value for r in ASSIGNABLE_ROLES[role]] if role else [],
+        "scopes": [s.value for s in Scope],
+        **extra,
+    }
+    return render(request, "settings/users.html", context, status_code=status)
+
+
+def _attempt(
+    request: Request, session: DbDep, me: WebContext, action: object, ok: str
+) -> HTMLResponse:
+    try:
+        with session.begin_nested():
+            assert callable(action)
+            action()
+    except PuenteError as exc:
+        return _users(request, session, me, exc.status_code, error=translate(request, exc.message))
+    return _users(request, session, me, flash=translate(request, ok))
+
+
+@router.get("/settings/users", response_class=HTMLResponse)
+def users_page(request: Request, session: DbDep, me: Admin) -> Response:
+    return _users(request, session, me)
+
+
+def _parse_role(value: str) -> Role:
+    try:
+        return Role(value)
+    except ValueError as exc:
+        raise InvalidInput("choose owner, admin, supervisor or agent") from exc
+
+
+@router.post("/settings/users/invite", response_class=HTMLResponse)
+def users_invite(
+    request: Request,
+    session: DbDep,
+    runtime: RuntimeDep,
+    me: Admin,
+    email: Annotated[str, Form(max_length=320)],
+    role: Annotated[str, Form(max_length=16)],
+) -> Response:
+    def invite() -> None:
+        target_role = _parse_role(role)
+        if me.actor.role is None or target_role not in ASSIGNABLE_ROLES[me.actor.role]:
+            raise InvalidInput("you cannot invite someone with this role")
+        token = do_invite(
+            session,
+            workspace_id=me.actor.workspace_id,
+            email=email,
+            role=target_role,
+            invited_by=me.user,
+            actor=me.actor,
+            ip=client_ip(request),
+        )
+        link = f"{runtime.settings.base_url.rstrip('/')}/invite/{token}"
+        tr = translations(me.user.locale or "en")
+        do_queue_mail(
+            session,
+            runtime.db,
+            runtime.settings,
+            workspace_id=me.actor.workspace_id,
+            to=email.strip().lower(),
+            subject=tr.gettext("You are invited to %(workspace)s on Puente")
+            % {"workspace": me.workspace.name},
+            body=tr.gettext(
+                "%(name)s invited you to the %(workspace)s team inbox on Puente.\n\n"
+                "Accept within 7 days:\n%(link)s"
+            )
+            % {"name": me.user.name, "workspace": me.workspace.name, "link": link},
+        )
+
+    return _attempt(request, session, me, invite, "Invitation sent.")
+
+
+@router.post("/settings/users/{user_id}/role", response_class=HTMLResponse)
+def users_role(
+    request: Request,
+    session: DbDep,
+    me: Admin,
+    user_id: int,
+    role: Annotated[str, Form(max_length=16)],
+) -> Response:
+    def change() -> None:
+        do_change_role(session, me.actor, user_id, _parse_role(role), ip=client_ip(request))
+
+    return _attempt(request, session, me, change, "Role changed.")
+
+
+@router.post("/settings/users/{user_id}/permissions", response_class=HTMLResponse)
+def users_permissions(
+    request: Request,
+    session: DbDep,
+    me: Admin,
+    user_id: int,
+    scope: Annotated[str, Form(max_length=16)] = "",
+    grants: Annotated[list[str] | None, Form()] = None,
+    denials: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    def change() -> None:
+        try:
+            chosen = Scope(scope) if scope else None
+            overrides = {Perm(p).value: True for p in grants or []}
+            overrides.update({Perm(p).value: False for p in denials or []})
+        except ValueError as exc:
+            raise InvalidInput("unknown permission or scope") from exc
+        do_set_member_permissions(
+            session, me.actor, user_id, scope=chosen, grants=overrides, ip=client_ip(request)
+        )
+
+    return _attempt(request, session, me, change, "Permissions changed.")
+
+
+@router.post("/settings/users/{user_id}/deactivate", response_class=HTMLResponse)
+def users_deactivate(request: Request, session: DbDep, me: Admin, user_id: int) -> Response:
+    def change() -> None:
+        do_set_member_active(session, me.actor, user_id, active=False, ip=client_ip(request))
+
+    return _attempt(request, session, me, change, "User deactivated.")
+
+
+@router.post("/settings/users/{user_id}/reactivate", response_class=HTMLResponse)
+def users_reactivate(request: Request, session: DbDep, me: Admin, user_id: int) -> Response:
+    def change() -> None:
+        do_set_member_active(session, me.actor, user_id, active=True, ip=client_ip(request))
+
+    return _attempt(request, session, me, change, "User reactivated.")
+
+
+# --- Teams ---------------------------------------------------------------------------------
+
+
+def _teams(
+    request: Request, session: DbDep, me: WebContext, status: int = 200, **extra: object
+) -> HTMLResponse:
+    context = {
+        "teams": list_teams(session, me.actor.workspace_id),
+        "members": list_members(session, me.actor.workspace_id),
+        **extra,
+    }
+    return render(request, "settings/teams.html", context, status_code=status)
+
+
+def _team_attempt(
+    request: Request, session: DbDep, me: WebContext, action: object, ok: str
+) -> HTMLResponse:
+    try:
+        with session.begin_nested():
+            assert callable(action)
+            action()
+    except PuenteError as exc:
+        return _teams(request, session, me, exc.status_code, error=translate(request, exc.message))
+    return _teams(request, session, me, flash=translate(request, ok))
+
+
+@router.get("/settings/teams", response_class=HTMLResponse)
+def teams_page(request: Request, session: DbDep, me: Admin) -> Response:
+    return _teams(request, session, me)
+
+
+@router.post("/settings/teams", response_class=HTMLResponse)
+def teams_create(
+    request: Request, session: DbDep, me: Admin, name: Annotated[str, Form(max_length=120)]
+) -> Response:
+    return _team_attempt(
+        request,
+        session,
+        me,
+        lambda: do_create_team(session, me.actor, name, ip=client_ip(request)),
+        "Team created.",
+    )
+
+
+@router.post("/settings/teams/{team_id}/members", response_class=HTMLResponse)
+def teams_members(
+    request: Request,
+    session: DbDep,
+    me: Admin,
+    team_id: int,
+    user_ids: Annotated[list[int] | None, Form()] = None,
+) -> Response:
+    return _team_attempt(
+        request,
+        session,
+        me,
+        lambda: do_set_team_members(
+            session, me.actor, team_id, user_ids or [], ip=client_ip(request)
+        ),
+        "Team members saved.",
+    )
+
+
+@router.post("/settings/teams/{team_id}/delete", response_class=HTMLResponse)
+def teams_delete(request: Request, session: DbDep, me: Admin, team_id: int) -> Response:
+    return _team_attempt(
+        request,
+        session,
+        me,
+        lambda: do_delete_team(session, me.actor, team_id, ip=client_ip(request)),
+        "Team deleted.",
+    )
+
+
+# --- Security ------------------------------------------------------------------------------
+
+
+def _security(request: Request, me: WebContext, status: int = 200, **extra: object) -> HTMLResponse:
+    context = {
+        "policy": mfa_policy(me.workspace),
+        "retention": retention_days(me.workspace),
+        **extra,
+    }
+    return render(request, "settings/security.html", context, status_code=status)
+
+
+@router.get("/settings/security", response_class=HTMLResponse)
+def security_page(request: Request, me: Admin) -> Response:
+    return _security(request, me)
+
+
+@router.post("/settings/security", response_class=HTMLResponse)
+def security_submit(
+    request: Request,
+    session: DbDep,
+    me: Admin,
+    require_2fa: Annotated[str, Form(max_length=16)],
+    retention_days_: Annotated[str, Form(alias="retention_days", max_length=8)] = "",
+) -> Response:
+    try:
+        with session.begin_nested():
+            value = retention_days_.strip()
+            if value and not value.isdigit():
+                raise InvalidInput("retention must be a number of days")
+            do_update_security_settings(
+                session,
+                me.actor,
+                require_2fa=require_2fa,
+                retention=int(value) if value else None,
+                ip=client_ip(request),
+            )
+    except PuenteError as exc:
+        session.refresh(me.workspace)
+        return _security(request, me, exc.status_code, error=translate(request, exc.message))
+    return _security(request, me, flash=translate(request, "Security settings saved."))
+
+
+# --- Audit log -----------------------------------------------------------------------------
+
+
+@router.get("/settings/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request, session: DbDep, me: Auditor, before: int | None = None
+) -> Response:
+    entries = audit.list_entries(session, me.actor.workspace_id, limit=100, before_seq=before)
+    return render(
+        request,
+        "settings/audit.html",
+        {"entries": entries, "total": audit.count_entries(session, me.actor.workspace_id)},
+    )
+
+
+@router.get("/settings/audit.csv")
+def audit_export(request: Request, session: DbDep, runtime: RuntimeDep, me: Auditor) -> Response:
+    workspace_id = me.actor.workspace_id
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor=me.actor,
+        action=audit.Action.AUDIT_EXPORTED,
+        ip=client_ip(request),
+    )
+
+    def rows() -> Iterator[str]:
+        # The request's session closes before streaming starts; read with a fresh one.
+        with runtime.db.read() as reader:
+            yield from audit.export_csv(reader, workspace_id)
+
+    return StreamingResponse(
+        rows(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="audit-{me.workspace.slug}.csv"'},
+    )

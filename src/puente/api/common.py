@@ -31,6 +31,7 @@ class ErrorOut(BaseModel):
 
 
 _ERROR_TEXT = {
+    400: "The body is not JSON",
     401: "No API token, or an unknown or revoked one",
     403: "The token lacks the scope this route needs",
     404: "Not found in the token's workspace",

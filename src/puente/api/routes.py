@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
 from puente.errors import PuenteError
 from puente.runtime import Runtime
@@ -30,6 +31,14 @@ def build_api(runtime: Runtime) -> FastAPI:
     @api.exception_handler(PuenteError)
     async def puente_error(_request: Request, exc: PuenteError) -> JSONResponse:
         return JSONResponse(exc.to_json(), status_code=exc.status_code)
+
+    @api.exception_handler(HTTPException)
+    async def http_error(_request: Request, exc: HTTPException) -> JSONResponse:
+        # Starlette's own refusals (a body that is not JSON, an unknown path, a wrong
+        # method) get the same error shape as everything else.
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        body = {"error": {"code": codes.get(exc.status_code, "error"), "message": str(exc.detail)}}
+        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
 
     @api.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from puente.api.common import error_responses
 from puente.api.deps import ApiCaller, RuntimeDep, SessionDep, scoped
@@ -22,10 +22,16 @@ WriteCaller = Annotated[ApiCaller, scoped("channels:write")]
 class ChannelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    phone_number_id: str = Field(max_length=64, description="from WhatsApp > API Setup")
-    waba_id: str = Field(max_length=64, description="the WhatsApp Business Account id")
+    phone_number_id: str = Field(
+        pattern=r"^[0-9]{1,64}$", description="from WhatsApp > API Setup (digits)"
+    )
+    waba_id: str = Field(
+        pattern=r"^[0-9]{1,64}$", description="the WhatsApp Business Account id (digits)"
+    )
     display_phone_number: str = Field(
-        max_length=40, description="with country code, any format; stored as digits"
+        max_length=40,
+        pattern=r"^[^0-9]*([0-9][^0-9]*){6,20}$",
+        description="with country code, any format; stored as digits",
     )
     name: str | None = Field(default=None, max_length=200, description="a label for agents")
     mode: ChannelMode = Field(
@@ -33,8 +39,10 @@ class ChannelCreate(BaseModel):
         description="coexistence when the number stays in the Business app (20 msg/s), "
         "else cloud_api (80 msg/s)",
     )
-    access_token: SecretStr = Field(
+    access_token: str = Field(
         max_length=4096,
+        pattern=r"\S",
+        repr=False,
         description="a system-user token with whatsapp_business_messaging and "
         "whatsapp_business_management; stored encrypted, never returned",
     )
@@ -55,7 +63,7 @@ def list_channels(caller: ReadCaller, session: SessionDep) -> list[ChannelOut]:
     response_model=ChannelOut,
     status_code=201,
     summary="Connect a number with ids and a token copied from Meta",
-    responses=error_responses(403, 409),
+    responses=error_responses(400, 403, 409),
 )
 def create_channel(
     body: ChannelCreate, caller: WriteCaller, session: SessionDep, runtime: RuntimeDep
@@ -69,7 +77,7 @@ def create_channel(
             phone_number_id=body.phone_number_id,
             waba_id=body.waba_id,
             display_phone_number=body.display_phone_number,
-            access_token=body.access_token.get_secret_value(),
+            access_token=body.access_token,
             name=body.name,
             mode=body.mode,
         ),

@@ -105,7 +105,7 @@ def list_contacts(
     response_model=ContactOut,
     status_code=201,
     summary="Create a contact",
-    responses=error_responses(403, 409),
+    responses=error_responses(400, 403, 409),
 )
 def create_contact(body: ContactCreate, caller: WriteCaller, session: SessionDep) -> ContactOut:
     contact = service.do_create_contact(
@@ -134,7 +134,7 @@ def get_contact(contact_id: ContactId, caller: ReadCaller, session: SessionDep) 
     "/{contact_id}",
     response_model=ContactOut,
     summary="Change a contact's name or custom fields",
-    responses=error_responses(403, 404),
+    responses=error_responses(400, 403, 404),
 )
 def update_contact(
     contact_id: ContactId, body: ContactUpdate, caller: WriteCaller, session: SessionDep
@@ -151,7 +151,7 @@ def update_contact(
     "/{contact_id}/tags",
     response_model=ContactOut,
     summary="Replace a contact's tags",
-    responses=error_responses(403, 404),
+    responses=error_responses(400, 403, 404),
 )
 def set_tags(
     contact_id: ContactId, body: TagsIn, caller: WriteCaller, session: SessionDep
@@ -164,7 +164,7 @@ def set_tags(
     "/{contact_id}/tags",
     response_model=ContactOut,
     summary="Add tags to a contact",
-    responses=error_responses(403, 404),
+    responses=error_responses(400, 403, 404),
 )
 def add_tags(
     contact_id: ContactId, body: TagsIn, caller: WriteCaller, session: SessionDep

@@ -6,10 +6,10 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, IdMixin, TimestampMixin
+from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
 
 
 class ChannelMode(enum.StrEnum):
@@ -58,3 +58,68 @@ class Channel(IdMixin, TimestampMixin, Base):
     # coexistence numbers off after about 14 days of phone inactivity.
     last_phone_activity_at: Mapped[dt.datetime | None]
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class SyncState(enum.StrEnum):
+    NOT_REQUESTED = "not_requested"
+    REQUESTED = "requested"  # smb_app_data accepted; webhooks not seen yet
+    IMPORTING = "importing"
+    COMPLETE = "complete"
+    DECLINED = "declined"  # the owner chose not to share history (2593109)
+    FAILED = "failed"
+
+
+class ChannelSync(IdMixin, Base):
+    """Coexistence sync of one channel: the history import and the contacts sync."""
+
+    __tablename__ = "channel_syncs"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), unique=True
+    )
+    history_state: Mapped[str] = mapped_column(String(16), default=SyncState.NOT_REQUESTED.value)
+    history_request_id: Mapped[str | None] = mapped_column(String(128))
+    history_requested_at: Mapped[dt.datetime | None]
+    # Highest `progress` (0-100) seen per phase: {"0": 100, "1": 40}.
+    history_progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    history_chunks: Mapped[int] = mapped_column(default=0)
+    history_messages: Mapped[int] = mapped_column(default=0)
+    history_error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    history_completed_at: Mapped[dt.datetime | None]
+    contacts_state: Mapped[str] = mapped_column(String(16), default=SyncState.NOT_REQUESTED.value)
+    contacts_request_id: Mapped[str | None] = mapped_column(String(128))
+    contacts_requested_at: Mapped[dt.datetime | None]
+    contacts_synced: Mapped[int] = mapped_column(default=0)
+    contacts_last_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class HistoryChunkSeen(IdMixin, Base):
+    """One history chunk already processed: a repeated chunk only counts once."""
+
+    __tablename__ = "history_chunks"
+    __table_args__ = (UniqueConstraint("channel_id", "phase", "chunk_order"),)
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    phase: Mapped[int]
+    chunk_order: Mapped[int]
+    progress: Mapped[int | None]
+    messages: Mapped[int] = mapped_column(default=0)
+    event_id: Mapped[int | None]
+    processed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class AppContactSync(IdMixin, Base):
+    """The latest contact-sync action per number in the owner's address book, so an
+    older `add` arriving after a newer `remove` (or the reverse) changes nothing."""
+
+    __tablename__ = "app_contact_syncs"
+    __table_args__ = (UniqueConstraint("channel_id", "phone"),)
+
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(16))
+    timestamp: Mapped[dt.datetime]

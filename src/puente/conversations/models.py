@@ -177,3 +177,21 @@ class Media(IdMixin, TimestampMixin, Base):
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[dt.datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class PendingMessageOp(IdMixin, Base):
+    """A change to a message that arrived before the message itself (an edit, a revoke,
+    the media completing a history placeholder). Applied and deleted when the message
+    with `target_wamid` is stored, so the result is the same in any arrival order."""
+
+    __tablename__ = "pending_message_ops"
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    target_wamid: Mapped[str] = mapped_column(String(255), index=True)
+    # The edit's or revoke's own wamid; for media completions "<target>#media".
+    op_key: Mapped[str] = mapped_column(String(300), unique=True)
+    kind: Mapped[str] = mapped_column(String(16))  # edit | revoke | media
+    timestamp: Mapped[dt.datetime]
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

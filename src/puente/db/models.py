@@ -14,29 +14,39 @@ from puente.accounts.models import (
     WebSession,
     Workspace,
 )
-from puente.channels.models import Channel
+from puente.channels.models import AppContactSync, Channel, ChannelSync, HistoryChunkSeen
 from puente.contacts.models import Contact, ContactIdentity, ContactTag, Tag
-from puente.conversations.models import Conversation, Media, Message, StatusEvent
+from puente.conversations.models import (
+    Conversation,
+    Media,
+    Message,
+    PendingMessageOp,
+    StatusEvent,
+)
 from puente.db.base import Base
 from puente.ingest.models import WebhookChange, WebhookEvent
 from puente.outbound.models import OutboxItem
 
 __all__ = [
     "ApiToken",
+    "AppContactSync",
     "AuditEntry",
     "AuthLink",
     "Base",
     "Channel",
+    "ChannelSync",
     "Contact",
     "ContactIdentity",
     "ContactTag",
     "Conversation",
+    "HistoryChunkSeen",
     "LoginAttempt",
     "Media",
     "Membership",
     "Message",
     "OutboxItem",
     "OutgoingMail",
+    "PendingMessageOp",
     "RecoveryCode",
     "StatusEvent",
     "Tag",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +38,37 @@ class ChangeRef:
         return str(pnid) if pnid is not None else None
 
 
+Processor = Callable[[Session, Runtime, ChangeRef], None]
+
+# field -> "module:function" under puente.ingest.processors, imported on first use.
+PROCESSORS = {
+    "messages": "messages:process",
+    "smb_message_echoes": "echoes:process",
+    "history": "history:process",
+    "smb_app_state_sync": "state_sync:process",
+    "account_update": "account:process_account_update",
+    "message_template_status_update": "templates:apply_template_status",
+}
+_loaded: dict[str, Processor] = {}
+
+
+def _processor(field: str) -> Processor | None:
+    if field not in _loaded:
+        target = PROCESSORS.get(field)
+        if target is None:
+            return None
+        module_name, function = target.split(":")
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        _loaded[field] = getattr(module, function)
+    return _loaded[field]
+
+
 def apply_change(session: Session, runtime: Runtime, change: ChangeRef) -> None:
     """Apply one change idempotently. Raises UnknownChannel to park it; any other
-    exception marks it failed (with the message kept) without touching other changes."""
-    raise NotImplementedError  # filled in by the processors
+    exception marks it failed (with the message kept) without touching other changes.
+
+    Fields Puente does not process are left alone: the raw event stays stored.
+    """
+    processor = _processor(change.field)
+    if processor is not None:
+        processor(session, runtime, change)

@@ -1,0 +1,343 @@
+"""Coexistence state of a channel: history import progress, the owner's contacts synced
+from the Business app, and the connection state Meta reports in account updates."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from puente.channels.models import (
+    AppContactSync,
+    Channel,
+    ChannelSync,
+    ConnectionState,
+    HistoryChunkSeen,
+    SyncState,
+)
+from puente.contacts.models import Contact, ContactIdentity, ContactSource
+from puente.contacts.resolve import Person, resolve_people, wa_id_variants
+from puente.contacts.service import add_source
+from puente.db.base import utcnow
+from puente.db.bulk import insert_ignore
+from puente.events import DomainEvent, publish
+
+HISTORY_DONE = 100
+_HISTORY_SEEN = {SyncState.DECLINED.value, SyncState.IMPORTING.value, SyncState.COMPLETE.value}
+
+
+def access_sync_state(session: Session, channel: Channel) -> ChannelSync:
+    """The channel's sync row, created on first use."""
+    query = select(ChannelSync).where(ChannelSync.channel_id == channel.id)
+    state = session.scalar(query)
+    if state is None:
+        session.execute(
+            insert_ignore(session, ChannelSync, ["channel_id"]),
+            [
+                {
+                    "workspace_id": channel.workspace_id,
+                    "channel_id": channel.id,
+                    "history_progress": {},
+                    "updated_at": utcnow(),
+                }
+            ],
+        )
+        state = session.scalar(query)
+        assert state is not None
+    return state
+
+
+def do_mark_sync_requested(
+    session: Session, channel: Channel, *, kind: str, request_id: str | None
+) -> ChannelSync:
+    """Record that `smb_app_data` accepted a sync ("history" or "smb_app_state_sync")."""
+    state = access_sync_state(session, channel)
+    now = utcnow()
+    if kind == "history":
+        state.history_request_id = request_id
+        state.history_requested_at = now
+        if state.history_state == SyncState.NOT_REQUESTED.value:
+            state.history_state = SyncState.REQUESTED.value
+    else:
+        state.contacts_request_id = request_id
+        state.contacts_requested_at = now
+        if state.contacts_state == SyncState.NOT_REQUESTED.value:
+            state.contacts_state = SyncState.REQUESTED.value
+    _publish_progress(session, channel, state)
+    return state
+
+
+def overall_progress(state: ChannelSync) -> int:
+    """One figure for a progress bar: the furthest phase's progress, 100 when complete."""
+    if state.history_state == SyncState.COMPLETE.value:
+        return HISTORY_DONE
+    progress = state.history_progress or {}
+    if not progress:
+        return 0
+    return int(progress[max(progress, key=int)])
+
+
+def do_record_history_chunk(
+    session: Session,
+    channel: Channel,
+    *,
+    event_id: int | None,
+    phase: int,
+    chunk_order: int | None,
+    progress: int | None,
+    messages: int,
+) -> bool:
+    """Count a processed chunk once and move the phase's progress. Returns whether the
+    chunk was new (a repeated chunk changes nothing)."""
+    inserted = session.execute(
+        insert_ignore(session, HistoryChunkSeen, ["channel_id", "phase", "chunk_order"]).returning(
+            HistoryChunkSeen.__table__.c.id
+        ),
+        [
+            {
+                "channel_id": channel.id,
+                "phase": phase,
+                "chunk_order": chunk_order if chunk_order is not None else 0,
+                "progress": progress,
+                "messages": messages,
+                "event_id": event_id,
+                "processed_at": utcnow(),
+            }
+        ],
+    ).first()
+    if inserted is None:
+        return False
+    state = access_sync_state(session, channel)
+    state.history_chunks += 1
+    state.history_messages += messages
+    phases = dict(state.history_progress or {})
+    if progress is not None and progress > int(phases.get(str(phase), -1)):
+        phases[str(phase)] = progress
+        state.history_progress = phases
+    # Meta: "progress 100 means the sync is done". Later chunks still count when they come.
+    if progress == HISTORY_DONE:
+        state.history_state = SyncState.COMPLETE.value
+        state.history_completed_at = state.history_completed_at or utcnow()
+    elif state.history_state != SyncState.COMPLETE.value:
+        state.history_state = SyncState.IMPORTING.value
+    if channel.connection_state == ConnectionState.SYNCING.value and progress == HISTORY_DONE:
+        channel.connection_state = ConnectionState.CONNECTED.value
+        channel.state_changed_at = utcnow()
+    _publish_progress(session, channel, state, phase=phase)
+    return True
+
+
+def do_history_declined(session: Session, channel: Channel, error: dict[str, Any]) -> None:
+    """The owner chose not to share chat history (error 2593109)."""
+    state = access_sync_state(session, channel)
+    # Chunks already imported prove the history was shared; a stray decline changes nothing.
+    if state.history_state in _HISTORY_SEEN:
+        return
+    state.history_state = SyncState.DECLINED.value
+    state.history_error = error
+    _publish_progress(session, channel, state)
+
+
+def _publish_progress(
+    session: Session, channel: Channel, state: ChannelSync, *, phase: int | None = None
+) -> None:
+    publish(
+        session,
+        DomainEvent(
+            workspace_id=channel.workspace_id,
+            kind="channel.sync_progress",
+            data={
+                "channel_id": channel.id,
+                "history_state": state.history_state,
+                "phase": phase,
+                "progress": dict(state.history_progress or {}),
+                "overall": overall_progress(state),
+                "chunks": state.history_chunks,
+                "messages": state.history_messages,
+                "contacts_state": state.contacts_state,
+                "contacts_synced": state.contacts_synced,
+            },
+        ),
+    )
+
+
+# --- contacts from the owner's Business app ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class AppContactChange:
+    phone: str  # digits, as in the owner's address book
+    action: str  # "add" (new or edited) | "remove"
+    timestamp: dt.datetime
+    full_name: str | None = None
+    first_name: str | None = None
+
+
+def do_apply_contact_sync(
+    session: Session, channel: Channel, changes: Sequence[AppContactChange]
+) -> int:
+    """Mirror the owner's address book. Returns how many changes applied.
+
+    The name from the phone goes to Contact.business_app_name (never the name agents
+    edit); a removal only marks the identity as no longer in the app.
+    """
+    latest = _latest_change_per_phone(changes)
+    if not latest:
+        return 0
+    seen = {
+        row.phone: row
+        for row in session.scalars(
+            select(AppContactSync).where(
+                AppContactSync.channel_id == channel.id, AppContactSync.phone.in_(latest)
+            )
+        )
+    }
+    fresh = [
+        c for c in latest.values() if c.phone not in seen or seen[c.phone].timestamp < c.timestamp
+    ]
+    if not fresh:
+        return 0
+    adds = [c for c in fresh if c.action == "add"]
+    removes = [c for c in fresh if c.action == "remove"]
+    touched = _apply_adds(session, channel, adds) + _apply_removes(session, channel, removes)
+    for change in fresh:
+        row = seen.get(change.phone)
+        if row is None:
+            session.add(
+                AppContactSync(
+                    channel_id=channel.id,
+                    phone=change.phone,
+                    action=change.action,
+                    timestamp=change.timestamp,
+                )
+            )
+        else:
+            row.action, row.timestamp = change.action, change.timestamp
+    state = access_sync_state(session, channel)
+    state.contacts_synced += len(adds)
+    state.contacts_state = SyncState.COMPLETE.value
+    newest = max(c.timestamp for c in fresh)
+    state.contacts_last_at = max(newest, state.contacts_last_at or newest)
+    if channel.last_phone_activity_at is None or newest > channel.last_phone_activity_at:
+        channel.last_phone_activity_at = newest
+    session.flush()
+    for contact_id in sorted(set(touched)):
+        publish(
+            session,
+            DomainEvent(
+                workspace_id=channel.workspace_id,
+                kind="contact.updated",
+                data={"contact_id": contact_id},
+            ),
+        )
+    _publish_channel(session, channel)
+    return len(fresh)
+
+
+def _latest_change_per_phone(changes: Sequence[AppContactChange]) -> dict[str, AppContactChange]:
+    latest: dict[str, AppContactChange] = {}
+    for change in changes:
+        if not change.phone:
+            continue
+        prev = latest.get(change.phone)
+        if prev is None or change.timestamp >= prev.timestamp:
+            latest[change.phone] = change
+    return latest
+
+
+def _apply_adds(session: Session, channel: Channel, adds: list[AppContactChange]) -> list[int]:
+    if not adds:
+        return []
+    resolved = resolve_people(
+        session,
+        workspace_id=channel.workspace_id,
+        channel_id=channel.id,
+        people=[Person(wa_id=c.phone) for c in adds],
+        source=ContactSource.BUSINESS_APP.value,
+    )
+    touched = []
+    for change in adds:
+        found = resolved[change.phone]
+        add_source(found.contact, ContactSource.BUSINESS_APP.value)
+        name = change.full_name or change.first_name
+        if name and found.contact.business_app_name != name:
+            found.contact.business_app_name = name
+        found.identity.in_business_app = True
+        touched.append(found.contact.id)
+    return touched
+
+
+def _apply_removes(
+    session: Session, channel: Channel, removes: list[AppContactChange]
+) -> list[int]:
+    if not removes:
+        return []
+    candidates: dict[str, str] = {}
+    for change in removes:
+        for wa_id in (change.phone, *wa_id_variants(change.phone)):
+            candidates.setdefault(wa_id, change.phone)
+    rows = session.execute(
+        select(Contact.id, Contact.wa_id).where(
+            Contact.workspace_id == channel.workspace_id, Contact.wa_id.in_(candidates)
+        )
+    ).tuples()
+    contact_ids = [contact_id for contact_id, _ in rows]
+    touched = []
+    # The CRM contact stays: only its place in the owner's address book goes.
+    for identity in session.scalars(
+        select(ContactIdentity).where(
+            ContactIdentity.channel_id == channel.id, ContactIdentity.contact_id.in_(contact_ids)
+        )
+    ):
+        if identity.in_business_app:
+            identity.in_business_app = False
+            touched.append(identity.contact_id)
+    return touched
+
+
+# --- connection state from account_update -------------------------------------------------
+
+
+def do_set_connection_state(
+    session: Session,
+    channel: Channel,
+    state: ConnectionState,
+    *,
+    reason: str | None,
+    at: dt.datetime,
+) -> bool:
+    """Record what Meta says about the number's connection. An event older than the
+    state already recorded is ignored. Returns whether the state changed."""
+    if channel.state_changed_at is not None and at < channel.state_changed_at:
+        return False
+    if channel.connection_state == state.value and channel.state_reason == reason:
+        return False
+    channel.connection_state = state.value
+    channel.state_reason = reason
+    channel.state_changed_at = at
+    _publish_channel(session, channel)
+    return True
+
+
+def _publish_channel(session: Session, channel: Channel) -> None:
+    publish(
+        session,
+        DomainEvent(
+            workspace_id=channel.workspace_id,
+            kind="channel.updated",
+            data={
+                "channel_id": channel.id,
+                "connection_state": channel.connection_state,
+                "state_reason": channel.state_reason,
+                "last_phone_activity_at": (
+                    channel.last_phone_activity_at.isoformat()
+                    if channel.last_phone_activity_at
+                    else None
+                ),
+            },
+        ),
+    )

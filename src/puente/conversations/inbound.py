@@ -1,0 +1,311 @@
+"""Storing messages that come from WhatsApp (customers, echoes of the owner's phone,
+imported history) and what they do to their conversations.
+
+Built for batches: one webhook change is resolved to contacts and conversations in a
+few queries and its messages are inserted at once, skipping wamids already stored, so
+processing the same change twice (or its messages in any order) gives the same rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from puente.channels.models import Channel
+from puente.contacts.resolve import Person, Resolved, resolve_people
+from puente.conversations.models import (
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Message,
+    MessageSource,
+)
+from puente.db.base import utcnow
+from puente.db.bulk import insert_ignore
+from puente.events import DomainEvent, publish
+
+SERVICE_WINDOW = dt.timedelta(hours=24)
+# A conversation started from a click-to-WhatsApp ad or a Page CTA is a free entry point.
+FREE_ENTRY_POINT_WINDOW = dt.timedelta(hours=72)
+PREVIEW_LENGTH = 200
+# Types that tell something about the chat but are not a customer writing to the business:
+# they neither open the service window nor count as unread.
+QUIET_TYPES = frozenset({"system"})
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    meta_media_id: str | None
+    mime_type: str | None = None
+    sha256: str | None = None
+    filename: str | None = None
+    url: str | None = None
+
+
+@dataclass
+class NewMessage:
+    """A message as the domain stores it, built by the protocol layer's processors."""
+
+    wamid: str
+    person: Person  # the customer, whichever direction the message went
+    direction: str
+    source: str
+    type: str
+    content: dict[str, Any]
+    text: str | None
+    timestamp: dt.datetime
+    status: str
+    reply_to_wamid: str | None = None
+    context: dict[str, Any] | None = None
+    referral: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    raw: dict[str, Any] | None = None
+    media: MediaRef | None = None
+
+
+@dataclass
+class Stored:
+    id: int
+    message: NewMessage
+    conversation: Conversation
+
+
+@dataclass
+class StoreResult:
+    stored: list[Stored] = field(default_factory=list)
+    duplicates: int = 0
+    people: dict[str, Resolved] = field(default_factory=dict)
+    conversations: dict[int, Conversation] = field(default_factory=dict)
+
+
+def preview_of(message: NewMessage | Message) -> str:
+    if message.text:
+        return message.text[:PREVIEW_LENGTH]
+    return f"[{message.type}]"
+
+
+def resolve_conversations(
+    session: Session, channel: Channel, contact_ids: Iterable[int], *, status: str
+) -> dict[int, Conversation]:
+    """The conversation of each contact on `channel`, created (with `status`) if new."""
+    ids = set(contact_ids)
+    if not ids:
+        return {}
+    query = select(Conversation).where(
+        Conversation.channel_id == channel.id, Conversation.contact_id.in_(ids)
+    )
+    found = {c.contact_id: c for c in session.scalars(query)}
+    missing = ids - found.keys()
+    if missing:
+        now = utcnow()
+        rows = [
+            {
+                "workspace_id": channel.workspace_id,
+                "channel_id": channel.id,
+                "contact_id": contact_id,
+                "status": status,
+                "labels": [],
+                "created_at": now,
+                "updated_at": now,
+            }
+            for contact_id in sorted(missing)
+        ]
+        session.execute(insert_ignore(session, Conversation, ["channel_id", "contact_id"]), rows)
+        found.update({c.contact_id: c for c in session.scalars(query)})
+    return found
+
+
+def store_messages(
+    session: Session,
+    channel: Channel,
+    items: Sequence[NewMessage],
+    *,
+    contact_source: str,
+    conversation_status: str = ConversationStatus.OPEN.value,
+    emit_events: bool = True,
+) -> StoreResult:
+    """Insert the messages not stored yet and update their conversations.
+
+    `contact_source` is given to contacts first seen here; `conversation_status` to new
+    conversations. History imports pass `emit_events=False`: they publish one progress
+    event per chunk instead of one per message.
+    """
+    from puente.conversations.edits import apply_pending_ops
+    from puente.conversations.media import create_media
+    from puente.conversations.statuses import apply_pending_statuses
+
+    result = StoreResult()
+    unique: dict[str, NewMessage] = {}
+    for item in items:
+        unique.setdefault(item.wamid, item)
+    result.duplicates = len(items) - len(unique)
+    if not unique:
+        return result
+    result.people = resolve_people(
+        session,
+        workspace_id=channel.workspace_id,
+        channel_id=channel.id,
+        people=(m.person for m in unique.values()),
+        source=contact_source,
+    )
+    contact_ids = {r.contact.id for r in result.people.values()}
+    conversations = resolve_conversations(session, channel, contact_ids, status=conversation_status)
+    result.conversations = {c.id: c for c in conversations.values()}
+
+    rows = []
+    for item in unique.values():
+        contact = result.people[item.person.key].contact
+        rows.append(_message_row(channel, conversations[contact.id], contact.id, item))
+    stmt = insert_ignore(session, Message, ["wamid"]).returning(
+        Message.__table__.c.id, Message.__table__.c.wamid
+    )
+    ids_by_wamid = {wamid: mid for mid, wamid in session.execute(stmt, rows).tuples()}
+    result.duplicates += len(unique) - len(ids_by_wamid)
+
+    for wamid, message_id in ids_by_wamid.items():
+        item = unique[wamid]
+        contact = result.people[item.person.key].contact
+        result.stored.append(Stored(message_id, item, conversations[contact.id]))
+    result.stored.sort(key=lambda s: (s.message.timestamp, s.id))
+
+    create_media(
+        session,
+        channel,
+        [(s.id, s.message.media) for s in result.stored if s.message.media is not None],
+    )
+    for stored in result.stored:
+        _touch_conversation(stored, channel)
+    if ids_by_wamid:
+        apply_pending_ops(session, channel, ids_by_wamid, emit_events=emit_events)
+        outbound = [w for w, _ in ids_by_wamid.items() if unique[w].direction == "outbound"]
+        apply_pending_statuses(session, outbound, emit_events=emit_events)
+    if emit_events:
+        _publish_created(session, channel, result)
+    return result
+
+
+def _message_row(
+    channel: Channel, conversation: Conversation, contact_id: int, item: NewMessage
+) -> dict[str, Any]:
+    return {
+        "workspace_id": channel.workspace_id,
+        "channel_id": channel.id,
+        "conversation_id": conversation.id,
+        "contact_id": contact_id,
+        "wamid": item.wamid,
+        "direction": item.direction,
+        "source": item.source,
+        "type": item.type,
+        "content": item.content,
+        "text": item.text,
+        "timestamp": item.timestamp,
+        "status": item.status,
+        "status_at": item.timestamp,
+        "error": item.error,
+        "pricing": None,
+        "reply_to_wamid": item.reply_to_wamid,
+        "context": item.context,
+        "referral": item.referral,
+        "edited": False,
+        "revoked": False,
+        "history": [],
+        "raw": item.raw,
+        "created_at": utcnow(),
+    }
+
+
+def _later(current: dt.datetime | None, candidate: dt.datetime) -> bool:
+    return current is None or candidate >= current
+
+
+def _touch_conversation(stored: Stored, channel: Channel) -> None:
+    conversation, item = stored.conversation, stored.message
+    if _later(conversation.last_activity_at, item.timestamp):
+        conversation.last_activity_at = item.timestamp
+        conversation.last_message_id = stored.id
+        conversation.last_message_preview = preview_of(item)
+        conversation.last_message_source = item.source
+    if item.source == MessageSource.CUSTOMER.value:
+        _customer_wrote(conversation, item)
+    elif item.source == MessageSource.BUSINESS_APP.value:
+        _owner_wrote(conversation, item, channel)
+    # History only moves the activity time and preview above: imported chats never
+    # open a service window (only messages after onboarding do) nor wake anyone up.
+
+
+def _customer_wrote(conversation: Conversation, item: NewMessage) -> None:
+    if item.type in QUIET_TYPES or item.direction != Direction.INBOUND.value:
+        return
+    if item.type == "reaction" and not item.text:
+        return  # a removed reaction is not something to answer
+    if _later(conversation.last_inbound_at, item.timestamp):
+        conversation.last_inbound_at = item.timestamp
+    window = FREE_ENTRY_POINT_WINDOW if item.referral else SERVICE_WINDOW
+    expires = item.timestamp + window
+    if _later(conversation.window_expires_at, expires):
+        conversation.window_expires_at = expires
+    conversation.unread_count = (conversation.unread_count or 0) + 1
+    if conversation.waiting_since is None:
+        conversation.waiting_since = item.timestamp
+    if conversation.status in (ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value):
+        conversation.status = ConversationStatus.OPEN.value
+        conversation.snoozed_until = None
+
+
+def _owner_wrote(conversation: Conversation, item: NewMessage, channel: Channel) -> None:
+    # The owner answered from the phone: the customer is no longer waiting, and the bot
+    # steps back unless the channel says otherwise. The service window is untouched.
+    if conversation.waiting_since is not None and item.timestamp >= conversation.waiting_since:
+        conversation.waiting_since = None
+    if (channel.settings or {}).get("pause_bot_on_owner_reply", True):
+        conversation.bot_paused = True
+    if _later(channel.last_phone_activity_at, item.timestamp):
+        channel.last_phone_activity_at = item.timestamp
+
+
+def _publish_created(session: Session, channel: Channel, result: StoreResult) -> None:
+    touched: dict[int, Conversation] = {}
+    for stored in result.stored:
+        touched[stored.conversation.id] = stored.conversation
+        publish(
+            session,
+            DomainEvent(
+                workspace_id=channel.workspace_id,
+                kind="message.created",
+                conversation_id=stored.conversation.id,
+                data={
+                    "message_id": stored.id,
+                    "wamid": stored.message.wamid,
+                    "conversation_id": stored.conversation.id,
+                    "channel_id": channel.id,
+                    "direction": stored.message.direction,
+                    "source": stored.message.source,
+                    "type": stored.message.type,
+                },
+            ),
+        )
+    for conversation in touched.values():
+        publish(
+            session,
+            DomainEvent(
+                workspace_id=channel.workspace_id,
+                kind="conversation.updated",
+                conversation_id=conversation.id,
+                data={"conversation_id": conversation.id, "channel_id": channel.id},
+            ),
+        )
+    for resolved in result.people.values():
+        if resolved.created:
+            publish(
+                session,
+                DomainEvent(
+                    workspace_id=channel.workspace_id,
+                    kind="contact.updated",
+                    data={"contact_id": resolved.contact.id, "created": True},
+                ),
+            )

@@ -1,0 +1,190 @@
+"""Delivery statuses (sent, delivered, read, played, failed) applied to outgoing messages.
+
+Every status is kept in StatusEvent, once per (wamid, status). A message's status only
+moves forward along STATUS_RANK, so duplicates and late arrivals change nothing. A
+status whose message is not known yet stays unapplied until the message is stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from puente.channels.models import Channel
+from puente.conversations.models import STATUS_RANK, Message, MessageStatus, StatusEvent
+from puente.db.base import utcnow
+from puente.db.bulk import insert_ignore
+from puente.events import DomainEvent, publish
+from puente.outbound.models import OutboxItem, OutboxState
+
+# What the outbox writes into biz_opaque_callback_data: "outbox:<OutboxItem.id>".
+OUTBOX_CALLBACK_PREFIX = "outbox:"
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    wamid: str
+    status: str
+    timestamp: dt.datetime
+    recipient_id: str | None = None
+    errors: list[dict[str, Any]] | None = None
+    pricing: dict[str, Any] | None = None
+    callback_data: str | None = None
+
+
+def record_statuses(
+    session: Session, channel: Channel, updates: Sequence[StatusUpdate], *, emit_events: bool = True
+) -> int:
+    """Keep every new status and apply it to its message. Returns how many were new."""
+    if not updates:
+        return 0
+    rows = [
+        {
+            "workspace_id": channel.workspace_id,
+            "wamid": u.wamid,
+            "status": u.status,
+            "timestamp": u.timestamp,
+            "recipient_id": u.recipient_id,
+            "errors": u.errors or None,
+            "pricing": u.pricing,
+            "callback_data": u.callback_data,
+            "applied": False,
+        }
+        for u in updates
+    ]
+    table = StatusEvent.__table__
+    stmt = insert_ignore(session, StatusEvent, ["wamid", "status"]).returning(table.c.id)
+    new_ids = list(session.execute(stmt, rows).scalars())
+    if not new_ids:
+        return 0
+    events = list(session.scalars(select(StatusEvent).where(StatusEvent.id.in_(new_ids))))
+    wamids = {e.wamid for e in events}
+    messages = _messages_by_wamid(session, wamids)
+    for event in events:
+        if event.wamid not in messages and event.callback_data:
+            found = _reconcile_outbox(session, channel, event)
+            if found is not None:
+                messages[event.wamid] = found
+    _apply_events(session, events, messages, emit_events=emit_events)
+    return len(new_ids)
+
+
+def apply_pending_statuses(
+    session: Session, wamids: Sequence[str], *, emit_events: bool = True
+) -> None:
+    """Apply statuses that arrived before these outgoing messages were stored (or got
+    their wamid). The outbox calls this after writing the wamid Meta returned."""
+    if not wamids:
+        return
+    events = list(
+        session.scalars(
+            select(StatusEvent)
+            .where(StatusEvent.wamid.in_(list(wamids)), StatusEvent.applied.is_(False))
+            .order_by(StatusEvent.id)
+        )
+    )
+    if events:
+        messages = _messages_by_wamid(session, {e.wamid for e in events})
+        _apply_events(session, events, messages, emit_events=emit_events)
+
+
+def _messages_by_wamid(session: Session, wamids: set[str]) -> dict[str, Message]:
+    if not wamids:
+        return {}
+    rows = session.scalars(select(Message).where(Message.wamid.in_(wamids)))
+    return {m.wamid: m for m in rows if m.wamid}
+
+
+def _reconcile_outbox(session: Session, channel: Channel, event: StatusEvent) -> Message | None:
+    """A status for a send whose local commit was lost: the outbox id in the callback
+    data finds the message, which gets the wamid Meta gave it."""
+    data = event.callback_data or ""
+    if not data.startswith(OUTBOX_CALLBACK_PREFIX):
+        return None
+    try:
+        outbox_id = int(data[len(OUTBOX_CALLBACK_PREFIX) :])
+    except ValueError:
+        return None
+    item = session.scalar(
+        select(OutboxItem).where(
+            OutboxItem.id == outbox_id,
+            OutboxItem.workspace_id == channel.workspace_id,
+            OutboxItem.channel_id == channel.id,
+        )
+    )
+    if item is None:
+        return None
+    message = session.get(Message, item.message_id)
+    if message is None or message.wamid is not None:
+        return None
+    message.wamid = event.wamid
+    if item.state in (OutboxState.QUEUED.value, OutboxState.SENDING.value):
+        item.state = OutboxState.SENT.value
+        item.sent_at = item.sent_at or event.timestamp
+    if message.status in (MessageStatus.QUEUED.value, MessageStatus.SENDING.value):
+        message.status = MessageStatus.SENT.value
+        message.status_at = event.timestamp
+    session.flush()
+    return message
+
+
+def _rank(status: str) -> int:
+    try:
+        return STATUS_RANK[MessageStatus(status)]
+    except (KeyError, ValueError):
+        return -1
+
+
+def apply_status(message: Message, event: StatusEvent) -> bool:
+    """Move `message` forward to the event's status. Returns whether anything changed."""
+    changed = False
+    if event.pricing and message.pricing != event.pricing:
+        message.pricing = event.pricing
+        changed = True
+    new_rank = _rank(event.status)
+    if new_rank < 0 or new_rank <= _rank(message.status):
+        return changed
+    message.status = event.status
+    message.status_at = event.timestamp
+    if event.status == MessageStatus.FAILED.value:
+        message.error = (event.errors or [{}])[0]
+    return True
+
+
+def _apply_events(
+    session: Session,
+    events: list[StatusEvent],
+    messages: dict[str, Message],
+    *,
+    emit_events: bool,
+) -> None:
+    changed: dict[int, Message] = {}
+    for event in sorted(events, key=lambda e: (_rank(e.status), e.timestamp)):
+        message = messages.get(event.wamid)
+        if message is None:
+            continue
+        event.applied = True
+        if apply_status(message, event):
+            changed[message.id] = message
+    if emit_events:
+        for message in changed.values():
+            publish(
+                session,
+                DomainEvent(
+                    workspace_id=message.workspace_id,
+                    kind="message.status",
+                    conversation_id=message.conversation_id,
+                    data={
+                        "message_id": message.id,
+                        "wamid": message.wamid,
+                        "status": message.status,
+                        "error": message.error,
+                        "at": (message.status_at or utcnow()).isoformat(),
+                    },
+                ),
+            )

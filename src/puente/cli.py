@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from puente.channels.cli import channels_cli
 from puente.config import get_settings
 
 app = typer.Typer(help="Puente: a WhatsApp team inbox built for coexistence.", no_args_is_help=True)
@@ -13,6 +14,7 @@ workspaces_cli = typer.Typer(help="Workspaces.", no_args_is_help=True)
 tokens_cli = typer.Typer(help="REST API tokens.", no_args_is_help=True)
 app.add_typer(workspaces_cli, name="workspaces")
 app.add_typer(tokens_cli, name="tokens")
+app.add_typer(channels_cli, name="channels")
 events_cli = typer.Typer(help="Webhook events that failed processing.", no_args_is_help=True)
 app.add_typer(events_cli, name="events")
 

@@ -8,6 +8,7 @@ import typer
 
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
+from puente.outbound.template_cli import templates_cli
 
 app = typer.Typer(help="Puente: a WhatsApp team inbox built for coexistence.", no_args_is_help=True)
 workspaces_cli = typer.Typer(help="Workspaces.", no_args_is_help=True)
@@ -17,6 +18,7 @@ app.add_typer(tokens_cli, name="tokens")
 app.add_typer(channels_cli, name="channels")
 events_cli = typer.Typer(help="Webhook events that failed processing.", no_args_is_help=True)
 app.add_typer(events_cli, name="events")
+app.add_typer(templates_cli, name="templates")
 
 
 def _setup_logging() -> None:

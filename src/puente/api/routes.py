@@ -60,10 +60,12 @@ def _routers() -> list:  # type: ignore[type-arg]
     from puente.accounts.api import router as accounts
     from puente.channels.api import router as channels
     from puente.contacts.api import router as contacts
+    from puente.contacts.consent_api import router as consent
     from puente.conversations.api import router as conversations
     from puente.ingest.api import router as events
+    from puente.outbound.template_api import router as templates
 
-    return [accounts, channels, contacts, conversations, events]
+    return [accounts, channels, contacts, consent, conversations, events, templates]
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:

@@ -84,3 +84,46 @@ class ContactTag(IdMixin, Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+
+
+class ConsentKind(enum.StrEnum):
+    OPT_IN = "opt_in"
+    OPT_OUT = "opt_out"
+
+
+class ConsentEvent(IdMixin, Base):
+    """One opt-in or opt-out, kept forever as the contact's consent history."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_contact", "contact_id", "at"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    scope: Mapped[str] = mapped_column(String(32), default="marketing")
+    # How it was given: keyword, meta_131050, api, agent, web_form, import, ...
+    source: Mapped[str] = mapped_column(String(32))
+    # Who recorded it: a user, or a label such as "API token 'crm'" or "customer".
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    by_label: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(String(500))
+    # The message that carried it (a keyword, or the send Meta refused with 131050).
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class ContactConsent(IdMixin, Base):
+    """The current consent of a contact for one scope: the latest ConsentEvent, denormalised."""
+
+    __tablename__ = "contact_consents"
+    __table_args__ = (UniqueConstraint("contact_id", "scope"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    scope: Mapped[str] = mapped_column(String(32), default="marketing")
+    state: Mapped[str] = mapped_column(String(16))  # a ConsentKind value
+    since: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consent_events.id", ondelete="SET NULL")
+    )

@@ -15,7 +15,14 @@ from puente.accounts.models import (
     Workspace,
 )
 from puente.channels.models import AppContactSync, Channel, ChannelSync, HistoryChunkSeen
-from puente.contacts.models import Contact, ContactIdentity, ContactTag, Tag
+from puente.contacts.models import (
+    ConsentEvent,
+    Contact,
+    ContactConsent,
+    ContactIdentity,
+    ContactTag,
+    Tag,
+)
 from puente.conversations.models import (
     Conversation,
     Media,
@@ -25,7 +32,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import Base
 from puente.ingest.models import WebhookChange, WebhookEvent
-from puente.outbound.models import OutboxItem
+from puente.outbound.models import MessageTemplate, OutboxItem
 
 __all__ = [
     "ApiToken",
@@ -35,7 +42,9 @@ __all__ = [
     "Base",
     "Channel",
     "ChannelSync",
+    "ConsentEvent",
     "Contact",
+    "ContactConsent",
     "ContactIdentity",
     "ContactTag",
     "Conversation",
@@ -44,6 +53,7 @@ __all__ = [
     "Media",
     "Membership",
     "Message",
+    "MessageTemplate",
     "OutboxItem",
     "OutgoingMail",
     "PendingMessageOp",

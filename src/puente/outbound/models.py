@@ -6,10 +6,10 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, IdMixin, TimestampMixin, utcnow
+from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
 
 
 class OutboxState(enum.StrEnum):
@@ -42,3 +42,50 @@ class OutboxItem(IdMixin, TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[int | None]
     sent_at: Mapped[dt.datetime | None]
+
+
+class TemplateStatus(enum.StrEnum):
+    """Meta's review and health states (whatsapp-protocol.md §9), plus DRAFT for local-only."""
+
+    DRAFT = "DRAFT"  # checked locally, not submitted to Meta
+    PENDING = "PENDING"
+    APPROVED = "APPROVED"
+    REJECTED = "REJECTED"
+    PAUSED = "PAUSED"
+    DISABLED = "DISABLED"
+    FLAGGED = "FLAGGED"
+    IN_APPEAL = "IN_APPEAL"
+    LOCKED = "LOCKED"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    ARCHIVED = "ARCHIVED"
+    PENDING_DELETION = "PENDING_DELETION"
+    DELETED = "DELETED"
+
+
+class MessageTemplate(IdMixin, TimestampMixin, Base):
+    """One language variant of a WhatsApp message template. Templates belong to a WABA,
+    so every number of that WABA can send them; the row is per workspace and WABA."""
+
+    __tablename__ = "message_templates"
+    __table_args__ = (
+        UniqueConstraint("workspace_id", "waba_id", "name", "language"),
+        Index("ix_message_templates_meta_id", "meta_id"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    waba_id: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(32))
+    # Meta's id for this language variant (hsm_id); null while a draft.
+    meta_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), default=TemplateStatus.DRAFT.value)
+    # Why Meta rejected, paused or disabled it, in Meta's words.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[dt.datetime | None]
+    parameter_format: Mapped[str] = mapped_column(String(16), default="positional")
+    components: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    quality: Mapped[str | None] = mapped_column(String(16))
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    last_synced_at: Mapped[dt.datetime | None]
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

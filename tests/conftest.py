@@ -146,3 +146,32 @@ def live_server_factory() -> Iterator[type[LiveServer]]:
     yield _Factory
     for server in reversed(started):
         server.stop()
+
+
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Chromium through Playwright. Skips when Chromium is missing, unless
+    PUENTE_REQUIRE_BROWSER=1 (CI), where a missing browser fails the test."""
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("PUENTE_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"Chromium is required but missing at {CHROMIUM}")
+        pytest.skip(f"Chromium not found at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()

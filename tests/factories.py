@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from puente.accounts.models import Workspace
+from puente.accounts.models import Team, TeamMember, User, Workspace
 from puente.accounts.service import do_create_workspace
 from puente.accounts.tokens import do_create_token
 from puente.channels.models import Channel, ChannelMode
@@ -133,3 +133,43 @@ def make_message(
     session.add(message)
     session.flush()
     return message
+
+
+# --- People (accounts) --------------------------------------------------------------------
+
+PASSWORD = "correct-horse-battery"
+
+
+def make_user(
+    session: Session,
+    workspace: Workspace,
+    *,
+    role: str = "agent",
+    email: str | None = None,
+    name: str | None = None,
+    password: str = PASSWORD,
+) -> User:
+    from puente.accounts.models import Role
+    from puente.accounts.service import do_create_user
+
+    n = next(_seq)
+    user, _membership = do_create_user(
+        session,
+        workspace=workspace,
+        email=email or f"{role}{n}@example.com",
+        password=password,
+        name=name or f"{role.title()} {n}",
+        role=Role(role),
+    )
+    return user
+
+
+def make_team(session: Session, workspace: Workspace, name: str, members: list[User]) -> Team:
+    team = Team(workspace_id=workspace.id, name=name)
+    session.add(team)
+    session.flush()
+    session.add_all(
+        TeamMember(workspace_id=workspace.id, team_id=team.id, user_id=u.id) for u in members
+    )
+    session.flush()
+    return team

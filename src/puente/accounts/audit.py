@@ -246,21 +246,35 @@ def export_csv(session: Session, workspace_id: int) -> Iterator[str]:
     yield buf.getvalue()
 
 
+DEFERRED_KEY = "puente_audit_deferred"
+
+
 def record_when_done(session: Session, **entry: Any) -> None:
-    """Record an entry in its own transaction once `session`'s transaction ends, whether
-    it commits or rolls back. For refusals: the request that is refused rolls back, but
-    the attempt must stay in the log."""
-    from sqlalchemy import event
+    """Record an entry in its own transaction once `session`'s unit of work has ended,
+    whether it committed or rolled back. For refusals: the refused request rolls back,
+    but the attempt must stay in the log. The unit of work's owner calls
+    `write_deferred` after closing it (the web's request session does)."""
+    actor = entry.get("actor")
+    # Keep plain values: the actor's rows expire when the refused transaction rolls back.
+    entry["actor"] = ActorRef(
+        label=actor if isinstance(actor, str) else getattr(actor, "label", None) or "system",
+        user_id=getattr(actor, "user_id", None),
+    )
+    session.info.setdefault(DEFERRED_KEY, []).append(entry)
 
-    bind = session.get_bind()
-    done: list[bool] = []
 
-    def write(_session: Session, transaction: Any) -> None:
-        if transaction.parent is not None or done:
-            return
-        done.append(True)
-        with Session(bind) as own:
+@dataclass(frozen=True)
+class ActorRef:
+    label: str
+    user_id: int | None
+
+
+def take_deferred(session: Session) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = session.info.pop(DEFERRED_KEY, [])
+    return entries
+
+
+def write_deferred(db: Any, entries: list[dict[str, Any]]) -> None:
+    for entry in entries:
+        with db.unit_of_work() as own:
             record(own, **entry)
-            own.commit()
-
-    event.listen(session, "after_transaction_end", write)

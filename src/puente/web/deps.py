@@ -46,8 +46,17 @@ def get_runtime(request: Request) -> Runtime:
 
 def web_db(request: Request) -> Iterator[Session]:
     """The request's unit of work, committed before the response is sent."""
-    with get_runtime(request).db.unit_of_work() as session:
-        yield session
+    db = get_runtime(request).db
+    deferred: list[dict[str, Any]] = []
+    try:
+        with db.unit_of_work() as session:
+            try:
+                yield session
+            finally:
+                deferred = audit.take_deferred(session)
+    finally:
+        # Refusals are audited even though the refused request rolled back.
+        audit.write_deferred(db, deferred)
 
 
 # scope="function": commit before the response leaves, so the browser's next request

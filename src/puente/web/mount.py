@@ -10,12 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 
 from puente.errors import PuenteError
 from puente.runtime import Runtime
 from puente.secrets import session_secret
-from puente.web.deps import LoginRequired
+from puente.web.deps import LoginRequired, resolve_member
 from puente.web.security import SecurityHeadersMiddleware
 from puente.web.templating import render, translate
 
@@ -76,6 +77,17 @@ def _wants_html(request: Request) -> bool:
     )
 
 
+def _reload_member(request: Request) -> None:
+    """The failed request's transaction rolled back and expired the signed-in member's rows;
+    load them again (detached, fully loaded) so the error page can show the usual header."""
+    if getattr(request.state, "web", None) is None:
+        return
+    del request.state.web
+    runtime: Runtime = request.app.state.runtime
+    with runtime.db.read_factory() as session:
+        resolve_member(request, session)
+
+
 def _error_response(request: Request, status: int, message: str) -> Response:
     if not _wants_html(request):
         return JSONResponse({"error": {"code": str(status), "message": message}}, status)
@@ -92,6 +104,7 @@ def _error_response(request: Request, status: int, message: str) -> Response:
 def install_error_pages(app: FastAPI) -> None:
     @app.exception_handler(PuenteError)
     async def puente_error(request: Request, exc: PuenteError) -> Response:
+        await run_in_threadpool(_reload_member, request)
         if isinstance(exc, LoginRequired) and _wants_html(request):
             target = "/login"
             if request.method == "GET":
@@ -105,6 +118,7 @@ def install_error_pages(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        await run_in_threadpool(_reload_member, request)
         fields = sorted({str(e["loc"][-1]) for e in exc.errors() if e.get("loc")})
         if not _wants_html(request):
             body = {

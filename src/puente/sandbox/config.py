@@ -34,7 +34,9 @@ class SandboxConfig(BaseModel):
     bootstrap: bool = Field(True, description="Create a demo WABA, number, customers, templates.")
 
     batch_size: int = Field(1, ge=1, le=1000)
-    concurrency: int = Field(2, ge=1, le=64)
+    concurrency: int = Field(
+        1, ge=1, le=64, description="Parallel POSTs; above 1, delivery order is not kept."
+    )
     backoff_base: float = Field(0.5, gt=0)
     backoff_max: float = Field(60.0, gt=0)
     faults: WebhookFaults = Field(default_factory=WebhookFaults)

@@ -183,8 +183,8 @@ class WebhookSender:
     async def _deliver(self, delivery: Delivery) -> None:
         if not await self._ensure_handshake():
             # Not verified: keep the updates and try again later, as Meta would not deliver.
+            await asyncio.sleep(0.5)
             self.pending.extendleft(reversed(delivery.updates))
-            await asyncio.sleep(1.0)
             return
         faults = self.config.faults
         if faults.delay:

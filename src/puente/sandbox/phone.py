@@ -1,7 +1,318 @@
-"""The simulated phone page (placeholder until the browser views land)."""
+"""The simulated phone page (`/_sandbox/phone`): chat as a customer, or act as the owner's
+Business app (send, edit, revoke, contacts, history consent, signup confirmation); and the
+Embedded Signup page (`/_sandbox/signup`). Server-rendered Jinja2 with htmx, no inline scripts."""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import base64
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-ROUTES: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from puente.sandbox import people, signup
+from puente.sandbox.engine import Sandbox
+from puente.sandbox.render import bubble
+from puente.sandbox.state import Number
+
+HERE = Path(__file__).parent
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+PREFIX = "/_sandbox/phone"
+
+
+def find_htmx() -> Path | None:
+    """htmx comes from the npm lockfile (node_modules), never copied into the repository."""
+    override = os.environ.get("PUENTE_HTMX_PATH")
+    if override:
+        return Path(override)
+    for base in (Path.cwd(), *HERE.parents):
+        candidate = base / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def sb_of(request: Request) -> Sandbox:
+    sb: Sandbox = request.app.state.sandbox
+    return sb
+
+
+def number_of(request: Request) -> Number:
+    number = sb_of(request).world.numbers.get(request.path_params["number_id"])
+    if number is None:
+        raise people.PeopleError("unknown phone number")
+    return number
+
+
+def back(url: str, error: str | None = None) -> RedirectResponse:
+    sep = "&" if "?" in url else "?"
+    return RedirectResponse(url + (f"{sep}error={quote(error)}" if error else ""), status_code=303)
+
+
+async def form_of(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    return dict(form.items())
+
+
+# -- pages --------------------------------------------------------------------------------------
+async def index(request: Request) -> Response:
+    sb = sb_of(request)
+    return templates.TemplateResponse(
+        request,
+        "index.html",
+        {
+            "numbers": list(sb.world.numbers.values()),
+            "customers": list(sb.world.customers.values()),
+        },
+    )
+
+
+def thread_context(sb: Sandbox, number: Number, wa_id: str, viewer: str) -> dict[str, Any]:
+    messages = [
+        m for m in sb.chat(number.id, wa_id) if m.type not in ("edit", "revoke", "reaction")
+    ]
+    return {
+        "number": number,
+        "wa_id": wa_id,
+        "viewer": viewer,
+        "bubbles": [bubble(m, viewer=viewer) for m in messages],
+    }
+
+
+async def customer_page(request: Request) -> Response:
+    sb = sb_of(request)
+    try:
+        number = number_of(request)
+    except people.PeopleError as exc:
+        return PlainTextResponse(str(exc), status_code=404)
+    wa_id = request.path_params["wa_id"]
+    customer = sb.customer(wa_id)
+    ctx = thread_context(sb, number, wa_id, "customer")
+    return templates.TemplateResponse(
+        request,
+        "customer.html",
+        {**ctx, "customer": customer, "error": request.query_params.get("error")},
+    )
+
+
+async def thread_fragment(request: Request) -> Response:
+    sb = sb_of(request)
+    try:
+        number = number_of(request)
+    except people.PeopleError as exc:
+        return PlainTextResponse(str(exc), status_code=404)
+    viewer = "owner" if request.query_params.get("view") == "owner" else "customer"
+    ctx = thread_context(sb, number, request.path_params["wa_id"], viewer)
+    return templates.TemplateResponse(request, "_thread.html", ctx)
+
+
+async def owner_page(request: Request) -> Response:
+    sb = sb_of(request)
+    try:
+        number = number_of(request)
+    except people.PeopleError as exc:
+        return PlainTextResponse(str(exc), status_code=404)
+    chats = sorted({k.split(":", 1)[1] for k in sb.world.chats if k.startswith(number.id + ":")})
+    current = request.query_params.get("chat") or (chats[0] if chats else None)
+    ctx = thread_context(sb, number, current, "owner") if current else {"bubbles": []}
+    return templates.TemplateResponse(
+        request,
+        "owner.html",
+        {
+            **ctx,
+            "number": number,
+            "chats": chats,
+            "current": current,
+            "customers": sb.world.customers,
+            "address_book": sorted(number.address_book.items()),
+            "signups": signup.pending_for_number(sb, number.id),
+            "error": request.query_params.get("error"),
+        },
+    )
+
+
+# -- customer actions ---------------------------------------------------------------------------
+async def customer_send(request: Request) -> Response:
+    sb = sb_of(request)
+    number_id, wa_id = request.path_params["number_id"], request.path_params["wa_id"]
+    url = f"{PREFIX}/{number_id}/chat/{wa_id}"
+    form = await request.form()
+    kind = str(form.get("kind", "text"))
+    reply_to = str(form.get("reply_to") or "") or None
+    try:
+        if kind == "text":
+            people.do_inbound(
+                sb,
+                number_id,
+                wa_id,
+                "text",
+                {"body": str(form.get("text", ""))},
+                context_id=reply_to,
+            )
+        elif kind == "location":
+            people.do_inbound(
+                sb,
+                number_id,
+                wa_id,
+                "location",
+                {
+                    "latitude": float(str(form.get("latitude"))),
+                    "longitude": float(str(form.get("longitude"))),
+                    "name": str(form.get("place") or ""),
+                },
+                context_id=reply_to,
+            )
+        elif kind == "reaction":
+            people.do_inbound(
+                sb,
+                number_id,
+                wa_id,
+                "reaction",
+                {"message_id": reply_to, "emoji": str(form.get("emoji", "👍"))},
+            )
+        elif kind == "media":
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str) or not upload.filename:
+                raise people.PeopleError("choose a file to send")
+            data = await upload.read()
+            media_kind = _kind_for(upload.content_type or "")
+            people.do_inbound(
+                sb,
+                number_id,
+                wa_id,
+                media_kind,
+                media={
+                    "data_b64": base64.b64encode(data).decode(),
+                    "mime_type": upload.content_type,
+                    "filename": upload.filename,
+                    "caption": str(form.get("caption") or upload.filename),
+                },
+                context_id=reply_to,
+            )
+        else:
+            raise people.PeopleError(f"unknown kind {kind}")
+    except (people.PeopleError, ValueError) as exc:
+        return back(url, str(exc))
+    return back(url)
+
+
+def _kind_for(mime: str) -> str:
+    for prefix, kind in (
+        ("image/webp", "sticker"),
+        ("image/", "image"),
+        ("video/", "video"),
+        ("audio/", "audio"),
+    ):
+        if mime.startswith(prefix):
+            return kind
+    return "document"
+
+
+# -- owner actions ------------------------------------------------------------------------------
+async def owner_action(request: Request) -> Response:
+    sb = sb_of(request)
+    number_id, action = request.path_params["number_id"], request.path_params["action"]
+    form = await form_of(request)
+    to = str(form.get("to") or "")
+    url = f"{PREFIX}/{number_id}/owner" + (f"?chat={to}" if to else "")
+    try:
+        if action == "send":
+            people.do_owner_send(
+                sb,
+                number_id,
+                to,
+                "text",
+                {"body": form.get("text", "")},
+                context_id=form.get("reply_to") or None,
+            )
+        elif action == "edit":
+            people.do_owner_send(
+                sb,
+                number_id,
+                to,
+                "edit",
+                {"original_message_id": form.get("wamid"), "text": form.get("text")},
+            )
+        elif action == "revoke":
+            people.do_owner_send(
+                sb, number_id, to, "revoke", {"original_message_id": form.get("wamid")}
+            )
+        elif action == "contact":
+            people.do_set_contact(
+                sb, number_id, str(form.get("phone", "")), str(form.get("full_name", "")), None
+            )
+        elif action == "remove-contact":
+            people.do_remove_contact(sb, number_id, str(form.get("phone", "")))
+        elif action == "history":
+            people.do_history_decision(sb, number_id, form.get("share") == "yes")
+        elif action == "signup":
+            signup.do_confirm_signup(
+                sb,
+                str(form.get("signup_id")),
+                str(form.get("confirm_code", "")),
+                form.get("share_history") == "yes",
+            )
+        else:
+            return PlainTextResponse("unknown action", status_code=404)
+    except (people.PeopleError, signup.SignupError) as exc:
+        return back(url, str(exc))
+    return back(url)
+
+
+# -- embedded signup ----------------------------------------------------------------------------
+async def signup_start(request: Request) -> Response:
+    if request.method == "GET":
+        return templates.TemplateResponse(
+            request, "signup.html", {"item": None, "error": request.query_params.get("error")}
+        )
+    form = await form_of(request)
+    try:
+        item = signup.do_start_signup(
+            sb_of(request),
+            str(form.get("mode", "coexistence")),
+            str(form.get("phone", "")).strip().lstrip("+"),
+            str(form.get("business_name") or "") or None,
+        )
+    except (signup.SignupError, ValueError) as exc:
+        return back("/_sandbox/signup", str(exc))
+    return back(f"/_sandbox/signup/{item.id}")
+
+
+async def signup_page(request: Request) -> Response:
+    item = sb_of(request).world.signups.get(request.path_params["signup_id"])
+    if item is None:
+        return PlainTextResponse("unknown signup", status_code=404)
+    name = "_signup_status.html" if request.url.path.endswith("/status") else "signup.html"
+    return templates.TemplateResponse(
+        request, name, {"item": signup.signup_view(item), "error": None}
+    )
+
+
+async def htmx_js(_: Request) -> Response:
+    path = find_htmx()
+    if path is None or not path.exists():
+        return PlainTextResponse("htmx not installed (npm ci)", status_code=404)
+    return FileResponse(path, media_type="text/javascript")
+
+
+ROUTES: list[BaseRoute] = [
+    Route("/_sandbox/static/htmx.min.js", htmx_js),
+    Mount(
+        "/_sandbox/static", app=StaticFiles(directory=str(HERE / "static")), name="sandbox-static"
+    ),
+    Route(PREFIX, index),
+    Route(PREFIX + "/{number_id}/chat/{wa_id}", customer_page),
+    Route(PREFIX + "/{number_id}/chat/{wa_id}/thread", thread_fragment),
+    Route(PREFIX + "/{number_id}/chat/{wa_id}/send", customer_send, methods=["POST"]),
+    Route(PREFIX + "/{number_id}/owner", owner_page),
+    Route(PREFIX + "/{number_id}/owner/{action}", owner_action, methods=["POST"]),
+    Route("/_sandbox/signup", signup_start, methods=["GET", "POST"]),
+    Route("/_sandbox/signup/{signup_id}", signup_page),
+    Route("/_sandbox/signup/{signup_id}/status", signup_page),
+]

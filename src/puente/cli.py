@@ -6,6 +6,7 @@ import logging
 
 import typer
 
+from puente.accounts.cli import register as register_accounts
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
 from puente.outbound.template_cli import templates_cli
@@ -19,6 +20,7 @@ app.add_typer(channels_cli, name="channels")
 events_cli = typer.Typer(help="Webhook events that failed processing.", no_args_is_help=True)
 app.add_typer(events_cli, name="events")
 app.add_typer(templates_cli, name="templates")
+register_accounts(app, tokens_cli)
 
 
 def _setup_logging() -> None:

@@ -141,7 +141,7 @@ def install_error_pages(app: FastAPI) -> None:
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:
-    from puente.web.routes import auth, dev, home, settings, settings_admin
+    from puente.web.routes import auth, dev, home, settings, settings_admin, templates
 
     app.state.session_secret = session_secret(runtime.settings)
     for name, path in vendor_paths().items():
@@ -149,5 +149,5 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeadersMiddleware, hsts=runtime.settings.secure_cookies)
     install_error_pages(app)
-    for module in (home, auth, settings, settings_admin, dev):
+    for module in (home, auth, settings, settings_admin, dev, templates):
         app.include_router(module.router)

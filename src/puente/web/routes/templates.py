@@ -1,0 +1,256 @@
+"""Web pages for message templates: the list with status badges, a create form checked
+live against Meta's rules, the preview with sample values, sync and delete."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from puente.accounts.permissions import Perm
+from puente.errors import PuenteError
+from puente.outbound import templates as service
+from puente.outbound.template_preview import render_preview
+from puente.outbound.template_rules import (
+    BUTTON_TYPES,
+    CATEGORIES,
+    HEADER_FORMATS,
+    template_languages,
+    validate_template,
+)
+from puente.outbound.templates import TemplateInvalid
+from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
+from puente.web.templating import render, translate
+
+router = APIRouter(include_in_schema=False)
+Manager = Annotated[WebContext, Depends(require_permission(Perm.TEMPLATES))]
+
+FORM_FIELDS = (
+    "name",
+    "category",
+    "language",
+    "parameter_format",
+    "header_format",
+    "header_text",
+    "header_sample",
+    "body_text",
+    "body_samples",
+    "footer_text",
+    "buttons",
+)
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def template_from_form(form: dict[str, str]) -> dict[str, Any]:
+    """Meta's create body from the form's plain fields.
+
+    Body samples are one per line, in variable order (or `name=value` for named
+    variables); buttons are one per line as `TYPE | text | url, phone or code | sample`.
+    """
+    named = form.get("parameter_format") == "named"
+    components: list[dict[str, Any]] = []
+    header_format = form.get("header_format", "").upper()
+    if header_format == "TEXT":
+        header: dict[str, Any] = {
+            "type": "HEADER",
+            "format": "TEXT",
+            "text": form.get("header_text", ""),
+        }
+        sample = form.get("header_sample", "").strip()
+        if sample:
+            if named and "=" in sample:
+                key, value = sample.split("=", 1)
+                header["example"] = {
+                    "header_text_named_params": [
+                        {"param_name": key.strip(), "example": value.strip()}
+                    ]
+                }
+            else:
+                header["example"] = {"header_text": [sample]}
+        components.append(header)
+    elif header_format:
+        sample = form.get("header_sample", "").strip()
+        header = {"type": "HEADER", "format": header_format}
+        if sample:
+            header["example"] = {"header_handle": [sample]}
+        components.append(header)
+    body: dict[str, Any] = {"type": "BODY", "text": form.get("body_text", "")}
+    samples = _lines(form.get("body_samples", ""))
+    if samples:
+        if named:
+            pairs = [s.split("=", 1) for s in samples if "=" in s]
+            body["example"] = {
+                "body_text_named_params": [
+                    {"param_name": k.strip(), "example": v.strip()} for k, v in pairs
+                ]
+            }
+        else:
+            body["example"] = {"body_text": [samples]}
+    components.append(body)
+    if form.get("footer_text", "").strip():
+        components.append({"type": "FOOTER", "text": form["footer_text"].strip()})
+    buttons = [_button(line) for line in _lines(form.get("buttons", ""))]
+    if buttons:
+        components.append({"type": "BUTTONS", "buttons": buttons})
+    return {
+        "name": form.get("name", "").strip(),
+        "category": form.get("category", ""),
+        "language": form.get("language", ""),
+        "parameter_format": form.get("parameter_format") or "positional",
+        "components": components,
+    }
+
+
+def _button(line: str) -> dict[str, Any]:
+    parts = [p.strip() for p in line.split("|")]
+    kind = parts[0].upper()
+    button: dict[str, Any] = {"type": kind}
+    if len(parts) > 1 and parts[1]:
+        button["text"] = parts[1]
+    target = parts[2] if len(parts) > 2 else ""
+    sample = parts[3] if len(parts) > 3 else ""
+    if kind == "URL":
+        button["url"] = target
+        if sample:
+            button["example"] = [sample]
+    elif kind == "PHONE_NUMBER":
+        button["phone_number"] = target
+    elif kind == "COPY_CODE":
+        button["example"] = target
+    elif kind == "OTP":
+        button["otp_type"] = target or "COPY_CODE"
+    return button
+
+
+async def _form(request: Request) -> dict[str, str]:
+    data = await request.form()
+    return {k: str(data.get(k) or "") for k in FORM_FIELDS}
+
+
+def _form_context(form: dict[str, str], problems: list[dict[str, str]]) -> dict[str, Any]:
+    data = template_from_form(form)
+    preview = render_preview(data["components"]) if not problems else None
+    return {
+        "form": form,
+        "problems": problems,
+        "preview": preview,
+        "categories": CATEGORIES,
+        "template_languages": sorted(template_languages()),
+        "header_formats": HEADER_FORMATS,
+        "button_types": BUTTON_TYPES,
+    }
+
+
+@router.get("/templates", response_class=HTMLResponse)
+def templates_page(
+    request: Request, session: DbDep, me: Manager, status: str | None = None
+) -> Response:
+    rows = service.list_templates(session, me.actor.workspace_id, status=status or None)
+    groups: dict[str, list[Any]] = {}
+    for t in rows:
+        groups.setdefault(t.name, []).append(t)
+    return render(
+        request,
+        "templates/list.html",
+        {"groups": groups, "status": status or "", "flash": _flash(request)},
+    )
+
+
+def _flash(request: Request) -> str | None:
+    flash = request.query_params.get("flash")
+    if flash == "synced":
+        return translate(request, "Templates synced from Meta.")
+    if flash == "deleted":
+        return translate(request, "Template deleted.")
+    return None
+
+
+@router.post("/templates/sync", response_class=HTMLResponse)
+def templates_sync(request: Request, session: DbDep, runtime: RuntimeDep, me: Manager) -> Response:
+    try:
+        with session.begin_nested():
+            service.do_sync_workspace(session, runtime, me.actor.workspace_id)
+    except PuenteError as exc:
+        rows = service.list_templates(session, me.actor.workspace_id)
+        groups: dict[str, list[Any]] = {}
+        for t in rows:
+            groups.setdefault(t.name, []).append(t)
+        context = {"groups": groups, "status": "", "error": translate(request, exc.message)}
+        return render(request, "templates/list.html", context, status_code=exc.status_code)
+    return RedirectResponse("/templates?flash=synced", status_code=303)
+
+
+@router.get("/templates/new", response_class=HTMLResponse)
+def template_new(request: Request, me: Manager) -> Response:
+    form = dict.fromkeys(FORM_FIELDS, "")
+    form.update(category="UTILITY", language="es", parameter_format="positional")
+    return render(request, "templates/new.html", _form_context(form, []))
+
+
+@router.post("/templates/check", response_class=HTMLResponse)
+async def template_check(request: Request, me: Manager) -> Response:
+    """The live check: problems (or the preview) for the form as typed so far."""
+    form = await _form(request)
+    problems = [p.as_dict() for p in validate_template(template_from_form(form))]
+    return render(request, "templates/_check.html", _form_context(form, problems))
+
+
+@router.post("/templates/new", response_class=HTMLResponse)
+async def template_create(
+    request: Request, session: DbDep, runtime: RuntimeDep, me: Manager
+) -> Response:
+    form = await _form(request)
+    # Submitting calls Meta with the blocking client, so it runs off the event loop.
+    return await run_in_threadpool(_create, request, session, runtime, me, form)
+
+
+def _create(
+    request: Request, session: DbDep, runtime: RuntimeDep, me: WebContext, form: dict[str, str]
+) -> Response:
+    try:
+        with session.begin_nested():
+            template = service.do_create_template(
+                session,
+                runtime,
+                workspace_id=me.actor.workspace_id,
+                data=template_from_form(form),
+                created_by_id=me.user.id,
+            )
+    except TemplateInvalid as exc:
+        problems = list(exc.details or [])
+        return render(request, "templates/new.html", _form_context(form, problems), status_code=422)
+    except PuenteError as exc:
+        context = {**_form_context(form, []), "error": translate(request, exc.message)}
+        return render(request, "templates/new.html", context, status_code=exc.status_code)
+    return RedirectResponse(f"/templates/{template.id}", status_code=303)
+
+
+@router.get("/templates/{template_id}", response_class=HTMLResponse)
+def template_detail(request: Request, template_id: int, session: DbDep, me: Manager) -> Response:
+    template = service.access_template(session, me.actor.workspace_id, template_id)
+    # Sample values may be overridden from the query string: body.1=Ana, header.1=...
+    values: dict[str, dict[str, str]] = {"header": {}, "body": {}, "buttons": {}}
+    for key, value in request.query_params.items():
+        part, _, name = key.partition(".")
+        if part in values and name and value:
+            values[part][name] = value
+    preview = render_preview(template.components or [], values)
+    return render(
+        request,
+        "templates/detail.html",
+        {"t": template, "preview": preview, "values": values},
+    )
+
+
+@router.post("/templates/{template_id}/delete", response_class=HTMLResponse)
+def template_delete(
+    request: Request, template_id: int, session: DbDep, runtime: RuntimeDep, me: Manager
+) -> Response:
+    template = service.access_template(session, me.actor.workspace_id, template_id)
+    service.do_delete_template(session, runtime, template)
+    return RedirectResponse("/templates?flash=deleted", status_code=303)

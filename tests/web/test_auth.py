@@ -82,7 +82,9 @@ def test_session_cookie_is_httponly_samesite_and_rotated(client: TestClient, db:
     assert other.get("/settings/profile", follow_redirects=False).status_code == 401
 
 
-def test_two_factor_enrolment_and_login(client: TestClient, db: Database, settings: Settings) -> None:
+def test_two_factor_enrolment_and_login(
+    client: TestClient, db: Database, settings: Settings
+) -> None:
     email = _owner(db)
     web = WebClient(client)
     web.login(email, PASSWORD)

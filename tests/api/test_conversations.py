@@ -97,7 +97,7 @@ def test_conversation_filters_and_order(client: TestClient, tenant: Tenant, db: 
 
     bad = client.get("/conversations", params={"status": "closed"}, headers=tenant.auth)
     assert bad.status_code == 422
-    assert bad.json()["error"]["details"][0]["field"] == "query.status"
+    assert bad.json()["error"]["details"][0]["field"] == "status"
     bad_assignee = client.get("/conversations", params={"assignee_id": "me"}, headers=tenant.auth)
     assert bad_assignee.status_code == 422
 

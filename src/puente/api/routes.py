@@ -42,8 +42,11 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     @api.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Name fields as the client wrote them ("phone", "tags.0"), the way the domain's
+        # own errors do, and say separately where they were ("body", "query", "path").
         details = [
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()
+            {"field": _field_name(e["loc"]), "message": e["msg"], "in": str(e["loc"][0])}
+            for e in exc.errors()
         ]
         body = {
             "error": {"code": "invalid", "message": "the request is not valid", "details": details}
@@ -53,6 +56,11 @@ def build_api(runtime: Runtime) -> FastAPI:
     for router in _routers():
         api.include_router(router)
     return api
+
+
+def _field_name(loc: tuple[int | str, ...]) -> str:
+    parts = loc[1:] if len(loc) > 1 and loc[0] in ("body", "query", "path", "header") else loc
+    return ".".join(str(p) for p in parts)
 
 
 def _routers() -> list:  # type: ignore[type-arg]

@@ -122,6 +122,7 @@ def do_create_channel(
     )
     session.add(channel)
     session.flush()
-    # Webhooks for this number may have arrived before it was connected; they were kept.
-    release_parked(session, channel.phone_number_id)
+    # Webhooks for this number (and account events for its WABA) may have arrived before
+    # it was connected; they were kept.
+    release_parked(session, channel.phone_number_id, channel.waba_id)
     return channel

@@ -43,7 +43,7 @@ class ApiCaller:
 
 
 def get_caller(
-    session: Annotated[Session, Depends(get_session)],
+    session: Annotated[Session, Depends(get_session, scope="function")],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiCaller:
     if credentials is None:
@@ -54,7 +54,9 @@ def get_caller(
     return ApiCaller(token)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": the transaction commits before the response leaves, so a client's
+# next request always sees what this one wrote.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 CallerDep = Annotated[ApiCaller, Depends(get_caller)]
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 

@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import ValidationError
-from sqlalchemy import and_, delete, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
@@ -67,9 +66,8 @@ def wake_ingest_workers() -> None:
 
 def _wake_after_commit(session: Session) -> None:
     """Make the worker look at the queue once this transaction commits."""
-    if session.get_bind().dialect.name == "postgresql":
-        # NOTIFY is transactional: listeners hear it only if the commit happens.
-        session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+    # NOTIFY is transactional: listeners hear it only if the commit happens.
+    notify_sql(session.connection())
     on_commit(session, wake_ingest_workers)
 
 
@@ -83,29 +81,38 @@ def dedupe_key(body: bytes) -> str:
 
 def do_store_events(session: Session, bodies: Sequence[bytes]) -> None:
     """Insert raw bodies as NEW events; a body already stored is silently skipped."""
+    insert_events(session.connection(), bodies)
+    _wake_after_commit(session)
+
+
+_INSERT_SQL = {
+    "sqlite": "INSERT INTO webhook_events (dedupe_key, received_at, body, state, attempts) "
+    "VALUES (?, ?, ?, 'new', 0) ON CONFLICT (dedupe_key) DO NOTHING",
+    "postgresql": "INSERT INTO webhook_events (dedupe_key, received_at, body, state, attempts) "
+    "VALUES (%s, %s, %s, 'new', 0) ON CONFLICT (dedupe_key) DO NOTHING",
+}
+
+
+def insert_events(conn: Connection, bodies: Sequence[bytes]) -> None:
+    """The insert itself, at the driver level: it runs on the webhook's hot path, where
+    the ORM's per-row work would hold the GIL away from the event loop."""
     rows: dict[str, bytes] = {}
     for body in bodies:
         rows.setdefault(dedupe_key(body), body)
     if not rows:
         return
-    now = utcnow()
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(WebhookEvent).on_conflict_do_nothing(index_elements=["dedupe_key"])
-    session.execute(
-        stmt,
-        [
-            {
-                "dedupe_key": key,
-                "body": body,
-                "received_at": now,
-                "state": EventState.NEW.value,
-                "attempts": 0,
-            }
-            for key, body in rows.items()
-        ],
+    dialect = conn.dialect
+    to_db = WebhookEvent.__table__.c.received_at.type.bind_processor(dialect)
+    now = to_db(utcnow()) if to_db else utcnow()
+    conn.exec_driver_sql(
+        _INSERT_SQL[dialect.name], [(key, now, body) for key, body in rows.items()]
     )
-    _wake_after_commit(session)
+
+
+def notify_sql(conn: Connection) -> None:
+    """On PostgreSQL, tell other processes' workers (heard at commit, not before)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 # -- parsing ---------------------------------------------------------------------------

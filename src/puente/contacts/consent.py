@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import logging
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from puente.contacts.models import ConsentEvent, ConsentKind, Contact, ContactCo
 from puente.db.base import utcnow
 from puente.errors import InvalidInput, NotFound, PuenteError
 from puente.events import DomainEvent, publish
+
+log = logging.getLogger(__name__)
 
 MARKETING = "marketing"
 SCOPES = (MARKETING,)
@@ -339,14 +342,20 @@ def _queue_confirmation(
 
     language = contact_language(contact, keyword)
     # The customer has just written, so the service window is open for a free-text reply.
-    do_queue_message(
-        session,
-        workspace_id=workspace.id,
-        message_type="text",
-        content={"body": optout_confirmation(workspace, language)},
-        conversation_id=message.conversation_id,
-        source=MessageSource.BOT,
-    )
+    # If the reply cannot be queued (the number is offboarded, say), the opt-out still
+    # stands: it must never be lost for want of a confirmation.
+    try:
+        with session.begin_nested():
+            do_queue_message(
+                session,
+                workspace_id=workspace.id,
+                message_type="text",
+                content={"body": optout_confirmation(workspace, language)},
+                conversation_id=message.conversation_id,
+                source=MessageSource.BOT,
+            )
+    except PuenteError as exc:
+        log.warning("opt-out confirmation for contact %s not queued: %s", contact.id, exc)
 
 
 def record_optout_from_meta(session: Session, message: Any) -> ConsentEvent | None:

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
+from puente.contacts.consent import record_optout_from_meta
 from puente.conversations.models import STATUS_RANK, Message, MessageStatus, StatusEvent
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
@@ -171,6 +172,9 @@ def _apply_events(
         event.applied = True
         if apply_status(message, event):
             changed[message.id] = message
+            if message.status == MessageStatus.FAILED.value:
+                # 131050 means the user stopped marketing messages: record the opt-out.
+                record_optout_from_meta(session, message)
     if emit_events:
         for message in changed.values():
             publish(

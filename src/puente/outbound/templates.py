@@ -524,6 +524,23 @@ def check_template_send(
     return template
 
 
+def check_template_message(
+    session: Session, channel: Channel, contact_id: int, template: Mapping[str, Any]
+) -> None:
+    """The outbox's hook: `check_template_send` for a template message's wire object
+    (`{"name", "language": {"code"}, ...}`) about to go out on `channel`."""
+    language = template.get("language")
+    code = language.get("code") if isinstance(language, Mapping) else language
+    check_template_send(
+        session,
+        workspace_id=channel.workspace_id,
+        waba_id=channel.waba_id,
+        name=str(template.get("name") or ""),
+        language=str(code or ""),
+        contact_id=contact_id,
+    )
+
+
 # --- periodic reconcile ----------------------------------------------------------------------
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
+from puente.contacts.consent import apply_optout_keywords
 from puente.contacts.models import ContactSource
 from puente.conversations.edits import Revision, apply_revisions
 from puente.conversations.inbound import NewMessage, store_messages
@@ -72,6 +73,14 @@ def _store_inbound(
             )
         )
     if items:
-        store_messages(session, channel, items, contact_source=ContactSource.WHATSAPP.value)
+        stored = store_messages(
+            session, channel, items, contact_source=ContactSource.WHATSAPP.value
+        ).stored
+        # A customer writing STOP, BAJA... opts out of marketing (and is told so).
+        apply_optout_keywords(
+            session,
+            channel.workspace_id,
+            [(s.id, s.message.text) for s in stored if s.message.type == "text"],
+        )
     if revisions:
         apply_revisions(session, channel, revisions)

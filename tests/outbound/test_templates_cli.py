@@ -1,0 +1,93 @@
+"""`puente templates list|sync|create|delete`, run as a real command against the test
+database and a Meta-shaped Graph server."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from puente.config import Settings
+from puente.db.session import Database
+from puente.secrets import secret_box
+from tests.conftest import SECRET_KEY
+from tests.factories import make_channel, make_workspace
+from tests.outbound.fake_graph import TOKEN, serve
+from tests.outbound.test_templates_rules import utility
+
+
+def puente(settings: Settings, graph_url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PUENTE_DATA_DIR": str(settings.data_dir),
+        "PUENTE_SECRET_KEY": SECRET_KEY,
+        "PUENTE_GRAPH_BASE_URL": graph_url,
+    }
+    if settings.database_url:
+        env["PUENTE_DATABASE_URL"] = settings.database_url
+    else:
+        env.pop("PUENTE_DATABASE_URL", None)
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "puente"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_templates_cli(
+    settings: Settings, db: Database, live_server_factory: Any, tmp_path: Path
+) -> None:
+    graph = serve(live_server_factory)
+    with db.unit_of_work() as session:
+        ws = make_workspace(session, "Tienda")
+        channel = make_channel(session, ws)
+        channel.access_token_encrypted = secret_box(settings).encrypt(TOKEN)
+    graph.templates = [
+        {
+            "id": "77",
+            "name": "bienvenida",
+            "language": "es",
+            "status": "REJECTED",
+            "rejected_reason": "INVALID_FORMAT",
+            "category": "UTILITY",
+            "components": [{"type": "BODY", "text": "Bienvenido"}],
+        }
+    ]
+
+    synced = puente(settings, graph.base_url, "templates", "sync", "-w", "tienda")
+    assert synced.returncode == 0, synced.stderr
+    assert "1 new" in synced.stdout
+
+    listed = puente(settings, graph.base_url, "templates", "list", "-w", "tienda")
+    assert "bienvenida  es  UTILITY  REJECTED  (INVALID_FORMAT)" in listed.stdout
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({**utility(), "name": "Mal Nombre", "language": "xx"}))
+    refused = puente(
+        settings, graph.base_url, "templates", "create", "-w", "tienda", "-f", str(bad)
+    )
+    assert refused.returncode == 1
+    assert "- name: the name may only hold lowercase letters" in refused.stderr
+    assert "- language: 'xx' is not a language" in refused.stderr
+
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps(utility()))
+    created = puente(
+        settings, graph.base_url, "templates", "create", "-w", "tienda", "-f", str(good)
+    )
+    assert created.returncode == 0, created.stderr
+    assert "order_shipped (es_MX) created" in created.stdout and "PENDING" in created.stdout
+    template_id = created.stdout.split("with id ")[1].split(":")[0]
+
+    deleted = puente(settings, graph.base_url, "templates", "delete", template_id, "-w", "tienda")
+    assert deleted.returncode == 0, deleted.stderr
+    assert [t["name"] for t in graph.templates] == ["bienvenida"]
+    missing = puente(settings, graph.base_url, "templates", "delete", template_id, "-w", "tienda")
+    assert missing.returncode == 1
+    assert "no template" in missing.stderr

@@ -76,7 +76,12 @@ def test_a_valid_template_is_submitted_to_meta_and_listed_as_pending(setup: Setu
     assert len(sent) == 1
     assert sent[0].path.endswith(f"/{WABA}/message_templates")
     assert sent[0].body["name"] == "order_shipped"
-    assert [c["type"] for c in sent[0].body["components"]] == ["HEADER", "BODY", "FOOTER", "BUTTONS"]
+    assert [c["type"] for c in sent[0].body["components"]] == [
+        "HEADER",
+        "BODY",
+        "FOOTER",
+        "BUTTONS",
+    ]
     assert sent[0].body["parameter_format"] == "positional"
 
     listed = setup.client.get("/templates", headers=setup.auth).json()["items"]

@@ -149,7 +149,9 @@ COPY = {"type": "COPY_CODE", "example": "ABC123", "text": "Copiar"}
 
 
 # (id, base template, mutation, expected problem code, field it names)
-CASES: list[tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], None], str, str]] = [
+CASES: list[
+    tuple[str, Callable[[], dict[str, Any]], Callable[[dict[str, Any]], None], str, str]
+] = [
     ("name upper case", utility, _set("name", "Order_Shipped"), "name_format", "name"),
     ("name with space", utility, _set("name", "order shipped"), "name_format", "name"),
     ("name empty", utility, _set("name", ""), "name_missing", "name"),

@@ -32,15 +32,14 @@ def _snapshot(db: Database) -> dict[str, Any]:
             for model in (Contact, ContactIdentity, Conversation, Message, StatusEvent, Media)
         }
         messages = session.execute(
-            select(Message.wamid, Message.type, Message.text, Message.status, Message.edited)
-            .order_by(Message.wamid)
+            select(
+                Message.wamid, Message.type, Message.text, Message.status, Message.edited
+            ).order_by(Message.wamid)
         ).all()
         conversations = session.execute(
             select(Conversation.id, Conversation.unread_count, Conversation.status)
         ).all()
-        sync = session.execute(
-            select(ChannelSync.history_state, ChannelSync.history_chunks)
-        ).all()
+        sync = session.execute(select(ChannelSync.history_state, ChannelSync.history_chunks)).all()
         return {"counts": counts, "messages": messages, "conv": conversations, "sync": sync}
 
 

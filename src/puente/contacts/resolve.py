@@ -71,7 +71,8 @@ class Resolved:
     created: bool
 
 
-def _merge(people: Iterable[Person]) -> dict[str, Person]:
+def merge_people(people: Iterable[Person]) -> dict[str, Person]:
+    """One Person per key, later mentions filling in what earlier ones lacked."""
     merged: dict[str, Person] = {}
     for person in people:
         if not person.wa_id and not person.bsuid:
@@ -104,7 +105,7 @@ def resolve_people(
     source is the Business app (the owner's address book is worth showing). A changed
     WhatsApp profile name is updated.
     """
-    wanted = _merge(people)
+    wanted = merge_people(people)
     if not wanted:
         return {}
     by_wa_id = _contacts_by_wa_id(session, workspace_id, wanted.values())
@@ -124,8 +125,7 @@ def resolve_people(
     result: dict[str, Resolved] = {}
     for key, contact in found.items():
         person = wanted[key]
-        if person.profile_name and contact.profile_name != person.profile_name:
-            contact.profile_name = person.profile_name
+        refresh_contact(person, contact)
         if person.wa_id and contact.wa_id is None and person.wa_id not in by_wa_id:
             # A BSUID-only contact whose number is now known.
             contact.wa_id = person.wa_id
@@ -262,14 +262,23 @@ def _ensure_identities(
         )
         identities.update({i.contact_id: i for i in session.scalars(query)})
     for key, contact in found.items():
-        person, identity = wanted[key], identities[contact.id]
-        # BSUIDs are per business and can appear after the number was first seen.
-        if person.bsuid and identity.bsuid != person.bsuid:
-            identity.bsuid = person.bsuid
-        if person.parent_bsuid and identity.parent_bsuid != person.parent_bsuid:
-            identity.parent_bsuid = person.parent_bsuid
-        if person.username and identity.username != person.username:
-            identity.username = person.username
-        if person.wa_id and identity.wa_id is None:
-            identity.wa_id = person.wa_id
+        refresh_identity(wanted[key], identities[contact.id])
     return identities
+
+
+def refresh_identity(person: Person, identity: ContactIdentity) -> None:
+    """Record what this message says about the person on the channel."""
+    # BSUIDs are per business and can appear after the number was first seen.
+    if person.bsuid and identity.bsuid != person.bsuid:
+        identity.bsuid = person.bsuid
+    if person.parent_bsuid and identity.parent_bsuid != person.parent_bsuid:
+        identity.parent_bsuid = person.parent_bsuid
+    if person.username and identity.username != person.username:
+        identity.username = person.username
+    if person.wa_id and identity.wa_id is None:
+        identity.wa_id = person.wa_id
+
+
+def refresh_contact(person: Person, contact: Contact) -> None:
+    if person.profile_name and contact.profile_name != person.profile_name:
+        contact.profile_name = person.profile_name

@@ -106,6 +106,9 @@ def apply_revisions(
             for r in waiting
         ]
         session.execute(insert_ignore(session, PendingMessageOp, ["op_key"]), rows)
+        known = _known_pending(session, channel)
+        if known is not None:
+            known.update(r.target_wamid for r in waiting)
     changed = 0
     for revision in sorted(revisions, key=lambda r: r.timestamp):
         message = messages.get(revision.target_wamid)
@@ -116,10 +119,33 @@ def apply_revisions(
     return changed
 
 
+_PENDING_KEY = "puente_pending_targets"
+
+
+def _known_pending(session: Session, channel: Channel) -> set[str] | None:
+    """On SQLite one process owns all writes, so the wamids with waiting changes can be
+    read once per transaction instead of once per stored batch. None: always query."""
+    if session.get_bind().dialect.name != "sqlite":
+        return None
+    cache: dict[int, set[str]] = session.info.setdefault(_PENDING_KEY, {})
+    if channel.id not in cache:
+        cache[channel.id] = set(
+            session.scalars(
+                select(PendingMessageOp.target_wamid).where(
+                    PendingMessageOp.channel_id == channel.id
+                )
+            )
+        )
+    return cache[channel.id]
+
+
 def apply_pending_ops(
     session: Session, channel: Channel, ids_by_wamid: Mapping[str, int], *, emit_events: bool
 ) -> None:
     """Apply the changes that were waiting for these just-stored messages."""
+    known = _known_pending(session, channel)
+    if known is not None and known.isdisjoint(ids_by_wamid):
+        return
     ops = list(
         session.scalars(
             select(PendingMessageOp)

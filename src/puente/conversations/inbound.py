@@ -9,15 +9,24 @@ processing the same change twice (or its messages in any order) gives the same r
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
-from puente.contacts.resolve import Person, Resolved, resolve_people
+from puente.contacts.models import Contact, ContactIdentity
+from puente.contacts.resolve import (
+    Person,
+    Resolved,
+    merge_people,
+    refresh_contact,
+    refresh_identity,
+    resolve_people,
+)
 from puente.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -120,6 +129,53 @@ def resolve_conversations(
     return found
 
 
+@functools.cache
+def _known_people_query() -> Any:
+    # Built once: constructing the expression costs more than running it on the hot path.
+    channel_id: Any = bindparam("channel_id")
+    return (
+        select(Contact, ContactIdentity, Conversation)
+        .outerjoin(
+            ContactIdentity,
+            and_(
+                ContactIdentity.contact_id == Contact.id, ContactIdentity.channel_id == channel_id
+            ),
+        )
+        .outerjoin(
+            Conversation,
+            and_(Conversation.contact_id == Contact.id, Conversation.channel_id == channel_id),
+        )
+        .where(
+            Contact.workspace_id == bindparam("workspace_id"),
+            Contact.wa_id.in_(bindparam("wa_ids", expanding=True)),
+        )
+    )
+
+
+def _known_people(
+    session: Session, channel: Channel, people: dict[str, Person]
+) -> tuple[dict[str, Resolved], dict[int, Conversation]] | None:
+    """The usual case in one query: everyone already has a contact, an identity on this
+    channel and a conversation. None when anyone is missing (the general path decides)."""
+    if any(not p.wa_id or p.key != p.wa_id for p in people.values()):
+        return None
+    rows = session.execute(
+        _known_people_query(),
+        {"channel_id": channel.id, "workspace_id": channel.workspace_id, "wa_ids": list(people)},
+    ).tuples()
+    resolved: dict[str, Resolved] = {}
+    conversations: dict[int, Conversation] = {}
+    for contact, identity, conversation in rows:
+        if identity is None or conversation is None or contact.wa_id not in people:
+            return None
+        person = people[contact.wa_id]
+        refresh_contact(person, contact)
+        refresh_identity(person, identity)
+        resolved[person.key] = Resolved(contact, identity, created=False)
+        conversations[contact.id] = conversation
+    return (resolved, conversations) if len(resolved) == len(people) else None
+
+
 def store_messages(
     session: Session,
     channel: Channel,
@@ -146,15 +202,22 @@ def store_messages(
     result.duplicates = len(items) - len(unique)
     if not unique:
         return result
-    result.people = resolve_people(
-        session,
-        workspace_id=channel.workspace_id,
-        channel_id=channel.id,
-        people=(m.person for m in unique.values()),
-        source=contact_source,
-    )
-    contact_ids = {r.contact.id for r in result.people.values()}
-    conversations = resolve_conversations(session, channel, contact_ids, status=conversation_status)
+    people = merge_people(m.person for m in unique.values())
+    known = _known_people(session, channel, people)
+    if known is not None:
+        result.people, conversations = known
+    else:
+        result.people = resolve_people(
+            session,
+            workspace_id=channel.workspace_id,
+            channel_id=channel.id,
+            people=people.values(),
+            source=contact_source,
+        )
+        contact_ids = {r.contact.id for r in result.people.values()}
+        conversations = resolve_conversations(
+            session, channel, contact_ids, status=conversation_status
+        )
     result.conversations = {c.id: c for c in conversations.values()}
 
     rows = []

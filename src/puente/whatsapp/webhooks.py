@@ -318,6 +318,7 @@ class MessagesValue(WireModel):
 class EchoesValue(WireModel):
     messaging_product: str | None = None
     metadata: Metadata | None = None
+    contacts: list[WebhookContact] = []  # the customers written to, with their BSUIDs
     message_echoes: list[Message] = []
 
 

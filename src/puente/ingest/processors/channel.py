@@ -9,7 +9,7 @@ from puente.channels.models import Channel
 from puente.channels.service import access_channel_by_phone_number_id
 from puente.ingest.processors import ChangeRef, UnknownChannel
 
-_CACHE_KEY = "puente_channel_ids"
+_CACHE_KEY = "puente_channels"
 
 
 def channel_of(session: Session, change: ChangeRef) -> Channel:
@@ -17,14 +17,15 @@ def channel_of(session: Session, change: ChangeRef) -> Channel:
     pnid = change.phone_number_id
     if pnid is None:
         raise UnknownChannel(None, change.waba_id)
-    cache: dict[str, int] = session.info.setdefault(_CACHE_KEY, {})
-    channel_id = cache.get(pnid)
-    channel = session.get(Channel, channel_id) if channel_id is not None else None
+    # Holding the object (not just its id) keeps it in the session's identity map, which
+    # only references objects weakly: every change of a batch then skips the query.
+    cache: dict[str, Channel] = session.info.setdefault(_CACHE_KEY, {})
+    channel = cache.get(pnid)
     if channel is None:
         channel = access_channel_by_phone_number_id(session, pnid)
         if channel is None:
             raise UnknownChannel(pnid, change.waba_id)
-        cache[pnid] = channel.id
+        cache[pnid] = channel
     return channel
 
 

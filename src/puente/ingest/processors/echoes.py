@@ -19,7 +19,7 @@ from puente.ingest.processors import ChangeRef
 from puente.ingest.processors.channel import channel_of
 from puente.ingest.processors.convert import REVISION_TYPES, new_message, revision_of
 from puente.runtime import Runtime
-from puente.whatsapp.webhooks import EchoesValue
+from puente.whatsapp.webhooks import EchoesValue, Message, WebhookContact
 
 
 def process(session: Session, _runtime: Runtime, change: ChangeRef) -> None:
@@ -36,7 +36,7 @@ def process(session: Session, _runtime: Runtime, change: ChangeRef) -> None:
             if revision is not None:
                 revisions.append(revision)
             continue
-        person = Person(wa_id=echo.to or None, bsuid=echo.to_user_id)
+        person = _recipient(echo, value.contacts)
         if person.wa_id is None and person.bsuid is None:
             continue
         items.append(
@@ -57,3 +57,12 @@ def process(session: Session, _runtime: Runtime, change: ChangeRef) -> None:
         newest = max(r.timestamp for r in revisions)
         if channel.last_phone_activity_at is None or newest > channel.last_phone_activity_at:
             channel.last_phone_activity_at = newest
+
+
+def _recipient(echo: Message, contacts: list[WebhookContact]) -> Person:
+    """The customer in `to`, with the BSUID Meta lists next to the echoes."""
+    bsuid = echo.to_user_id
+    for contact in contacts:
+        if contact.wa_id and contact.wa_id == echo.to:
+            bsuid = bsuid or contact.user_id
+    return Person(wa_id=echo.to or None, bsuid=bsuid)

@@ -71,9 +71,10 @@ def _routers() -> list:  # type: ignore[type-arg]
     from puente.contacts.consent_api import router as consent
     from puente.conversations.api import router as conversations
     from puente.ingest.api import router as events
+    from puente.outbound.api import router as messages
     from puente.outbound.template_api import router as templates
 
-    return [accounts, channels, contacts, consent, conversations, events, templates]
+    return [accounts, channels, contacts, consent, conversations, events, templates, messages]
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:

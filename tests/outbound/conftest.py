@@ -1,0 +1,148 @@
+"""Fixtures for the outbox: a Meta-shaped Graph server, a runtime pointed at it, a number
+with customers whose service window is open, and a running outbox worker."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from puente.channels.models import Channel, ChannelMode
+from puente.config import Settings
+from puente.contacts.models import ContactSource
+from puente.contacts.service import get_or_create_contact
+from puente.conversations.models import Conversation, Message
+from puente.conversations.service import get_or_create_conversation
+from puente.db.base import utcnow
+from puente.db.session import Database
+from puente.outbound.lanes import RetryPolicy
+from puente.outbound.models import OutboxItem
+from puente.outbound.worker import OutboxWorker
+from puente.runtime import Runtime
+from tests.factories import make_channel, make_workspace
+from tests.outbound.fake_graph import TOKEN, FakeGraph, serve
+
+FAST_RETRIES = RetryPolicy(
+    base_seconds=0.05, max_seconds=0.5, max_attempts=5, pair_seconds=0.3, ambiguous_seconds=0.3
+)
+
+
+@pytest.fixture
+def graph(live_server_factory: Any) -> FakeGraph:
+    return serve(live_server_factory)
+
+
+@pytest.fixture
+def runtime(settings: Settings, db: Database, graph: FakeGraph) -> Runtime:
+    return Runtime.from_settings(settings.model_copy(update={"graph_base_url": graph.base_url}), db)
+
+
+@dataclass
+class Shop:
+    workspace_id: int
+    channel_id: int
+    conversations: list[int]  # open service windows, one per customer
+    wa_ids: list[str]
+
+
+def make_shop(
+    runtime: Runtime,
+    *,
+    customers: int = 2,
+    mode: ChannelMode = ChannelMode.CLOUD_API,
+    window_open: bool = True,
+) -> Shop:
+    with runtime.db.unit_of_work() as session:
+        ws = make_workspace(session)
+        channel = make_channel(session, ws, mode=mode)
+        channel.access_token_encrypted = runtime.secrets.encrypt(TOKEN)
+        conversations, wa_ids = [], []
+        for i in range(customers):
+            wa_id = f"5215512{channel.id:03d}{i:03d}"
+            contact, _ = get_or_create_contact(
+                session, workspace_id=ws.id, wa_id=wa_id, source=ContactSource.WHATSAPP.value
+            )
+            conversation, _ = get_or_create_conversation(
+                session, workspace_id=ws.id, channel_id=channel.id, contact_id=contact.id
+            )
+            if window_open:
+                conversation.last_inbound_at = utcnow() - dt.timedelta(hours=1)
+                conversation.window_expires_at = utcnow() + dt.timedelta(hours=23)
+            conversations.append(conversation.id)
+            wa_ids.append(wa_id)
+        session.flush()
+        return Shop(ws.id, channel.id, conversations, wa_ids)
+
+
+@pytest.fixture
+def shop(runtime: Runtime) -> Shop:
+    return make_shop(runtime)
+
+
+@pytest.fixture
+def start_worker(runtime: Runtime) -> Iterator[Callable[..., OutboxWorker]]:
+    started: list[OutboxWorker] = []
+
+    def start(**kwargs: Any) -> OutboxWorker:
+        kwargs.setdefault("poll_seconds", 0.05)
+        kwargs.setdefault("policy", FAST_RETRIES)
+        kwargs.setdefault("timeout", 5.0)
+        kwargs.setdefault("stop_grace", 5.0)
+        worker = OutboxWorker(runtime, **kwargs)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop()
+        worker.join()
+
+
+def wait_until(check: Callable[[], Any], *, seconds: float = 20.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy; fail after `seconds` (a deadline for
+    a hung test, not a timing assertion)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def message_row(db: Database, message_id: int) -> Message:
+    with db.read() as session:
+        message = session.get(Message, message_id)
+        assert message is not None
+        session.expunge(message)
+        return message
+
+
+def item_of(db: Database, message_id: int) -> OutboxItem:
+    with db.read() as session:
+        item = session.scalar(select(OutboxItem).where(OutboxItem.message_id == message_id))
+        assert item is not None
+        session.expunge(item)
+        return item
+
+
+def set_channel(db: Database, channel_id: int, **values: Any) -> None:
+    with db.unit_of_work() as session:
+        channel = session.get(Channel, channel_id)
+        assert channel is not None
+        for key, value in values.items():
+            setattr(channel, key, value)
+
+
+def close_window(db: Database, conversation_id: int) -> None:
+    with db.unit_of_work() as session:
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None
+        conversation.window_expires_at = utcnow() - dt.timedelta(hours=2)

@@ -130,12 +130,7 @@ def parse_changes(event_id: int, body: bytes) -> list[ChangeRef]:
     try:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:
-        # Only locations and messages: the offending input values would echo the body.
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}"
-            for err in exc.errors()[:5]
-        )
-        raise UnusableBody(f"not a webhook envelope: {problems}") from None
+        raise UnusableBody(f"not a webhook envelope: {_validation_summary(exc)}") from None
     if envelope.object != ENVELOPE_OBJECT:
         raise UnusableBody(f"unexpected object {envelope.object!r}, not {ENVELOPE_OBJECT!r}")
     return [
@@ -182,7 +177,18 @@ def _apply_in_savepoint(session: Session, runtime: Runtime, change: ChangeRef) -
     return APPLIED
 
 
+def _validation_summary(exc: ValidationError) -> str:
+    # Locations and messages only: pydantic's own text quotes the input, i.e. the body.
+    problems = [
+        f"{'.'.join(str(p) for p in err['loc']) or 'body'}: {err['msg']}" for err in exc.errors()
+    ]
+    more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+    return "; ".join(problems[:5]) + more
+
+
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        return f"invalid {exc.title}: {_validation_summary(exc)}"
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 

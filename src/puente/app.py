@@ -63,10 +63,12 @@ def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     from puente.ingest.routes import mount as mount_ingest
     from puente.outbound.templates import register as register_templates
     from puente.outbound.worker import OutboxWorker
+    from puente.web.inbox.routes import mount as mount_inbox
     from puente.web.mount import mount as mount_web
 
     mount_api(app, runtime)
     mount_web(app, runtime)
+    mount_inbox(app, runtime)
     mount_ingest(app, runtime)
     register_templates(runtime)
     runtime.workers.append(OutboxWorker(runtime))

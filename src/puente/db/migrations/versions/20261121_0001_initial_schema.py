@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 13:10:26.256381
+Create Date: 2026-11-21 13:23:41.740260
 """
 
 from collections.abc import Sequence
@@ -437,6 +437,36 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("recovery_codes", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_recovery_codes_user_id"), ["user_id"], unique=False)
+
+    op.create_table(
+        "snippets",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("owner_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("shortcut", sa.String(length=64), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_snippets_owner_id_users"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_snippets_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_snippets")),
+    )
+    with op.batch_alter_table("snippets", schema=None) as batch_op:
+        batch_op.create_index("ix_snippets_workspace", ["workspace_id", "shortcut"], unique=False)
 
     op.create_table(
         "status_events",
@@ -950,6 +980,91 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_team_members_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "conversation_events",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("actor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("data", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["actor_id"],
+            ["users.id"],
+            name=op.f("fk_conversation_events_actor_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_conversation_events_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_conversation_events_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_events")),
+    )
+    with op.batch_alter_table("conversation_events", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversation_events_conversation", ["conversation_id", "created_at"], unique=False
+        )
+
+    op.create_table(
+        "conversation_notes",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("author_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["author_id"],
+            ["users.id"],
+            name=op.f("fk_conversation_notes_author_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_conversation_notes_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_conversation_notes_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_conversation_notes")),
+    )
+    with op.batch_alter_table("conversation_notes", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversation_notes_conversation", ["conversation_id", "created_at"], unique=False
+        )
+
+    op.create_table(
         "messages",
         sa.Column(
             "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -1043,6 +1158,90 @@ def upgrade() -> None:
             "ix_messages_workspace_time", ["workspace_id", "timestamp"], unique=False
         )
 
+    op.create_table(
+        "notifications",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column(
+            "conversation_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("actor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("text", sa.String(length=300), nullable=False),
+        sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["actor_id"],
+            ["users.id"],
+            name=op.f("fk_notifications_actor_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_notifications_conversation_id_conversations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_notifications_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_notifications_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+    )
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_notifications_user", ["user_id", "read_at", "created_at"], unique=False
+        )
+
+    op.create_table(
+        "composer_submissions",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("key", sa.String(length=64), nullable=False),
+        sa.Column(
+            "message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_composer_submissions_message_id_messages"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_composer_submissions_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_composer_submissions")),
+        sa.UniqueConstraint(
+            "workspace_id", "key", name=op.f("uq_composer_submissions_workspace_id_key")
+        ),
+    )
     op.create_table(
         "consent_events",
         sa.Column(
@@ -1151,6 +1350,43 @@ def upgrade() -> None:
     with op.batch_alter_table("media", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_media_message_id"), ["message_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_media_sha256"), ["sha256"], unique=False)
+
+    op.create_table(
+        "note_mentions",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("note_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["note_id"],
+            ["conversation_notes.id"],
+            name=op.f("fk_note_mentions_note_id_conversation_notes"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["users.id"],
+            name=op.f("fk_note_mentions_user_id_users"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_note_mentions_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_note_mentions")),
+        sa.UniqueConstraint("note_id", "user_id", name=op.f("uq_note_mentions_note_id_user_id")),
+    )
+    with op.batch_alter_table("note_mentions", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_note_mentions_user_id"), ["user_id"], unique=False)
 
     op.create_table(
         "outbox",
@@ -1269,6 +1505,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_lane")
 
     op.drop_table("outbox")
+    with op.batch_alter_table("note_mentions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_note_mentions_user_id"))
+
+    op.drop_table("note_mentions")
     with op.batch_alter_table("media", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_media_sha256"))
         batch_op.drop_index(batch_op.f("ix_media_message_id"))
@@ -1278,12 +1518,25 @@ def downgrade() -> None:
         batch_op.drop_index("ix_consent_events_contact")
 
     op.drop_table("consent_events")
+    op.drop_table("composer_submissions")
+    with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index("ix_notifications_user")
+
+    op.drop_table("notifications")
     with op.batch_alter_table("messages", schema=None) as batch_op:
         batch_op.drop_index("ix_messages_workspace_time")
         batch_op.drop_index("ix_messages_conversation_time")
         batch_op.drop_index(batch_op.f("ix_messages_contact_id"))
 
     op.drop_table("messages")
+    with op.batch_alter_table("conversation_notes", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_notes_conversation")
+
+    op.drop_table("conversation_notes")
+    with op.batch_alter_table("conversation_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_events_conversation")
+
+    op.drop_table("conversation_events")
     with op.batch_alter_table("team_members", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_team_members_user_id"))
 
@@ -1328,6 +1581,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_status_events_wamid"))
 
     op.drop_table("status_events")
+    with op.batch_alter_table("snippets", schema=None) as batch_op:
+        batch_op.drop_index("ix_snippets_workspace")
+
+    op.drop_table("snippets")
     with op.batch_alter_table("recovery_codes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_recovery_codes_user_id"))
 

@@ -1,0 +1,71 @@
+"""What the inbox's route modules share: the gates, error translation, and the template
+context every inbox page and fragment gets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from puente.accounts.permissions import Perm
+from puente.conversations.models import MessageSource
+from puente.db.base import utcnow
+from puente.errors import PuenteError
+from puente.web.deps import WebContext, require_permission
+from puente.web.inbox import render as r
+from puente.web.templating import render, translate
+
+Viewer = Annotated[WebContext, Depends(require_permission(Perm.INBOX))]
+Replier = Annotated[WebContext, Depends(require_permission(Perm.CONVERSATIONS_REPLY))]
+Manager = Annotated[WebContext, Depends(require_permission(Perm.TEMPLATES))]
+
+T = TypeVar("T")
+
+
+def translated(request: Request, exc: PuenteError) -> str:
+    details = exc.details if isinstance(exc.details, dict) else {}
+    template = details.get("template")
+    if isinstance(template, str):
+        params = details.get("params") or {}
+        return translate(request, template, **params)
+    return translate(request, exc.message)
+
+
+def attempt(request: Request, action: Callable[[], T]) -> T:
+    """Run a domain action; its error comes back in the reader's language."""
+    try:
+        return action()
+    except PuenteError as exc:
+        message = translated(request, exc)
+        raise type(exc)(message, code=exc.code) from None
+
+
+def from_script(request: Request) -> bool:
+    """Requests made by inbox.js (fetch) get fragments; plain form posts get redirects."""
+    return request.headers.get("x-inbox") == "1" or bool(request.headers.get("hx-request"))
+
+
+def done(request: Request, back: str, fragment: Callable[[], Response] | None = None) -> Response:
+    if from_script(request):
+        return fragment() if fragment is not None else Response(status_code=204)
+    return RedirectResponse(back, status_code=303)
+
+
+def page(
+    request: Request, template: str, context: dict[str, Any], *, status_code: int = 200
+) -> HTMLResponse:
+    values = {
+        "fmt": r.wa_format,
+        "tick_for": r.tick_for,
+        "failure_reason": r.failure_reason,
+        "map_link": r.map_link,
+        "tel_link": r.tel_link,
+        "source_labels": r.SOURCE_LABELS,
+        "source_icons": r.SOURCE_ICONS,
+        "sources": [s.value for s in MessageSource],
+        "now": utcnow(),
+        **context,
+    }
+    return render(request, template, values, status_code=status_code)

@@ -1,0 +1,287 @@
+"""The inbox's pages and the fragments live updates fetch: the list (with tabs, counts,
+filters), one conversation, one message, one note, the side panel and the composer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from puente.accounts.gate import access_conversation, conversation_scope
+from puente.accounts.models import Team
+from puente.channels.models import Channel
+from puente.contacts.models import ContactConsent
+from puente.contacts.service import tags_of
+from puente.conversations import collab
+from puente.conversations.models import Conversation, Media, Message, Note
+from puente.db.base import utcnow
+from puente.errors import NotFound
+from puente.outbound.models import MessageTemplate
+from puente.outbound.service import window_is_open
+from puente.web.deps import DbDep, RuntimeDep, WebContext
+from puente.web.inbox import queries as q
+from puente.web.inbox import render as r
+from puente.web.inbox.common import Viewer, page
+
+router = APIRouter(include_in_schema=False)
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        return None
+
+
+def inbox_filter(request: Request) -> q.InboxFilter:
+    p = request.query_params
+    tab = p.get("tab", "all")
+    status = p.get("status", "open")
+    sort = p.get("sort", "latest")
+    return q.InboxFilter(
+        tab=tab if tab in q.TABS else "all",
+        status=status if status in q.STATUSES else "open",
+        channel_id=_int(p.get("channel")),
+        team_id=_int(p.get("team")),
+        label=(p.get("label") or "").strip().lower()[:40] or None,
+        assignee_id=_int(p.get("assignee")),
+        source=p.get("source") or None,
+        sort=sort if sort in q.SORTS else "latest",
+        q=(p.get("q") or "").strip()[:100] or None,
+        page=max(_int(p.get("page")) or 1, 1),
+    )
+
+
+def _list_context(session: Session, me: WebContext, f: q.InboxFilter) -> dict[str, Any]:
+    rows, more = q.list_rows(session, me.actor, f)
+    return {
+        "f": f,
+        "rows": rows,
+        "more": more,
+        "counts": q.tab_counts(session, me.actor, f),
+    }
+
+
+def _options(session: Session, me: WebContext) -> dict[str, Any]:
+    ws = me.workspace.id
+    return {
+        "channels": list(
+            session.scalars(
+                select(Channel).where(Channel.workspace_id == ws).order_by(Channel.name)
+            )
+        ),
+        "teams": list(
+            session.scalars(select(Team).where(Team.workspace_id == ws).order_by(Team.name))
+        ),
+        "members": collab.workspace_members(session, ws),
+    }
+
+
+@router.get("/inbox", response_class=HTMLResponse)
+def inbox(request: Request, session: DbDep, me: Viewer) -> Response:
+    f = inbox_filter(request)
+    context = {**_list_context(session, me, f), **_options(session, me), "view": None}
+    return page(request, "inbox/inbox.html", context)
+
+
+@router.get("/inbox/list", response_class=HTMLResponse)
+def inbox_list(request: Request, session: DbDep, me: Viewer) -> Response:
+    f = inbox_filter(request)
+    context = {**_list_context(session, me, f), "current_id": _int(request.query_params.get("c"))}
+    return page(request, "inbox/_list.html", context)
+
+
+def _templates_for(session: Session, me: WebContext, channel: Channel) -> list[MessageTemplate]:
+    return list(
+        session.scalars(
+            select(MessageTemplate)
+            .where(
+                MessageTemplate.workspace_id == me.workspace.id,
+                MessageTemplate.waba_id == channel.waba_id,
+                MessageTemplate.status == "APPROVED",
+            )
+            .order_by(MessageTemplate.name, MessageTemplate.language)
+        )
+    )
+
+
+def conversation_context(
+    session: Session, me: WebContext, conversation: Conversation, view: q.ConversationView | None
+) -> dict[str, Any]:
+    """What the header, the side panel and the composer show."""
+    contact, channel, assignee, team = (
+        (view.contact, view.channel, view.assignee, view.team)
+        if view is not None
+        else q.load_header(session, conversation)
+    )
+    now = utcnow()
+    window = r.window_of(conversation, now)
+    others = session.execute(
+        select(Conversation.id, Channel.name, Conversation.status, Conversation.last_activity_at)
+        .join(Channel, Channel.id == Conversation.channel_id)
+        .where(
+            Conversation.contact_id == contact.id,
+            Conversation.id != conversation.id,
+            conversation_scope(me.actor),
+        )
+        .order_by(Conversation.last_activity_at.desc().nulls_last())
+        .limit(10)
+    ).all()
+    consent = session.scalar(
+        select(ContactConsent).where(
+            ContactConsent.contact_id == contact.id, ContactConsent.scope == "marketing"
+        )
+    )
+    return {
+        "others": others,
+        "consent": consent,
+        "contact_tags": tags_of(session, [contact.id])[contact.id],
+        "c": conversation,
+        "contact": contact,
+        "channel": channel,
+        "assignee": assignee,
+        "team": team,
+        "window": window,
+        "templates": []
+        if window_is_open(conversation, now)
+        else _templates_for(session, me, channel),
+        "closing_note_required": bool(
+            (me.workspace.settings or {}).get(collab.CLOSING_NOTE_SETTING)
+        ),
+        "can_reply": me.can("conversations.reply"),
+    }
+
+
+@router.get("/inbox/c/{conversation_id}", response_class=HTMLResponse)
+def conversation_page(
+    request: Request,
+    session: DbDep,
+    me: Viewer,
+    conversation_id: int,
+    before: Annotated[dt.datetime | None, Query()] = None,
+) -> Response:
+    conversation = access_conversation(session, me.actor, conversation_id)
+    if before is not None and before.tzinfo is None:
+        before = before.replace(tzinfo=dt.UTC)
+    view = q.load_conversation_view(session, conversation, before=before)
+    if before is None:
+        collab.do_mark_read(session, conversation)
+        collab.do_read_notifications(session, me.actor, conversation.id)
+    f = inbox_filter(request)
+    context = {
+        **_list_context(session, me, f),
+        **_options(session, me),
+        **conversation_context(session, me, conversation, view),
+        "view": view,
+        "current_id": conversation.id,
+    }
+    return page(request, "inbox/inbox.html", context)
+
+
+@router.get("/inbox/c/{conversation_id}/panel", response_class=HTMLResponse)
+def conversation_panel(
+    request: Request, session: DbDep, me: Viewer, conversation_id: int
+) -> Response:
+    conversation = access_conversation(session, me.actor, conversation_id)
+    context = {**_options(session, me), **conversation_context(session, me, conversation, None)}
+    return page(request, "inbox/_panel.html", context)
+
+
+@router.get("/inbox/c/{conversation_id}/composer", response_class=HTMLResponse)
+def conversation_composer(
+    request: Request, session: DbDep, me: Viewer, conversation_id: int
+) -> Response:
+    conversation = access_conversation(session, me.actor, conversation_id)
+    return page(
+        request, "inbox/_composer.html", conversation_context(session, me, conversation, None)
+    )
+
+
+@router.get("/inbox/c/{conversation_id}/m/{message_id}", response_class=HTMLResponse)
+def message_fragment(
+    request: Request, session: DbDep, me: Viewer, conversation_id: int, message_id: int
+) -> Response:
+    conversation = access_conversation(session, me.actor, conversation_id)
+    message = session.scalar(
+        select(Message).where(
+            Message.id == message_id,
+            Message.conversation_id == conversation.id,
+            Message.workspace_id == conversation.workspace_id,
+        )
+    )
+    if message is None:
+        raise NotFound("no such message")
+    if message.type == "reaction" and message.reply_to_wamid:
+        # A reaction re-renders the message it belongs to.
+        target = session.scalar(
+            select(Message).where(
+                Message.wamid == message.reply_to_wamid, Message.conversation_id == conversation.id
+            )
+        )
+        message = target or message
+    views = q.message_views(session, conversation, [message])
+    item = q.TimelineItem(message.timestamp, "message", message=views[0]) if views else None
+    if item is None:
+        return Response(status_code=204)
+    return page(request, "inbox/_item.html", {"item": item, "c": conversation})
+
+
+@router.get("/inbox/c/{conversation_id}/notes/{note_id}", response_class=HTMLResponse)
+def note_fragment(
+    request: Request, session: DbDep, me: Viewer, conversation_id: int, note_id: int
+) -> Response:
+    conversation = access_conversation(session, me.actor, conversation_id)
+    note = session.scalar(
+        select(Note).where(Note.id == note_id, Note.conversation_id == conversation.id)
+    )
+    if note is None:
+        raise NotFound("no such note")
+    author = session.get(type(me.user), note.author_id) if note.author_id else None
+    item = q.TimelineItem(
+        note.created_at, "note", note=note, author_name=author.name if author else None
+    )
+    return page(request, "inbox/_item.html", {"item": item, "c": conversation})
+
+
+@router.get("/inbox/notifications", response_class=HTMLResponse)
+def notifications(request: Request, session: DbDep, me: Viewer) -> Response:
+    items = collab.unread_notifications(session, me.actor)
+    return page(request, "inbox/_notifications.html", {"notifications": items})
+
+
+@router.get("/inbox/media/{message_id}")
+def media_file(session: DbDep, me: Viewer, runtime: RuntimeDep, message_id: int) -> Response:
+    row = session.execute(
+        select(Media, Conversation)
+        .join(Message, Message.id == Media.message_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Media.message_id == message_id, Media.workspace_id == me.workspace.id)
+    ).first()
+    if row is None or not collab.visible_to(me.actor, row[1]):
+        raise NotFound("no such media")
+    media = row[0]
+    if media.state != "stored" or not media.sha256:
+        raise NotFound("this file has not been downloaded yet")
+    path = Path(runtime.settings.data_dir) / "media" / media.sha256[:2] / media.sha256
+    if not path.is_file():
+        raise NotFound("this file is no longer stored")
+    return FileResponse(
+        path,
+        media_type=media.mime_type or "application/octet-stream",
+        filename=media.filename or None,
+        content_disposition_type="inline" if _shown_inline(media.mime_type) else "attachment",
+    )
+
+
+def _shown_inline(mime: str | None) -> bool:
+    # Only types a browser shows without running anything; the rest is downloaded.
+    mime = (mime or "").split(";")[0].strip().lower()
+    return mime in INLINE_TYPES or mime.startswith(("audio/", "video/"))
+
+
+INLINE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp", "image/gif"})

@@ -1,0 +1,394 @@
+"""Read models of the inbox screens: the conversation list with its tab counts, and
+everything one conversation view shows. Each is a fixed, small number of queries
+(pinned by tests/inbox/test_query_counts.py) whatever the number of rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, cast, exists, func, literal, or_, select
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Session, aliased
+
+from puente.accounts.gate import Actor, conversation_scope
+from puente.accounts.models import Team, User
+from puente.channels.models import Channel
+from puente.contacts.models import Contact
+from puente.conversations.models import (
+    Conversation,
+    ConversationEvent,
+    Media,
+    Message,
+    Note,
+)
+
+PAGE_SIZE = 50
+MESSAGES_SHOWN = 50
+TABS = ("mine", "unassigned", "all")
+STATUSES = ("open", "pending", "snoozed", "resolved", "any")
+SORTS = ("latest", "waiting")
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    tab: str = "all"
+    status: str = "open"
+    channel_id: int | None = None
+    team_id: int | None = None
+    label: str | None = None
+    assignee_id: int | None = None
+    source: str | None = None
+    sort: str = "latest"
+    q: str | None = None
+    page: int = 1
+
+    def query_string(self, **changes: Any) -> str:
+        from urllib.parse import urlencode
+
+        values = {
+            "tab": self.tab,
+            "status": self.status,
+            "channel": self.channel_id,
+            "team": self.team_id,
+            "label": self.label,
+            "assignee": self.assignee_id,
+            "source": self.source,
+            "sort": self.sort,
+            "q": self.q,
+            "page": self.page,
+        }
+        values.update(changes)
+        defaults = {"tab": "all", "status": "open", "sort": "latest", "page": 1}
+        return urlencode(
+            {k: v for k, v in values.items() if v not in (None, "") and defaults.get(k) != v}
+        )
+
+
+@dataclass(frozen=True)
+class Row:
+    conversation: Conversation
+    contact_name: str
+    contact_phone: str | None
+    channel_name: str
+    assignee_name: str | None
+    team_name: str | None
+
+
+def _has_label(session: Session, label: str) -> ColumnElement[bool]:
+    if session.get_bind().dialect.name == "postgresql":
+        return Conversation.labels.op("@>")(cast(literal(json.dumps([label])), JSONB))
+    each = func.json_each(Conversation.labels).table_valued("value")
+    return exists().select_from(each).where(each.c.value == label)
+
+
+def _contact_matches(q: str) -> ColumnElement[bool]:
+    pattern = f"%{q.strip().lower()}%"
+    digits = "".join(ch for ch in q if ch.isdigit())
+    conditions: list[ColumnElement[bool]] = [
+        func.lower(Contact.name).like(pattern),
+        func.lower(Contact.profile_name).like(pattern),
+        func.lower(Contact.business_app_name).like(pattern),
+    ]
+    if len(digits) >= 3:
+        conditions.append(Contact.wa_id.like(f"%{digits}%"))
+    return or_(*conditions)
+
+
+def _filtered(session: Session, actor: Actor, f: InboxFilter) -> list[ColumnElement[bool]]:
+    """Every condition but the tab's (the counts are taken across tabs)."""
+    conditions = [conversation_scope(actor)]
+    if f.status != "any":
+        conditions.append(Conversation.status == f.status)
+    if f.channel_id is not None:
+        conditions.append(Conversation.channel_id == f.channel_id)
+    if f.team_id is not None:
+        conditions.append(Conversation.team_id == f.team_id)
+    if f.assignee_id is not None:
+        conditions.append(Conversation.assignee_id == f.assignee_id)
+    if f.label:
+        conditions.append(_has_label(session, f.label))
+    if f.source:
+        conditions.append(Conversation.last_message_source == f.source)
+    if f.q and f.q.strip():
+        matching = select(Contact.id).where(
+            Contact.workspace_id == actor.workspace_id, _contact_matches(f.q)
+        )
+        conditions.append(Conversation.contact_id.in_(matching))
+    return conditions
+
+
+def _tab_condition(actor: Actor, tab: str) -> ColumnElement[bool]:
+    if tab == "mine":
+        return Conversation.assignee_id == (actor.user_id or -1)
+    if tab == "unassigned":
+        return Conversation.assignee_id.is_(None)
+    return literal(True)
+
+
+def tab_counts(session: Session, actor: Actor, f: InboxFilter) -> dict[str, int]:
+    """Mine / Unassigned / All under the current filters, in one query."""
+    mine = Conversation.assignee_id == (actor.user_id or -1)
+    row = session.execute(
+        select(
+            func.count().filter(mine),
+            func.count().filter(Conversation.assignee_id.is_(None)),
+            func.count(),
+        )
+        .select_from(Conversation)
+        .where(*_filtered(session, actor, f))
+    ).one()
+    return {"mine": int(row[0]), "unassigned": int(row[1]), "all": int(row[2])}
+
+
+def _ordered(query: Select[Any], f: InboxFilter) -> Select[Any]:
+    if f.sort == "waiting":
+        # Longest waiting first; conversations nobody waits on follow, latest first.
+        return query.order_by(
+            Conversation.waiting_since.asc().nulls_last(),
+            Conversation.last_activity_at.desc().nulls_last(),
+            Conversation.id.desc(),
+        )
+    return query.order_by(Conversation.last_activity_at.desc().nulls_last(), Conversation.id.desc())
+
+
+def list_rows(session: Session, actor: Actor, f: InboxFilter) -> tuple[list[Row], bool]:
+    """One page of the list, with contact, number, assignee and team names joined in
+    (one query). Returns the rows and whether there is a next page."""
+    assignee = aliased(User)
+    query = (
+        select(
+            Conversation,
+            Contact.name,
+            Contact.business_app_name,
+            Contact.profile_name,
+            Contact.phone_e164,
+            Channel.name,
+            assignee.name,
+            Team.name,
+        )
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .join(Channel, Channel.id == Conversation.channel_id)
+        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
+        .outerjoin(Team, Team.id == Conversation.team_id)
+        .where(*_filtered(session, actor, f), _tab_condition(actor, f.tab))
+    )
+    offset = (max(f.page, 1) - 1) * PAGE_SIZE
+    rows = session.execute(_ordered(query, f).offset(offset).limit(PAGE_SIZE + 1)).all()
+    out = [
+        Row(
+            conversation=r[0],
+            contact_name=r[1] or r[2] or r[3] or r[4] or "",
+            contact_phone=r[4],
+            channel_name=r[5],
+            assignee_name=r[6],
+            team_name=r[7],
+        )
+        for r in rows[:PAGE_SIZE]
+    ]
+    return out, len(rows) > PAGE_SIZE
+
+
+def one_row(session: Session, actor: Actor, conversation_id: int) -> Row | None:
+    """The list row of one conversation (for live updates), if the actor may see it."""
+    f = InboxFilter(status="any")
+    assignee = aliased(User)
+    r = session.execute(
+        select(
+            Conversation,
+            Contact.name,
+            Contact.business_app_name,
+            Contact.profile_name,
+            Contact.phone_e164,
+            Channel.name,
+            assignee.name,
+            Team.name,
+        )
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .join(Channel, Channel.id == Conversation.channel_id)
+        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
+        .outerjoin(Team, Team.id == Conversation.team_id)
+        .where(*_filtered(session, actor, f), Conversation.id == conversation_id)
+    ).first()
+    if r is None:
+        return None
+    return Row(r[0], r[1] or r[2] or r[3] or r[4] or "", r[4], r[5], r[6], r[7])
+
+
+# -- one conversation ------------------------------------------------------------------------
+
+
+@dataclass
+class MessageView:
+    message: Message
+    sender_name: str | None = None
+    quoted: Message | None = None
+    reactions: list[Message] = field(default_factory=list)
+    media: Media | None = None
+
+
+@dataclass
+class TimelineItem:
+    at: dt.datetime
+    kind: str  # message | note | event
+    message: MessageView | None = None
+    note: Note | None = None
+    author_name: str | None = None
+    event: ConversationEvent | None = None
+
+
+@dataclass
+class ConversationView:
+    conversation: Conversation
+    contact: Contact
+    channel: Channel
+    assignee: User | None
+    team: Team | None
+    items: list[TimelineItem]
+    has_older: bool
+
+
+def load_header(
+    session: Session, conversation: Conversation
+) -> tuple[Contact, Channel, User | None, Team | None]:
+    """Contact, number, assignee and team of a conversation (one query)."""
+    assignee = aliased(User)
+    row = session.execute(
+        select(Contact, Channel, assignee, Team)
+        .select_from(Conversation)
+        .join(Channel, Channel.id == Conversation.channel_id)
+        .join(Contact, Contact.id == Conversation.contact_id)
+        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
+        .outerjoin(Team, Team.id == Conversation.team_id)
+        .where(Conversation.id == conversation.id)
+    ).one()
+    return row[0], row[1], row[2], row[3]
+
+
+def message_views(
+    session: Session, conversation: Conversation, messages: Sequence[Message]
+) -> list[MessageView]:
+    """Messages with their quoted message, reactions, media and sender names, in at most
+    four queries however many messages there are."""
+    if not messages:
+        return []
+    shown = [m for m in messages if m.type != "reaction"]
+    reactions = [m for m in messages if m.type == "reaction"]
+    by_wamid = {m.wamid: m for m in messages if m.wamid}
+    wanted = {m.reply_to_wamid for m in shown if m.reply_to_wamid} - by_wamid.keys()
+    # Reactions to messages outside this page, and quoted messages outside it.
+    targets = {m.wamid for m in shown if m.wamid}
+    extra_reactions: list[Message] = []
+    if targets or wanted:
+        found = session.scalars(
+            select(Message).where(
+                Message.conversation_id == conversation.id,
+                Message.workspace_id == conversation.workspace_id,
+                or_(
+                    Message.wamid.in_(wanted) if wanted else literal(False),
+                    and_(Message.type == "reaction", Message.reply_to_wamid.in_(targets))
+                    if targets
+                    else literal(False),
+                ),
+            )
+        ).all()
+        for m in found:
+            if m.type == "reaction":
+                if m.id not in {r.id for r in reactions}:
+                    extra_reactions.append(m)
+            elif m.wamid:
+                by_wamid[m.wamid] = m
+    all_reactions = reactions + extra_reactions
+    # Only the latest reaction of each person counts; an empty emoji removes it.
+    latest: dict[tuple[str, str], Message] = {}
+    for r in sorted(all_reactions, key=lambda m: (m.timestamp, m.id)):
+        latest[(r.reply_to_wamid or "", r.direction)] = r
+    reactions_by_target: dict[str, list[Message]] = {}
+    for (target, _who), r in latest.items():
+        if r.text:
+            reactions_by_target.setdefault(target, []).append(r)
+    ids = [m.id for m in shown]
+    media = {
+        m.message_id: m
+        for m in session.scalars(select(Media).where(Media.message_id.in_(ids))).all()
+        if m.message_id is not None
+    }
+    sender_ids = {m.sender_user_id for m in shown if m.sender_user_id}
+    names = (
+        dict(
+            session.execute(select(User.id, User.name).where(User.id.in_(sender_ids)))
+            .tuples()
+            .all()
+        )
+        if sender_ids
+        else {}
+    )
+    # Reactions whose target is not on this page still show, on their own.
+    orphans = [r for r in reactions if r.reply_to_wamid not in by_wamid and r.text]
+    views = [
+        MessageView(
+            message=m,
+            sender_name=names.get(m.sender_user_id) if m.sender_user_id else None,
+            quoted=by_wamid.get(m.reply_to_wamid) if m.reply_to_wamid else None,
+            reactions=reactions_by_target.get(m.wamid or "", []),
+            media=media.get(m.id),
+        )
+        for m in [*shown, *orphans]
+    ]
+    views.sort(key=lambda v: (v.message.timestamp, v.message.id))
+    return views
+
+
+def load_conversation_view(
+    session: Session, conversation: Conversation, *, before: dt.datetime | None = None
+) -> ConversationView:
+    contact, channel, assignee, team = load_header(session, conversation)
+    query = select(Message).where(
+        Message.conversation_id == conversation.id,
+        Message.workspace_id == conversation.workspace_id,
+    )
+    if before is not None:
+        query = query.where(Message.timestamp < before)
+    newest = list(
+        session.scalars(
+            query.order_by(Message.timestamp.desc(), Message.id.desc()).limit(MESSAGES_SHOWN + 1)
+        )
+    )
+    has_older = len(newest) > MESSAGES_SHOWN
+    newest = newest[:MESSAGES_SHOWN]
+    views = message_views(session, conversation, newest)
+    # Notes and timeline events from the oldest message shown onwards.
+    since = newest[-1].timestamp if (newest and has_older) else None
+    notes_q = (
+        select(Note, User.name)
+        .outerjoin(User, User.id == Note.author_id)
+        .where(
+            Note.conversation_id == conversation.id, Note.workspace_id == conversation.workspace_id
+        )
+    )
+    events_q = (
+        select(ConversationEvent, User.name)
+        .outerjoin(User, User.id == ConversationEvent.actor_id)
+        .where(
+            ConversationEvent.conversation_id == conversation.id,
+            ConversationEvent.workspace_id == conversation.workspace_id,
+        )
+    )
+    if since is not None:
+        notes_q = notes_q.where(Note.created_at >= since)
+        events_q = events_q.where(ConversationEvent.created_at >= since)
+    if before is not None:
+        notes_q = notes_q.where(Note.created_at < before)
+        events_q = events_q.where(ConversationEvent.created_at < before)
+    items = [TimelineItem(v.message.timestamp, "message", message=v) for v in views]
+    for note, name in session.execute(notes_q.order_by(Note.created_at).limit(200)).tuples():
+        items.append(TimelineItem(note.created_at, "note", note=note, author_name=name))
+    for event, name in session.execute(
+        events_q.order_by(ConversationEvent.created_at).limit(200)
+    ).tuples():
+        items.append(TimelineItem(event.created_at, "event", event=event, author_name=name))
+    items.sort(key=lambda i: i.at)
+    return ConversationView(conversation, contact, channel, assignee, team, items, has_older)

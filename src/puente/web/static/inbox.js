@@ -1,0 +1,504 @@
+// The inbox page: live updates over Server-Sent Events, the composer (send with a
+// pending state, reply-to, reactions, snippets with "/", emoji, templates when the
+// window is closed), private notes, the side panel's actions, notifications and
+// keyboard shortcuts. Plain script from a file: the CSP forbids inline code.
+(function () {
+  "use strict";
+
+  var root = null;
+  var conversationId = "";
+  var listTimer = null;
+  var typingSentAt = 0;
+  var typingTimer = null;
+  var windowTimer = null;
+
+  function csrf() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.getAttribute("content") : "";
+  }
+
+  function newKey() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    return String(Date.now()) + "-" + String(Math.random()).slice(2);
+  }
+
+  function toast(text) {
+    var el = document.getElementById("toast");
+    if (!el) return;
+    el.textContent = text;
+    el.hidden = false;
+    window.clearTimeout(el._timer);
+    el._timer = window.setTimeout(function () { el.hidden = true; }, 6000);
+  }
+
+  function errorText(html, status) {
+    try {
+      var body = JSON.parse(html);
+      if (body && body.error && body.error.message) return body.error.message;
+    } catch (e) { /* not JSON: an HTML fragment or page */ }
+    var doc = new DOMParser().parseFromString(html, "text/html");
+    var err = doc.querySelector("[data-testid=error]");
+    return err ? err.textContent.trim() : "Error " + status;
+  }
+
+  function get(url) {
+    return fetch(url, { headers: { "X-Inbox": "1", "Accept": "text/html" }, credentials: "same-origin" });
+  }
+
+  function post(url, data) {
+    return fetch(url, {
+      method: "POST",
+      body: data,
+      headers: { "X-Inbox": "1", "X-CSRF-Token": csrf(), "Accept": "text/html" },
+      credentials: "same-origin",
+    });
+  }
+
+  function fragment(html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = html.trim();
+    return tpl.content.firstElementChild;
+  }
+
+  // -- the list --------------------------------------------------------------------------
+
+  function refreshList() {
+    window.clearTimeout(listTimer);
+    listTimer = window.setTimeout(function () {
+      var box = document.getElementById("inbox-list");
+      if (!box) return;
+      var query = root.getAttribute("data-list-query") || "";
+      var url = "/inbox/list?" + query + (conversationId ? (query ? "&" : "") + "c=" + conversationId : "");
+      get(url).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
+        if (html !== null) box.innerHTML = html;
+      });
+    }, 150);
+  }
+
+  // -- the open conversation -------------------------------------------------------------
+
+  function timeline() { return document.getElementById("timeline"); }
+
+  function scrollDown() {
+    var tl = timeline();
+    if (tl) tl.scrollTop = tl.scrollHeight;
+  }
+
+  function placeItem(el) {
+    var tl = timeline();
+    if (!tl || !el) return;
+    var existing = el.id ? document.getElementById(el.id) : null;
+    if (existing) {
+      existing.replaceWith(el);
+      return;
+    }
+    var nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 120;
+    tl.appendChild(el);
+    if (nearBottom) scrollDown();
+  }
+
+  function loadMessage(messageId) {
+    get("/inbox/c/" + conversationId + "/m/" + messageId)
+      .then(function (r) { return r.status === 200 ? r.text() : null; })
+      .then(function (html) { if (html) placeItem(fragment(html)); });
+  }
+
+  function loadNote(noteId) {
+    get("/inbox/c/" + conversationId + "/notes/" + noteId)
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html) placeItem(fragment(html)); });
+  }
+
+  function refreshPanel() {
+    var panel = document.getElementById("conv-panel");
+    if (!panel || !conversationId) return;
+    get("/inbox/c/" + conversationId + "/panel")
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) panel.innerHTML = html; });
+  }
+
+  function refreshComposer(force) {
+    var slot = document.getElementById("composer-slot");
+    if (!slot || !conversationId) return;
+    var box = slot.querySelector("textarea[name=body]");
+    // Never throw away what an agent is typing unless the window state changed.
+    get("/inbox/c/" + conversationId + "/composer")
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) return;
+        var next = fragment(html);
+        var current = slot.querySelector("#composer");
+        if (!force && current && next && current.getAttribute("data-window-open") === next.getAttribute("data-window-open")) {
+          current.setAttribute("data-window-expires", next.getAttribute("data-window-expires"));
+          watchWindow();
+          return;
+        }
+        if (box && box.value && next && next.getAttribute("data-window-open") === "1") return;
+        slot.innerHTML = "";
+        slot.appendChild(next);
+        watchWindow();
+      });
+  }
+
+  function watchWindow() {
+    window.clearTimeout(windowTimer);
+    var composer = document.getElementById("composer");
+    if (!composer) return;
+    var expires = composer.getAttribute("data-window-expires");
+    if (!expires || composer.getAttribute("data-window-open") !== "1") return;
+    var left = new Date(expires).getTime() - Date.now();
+    if (left > 0 && left < 2147000000) {
+      windowTimer = window.setTimeout(function () { refreshComposer(true); refreshPanel(); }, left + 500);
+    }
+  }
+
+  function showTyping(name) {
+    var el = document.getElementById("typing");
+    if (!el) return;
+    el.textContent = (root.getAttribute("data-text-typing") || "{name}…").replace("{name}", name);
+    window.clearTimeout(typingTimer);
+    typingTimer = window.setTimeout(function () { el.textContent = ""; }, 4000);
+  }
+
+  // -- live updates ----------------------------------------------------------------------
+
+  function onEvent(event) {
+    var kind = event.kind;
+    var data = event.data || {};
+    var cid = String(event.conversation_id || data.conversation_id || "");
+    var here = conversationId && cid === conversationId;
+    if (kind === "message.created" || kind === "message.status" || kind === "message.updated") {
+      if (here && data.message_id) loadMessage(data.message_id);
+      if (kind !== "message.status") refreshList();
+      if (here && kind === "message.created" && data.direction === "inbound") refreshComposer(false);
+      if (kind === "message.created" && data.direction === "inbound" && data.source === "customer") {
+        notifyBrowser(root.getAttribute("data-text-new-message") || "New message", "", cid);
+      }
+    } else if (kind === "conversation.updated") {
+      refreshList();
+      if (here) { refreshPanel(); if (data.change === "status") refreshComposer(false); }
+    } else if (kind === "note.created") {
+      if (here && data.note_id) loadNote(data.note_id);
+    } else if (kind === "notification.created") {
+      bumpNotifications(1);
+      toast(data.text || "");
+      notifyBrowser(data.text || "", "", data.conversation_id);
+    } else if (kind === "agent.typing") {
+      if (here && String(data.user_id) !== root.getAttribute("data-me")) showTyping(data.name || "");
+    } else if (kind === "contact.updated") {
+      if (conversationId) refreshPanel();
+    }
+  }
+
+  function connect() {
+    if (!window.EventSource) return;
+    var source = new EventSource("/inbox/events");
+    var opened = false;
+    source.onopen = function () {
+      root.setAttribute("data-live", "1");
+      // Catch up on anything that happened while the stream was down.
+      if (opened) { refreshList(); refreshPanel(); }
+      opened = true;
+    };
+    source.onmessage = function (msg) {
+      try { onEvent(JSON.parse(msg.data)); } catch (e) { /* a malformed event is skipped */ }
+    };
+    source.onerror = function () { root.setAttribute("data-live", "0"); };
+  }
+
+  // -- notifications -----------------------------------------------------------------------
+
+  function bumpNotifications(n) {
+    var badge = document.getElementById("notif-count");
+    if (!badge) return;
+    var count = parseInt(badge.textContent || "0", 10) + n;
+    badge.textContent = String(count);
+    badge.hidden = count <= 0;
+  }
+
+  function notifyBrowser(title, body, cid) {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    if (!document.hidden) return;
+    var n = new Notification(title, { body: body, tag: "puente-" + cid });
+    n.onclick = function () { window.focus(); if (cid) window.location.href = "/inbox/c/" + cid; };
+  }
+
+  function toggleNotifications() {
+    var panel = document.getElementById("notif-panel");
+    if (!panel) return;
+    if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
+    if (!panel.hidden) { panel.hidden = true; return; }
+    get("/inbox/notifications").then(function (r) { return r.text(); }).then(function (html) {
+      panel.innerHTML = html;
+      panel.hidden = false;
+    });
+  }
+
+  // -- the composer --------------------------------------------------------------------------
+
+  function formError(form, text) {
+    var slot = form.querySelector(".composer-error");
+    if (slot) {
+      slot.textContent = text;
+      slot.hidden = !text;
+    } else if (text) {
+      toast(text);
+    }
+  }
+
+  function submitSend(form) {
+    var button = form.querySelector("button[type=submit]");
+    if (button && button.disabled) return;
+    var keyField = form.querySelector("input[name=key]");
+    if (keyField && !keyField.value) keyField.value = newKey();
+    if (button) button.disabled = true;
+    formError(form, "");
+    post(form.action, new FormData(form)).then(function (r) {
+      return r.text().then(function (html) {
+        return { ok: r.ok, status: r.status, html: html, refresh: r.headers.get("X-Inbox-Refresh") };
+      });
+    }).then(function (res) {
+      if (!res.ok) {
+        var text = errorText(res.html, res.status);
+        formError(form, text);
+        if (res.refresh === "composer") {
+          // The window closed meanwhile: the template picker takes over.
+          toast(text);
+          refreshComposer(true);
+          refreshPanel();
+        }
+        return;
+      }
+      placeItem(fragment(res.html));
+      scrollDown();
+      form.reset();
+      if (keyField) keyField.value = "";
+      clearReply(form);
+      if (form.id === "template-form") refreshComposer(true);
+    }).catch(function () {
+      // The request may or may not have arrived: keep the key so a retry cannot send twice.
+      formError(form, "⚠");
+    }).then(function () {
+      if (button) button.disabled = false;
+    });
+  }
+
+  function clearReply(form) {
+    var field = form.querySelector("input[name=reply_to]");
+    if (field) field.value = "";
+    var hint = form.querySelector(".replying");
+    if (hint) hint.hidden = true;
+  }
+
+  function startReply(wamid, text) {
+    var form = document.getElementById("send-form");
+    if (!form) return;
+    form.querySelector("input[name=reply_to]").value = wamid;
+    var hint = form.querySelector(".replying");
+    hint.querySelector("span").textContent = "↩ " + text;
+    hint.hidden = false;
+    form.querySelector("textarea").focus();
+  }
+
+  function react(messageId, emoji) {
+    var data = new FormData();
+    data.append("message_id", messageId);
+    data.append("emoji", emoji);
+    data.append("key", newKey());
+    post("/inbox/c/" + conversationId + "/react", data).then(function (r) {
+      if (!r.ok) r.text().then(function (html) { toast(errorText(html, r.status)); });
+    });
+  }
+
+  function snippetMenu(box) {
+    var form = box.form;
+    var menu = form && form.querySelector(".snippet-menu");
+    if (!menu) return;
+    var match = /^\/([a-z0-9_\-]*)$/.exec(box.value);
+    if (!match) { menu.hidden = true; return; }
+    get("/inbox/c/" + conversationId + "/snippets?prefix=" + encodeURIComponent(match[1]))
+      .then(function (r) { return r.json(); })
+      .then(function (body) {
+        menu.innerHTML = "";
+        (body.items || []).forEach(function (item, i) {
+          var b = document.createElement("button");
+          b.type = "button";
+          b.className = "snippet-option" + (i === 0 ? " active" : "");
+          b.textContent = "/" + item.shortcut + " — " + item.text.slice(0, 80);
+          b.setAttribute("data-text", item.text);
+          b.addEventListener("click", function () { box.value = item.text; menu.hidden = true; box.focus(); });
+          menu.appendChild(b);
+        });
+        menu.hidden = !menu.firstChild;
+      });
+  }
+
+  function sendTyping() {
+    var now = Date.now();
+    if (now - typingSentAt < 3000 || !conversationId) return;
+    typingSentAt = now;
+    post("/inbox/c/" + conversationId + "/typing", new FormData());
+  }
+
+  function loadTemplateForm(select) {
+    var slot = document.getElementById("template-form-slot");
+    if (!slot) return;
+    if (!select.value) { slot.innerHTML = ""; return; }
+    get("/inbox/c/" + conversationId + "/template?template_id=" + select.value)
+      .then(function (r) { return r.text(); })
+      .then(function (html) { slot.innerHTML = html; });
+  }
+
+  var previewTimer = null;
+  function refreshTemplatePreview(form) {
+    window.clearTimeout(previewTimer);
+    previewTimer = window.setTimeout(function () {
+      var params = new URLSearchParams();
+      form.querySelectorAll("input[data-testid=template-var]").forEach(function (input) {
+        params.append(input.name, input.value);
+      });
+      get(form.getAttribute("data-preview-url") + "&" + params.toString())
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var box = document.getElementById("template-preview");
+          if (box) box.innerHTML = html;
+        });
+    }, 150);
+  }
+
+  function submitAction(form) {
+    post(form.action, new FormData(form)).then(function (r) {
+      if (!r.ok) {
+        return r.text().then(function (html) {
+          toast(errorText(html, r.status));
+          refreshPanel();
+        });
+      }
+      refreshPanel();
+      refreshList();
+      if (/\/(close|reopen|snooze)$/.test(form.action)) refreshComposer(false);
+      if (/notifications\/read$/.test(form.action)) {
+        var badge = document.getElementById("notif-count");
+        if (badge) { badge.textContent = "0"; badge.hidden = true; }
+        var panel = document.getElementById("notif-panel");
+        if (panel) panel.hidden = true;
+      }
+    });
+  }
+
+  function submitNote(form) {
+    var button = form.querySelector("button[type=submit]");
+    if (button) button.disabled = true;
+    post(form.action, new FormData(form)).then(function (r) {
+      return r.text().then(function (html) { return { ok: r.ok, status: r.status, html: html }; });
+    }).then(function (res) {
+      if (!res.ok) { formError(form, errorText(res.html, res.status)); return; }
+      formError(form, "");
+      placeItem(fragment(res.html));
+      scrollDown();
+      form.reset();
+    }).then(function () { if (button) button.disabled = false; });
+  }
+
+  function switchComposer(tab) {
+    document.querySelectorAll("[data-composer-tab]").forEach(function (b) {
+      b.classList.toggle("active", b.getAttribute("data-composer-tab") === tab);
+    });
+    document.querySelectorAll("[data-composer-pane]").forEach(function (p) {
+      p.hidden = p.getAttribute("data-composer-pane") !== tab;
+    });
+    var box = document.querySelector("[data-composer-pane=" + tab + "] textarea");
+    if (box) box.focus();
+  }
+
+  // -- keyboard shortcuts ------------------------------------------------------------------
+
+  function moveSelection(step) {
+    var rows = Array.prototype.slice.call(document.querySelectorAll(".conv-row a.conv-link"));
+    if (!rows.length) return;
+    var current = rows.findIndex(function (a) { return a.parentElement.classList.contains("current"); });
+    var next = rows[Math.max(0, Math.min(rows.length - 1, current + step))];
+    if (next) window.location.href = next.href;
+  }
+
+  function onKey(event) {
+    var target = event.target;
+    var typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement;
+    if (typing) {
+      if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.form) {
+        event.preventDefault();
+        target.form.requestSubmit();
+      } else if (event.key === "Escape") {
+        target.blur();
+      }
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    var key = event.key;
+    if (key === "j") moveSelection(1);
+    else if (key === "k") moveSelection(-1);
+    else if (key === "r") { event.preventDefault(); switchComposer("reply"); }
+    else if (key === "n") { event.preventDefault(); switchComposer("note"); }
+    else if (key === "e") { var close = document.querySelector("[data-testid=close]"); if (close) close.focus(); }
+    else if (key === "a") { var me = document.getElementById("assign-me-form"); if (me) submitAction(me); }
+    else if (key === "/") { event.preventDefault(); var s = document.getElementById("list-search"); if (s) s.focus(); }
+    else if (key === "?") {
+      var help = document.querySelector(".empty-view .small");
+      toast(help ? help.textContent : "j k r n e a /");
+    }
+  }
+
+  // -- wiring ----------------------------------------------------------------------------------
+
+  document.addEventListener("DOMContentLoaded", function () {
+    root = document.getElementById("inbox");
+    if (!root) return;
+    conversationId = root.getAttribute("data-conversation-id") || "";
+    scrollDown();
+    watchWindow();
+    connect();
+
+    document.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (!(form instanceof HTMLFormElement)) return;
+      if (form.id === "send-form" || form.id === "template-form") { event.preventDefault(); submitSend(form); }
+      else if (form.id === "note-form") { event.preventDefault(); submitNote(form); }
+      else if (form.classList.contains("js-action")) { event.preventDefault(); submitAction(form); }
+    });
+
+    document.addEventListener("click", function (event) {
+      var el = event.target instanceof Element ? event.target.closest("button") : null;
+      if (!el) return;
+      if (el.hasAttribute("data-reply")) startReply(el.getAttribute("data-reply"), el.getAttribute("data-reply-text") || "");
+      else if (el.hasAttribute("data-react")) react(el.getAttribute("data-react"), el.getAttribute("data-emoji"));
+      else if (el.hasAttribute("data-cancel-reply")) clearReply(el.form);
+      else if (el.hasAttribute("data-composer-tab")) switchComposer(el.getAttribute("data-composer-tab"));
+      else if (el.hasAttribute("data-emoji-insert")) {
+        var box = el.form && el.form.querySelector("textarea");
+        if (box) {
+          var at = box.selectionStart || box.value.length;
+          box.value = box.value.slice(0, at) + el.getAttribute("data-emoji-insert") + box.value.slice(at);
+          box.focus();
+        }
+      } else if (el.id === "notif-toggle") toggleNotifications();
+    });
+
+    document.addEventListener("input", function (event) {
+      var t = event.target;
+      if (t instanceof HTMLTextAreaElement && t.name === "body" && t.form && t.form.id === "send-form") {
+        snippetMenu(t);
+        sendTyping();
+      } else if (t instanceof HTMLInputElement && t.form && t.form.id === "template-form") {
+        refreshTemplatePreview(t.form);
+      }
+    });
+
+    document.addEventListener("change", function (event) {
+      var t = event.target;
+      if (t instanceof HTMLSelectElement && t.id === "template-select") loadTemplateForm(t);
+      else if (t instanceof HTMLSelectElement && t.classList.contains("autofilter") && t.form) t.form.submit();
+    });
+
+    document.addEventListener("keydown", onKey);
+  });
+})();

@@ -10,6 +10,7 @@ from puente.accounts.cli import register as register_accounts
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
 from puente.outbound.template_cli import templates_cli
+from puente.sandbox.cli import sandbox_command
 
 app = typer.Typer(help="Puente: a WhatsApp team inbox built for coexistence.", no_args_is_help=True)
 workspaces_cli = typer.Typer(help="Workspaces.", no_args_is_help=True)
@@ -21,6 +22,7 @@ events_cli = typer.Typer(help="Webhook events that failed processing.", no_args_
 app.add_typer(events_cli, name="events")
 app.add_typer(templates_cli, name="templates")
 register_accounts(app, tokens_cli)
+app.command("sandbox")(sandbox_command)
 
 
 def _setup_logging() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
+
 from tests.sandbox.conftest import APP_SECRET, NUMBER, Harness
 
 
@@ -124,3 +128,20 @@ def test_control_api_answers_bad_requests_with_clear_4xx(sandbox: Harness) -> No
     assert c.post("/signups", json={"mode": "new", "phone": "15550783881"}).status_code == 400
     assert c.get("/signups/unknown").status_code == 404
     assert c.get("/openapi.json").json()["info"]["title"].startswith("Puente Meta sandbox")
+
+
+def test_state_file_survives_a_restart(live_server_factory: object, tmp_path: Path) -> None:
+    from puente.sandbox import SandboxConfig, create_sandbox_app
+
+    state = tmp_path / "sandbox.json"
+    first = live_server_factory(create_sandbox_app(SandboxConfig(state_file=state))).start()  # type: ignore[operator]
+    with httpx.Client(base_url=f"{first.url}/_sandbox/api") as c:
+        c.post("/customers", json={"wa_id": "573001234567", "name": "Persistida"})
+        c.post(f"/numbers/{NUMBER}/inbound", json={"from": "573001234567", "text": "guárdame"})
+    first.stop()
+    second = live_server_factory(create_sandbox_app(SandboxConfig(state_file=state))).start()  # type: ignore[operator]
+    with httpx.Client(base_url=f"{second.url}/_sandbox/api") as c:
+        names = {x["wa_id"]: x["name"] for x in c.get("/customers").json()}
+        chat = c.get(f"/numbers/{NUMBER}/chats/573001234567").json()
+    assert names["573001234567"] == "Persistida"
+    assert chat[0]["content"]["text"]["body"] == "guárdame"

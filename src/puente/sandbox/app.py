@@ -38,6 +38,7 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
             sb.store.save()
 
     routes = [
+        *graph.HOT_ROUTES,
         Mount("/_sandbox/api", app=create_control_api(sb)),
         *phone.ROUTES,
         *graph.ROUTES,

@@ -35,6 +35,7 @@ def sandbox_command(
         access_token=access_token,
         state_file=state,
         batch_size=batch_size,
+        freeze_gc=True,
     )
     app = create_sandbox_app(config)
     base = f"http://{host}:{port}"

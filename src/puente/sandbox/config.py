@@ -51,6 +51,11 @@ class SandboxConfig(BaseModel):
     template_review_delay: float = Field(2.0, ge=0)
     signup_code_ttl: float = 30.0
     history_chunk_messages: int = Field(200, ge=1)
+    freeze_gc: bool = Field(
+        False,
+        description="Move the ever-growing world out of the garbage collector's way every "
+        "2,000 sends (standalone runs: `puente sandbox` and the benchmark turn it on).",
+    )
     policy_errors_sync: bool = Field(
         False,
         description="Return 131047/131050/131026 in the HTTP response instead of "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
+import itertools
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -36,6 +38,7 @@ from puente.sandbox.webhooks import WebhookSender
 DAY = 86400.0
 WINDOW = DAY
 ENTRY_POINT_WINDOW = 3 * DAY
+GC_FREEZE_EVERY = 2000
 
 
 class Sandbox:
@@ -193,7 +196,13 @@ class Sandbox:
         if delay <= 0:
             loop.call_soon(callback)
             return
-        handle = loop.call_later(delay, callback)
+
+        def run() -> None:
+            # Forget the handle once it has run so the set does not grow with every send.
+            self._timers.discard(handle)
+            callback()
+
+        handle = loop.call_later(delay, run)
         self._timers.add(handle)
 
     def cancel_timers(self) -> None:
@@ -243,6 +252,9 @@ class Sandbox:
                 self._apply_reaction(req.payload)
             self.add_message(msg)
             self.world.sent_log.append(msg.wamid)
+            if self.config.freeze_gc and len(self.world.sent_log) % GC_FREEZE_EVERY == 0:
+                # The state only grows, and full collections would rescan all of it.
+                gc.freeze()
             pricing = self._pricing(template, conv, now)
         self._schedule_statuses(number, customer, msg, pricing, failure)
         return {
@@ -268,14 +280,7 @@ class Sandbox:
 
     def _check_template(self, number: Number, req: SendRequest) -> Template:
         name, lang = req.payload["name"], req.payload["language"]["code"]
-        template = next(
-            (
-                t
-                for t in self.world.templates.values()
-                if t.waba_id == number.waba_id and t.name == name and t.language == lang
-            ),
-            None,
-        )
+        template = self.find_template(number.waba_id, name, lang)
         if template is None or template.status not in ("APPROVED", "PAUSED", "DISABLED"):
             raise GraphError(
                 132001, f"template name ({name}) does not exist in {lang} or is not approved"
@@ -286,6 +291,12 @@ class Sandbox:
             raise GraphError(132016, f"Template {name} has been disabled")
         check_template_parameters(template, req.payload)
         return template
+
+    def find_template(self, waba_id: str, name: str, language: str) -> Template | None:
+        for t in self.world.templates.values():
+            if t.waba_id == waba_id and t.name == name and t.language == language:
+                return t
+        return None
 
     def _check_media_refs(self, req: SendRequest) -> None:
         if isinstance(req.payload, dict) and req.type in (
@@ -347,12 +358,26 @@ class Sandbox:
             self.later(0, lambda: self._emit_status(number, customer, msg, "failed", pricing))
             return
         steps = {"read": 3, "delivered": 2, "sent": 1}.get(customer.delivery, 3)
-        for status, delay in list(
-            zip(("sent", "delivered", "read"), self.config.status_delays, strict=True)
-        )[:steps]:
-            self.later(
-                delay, functools.partial(self._emit_status, number, customer, msg, status, pricing)
-            )
+        plan = list(zip(("sent", "delivered", "read"), self.config.status_delays, strict=True))
+        # Statuses due at the same moment share one timer; due now, they are queued at once.
+        for delay, group in itertools.groupby(plan[:steps], key=lambda step: step[1]):
+            names = [name for name, _ in group]
+            emit = functools.partial(self._emit_statuses, number, customer, msg, names, pricing)
+            if delay <= 0:
+                emit()
+            else:
+                self.later(delay, emit)
+
+    def _emit_statuses(
+        self,
+        number: Number,
+        customer: Customer,
+        msg: ChatMessage,
+        names: list[str],
+        pricing: dict[str, Any],
+    ) -> None:
+        for name in names:
+            self._emit_status(number, customer, msg, name, pricing)
 
     def _emit_status(
         self,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
@@ -231,6 +232,7 @@ def make_media(
 _COUNTRIES = {"57": "CO", "52": "MX", "34": "ES", "54": "AR", "56": "CL", "51": "PE", "55": "BR"}
 
 
+@functools.lru_cache(maxsize=100_000)
 def bsuid(business_id: str, wa_id: str) -> str:
     """A business-scoped user id (BSUID) shaped like Meta's: `CC.` + 20 digits, stable per business."""
     country = next((c for p, c in _COUNTRIES.items() if wa_id.startswith(p)), "US")

@@ -67,12 +67,31 @@ def serve(
 
 
 @app.command()
-def demo() -> None:
-    """Migrate, seed a demo workspace and serve it (SQLite in ./var unless configured)."""
-    from puente.demo import run_demo
+def demo(
+    port: int = typer.Option(None, help="Puente's port (PUENTE_PORT, default 8000)."),
+    sandbox_port: int = typer.Option(8001, envvar="PUENTE_DEMO_SANDBOX_PORT"),
+    traffic: bool = typer.Option(
+        True, envvar="PUENTE_DEMO_TRAFFIC", help="Customers write now and then."
+    ),
+    chats: int = typer.Option(200, envvar="PUENTE_DEMO_CHATS", help="History chats to import."),
+    messages: int = typer.Option(15, envvar="PUENTE_DEMO_MESSAGES", help="Messages per chat."),
+) -> None:
+    """Run Puente and the Meta sandbox together, seeded: one coexistence number with six
+    months of history, one Cloud API number (SQLite in ./var unless configured)."""
+    from puente.demo import DemoOptions, run_demo
 
     _setup_logging()
-    run_demo(get_settings())
+    settings = get_settings()
+    if port:
+        settings = settings.model_copy(
+            update={"port": port, "base_url": f"http://{settings.host}:{port}"}
+        )
+    run_demo(
+        settings,
+        DemoOptions(
+            sandbox_port=sandbox_port, traffic=traffic, chats=chats, messages_per_chat=messages
+        ),
+    )
 
 
 @workspaces_cli.command("create")

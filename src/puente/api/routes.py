@@ -67,6 +67,7 @@ def _routers() -> list:  # type: ignore[type-arg]
     """Every domain's API router. Add new ones here."""
     from puente.accounts.api import router as accounts
     from puente.channels.api import router as channels
+    from puente.channels.onboarding_api import router as onboarding
     from puente.contacts.api import router as contacts
     from puente.contacts.consent_api import router as consent
     from puente.conversations.api import router as conversations
@@ -74,7 +75,18 @@ def _routers() -> list:  # type: ignore[type-arg]
     from puente.outbound.api import router as messages
     from puente.outbound.template_api import router as templates
 
-    return [accounts, channels, contacts, consent, conversations, events, templates, messages]
+    # onboarding before channels: its /channels/onboardings paths must win over /{id}.
+    return [
+        accounts,
+        onboarding,
+        channels,
+        contacts,
+        consent,
+        conversations,
+        events,
+        templates,
+        messages,
+    ]
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:

@@ -123,3 +123,61 @@ class AppContactSync(IdMixin, Base):
     phone: Mapped[str] = mapped_column(String(32))
     action: Mapped[str] = mapped_column(String(16))
     timestamp: Mapped[dt.datetime]
+
+
+class OnboardingMethod(enum.StrEnum):
+    COEXISTENCE = "coexistence"  # "connect your WhatsApp Business app"
+    NEW_NUMBER = "new_number"  # a number that is not in any WhatsApp app yet
+
+
+class OnboardingState(enum.StrEnum):
+    WAITING = "waiting"  # signup started; the owner has not confirmed on the phone yet
+    EXCHANGING = "exchanging"  # the code is being exchanged (one process at a time)
+    CONNECTED = "connected"
+    FAILED = "failed"
+
+
+class Onboarding(IdMixin, TimestampMixin, Base):
+    """One attempt to connect a number through Embedded Signup (or the sandbox's)."""
+
+    __tablename__ = "channel_onboardings"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    method: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default=OnboardingState.WAITING.value)
+    import_history: Mapped[bool] = mapped_column(default=True)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    # The sandbox's signup id and the code the owner confirms on the simulated phone.
+    signup_ref: Mapped[str | None] = mapped_column(String(64))
+    confirm_code: Mapped[str | None] = mapped_column(String(16))
+    waba_id: Mapped[str | None] = mapped_column(String(64))
+    phone_number_id: Mapped[str | None] = mapped_column(String(64))
+    channel_id: Mapped[int | None] = mapped_column(ForeignKey("channels.id", ondelete="SET NULL"))
+    # {"code", "message", "next_step", "meta": Meta's error} when the attempt failed.
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    finished_at: Mapped[dt.datetime | None]
+
+
+class SyncRequestState(enum.StrEnum):
+    ACCEPTED = "accepted"
+    FAILED = "failed"
+
+
+class SyncRequest(IdMixin, Base):
+    """One `smb_app_data` call: accepted with Meta's request id, or failed with its error."""
+
+    __tablename__ = "channel_sync_requests"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), index=True
+    )
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), index=True
+    )
+    sync_type: Mapped[str] = mapped_column(String(32))  # smb_app_state_sync | history
+    state: Mapped[str] = mapped_column(String(16))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    requested_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

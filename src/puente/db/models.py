@@ -14,7 +14,14 @@ from puente.accounts.models import (
     WebSession,
     Workspace,
 )
-from puente.channels.models import AppContactSync, Channel, ChannelSync, HistoryChunkSeen
+from puente.channels.models import (
+    AppContactSync,
+    Channel,
+    ChannelSync,
+    HistoryChunkSeen,
+    Onboarding,
+    SyncRequest,
+)
 from puente.contacts.models import (
     ConsentEvent,
     Contact,
@@ -65,12 +72,14 @@ __all__ = [
     "MessageTemplate",
     "Note",
     "Notification",
+    "Onboarding",
     "OutboxItem",
     "OutgoingMail",
     "PendingMessageOp",
     "RecoveryCode",
     "Snippet",
     "StatusEvent",
+    "SyncRequest",
     "Tag",
     "Team",
     "TeamMember",

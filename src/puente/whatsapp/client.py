@@ -333,6 +333,16 @@ class GraphClient:
         body = await self._call("GET", f"{waba_id}/subscribed_apps")
         return list(body.get("data") or [])
 
+    async def register_number(self, phone_number_id: str, pin: str) -> bool:
+        """`POST /{phone_number_id}/register` for a new Cloud API number (never for
+        coexistence numbers: they are registered already)."""
+        body = await self._call(
+            "POST",
+            f"{phone_number_id}/register",
+            json={"messaging_product": "whatsapp", "pin": pin},
+        )
+        return bool(body.get("success"))
+
     async def smb_app_data(self, phone_number_id: str, sync_type: str) -> str:
         """Start the coexistence sync (`smb_app_state_sync` or `history`); returns the request id."""
         if sync_type not in ("smb_app_state_sync", "history"):

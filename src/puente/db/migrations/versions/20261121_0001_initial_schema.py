@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 13:23:41.740260
+Create Date: 2026-11-21 13:22:33.544715
 """
 
 from collections.abc import Sequence
@@ -642,6 +642,91 @@ def upgrade() -> None:
             "channel_id", "phone", name=op.f("uq_app_contact_syncs_channel_id_phone")
         ),
     )
+    op.create_table(
+        "channel_onboardings",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("method", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("import_history", sa.Boolean(), nullable=False),
+        sa.Column("phone", sa.String(length=32), nullable=True),
+        sa.Column("signup_ref", sa.String(length=64), nullable=True),
+        sa.Column("confirm_code", sa.String(length=16), nullable=True),
+        sa.Column("waba_id", sa.String(length=64), nullable=True),
+        sa.Column("phone_number_id", sa.String(length=64), nullable=True),
+        sa.Column(
+            "channel_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("error", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["channels.id"],
+            name=op.f("fk_channel_onboardings_channel_id_channels"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_channel_onboardings_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_onboardings")),
+    )
+    with op.batch_alter_table("channel_onboardings", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_channel_onboardings_workspace_id"), ["workspace_id"], unique=False
+        )
+
+    op.create_table(
+        "channel_sync_requests",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "channel_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("sync_type", sa.String(length=32), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("request_id", sa.String(length=128), nullable=True),
+        sa.Column("error", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True),
+        sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["channels.id"],
+            name=op.f("fk_channel_sync_requests_channel_id_channels"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_channel_sync_requests_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_sync_requests")),
+    )
+    with op.batch_alter_table("channel_sync_requests", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_channel_sync_requests_channel_id"), ["channel_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_channel_sync_requests_workspace_id"), ["workspace_id"], unique=False
+        )
+
     op.create_table(
         "channel_syncs",
         sa.Column(
@@ -1565,6 +1650,15 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_channel_syncs_workspace_id"))
 
     op.drop_table("channel_syncs")
+    with op.batch_alter_table("channel_sync_requests", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_channel_sync_requests_workspace_id"))
+        batch_op.drop_index(batch_op.f("ix_channel_sync_requests_channel_id"))
+
+    op.drop_table("channel_sync_requests")
+    with op.batch_alter_table("channel_onboardings", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_channel_onboardings_workspace_id"))
+
+    op.drop_table("channel_onboardings")
     op.drop_table("app_contact_syncs")
     with op.batch_alter_table("webhook_changes", schema=None) as batch_op:
         batch_op.drop_index("ix_webhook_changes_state")

@@ -9,6 +9,8 @@ import typer
 from puente.accounts.cli import register as register_accounts
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
+from puente.outbound.outbox_cli import outbox_cli
+from puente.outbound.outbox_cli import send as send_command
 from puente.outbound.template_cli import templates_cli
 from puente.sandbox.cli import sandbox_command
 
@@ -23,6 +25,8 @@ app.add_typer(events_cli, name="events")
 app.add_typer(templates_cli, name="templates")
 register_accounts(app, tokens_cli)
 app.command("sandbox")(sandbox_command)
+app.add_typer(outbox_cli, name="outbox")
+app.command("send")(send_command)
 
 
 def _setup_logging() -> None:

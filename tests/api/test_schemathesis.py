@@ -34,13 +34,7 @@ from tests.factories import (
 FULLY_CHECKED_TAGS = {"channels", "contacts", "conversations"}
 
 
-OTHER_ROUTES = pytest.param(
-    False,
-    id="other-routes",
-    # Found by this test: POST /templates with `"components": true` raises TypeError in
-    # outbound/template_rules.normalize_template (500). Not strict, so the fix shows as XPASS.
-    marks=pytest.mark.xfail(reason="POST /templates 500s on non-list components", strict=False),
-)
+OTHER_ROUTES = pytest.param(False, id="other-routes")
 
 
 @pytest.mark.parametrize("fully_checked", [pytest.param(True, id="core-routes"), OTHER_ROUTES])

@@ -79,7 +79,9 @@ def normalize_template(data: Mapping[str, Any]) -> dict[str, Any]:
     Only spelling is changed; anything unexpected is kept for `validate_template` to name.
     """
     components: list[Any] = []
-    for comp in data.get("components") or []:
+    raw_components = data.get("components") or []
+    # A non-list is left for `validate_template` to name as a problem.
+    for comp in raw_components if isinstance(raw_components, list) else []:
         if not isinstance(comp, Mapping):
             components.append(comp)
             continue
@@ -104,7 +106,7 @@ def normalize_template(data: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(data.get("parameter_format"), str | None)
         else data.get("parameter_format")
     )
-    out["components"] = components
+    out["components"] = components if isinstance(raw_components, list) else raw_components
     return out
 
 

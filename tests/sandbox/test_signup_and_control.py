@@ -145,3 +145,15 @@ def test_state_file_survives_a_restart(live_server_factory: object, tmp_path: Pa
         chat = c.get(f"/numbers/{NUMBER}/chats/573001234567").json()
     assert names["573001234567"] == "Persistida"
     assert chat[0]["content"]["text"]["body"] == "guárdame"
+
+
+def test_every_graph_call_can_be_read_back(sandbox: Harness) -> None:
+    sandbox.graph.post(
+        f"/{NUMBER}/smb_app_data", json={"messaging_product": "whatsapp", "sync_type": "history"}
+    )
+    sandbox.graph.post(
+        f"/{NUMBER}/smb_app_data", json={"messaging_product": "whatsapp", "sync_type": "history"}
+    )
+    calls = sandbox.control.get("/requests", params={"path_contains": "smb_app_data"}).json()
+    assert [c["status"] for c in calls] == [200, 400]
+    assert calls[0]["method"] == "POST" and calls[0]["body"]["sync_type"] == "history"

@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
-from tests.sandbox.conftest import APP_SECRET, LUCIA, VERIFY, Harness, SandboxFactory
+from tests.sandbox.conftest import (
+    APP_SECRET,
+    LUCIA,
+    VERIFY,
+    WABA,
+    Harness,
+    Receiver,
+    SandboxFactory,
+)
 
 
 def test_handshake_comes_first_and_every_post_is_signed(sandbox: Harness) -> None:
@@ -97,4 +106,34 @@ def test_delay_fault_still_delivers(sandbox: Harness) -> None:
     assert (
         sandbox.receiver.wait_changes("messages", 1)[0]["value"]["messages"][0]["text"]["body"]
         == "despacio"
+    )
+
+
+def test_override_callback_uri_routes_one_wabas_webhooks(
+    sandbox: Harness, live_server_factory: Any
+) -> None:
+    other = Receiver(verify_token="per-waba-token")
+    hook = live_server_factory(other.app()).start()
+    bad = sandbox.graph.post(
+        f"/{WABA}/subscribed_apps", json={"override_callback_uri": f"{hook.url}/hook"}
+    )
+    assert bad.json()["error"]["code"] == 100  # the verify token is required with an override
+    res = sandbox.graph.post(
+        f"/{WABA}/subscribed_apps",
+        json={"override_callback_uri": f"{hook.url}/hook", "verify_token": "per-waba-token"},
+    )
+    assert res.json() == {"success": True}
+    second = sandbox.control.post("/numbers", json={"display_phone_number": "15550004444"}).json()
+    sandbox.inbound(text="al override")
+    sandbox.inbound(number=second["id"], text="a la app")
+    [routed] = other.wait_changes("messages", 1)
+    assert routed["value"]["messages"][0]["text"]["body"] == "al override"
+    assert other.handshakes[0]["hub.verify_token"] == "per-waba-token"
+    [default] = sandbox.receiver.wait_changes("messages", 1)
+    assert default["value"]["messages"][0]["text"]["body"] == "a la app"
+    sandbox.graph.delete(f"/{WABA}/subscribed_apps")
+    sandbox.inbound(text="de vuelta")
+    assert (
+        sandbox.receiver.wait_changes("messages", 2)[1]["value"]["messages"][0]["text"]["body"]
+        == "de vuelta"
     )

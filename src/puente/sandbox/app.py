@@ -27,6 +27,8 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await sb.sender.start()
+        for waba in sb.world.wabas.values():  # overrides restored from a state file
+            sb.sender.set_override(waba.id, waba.override_callback_uri, waba.override_verify_token)
         saver = asyncio.create_task(_save_periodically(sb)) if config.state_file else None
         try:
             yield
@@ -51,4 +53,5 @@ def create_sandbox_app(config: SandboxConfig | None = None) -> Starlette:
 async def _save_periodically(sb: Sandbox) -> None:
     while True:
         await asyncio.sleep(SAVE_EVERY)
-        await asyncio.to_thread(sb.store.save)
+        # Snapshot on the loop (nothing changes meanwhile), write the file in a thread.
+        await asyncio.to_thread(sb.store.write, sb.store.snapshot())

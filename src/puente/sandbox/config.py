@@ -56,6 +56,11 @@ class SandboxConfig(BaseModel):
         description="Move the ever-growing world out of the garbage collector's way every "
         "2,000 sends (standalone runs: `puente sandbox` and the benchmark turn it on).",
     )
+    media_download_faults: list[int] = Field(
+        default_factory=list,
+        description="HTTP statuses the next media downloads answer, one each, in order "
+        "(e.g. [503] fails the next download once; 404 looks like an expired URL).",
+    )
     policy_errors_sync: bool = Field(
         False,
         description="Return 131047/131050/131026 in the HTTP response instead of "

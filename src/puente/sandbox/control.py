@@ -4,6 +4,7 @@ read back everything the client sent. JSON in and out; bad requests get clear 4x
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request
@@ -339,6 +340,34 @@ async def read_sent(
         if (number_id and msg.number_id != number_id) or (to and msg.customer != to):
             continue
         out.append(message_view(msg))
+        if len(out) >= limit:
+            break
+    return out[::-1]
+
+
+@api.get("/requests")
+async def read_requests(
+    request: Request, path_contains: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Every Graph API call (the last 5,000): method, path, query, JSON body and answer status."""
+    out = []
+    for when, method, path, query, raw, status in reversed(sb_of(request).requests):
+        if path_contains and path_contains not in path:
+            continue
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode(errors="replace")
+        out.append(
+            {
+                "time": when,
+                "method": method,
+                "path": path,
+                "query": query,
+                "body": body,
+                "status": status,
+            }
+        )
         if len(out) >= limit:
             break
     return out[::-1]

@@ -4,6 +4,7 @@ API and the phone page. All methods run on the event loop; the store lock guards
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import gc
 import itertools
@@ -39,6 +40,7 @@ DAY = 86400.0
 WINDOW = DAY
 ENTRY_POINT_WINDOW = 3 * DAY
 GC_FREEZE_EVERY = 2000
+REQUEST_LOG = 5000
 
 
 class Sandbox:
@@ -50,6 +52,13 @@ class Sandbox:
         self.sender = WebhookSender(config)
         self.limiter = RateLimiter()
         self._timers: set[asyncio.TimerHandle] = set()
+        self.requests: collections.deque[tuple[float, str, str, str, bytes, int]] = (
+            collections.deque(maxlen=REQUEST_LOG)
+        )
+
+    def log_request(self, method: str, path: str, query: str, body: bytes, status: int) -> None:
+        """Every Graph API call, so tests and scripts can read back what the client did."""
+        self.requests.append((self.clock.now(), method, path, query, body, status))
 
     # -- lookups ----------------------------------------------------------------------------
     def check_token(self, token: str | None, waba_id: str | None = None) -> None:

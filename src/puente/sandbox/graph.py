@@ -45,14 +45,20 @@ def graph(handler: Handler) -> Handler:
 
     async def wrapped(request: Request) -> Response:
         version = request.path_params.get("version")
+        is_json = "json" in request.headers.get("content-type", "")
+        raw = await request.body() if is_json else b""
         try:
             if version is not None and not VERSION.match(version):
                 raise GraphError(
                     2500, f"Unknown path components: /{version}", message="Unknown path components"
                 )
-            return await handler(request)
+            response = await handler(request)
         except GraphError as exc:
-            return exc.response()
+            response = exc.response()
+        sandbox_of(request).log_request(
+            request.method, request.url.path, str(request.url.query), raw, response.status_code
+        )
+        return response
 
     return wrapped
 
@@ -238,13 +244,21 @@ async def subscribed_apps(request: Request) -> Response:
     waba = sb.access_waba(request.path_params["object_id"], token_of(request))
     if request.method == "POST":
         body = await json_body(request)
+        override = body.get("override_callback_uri") if isinstance(body, dict) else None
+        verify = body.get("verify_token") if isinstance(body, dict) else None
+        if override is not None and not str(override).startswith(("http://", "https://")):
+            raise invalid("override_callback_uri must be an http(s) URL")
+        if override is not None and not verify:
+            raise invalid("verify_token is required with override_callback_uri")
         waba.subscribed = True
-        waba.override_callback_uri = (
-            body.get("override_callback_uri") if isinstance(body, dict) else None
-        )
+        waba.override_callback_uri = override
+        waba.override_verify_token = verify
+        sb.sender.set_override(waba.id, override, verify)
         return ok({"success": True})
     if request.method == "DELETE":
         waba.subscribed = False
+        waba.override_callback_uri = waba.override_verify_token = None
+        sb.sender.set_override(waba.id, None, None)
         return ok({"success": True})
     data = []
     if waba.subscribed:

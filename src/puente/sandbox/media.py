@@ -91,6 +91,11 @@ def check_download(sb: Sandbox, media_id: str, expires: str, signature: str) -> 
         raise GraphError(100, "Media URL signature is invalid", status=404)
     if sb.clock.now() > int(expires):
         raise GraphError(100, "Media URL has expired; fetch a new one", status=404)
+    if sb.config.media_download_faults:
+        status = sb.config.media_download_faults.pop(0)
+        if status == 404:
+            raise GraphError(100, "Media URL has expired; fetch a new one", status=404)
+        raise GraphError(2, "Service temporarily unavailable", status=status)
     return media
 
 

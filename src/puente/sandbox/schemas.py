@@ -26,6 +26,7 @@ class ConfigPatch(BaseModel):
     signup_code_ttl: float | None = Field(None, gt=0)
     history_chunk_messages: int | None = Field(None, ge=1)
     policy_errors_sync: bool | None = None
+    media_download_faults: list[int] | None = Field(None, max_length=100)
 
 
 class NumberIn(BaseModel):

@@ -29,6 +29,7 @@ class Waba:
     business_id: str
     subscribed: bool = False
     override_callback_uri: str | None = None
+    override_verify_token: str | None = None
 
 
 @dataclass
@@ -184,14 +185,21 @@ class Store:
         raw = f"{self._wamid_prefix}{next(self._wamid_counter):012d}".encode()
         return "wamid.HBgL" + base64.b64encode(raw).decode().rstrip("=")
 
-    def save(self) -> None:
+    def snapshot(self) -> str:
+        """The world as JSON; take it on the event loop, where the world is changed."""
+        with self.lock:
+            return json.dumps(dataclasses.asdict(self.world))
+
+    def write(self, text: str) -> None:
         if self.state_file is None:
             return
-        with self.lock:
-            text = json.dumps(dataclasses.asdict(self.world))
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(text, "utf-8")
         tmp.replace(self.state_file)
+
+    def save(self) -> None:
+        if self.state_file is not None:
+            self.write(self.snapshot())
 
 
 def load_world(data: dict[str, Any]) -> World:

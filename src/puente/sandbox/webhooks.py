@@ -39,6 +39,7 @@ class Update:
 @dataclass
 class Delivery:
     updates: list[Update]
+    target: Target
     attempts: int = 0
 
 
@@ -72,6 +73,14 @@ def envelope(updates: list[Update]) -> dict[str, Any]:
     return {"object": "whatsapp_business_account", "entry": list(entries.values())}
 
 
+@dataclass(frozen=True)
+class Target:
+    """Where a WABA's webhooks go: the app's callback, or the WABA's override_callback_uri."""
+
+    url: str
+    verify_token: str
+
+
 @dataclass
 class Handshake:
     ok: bool = False
@@ -89,7 +98,8 @@ class WebhookSender:
         self.retry_queue: collections.deque[Delivery] = collections.deque()
         self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=RECENT_LIMIT)
         self.counters = Counters()
-        self.handshake = Handshake()
+        self.handshakes: dict[Target, Handshake] = {}
+        self.overrides: dict[str, Target] = {}  # waba id -> per-WABA callback
         self.in_flight = 0
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -108,19 +118,43 @@ class WebhookSender:
 
     def stats(self) -> dict[str, Any]:
         waiting = len(self.pending) + sum(len(d.updates) for d in self.retry_queue)
+        main = self.app_target()
+        shake = self.handshakes.get(main) if main else None
         return {
             **self.counters.as_dict(),
             "pending": waiting + self.in_flight,
             "handshake": {
-                "ok": self.handshake.ok,
-                "error": self.handshake.error,
-                "callback_url": self.handshake.callback_url,
+                "ok": bool(shake and shake.ok),
+                "error": shake.error if shake else None,
+                "callback_url": main.url if main else None,
+            },
+            "overrides": {
+                waba: {
+                    "callback_url": t.url,
+                    "ok": bool(self.handshakes.get(t, Handshake()).ok),
+                    "error": self.handshakes.get(t, Handshake()).error,
+                }
+                for waba, t in self.overrides.items()
             },
         }
 
+    def app_target(self) -> Target | None:
+        url = self.config.callback_url
+        return Target(url, self.config.verify_token) if url else None
+
+    def target_for(self, waba_id: str) -> Target | None:
+        return self.overrides.get(waba_id) or self.app_target()
+
+    def set_override(self, waba_id: str, url: str | None, verify_token: str | None) -> None:
+        if url:
+            self.overrides[waba_id] = Target(url, verify_token or self.config.verify_token)
+        else:
+            self.overrides.pop(waba_id, None)
+        self._wake.set()
+
     def reconfigure(self) -> None:
         """Callback URL or verify token changed: Meta verifies again before delivering."""
-        self.handshake = Handshake()
+        self.handshakes.clear()
         self._rng = random.Random(self.config.faults.seed)
         self._wake.set()
 
@@ -166,22 +200,30 @@ class WebhookSender:
                 self.in_flight -= len(delivery.updates)
 
     def _next_delivery(self) -> Delivery | None:
-        if not self.config.callback_url:
-            return None
         if self.retry_queue:
             return self.retry_queue.popleft()
-        if not self.pending:
+        if not self.pending or (not self.config.callback_url and not self.overrides):
             return None
         window = self.config.faults.reorder
         if window > 1 and len(self.pending) > 1:
             chunk = [self.pending.popleft() for _ in range(min(window, len(self.pending)))]
             self._rng.shuffle(chunk)
             self.pending.extendleft(reversed(chunk))
-        size = min(self.config.batch_size, len(self.pending))
-        return Delivery([self.pending.popleft() for _ in range(size)])
+        # One POST goes to one callback: take the next updates bound for the first one's target.
+        batch: list[Update] = []
+        skipped: list[Update] = []
+        target: Target | None = None
+        while self.pending and len(batch) < self.config.batch_size and len(skipped) < 1000:
+            upd = self.pending.popleft()
+            where = self.target_for(upd.waba_id)
+            if where is not None and target is None:
+                target = where
+            (batch if where is not None and where == target else skipped).append(upd)
+        self.pending.extendleft(reversed(skipped))
+        return Delivery(batch, target) if target is not None else None
 
     async def _deliver(self, delivery: Delivery) -> None:
-        if not await self._ensure_handshake():
+        if not await self._ensure_handshake(delivery.target):
             # Not verified: keep the updates and try again later, as Meta would not deliver.
             await asyncio.sleep(0.5)
             self.pending.extendleft(reversed(delivery.updates))
@@ -198,7 +240,7 @@ class WebhookSender:
         copies = 2 if faults.duplicate and self._rng.random() < faults.duplicate else 1
         ok = False
         for copy in range(copies):
-            ok = await self._post(body, len(delivery.updates)) or ok
+            ok = await self._post(delivery.target.url, body, len(delivery.updates)) or ok
             if copy:
                 self.counters.duplicated += 1
         if ok:
@@ -206,11 +248,8 @@ class WebhookSender:
         else:
             await self._retry_later(delivery)
 
-    async def _post(self, body: bytes, count: int) -> bool:
+    async def _post(self, url: str, body: bytes, count: int) -> bool:
         assert self._client is not None
-        url = self.config.callback_url
-        if not url:
-            return False
         headers = {
             "Content-Type": "application/json",
             "X-Hub-Signature-256": sign(body, self.config.app_secret),
@@ -245,33 +284,35 @@ class WebhookSender:
         self._tasks_keepalive.add(task)
         task.add_done_callback(self._tasks_keepalive.discard)
 
-    async def _ensure_handshake(self) -> bool:
-        url = self.config.callback_url
-        if self.handshake.ok and self.handshake.callback_url == url:
+    async def _ensure_handshake(self, target: Target) -> bool:
+        known = self.handshakes.get(target)
+        if known is not None and known.ok:
             return True
         async with self._handshake_lock:
-            if self.handshake.ok and self.handshake.callback_url == url:
+            known = self.handshakes.get(target)
+            if known is not None and known.ok:
                 return True
-            return await self._verify(url or "")
+            return await self._verify(target)
 
-    async def _verify(self, url: str) -> bool:
+    async def _verify(self, target: Target) -> bool:
         assert self._client is not None
         challenge = secrets.token_hex(8)
         params = {
             "hub.mode": "subscribe",
             "hub.challenge": challenge,
-            "hub.verify_token": self.config.verify_token,
+            "hub.verify_token": target.verify_token,
         }
-        self.handshake = Handshake(callback_url=url, attempted_at=time.time())
+        shake = Handshake(callback_url=target.url, attempted_at=time.time())
+        self.handshakes[target] = shake
         try:
-            res = await self._client.get(url, params=params)
+            res = await self._client.get(target.url, params=params)
         except httpx.HTTPError as exc:
-            self.handshake.error = f"callback unreachable: {exc!r}"
+            shake.error = f"callback unreachable: {exc!r}"
             return False
         if res.status_code != 200:
-            self.handshake.error = f"verification answered HTTP {res.status_code}"
+            shake.error = f"verification answered HTTP {res.status_code}"
         elif res.text.strip() != challenge:
-            self.handshake.error = "verification did not echo hub.challenge"
+            shake.error = "verification did not echo hub.challenge"
         else:
-            self.handshake.ok = True
-        return self.handshake.ok
+            shake.ok = True
+        return shake.ok

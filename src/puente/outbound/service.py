@@ -9,6 +9,7 @@ item from a status webhook's `biz_opaque_callback_data`.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import weakref
 from dataclasses import dataclass
@@ -177,19 +178,32 @@ def resolve_recipient(
         if channel_id is None:
             raise _field_error("channel_id", "needed when sending to a phone number")
         channel = _channel_of(session, workspace_id, channel_id)
-        e164 = to_e164(to)
-        if e164 is None:
+        wa_id = _wa_id_of(to)
+        if wa_id is None:
             raise _field_error("to", "not a valid phone number (use E.164, e.g. +5215512345678)")
         contact, _ = get_or_create_contact(
             session,
             workspace_id=workspace_id,
-            wa_id=wa_id_from_e164(e164),
+            wa_id=wa_id,
             source=ContactSource.API.value,
         )
     conversation, _ = get_or_create_conversation(
         session, workspace_id=workspace_id, channel_id=channel.id, contact_id=contact.id
     )
     return Recipient(channel, contact, conversation)
+
+
+_DIGITS = re.compile(r"^\+?[1-9][0-9]{7,14}$")
+
+
+def _wa_id_of(raw: str) -> str | None:
+    e164 = to_e164(raw)
+    if e164 is not None:
+        return wa_id_from_e164(e164)
+    # WhatsApp ids keep forms the numbering plan dropped (Mexico's "521..." mobiles), so
+    # any plausible international number in digits is accepted as written.
+    compact = re.sub(r"[\s().-]", "", raw)
+    return compact.lstrip("+") if _DIGITS.match(compact) and compact.startswith("+") else None
 
 
 def _address_of(session: Session, recipient: Recipient) -> str:

@@ -60,6 +60,7 @@ def create_app(
 def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     """Each part registers its routes and background workers here."""
     from puente.api.routes import mount as mount_api
+    from puente.conversations.media_worker import install as install_media_worker
     from puente.ingest.routes import mount as mount_ingest
     from puente.outbound.templates import register as register_templates
     from puente.outbound.worker import OutboxWorker
@@ -72,6 +73,7 @@ def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     mount_ingest(app, runtime)
     register_templates(runtime)
     runtime.workers.append(OutboxWorker(runtime))
+    install_media_worker(runtime)
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -9,6 +9,7 @@ import typer
 from puente.accounts.cli import register as register_accounts
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
+from puente.conversations.media_api import media_cli
 from puente.outbound.outbox_cli import outbox_cli
 from puente.outbound.outbox_cli import send as send_command
 from puente.outbound.template_cli import templates_cli
@@ -26,6 +27,7 @@ app.add_typer(templates_cli, name="templates")
 register_accounts(app, tokens_cli)
 app.command("sandbox")(sandbox_command)
 app.add_typer(outbox_cli, name="outbox")
+app.add_typer(media_cli, name="media")
 app.command("send")(send_command)
 
 

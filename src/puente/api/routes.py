@@ -71,6 +71,7 @@ def _routers() -> list:  # type: ignore[type-arg]
     from puente.contacts.api import router as contacts
     from puente.contacts.consent_api import router as consent
     from puente.conversations.api import router as conversations
+    from puente.conversations.media_api import router as media
     from puente.ingest.api import router as events
     from puente.outbound.api import router as messages
     from puente.outbound.template_api import router as templates
@@ -83,6 +84,7 @@ def _routers() -> list:  # type: ignore[type-arg]
         contacts,
         consent,
         conversations,
+        media,
         events,
         templates,
         messages,

@@ -161,7 +161,11 @@ class Media(IdMixin, TimestampMixin, Base):
     """
 
     __tablename__ = "media"
-    __table_args__ = (UniqueConstraint("channel_id", "meta_media_id"),)
+    __table_args__ = (
+        UniqueConstraint("channel_id", "meta_media_id"),
+        # The media worker polls for pending rows that are due.
+        Index("ix_media_due", "state", "next_attempt_at"),
+    )
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
@@ -187,7 +191,10 @@ class PendingMessageOp(IdMixin, Base):
     __tablename__ = "pending_message_ops"
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    # Indexed: each processed batch asks which targets of its channel are still waiting.
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), index=True
+    )
     target_wamid: Mapped[str] = mapped_column(String(255), index=True)
     # The edit's or revoke's own wamid; for media completions "<target>#media".
     op_key: Mapped[str] = mapped_column(String(300), unique=True)

@@ -18,6 +18,7 @@ from puente.whatsapp.errors import (
     GraphError,
     GraphTimeout,
     GraphTransportError,
+    MediaTooLarge,
     MediaUrlExpired,
     parse_graph_error,
 )
@@ -247,6 +248,36 @@ class GraphClient:
         if response.status_code >= 400:
             raise _error_of(response)
         return response.content
+
+    async def stream_media(
+        self, url: str, sink: Callable[[bytes], object], *, max_bytes: int
+    ) -> int:
+        """Feed the bytes behind a URL from `get_media` to `sink` chunk by chunk, so a large
+        file never sits in memory; returns the size. A 404 raises MediaUrlExpired; a file
+        over `max_bytes` raises MediaTooLarge before more than that is read."""
+        try:
+            async with self._http.stream("GET", url, headers=self._auth()) as response:
+                if response.status_code == 404:
+                    raise MediaUrlExpired("the media URL expired or is unknown", http_status=404)
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_of(response)
+                declared = response.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > max_bytes:
+                    raise MediaTooLarge(f"the file has {declared} bytes", http_status=200)
+                size = 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise MediaTooLarge(f"the file has more than {max_bytes} bytes")
+                    sink(chunk)
+                return size
+        except httpx.TimeoutException as exc:
+            raise GraphTimeout(f"the media download timed out: {exc}", request_sent=True) from exc
+        except httpx.TransportError as exc:
+            raise GraphTransportError(
+                f"the media download failed: {exc}", request_sent=True
+            ) from exc
 
     async def delete_media(self, media_id: str) -> bool:
         body = await self._call("DELETE", media_id)

@@ -176,6 +176,12 @@ class MediaUrlExpired(GraphError):
     plain = "The media download link expired; ask for a new one"
 
 
+class MediaTooLarge(MediaError):
+    """A media download grew past the caller's size cap (Meta's own cap is 100 MB)."""
+
+    plain = "The media file is larger than Puente accepts"
+
+
 _TEMPLATE_REASONS = {
     132000: "the number of template parameters does not match the template",
     132001: "the template does not exist or is not approved in that language",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 13:22:33.544715
+Create Date: 2026-11-21 13:31:33.087690
 """
 
 from collections.abc import Sequence
@@ -1024,6 +1024,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("pending_message_ops", schema=None) as batch_op:
         batch_op.create_index(
+            batch_op.f("ix_pending_message_ops_channel_id"), ["channel_id"], unique=False
+        )
+        batch_op.create_index(
             batch_op.f("ix_pending_message_ops_target_wamid"), ["target_wamid"], unique=False
         )
 
@@ -1433,6 +1436,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("media", schema=None) as batch_op:
+        batch_op.create_index("ix_media_due", ["state", "next_attempt_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_media_message_id"), ["message_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_media_sha256"), ["sha256"], unique=False)
 
@@ -1597,6 +1601,7 @@ def downgrade() -> None:
     with op.batch_alter_table("media", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_media_sha256"))
         batch_op.drop_index(batch_op.f("ix_media_message_id"))
+        batch_op.drop_index("ix_media_due")
 
     op.drop_table("media")
     with op.batch_alter_table("consent_events", schema=None) as batch_op:
@@ -1628,6 +1633,7 @@ def downgrade() -> None:
     op.drop_table("team_members")
     with op.batch_alter_table("pending_message_ops", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_pending_message_ops_target_wamid"))
+        batch_op.drop_index(batch_op.f("ix_pending_message_ops_channel_id"))
 
     op.drop_table("pending_message_ops")
     op.drop_table("history_chunks")

@@ -239,3 +239,46 @@ def test_cli_lists_failures_and_retries_them(
     run_until_idle(runtime_of(server))
     assert _cli(settings, "events", "retry", "--all").stdout.startswith("queued 1 events")
     assert "no failed webhook events" in _cli(settings, "events", "failed").stdout
+
+
+def _run_sql(db: Database, statements: list[str]) -> None:
+    with db.engine.begin() as conn:
+        for sql in statements:
+            conn.exec_driver_sql(sql)
+
+
+def test_an_event_that_breaks_its_transaction_is_failed_alone(
+    client: httpx.Client, server: LiveServer, db: Database
+) -> None:
+    # The database refuses to finish one event, so the whole batch's transaction fails.
+    if db.is_sqlite:
+        create = [
+            "CREATE TRIGGER poison_event BEFORE UPDATE ON webhook_events "
+            "WHEN NEW.state = 'done' AND instr(CAST(NEW.body AS TEXT), 'poison-event') > 0 "
+            "BEGIN SELECT RAISE(ABORT, 'cannot finish this event'); END"
+        ]
+        drop = ["DROP TRIGGER IF EXISTS poison_event"]
+    else:
+        create = [
+            "CREATE FUNCTION poison_event() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.state = 'done' AND position('poison-event' in convert_from(NEW.body, 'UTF8')) > 0 "
+            "THEN RAISE EXCEPTION 'cannot finish this event'; END IF; RETURN NEW; END $$ "
+            "LANGUAGE plpgsql",
+            "CREATE TRIGGER poison_event BEFORE UPDATE ON webhook_events "
+            "FOR EACH ROW EXECUTE FUNCTION poison_event()",
+        ]
+        drop = [
+            "DROP TRIGGER IF EXISTS poison_event ON webhook_events",
+            "DROP FUNCTION IF EXISTS poison_event()",
+        ]
+    _run_sql(db, create)
+    try:
+        for field in ("before", "poison-event", "after"):
+            body = dumps(envelope({"field": field, "value": {}}))
+            assert client.post(URL, content=body, headers=signed(body)).status_code == 200
+        run_until_idle(runtime_of(server))
+    finally:
+        _run_sql(db, drop)
+    events = stored_events(db)
+    assert [e.state for e in events] == ["done", "failed", "done"]
+    assert "cannot finish this event" in (events[1].error or "")

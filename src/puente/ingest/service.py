@@ -271,6 +271,18 @@ def do_process_event(session: Session, runtime: Runtime, event: WebhookEvent) ->
     session.flush()
 
 
+def do_mark_change_failed(session: Session, change_id: int, error: str) -> None:
+    """Record that applying the change broke its whole transaction."""
+    change = session.get(WebhookChange, change_id)
+    if change is None:
+        return
+    change.attempts += 1
+    change.state = ChangeState.FAILED.value
+    change.error = error
+    session.flush()
+    _settle_event(session, change.event_id)
+
+
 def do_mark_event_failed(session: Session, event_id: int, error: str) -> None:
     """Record that processing the event broke its whole transaction (not one change)."""
     event = session.get(WebhookEvent, event_id)
@@ -282,15 +294,15 @@ def do_mark_event_failed(session: Session, event_id: int, error: str) -> None:
     event.error = error
 
 
-def do_process_ready_changes(session: Session, runtime: Runtime, limit: int = 50) -> int:
-    """Apply again the changes released or retried (state READY). Returns how many."""
-    stmt = (
-        select(WebhookChange)
-        .where(WebhookChange.state == ChangeState.READY.value)
-        .order_by(WebhookChange.id)
-        .limit(limit)
-    )
-    rows = list(session.scalars(_claim(session, stmt)))
+def do_process_ready_changes(
+    session: Session, runtime: Runtime, limit: int = 50, *, only_id: int | None = None
+) -> int:
+    """Apply again the changes released or retried (state READY), or just the change
+    `only_id` if it is still READY. Returns how many were applied."""
+    stmt = select(WebhookChange).where(WebhookChange.state == ChangeState.READY.value)
+    if only_id is not None:
+        stmt = stmt.where(WebhookChange.id == only_id)
+    rows = list(session.scalars(_claim(session, stmt.order_by(WebhookChange.id).limit(limit))))
     entry_times: dict[int, dict[str, int | None]] = {}
     for row in rows:
         change = ChangeRef(

@@ -16,10 +16,11 @@ from typing import Any
 from sqlalchemy import select
 
 from puente.db.session import Database
-from puente.ingest.models import EventState, WebhookEvent
+from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.service import (
     NOTIFY_CHANNEL,
     claim_event,
+    do_mark_change_failed,
     do_mark_event_failed,
     do_process_event,
     do_process_new_events,
@@ -159,9 +160,24 @@ class IngestProcessor:
                 log.exception("webhook event %s failed", event_id)
                 with self.runtime.db.unit_of_work() as session:
                     do_mark_event_failed(session, event_id, f"{type(exc).__name__}: {exc}")
-        with self.runtime.db.unit_of_work() as session:
-            changes = do_process_ready_changes(session, self.runtime, self.batch_size)
-        return bool(ids) or changes > 0
+        with self.runtime.db.read() as session:
+            change_ids = list(
+                session.scalars(
+                    select(WebhookChange.id)
+                    .where(WebhookChange.state == ChangeState.READY.value)
+                    .order_by(WebhookChange.id)
+                    .limit(self.batch_size)
+                )
+            )
+        for change_id in change_ids:
+            try:
+                with self.runtime.db.unit_of_work() as session:
+                    do_process_ready_changes(session, self.runtime, only_id=change_id)
+            except Exception as exc:
+                log.exception("webhook change %s failed", change_id)
+                with self.runtime.db.unit_of_work() as session:
+                    do_mark_change_failed(session, change_id, f"{type(exc).__name__}: {exc}")
+        return bool(ids) or bool(change_ids)
 
 
 class NotifyListener(BackgroundWorker):

@@ -45,7 +45,9 @@ def shop(db: Database) -> Shop:
         ana = make_user(session, ws, role="agent", name="Ana Pérez", email="ana@tienda.example")
         beto = make_user(session, ws, role="agent", name="Beto Ruiz", email="beto@tienda.example")
         channel = make_channel(session, ws, display_phone_number="5215550001111")
-        return Shop(ws.id, channel.id, owner.id, owner.email, ana.id, ana.email, beto.id, beto.email)
+        return Shop(
+            ws.id, channel.id, owner.id, owner.email, ana.id, ana.email, beto.id, beto.email
+        )
 
 
 @pytest.fixture

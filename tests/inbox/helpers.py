@@ -14,7 +14,9 @@ from puente.conversations.models import Conversation, Message
 _seq = itertools.count(1)
 
 
-def add_contact(session: Session, workspace_id: int, name: str, wa_id: str | None = None) -> Contact:
+def add_contact(
+    session: Session, workspace_id: int, name: str, wa_id: str | None = None
+) -> Contact:
     n = next(_seq)
     wa = wa_id or f"52155{n:08d}"
     contact = Contact(
@@ -57,7 +59,9 @@ def add_conversation(
         last_activity_at=at,
         last_inbound_at=at,
         waiting_since=at if source == "customer" else None,
-        window_expires_at=at + dt.timedelta(hours=24) if window_open else at - dt.timedelta(hours=1),
+        window_expires_at=at + dt.timedelta(hours=24)
+        if window_open
+        else at - dt.timedelta(hours=1),
         labels=labels or [],
         unread_count=unread,
         last_message_preview=preview,

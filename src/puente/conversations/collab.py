@@ -184,7 +184,9 @@ def _check_expected_assignee(
     """`expected` is the assignee the agent saw ("" = none); "any" skips the check."""
     if expected == "any":
         return
-    seen = None if expected in (None, "") else int(expected)
+    if isinstance(expected, str) and expected not in ("", "none") and not expected.isdigit():
+        raise user_error(InvalidInput, "Reload the page and try again.")
+    seen = None if expected in (None, "", "none") else int(expected)
     if conversation.assignee_id != seen:
         current = session.get(User, conversation.assignee_id) if conversation.assignee_id else None
         if current is None:

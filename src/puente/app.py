@@ -59,6 +59,7 @@ def create_app(
 
 def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     """Each part registers its routes and background workers here."""
+    from puente.accounts.privacy import register as register_retention
     from puente.api.routes import mount as mount_api
     from puente.conversations.media_worker import install as install_media_worker
     from puente.ingest.routes import mount as mount_ingest
@@ -74,6 +75,7 @@ def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     register_templates(runtime)
     runtime.workers.append(OutboxWorker(runtime))
     install_media_worker(runtime)
+    register_retention(runtime)
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -7,6 +7,7 @@ import logging
 import typer
 
 from puente.accounts.cli import register as register_accounts
+from puente.accounts.privacy_cli import register as register_privacy
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
 from puente.conversations.media_api import media_cli
@@ -25,6 +26,7 @@ events_cli = typer.Typer(help="Webhook events that failed processing.", no_args_
 app.add_typer(events_cli, name="events")
 app.add_typer(templates_cli, name="templates")
 register_accounts(app, tokens_cli)
+register_privacy(app)
 app.command("sandbox")(sandbox_command)
 app.add_typer(outbox_cli, name="outbox")
 app.add_typer(media_cli, name="media")

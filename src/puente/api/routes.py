@@ -66,6 +66,7 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
 def _routers() -> list:  # type: ignore[type-arg]
     """Every domain's API router. Add new ones here."""
     from puente.accounts.api import router as accounts
+    from puente.accounts.privacy_api import router as privacy
     from puente.channels.api import router as channels
     from puente.channels.onboarding_api import router as onboarding
     from puente.contacts.api import router as contacts
@@ -83,6 +84,7 @@ def _routers() -> list:  # type: ignore[type-arg]
         channels,
         contacts,
         consent,
+        privacy,
         conversations,
         media,
         events,

@@ -1,0 +1,404 @@
+"""Data protection: the retention purge, legal hold, and the export and erasure of everything
+Puente holds about one contact. Audit entries written here carry ids and counts only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy.orm import Session
+
+from puente.accounts import audit
+from puente.accounts.audit import Action
+from puente.accounts.gate import Actor, require
+from puente.accounts.models import Workspace
+from puente.accounts.permissions import Perm
+from puente.accounts.service import retention_days
+from puente.contacts.models import (
+    ConsentEvent,
+    Contact,
+    ContactIdentity,
+)
+from puente.conversations.models import Conversation, Media, Message, StatusEvent
+from puente.db.base import utcnow
+from puente.db.session import on_commit
+from puente.errors import Conflict, NotFound
+from puente.runtime import BackgroundWorker, Runtime
+
+log = logging.getLogger(__name__)
+
+PURGE_BATCH = 500
+
+
+def _deleted(session: Session, statement: Any) -> int:
+    """Run a DELETE and return how many rows it removed."""
+    result = session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def media_path(media_dir: Path, sha256: str) -> Path:
+    """Where a content-addressed media file lives (see conversations/media.py)."""
+    return media_dir / sha256[:2] / sha256
+
+
+def _remove_unreferenced_files(session: Session, media_dir: Path, shas: Iterable[str]) -> int:
+    """Delete (after commit) the files of `shas` that no media row refers to any more.
+    Files are shared between rows with the same content, in any workspace, so a file
+    goes only with its last row. Returns how many files will be removed."""
+    candidates = {s for s in shas if s}
+    if not candidates:
+        return 0
+    still_used = set(
+        session.scalars(select(Media.sha256).where(Media.sha256.in_(candidates)).distinct())
+    )
+    doomed = [media_path(media_dir, s) for s in sorted(candidates - still_used)]
+    doomed = [p for p in doomed if p.is_file()]
+
+    def remove() -> None:
+        for path in doomed:
+            path.unlink(missing_ok=True)
+
+    on_commit(session, remove)
+    return len(doomed)
+
+
+# --- Legal hold -----------------------------------------------------------------------------
+
+
+def access_contact(session: Session, workspace_id: int, contact_id: int) -> Contact:
+    contact = session.scalar(
+        select(Contact).where(Contact.id == contact_id, Contact.workspace_id == workspace_id)
+    )
+    if contact is None:
+        raise NotFound("no such contact")
+    return contact
+
+
+def do_set_legal_hold(
+    session: Session, actor: Actor | str, workspace_id: int, contact_id: int, hold: bool
+) -> Contact:
+    """Place a contact under legal hold (retention skips it; erasure is refused) or lift it."""
+    if isinstance(actor, Actor):
+        require(actor, Perm.PRIVACY)
+    contact = access_contact(session, workspace_id, contact_id)
+    if contact.legal_hold != hold:
+        contact.legal_hold = hold
+        audit.record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            action=Action.LEGAL_HOLD_CHANGED,
+            target=f"contact {contact.id}",
+            details={"legal_hold": hold},
+        )
+        session.flush()
+    return contact
+
+
+# --- Retention ------------------------------------------------------------------------------
+
+
+@dataclass
+class PurgeCounts:
+    messages: int = 0
+    media_rows: int = 0
+    media_files: int = 0
+    status_events: int = 0
+
+    def add(self, other: PurgeCounts) -> None:
+        self.messages += other.messages
+        self.media_rows += other.media_rows
+        self.media_files += other.media_files
+        self.status_events += other.status_events
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def retention_cutoff(workspace: Workspace, now: dt.datetime | None = None) -> dt.datetime | None:
+    """Messages sent before this instant are due for purging; None when the workspace
+    keeps everything."""
+    days = retention_days(workspace)
+    if days is None:
+        return None
+    return (now or utcnow()) - dt.timedelta(days=days)
+
+
+def workspaces_with_retention(session: Session) -> list[Workspace]:
+    return [
+        ws for ws in session.scalars(select(Workspace).order_by(Workspace.id)) if retention_days(ws)
+    ]
+
+
+def _not_held(contact_id: Any) -> Any:
+    return ~exists().where(Contact.id == contact_id, Contact.legal_hold.is_(True))
+
+
+def _due_messages(workspace_id: int, cutoff: dt.datetime) -> Any:
+    return select(Message.id).where(
+        Message.workspace_id == workspace_id,
+        Message.timestamp < cutoff,
+        _not_held(Message.contact_id),
+    )
+
+
+def count_due(session: Session, workspace_id: int, cutoff: dt.datetime) -> PurgeCounts:
+    """What a purge would remove now (for --dry-run and the progress bar)."""
+    due = _due_messages(workspace_id, cutoff).subquery()
+    messages = session.scalar(select(func.count()).select_from(due)) or 0
+    media = (
+        session.scalar(
+            select(func.count()).select_from(Media).where(Media.message_id.in_(select(due.c.id)))
+        )
+        or 0
+    )
+    orphans = (
+        session.scalar(
+            select(func.count()).select_from(Media).where(*_orphan_media(workspace_id, cutoff))
+        )
+        or 0
+    )
+    return PurgeCounts(messages=messages, media_rows=media + orphans)
+
+
+def _orphan_media(workspace_id: int, cutoff: dt.datetime) -> tuple[Any, ...]:
+    # Media whose message is gone (the row outlived it through ON DELETE SET NULL).
+    return (
+        Media.workspace_id == workspace_id,
+        Media.message_id.is_(None),
+        Media.created_at < cutoff,
+    )
+
+
+def do_purge_batch(
+    session: Session,
+    media_dir: Path,
+    workspace_id: int,
+    cutoff: dt.datetime,
+    *,
+    batch: int = PURGE_BATCH,
+) -> PurgeCounts:
+    """Delete up to `batch` messages older than `cutoff` (contacts under legal hold are
+    skipped), their media rows, and media files nothing else uses. Call until it returns
+    zero messages; each call is meant for its own short transaction."""
+    counts = PurgeCounts()
+    ids = list(
+        session.scalars(_due_messages(workspace_id, cutoff).order_by(Message.id).limit(batch))
+    )
+    media_filter = Media.message_id.in_(ids) if ids else None
+    shas: list[str] = []
+    if media_filter is not None:
+        shas += [s for s in session.scalars(select(Media.sha256).where(media_filter)) if s]
+        counts.media_rows += _deleted(session, delete(Media).where(media_filter))
+        # A purged last message must not live on as the conversation's preview.
+        session.execute(
+            update(Conversation)
+            .where(Conversation.workspace_id == workspace_id, Conversation.last_message_id.in_(ids))
+            .values(last_message_id=None, last_message_preview=None)
+        )
+        counts.messages = _deleted(session, delete(Message).where(Message.id.in_(ids)))
+    else:
+        # Messages are done: sweep media rows left without a message, then old status events.
+        orphans = select(Media.id).where(*_orphan_media(workspace_id, cutoff)).limit(batch)
+        orphan_ids = list(session.scalars(orphans))
+        if orphan_ids:
+            shas += [
+                s
+                for s in session.scalars(select(Media.sha256).where(Media.id.in_(orphan_ids)))
+                if s
+            ]
+            counts.media_rows += _deleted(session, delete(Media).where(Media.id.in_(orphan_ids)))
+        counts.status_events = _deleted(
+            session,
+            delete(StatusEvent).where(
+                StatusEvent.workspace_id == workspace_id,
+                StatusEvent.timestamp < cutoff,
+                ~exists().where(Message.wamid == StatusEvent.wamid),
+            ),
+        )
+    counts.media_files = _remove_unreferenced_files(session, media_dir, shas)
+    session.flush()
+    return counts
+
+
+def record_purge(session: Session, workspace_id: int, days: int, counts: PurgeCounts) -> None:
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor="system",
+        action=Action.RETENTION_PURGED,
+        target=f"older than {days} days",
+        details=counts.as_dict(),
+    )
+
+
+ProgressFn = Callable[[PurgeCounts], None]
+
+
+@dataclass
+class PurgeReport:
+    workspace_id: int
+    workspace_name: str
+    days: int
+    counts: PurgeCounts = field(default_factory=PurgeCounts)
+    dry_run: bool = False
+
+
+def run_retention(
+    db: Any,
+    media_dir: Path,
+    workspaces: Sequence[int] | None = None,
+    *,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    on_start: Callable[[PurgeReport, int], None] | None = None,
+    on_progress: ProgressFn | None = None,
+) -> list[PurgeReport]:
+    """Purge every workspace with a retention period (or those listed), one short
+    transaction per batch, and audit each workspace's totals once (counts only).
+    `db` is a Database; `on_start(report, total_due)` and `on_progress(batch)` drive a
+    progress display."""
+    with db.read() as session:
+        targets = [
+            (ws.id, ws.name, retention_days(ws), retention_cutoff(ws, now))
+            for ws in workspaces_with_retention(session)
+            if workspaces is None or ws.id in workspaces
+        ]
+    reports: list[PurgeReport] = []
+    for ws_id, name, days, cutoff in targets:
+        assert days is not None and cutoff is not None
+        report = PurgeReport(ws_id, name, days, dry_run=dry_run)
+        reports.append(report)
+        with db.read() as session:
+            due = count_due(session, ws_id, cutoff)
+        if on_start is not None:
+            on_start(report, due.messages)
+        if dry_run:
+            report.counts = due
+            continue
+        while True:
+            with db.unit_of_work() as session:
+                step = do_purge_batch(session, media_dir, ws_id, cutoff)
+            report.counts.add(step)
+            if on_progress is not None:
+                on_progress(step)
+            if step.messages == 0 and step.media_rows < PURGE_BATCH:
+                break
+        if report.counts.messages or report.counts.media_rows or report.counts.status_events:
+            with db.unit_of_work() as session:
+                record_purge(session, ws_id, days, report.counts)
+    return reports
+
+
+class RetentionJob:
+    """The daily retention run, as a BackgroundWorker step: the first run a few minutes
+    after start, then every 24 hours. Purging is idempotent, so two processes running it
+    at once only split the work."""
+
+    FIRST_DELAY = dt.timedelta(minutes=5)
+    INTERVAL = dt.timedelta(days=1)
+
+    def __init__(self, db: Any, media_dir: Path, *, first_run: dt.datetime | None = None) -> None:
+        self.db = db
+        self.media_dir = media_dir
+        self.next_run = first_run or utcnow() + self.FIRST_DELAY
+
+    def step(self) -> bool:
+        if utcnow() < self.next_run:
+            return False
+        self.next_run = utcnow() + self.INTERVAL
+        reports = run_retention(self.db, self.media_dir)
+        for r in reports:
+            if r.counts.messages:
+                log.info(
+                    "retention: %s messages purged in workspace %s",
+                    r.counts.messages,
+                    r.workspace_id,
+                )
+        return False
+
+
+# --- Erasure --------------------------------------------------------------------------------
+
+
+@dataclass
+class EraseCounts:
+    conversations: int = 0
+    messages: int = 0
+    media_rows: int = 0
+    media_files: int = 0
+    identities: int = 0
+    consent_events: int = 0
+
+
+def _count(session: Session, model: Any, *where: Any) -> int:
+    return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
+
+
+def do_erase_contact(
+    session: Session,
+    actor: Actor | str,
+    workspace_id: int,
+    contact_id: int,
+    media_dir: Path,
+) -> EraseCounts:
+    """Delete the contact and everything about it: identities, conversations (with their
+    notes and timeline), messages, media rows and the files nobody else uses, consent,
+    tags, and status events of its messages. Refused while the contact is under legal
+    hold. The audit entry names only the contact's id and the counts."""
+    if isinstance(actor, Actor):
+        require(actor, Perm.PRIVACY)
+    contact = access_contact(session, workspace_id, contact_id)
+    if contact.legal_hold:
+        raise Conflict(
+            "this contact is under legal hold; lift the hold before erasing it",
+            code="legal_hold",
+        )
+    counts = EraseCounts(
+        conversations=_count(session, Conversation, Conversation.contact_id == contact.id),
+        messages=_count(session, Message, Message.contact_id == contact.id),
+        identities=_count(session, ContactIdentity, ContactIdentity.contact_id == contact.id),
+        consent_events=_count(session, ConsentEvent, ConsentEvent.contact_id == contact.id),
+    )
+    message_ids = select(Message.id).where(Message.contact_id == contact.id)
+    shas = [
+        s
+        for s in session.scalars(select(Media.sha256).where(Media.message_id.in_(message_ids)))
+        if s
+    ]
+    counts.media_rows = _deleted(session, delete(Media).where(Media.message_id.in_(message_ids)))
+    session.execute(
+        delete(StatusEvent).where(
+            StatusEvent.wamid.in_(
+                select(Message.wamid).where(
+                    Message.contact_id == contact.id, Message.wamid.is_not(None)
+                )
+            )
+        )
+    )
+    # The rest goes with the contact through ON DELETE CASCADE (identities, conversations
+    # and what hangs off them, messages, outbox rows, consent, tags).
+    session.delete(contact)
+    session.flush()
+    counts.media_files = _remove_unreferenced_files(session, media_dir, shas)
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor=actor,
+        action=Action.CONTACT_ERASED,
+        target=f"contact {contact_id}",
+        details=asdict(counts),
+    )
+    return counts
+
+
+def register(runtime: Runtime) -> None:
+    """Add the daily retention run to the process's background workers."""
+    job = RetentionJob(runtime.db, runtime.settings.data_dir / "media")
+    # The step only checks the clock until a run is due, so a minute's poll is plenty.
+    runtime.workers.append(BackgroundWorker("retention", job.step, idle_seconds=60))

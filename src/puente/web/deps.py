@@ -12,14 +12,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from puente.accounts import audit
 from puente.accounts.audit import Action
 from puente.accounts.gate import Actor, load_member_actor
-from puente.accounts.models import User, WebSession, Workspace
+from puente.accounts.models import Role, User, WebSession, Workspace
 from puente.accounts.permissions import Perm
+from puente.accounts.service import mfa_required_for
 from puente.accounts.sessions import load_session
 from puente.errors import Forbidden, PuenteError
 from puente.runtime import Runtime
@@ -126,6 +127,37 @@ def resolve_member(request: Request, session: Session) -> WebContext | None:
     return ctx
 
 
+# What a member who must enrol in two-factor sign-in may still reach (sign-out and the
+# sign-in pages are public and always reachable).
+ENROL_PAGE = "/settings/profile?enrol=1"
+ENROL_PATHS = {
+    ("GET", "/settings/profile"),
+    ("POST", "/settings/profile/2fa/start"),
+    ("POST", "/settings/profile/2fa/confirm"),
+    ("POST", "/me/language"),
+}
+
+
+class EnrolmentRequired(HTTPException):
+    """The workspace requires two-factor sign-in and this member has not set it up: every
+    page but enrolment sends them there (htmx requests get HX-Redirect)."""
+
+    def __init__(self, htmx: bool) -> None:
+        if htmx:
+            super().__init__(403, "set up two-factor sign-in first", {"HX-Redirect": ENROL_PAGE})
+        else:
+            super().__init__(303, "set up two-factor sign-in first", {"Location": ENROL_PAGE})
+
+
+def must_enrol(ctx: WebContext) -> bool:
+    role = ctx.actor.role
+    return (
+        not ctx.user.totp_enabled
+        and role is not None
+        and mfa_required_for(ctx.workspace, Role(role))
+    )
+
+
 def require_permission(permission: Perm | str) -> Callable[..., WebContext]:
     """A route dependency admitting signed-in members who hold `permission`."""
     perm = Perm(permission)
@@ -136,6 +168,8 @@ def require_permission(permission: Perm | str) -> Callable[..., WebContext]:
             raise LoginRequired("sign in to continue")
         if not csrf_passed:
             _refuse_csrf(request, session, ctx)
+        if must_enrol(ctx) and (request.method, request.url.path) not in ENROL_PATHS:
+            raise EnrolmentRequired(htmx=bool(request.headers.get("hx-request")))
         if perm not in ctx.actor.permissions:
             audit.record_when_done(
                 session,

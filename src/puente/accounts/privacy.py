@@ -340,6 +340,19 @@ def _count(session: Session, model: Any, *where: Any) -> int:
     return session.scalar(select(func.count()).select_from(model).where(*where)) or 0
 
 
+def _delete_loose_references(session: Session, contact_id: int) -> None:
+    """Rows of any table that point at the contact with ON DELETE SET NULL (a broadcast's
+    recipient list, say) would outlive it with its number in them: delete them too.
+    Found from the schema, so tables added later are covered."""
+    from puente.db.models import Base
+
+    contacts_id = Base.metadata.tables["contacts"].c.id
+    for table in Base.metadata.sorted_tables:
+        for fk in table.foreign_keys:
+            if fk.column is contacts_id and (fk.ondelete or "").upper() == "SET NULL":
+                session.execute(delete(table).where(fk.parent == contact_id))
+
+
 def do_erase_contact(
     session: Session,
     actor: Actor | str,
@@ -381,6 +394,7 @@ def do_erase_contact(
             )
         )
     )
+    _delete_loose_references(session, contact.id)
     # The rest goes with the contact through ON DELETE CASCADE (identities, conversations
     # and what hangs off them, messages, outbox rows, consent, tags).
     session.delete(contact)

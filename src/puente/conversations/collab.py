@@ -112,6 +112,7 @@ def _record(
         data=data,
     )
     session.add(event)
+    session.flush()
     return event
 
 
@@ -223,7 +224,7 @@ def do_assign(
         conversation.team_id = team.id
     if before == conversation.assignee_id and before_team == conversation.team_id:
         return conversation
-    _record(
+    event = _record(
         session,
         actor,
         conversation,
@@ -248,7 +249,11 @@ def do_assign(
         )
     # The previous assignee may no longer see the conversation: tell them too.
     publish_conversation(
-        session, conversation, "assignment", also_user_ids=[before] if before else []
+        session,
+        conversation,
+        "assignment",
+        event_id=event.id,
+        also_user_ids=[before] if before else [],
     )
     return conversation
 
@@ -288,8 +293,8 @@ def do_close(
     conversation.status = ConversationStatus.RESOLVED.value
     conversation.snoozed_until = None
     conversation.waiting_since = None
-    _record(session, actor, conversation, "closed", note=closing_note or None)
-    publish_conversation(session, conversation, "status")
+    event = _record(session, actor, conversation, "closed", note=closing_note or None)
+    publish_conversation(session, conversation, "status", event_id=event.id)
     return conversation
 
 
@@ -305,8 +310,8 @@ def do_reopen(
         raise user_error(Conflict, "This conversation is already open.")
     conversation.status = ConversationStatus.OPEN.value
     conversation.snoozed_until = None
-    _record(session, actor, conversation, "reopened")
-    publish_conversation(session, conversation, "status")
+    event = _record(session, actor, conversation, "reopened")
+    publish_conversation(session, conversation, "status", event_id=event.id)
     return conversation
 
 
@@ -327,8 +332,8 @@ def do_snooze(
         raise user_error(InvalidInput, "Choose a time in the future to snooze until.")
     conversation.status = ConversationStatus.SNOOZED.value
     conversation.snoozed_until = until
-    _record(session, actor, conversation, "snoozed", until=until.isoformat())
-    publish_conversation(session, conversation, "status")
+    event = _record(session, actor, conversation, "snoozed", until=until.isoformat())
+    publish_conversation(session, conversation, "status", event_id=event.id)
     return conversation
 
 
@@ -446,8 +451,8 @@ def do_add_label(session: Session, actor: Actor, conversation: Conversation, raw
     if len(labels) >= MAX_LABELS:
         raise user_error(InvalidInput, "A conversation has at most %(n)s labels.", n=MAX_LABELS)
     conversation.labels = [*labels, label]
-    _record(session, actor, conversation, "label_added", label=label)
-    publish_conversation(session, conversation, "labels")
+    event = _record(session, actor, conversation, "label_added", label=label)
+    publish_conversation(session, conversation, "labels", event_id=event.id)
 
 
 def do_remove_label(session: Session, actor: Actor, conversation: Conversation, raw: str) -> None:
@@ -456,8 +461,8 @@ def do_remove_label(session: Session, actor: Actor, conversation: Conversation, 
     if label not in labels:
         return
     conversation.labels = [x for x in labels if x != label]
-    _record(session, actor, conversation, "label_removed", label=label)
-    publish_conversation(session, conversation, "labels")
+    event = _record(session, actor, conversation, "label_removed", label=label)
+    publish_conversation(session, conversation, "labels", event_id=event.id)
 
 
 def do_set_bot_paused(
@@ -466,8 +471,8 @@ def do_set_bot_paused(
     if conversation.bot_paused == paused:
         return
     conversation.bot_paused = paused
-    _record(session, actor, conversation, "bot_paused" if paused else "bot_resumed")
-    publish_conversation(session, conversation, "bot")
+    event = _record(session, actor, conversation, "bot_paused" if paused else "bot_resumed")
+    publish_conversation(session, conversation, "bot", event_id=event.id)
 
 
 def do_mark_unread(session: Session, actor: Actor, conversation: Conversation) -> None:

@@ -13,12 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from puente.accounts.gate import access_conversation, conversation_scope
-from puente.accounts.models import Team
+from puente.accounts.models import Team, User
 from puente.channels.models import Channel
 from puente.contacts.models import ContactConsent
 from puente.contacts.service import tags_of
 from puente.conversations import collab
-from puente.conversations.models import Conversation, Media, Message, Note
+from puente.conversations.models import Conversation, ConversationEvent, Media, Message, Note
 from puente.db.base import utcnow
 from puente.errors import NotFound
 from puente.outbound.models import MessageTemplate
@@ -245,6 +245,26 @@ def note_fragment(
     item = q.TimelineItem(
         note.created_at, "note", note=note, author_name=author.name if author else None
     )
+    return page(request, "inbox/_item.html", {"item": item, "c": conversation})
+
+
+@router.get("/inbox/c/{conversation_id}/events/{event_id}", response_class=HTMLResponse)
+def event_fragment(
+    request: Request, session: DbDep, me: Viewer, conversation_id: int, event_id: int
+) -> Response:
+    conversation = access_conversation(session, me.actor, conversation_id)
+    row = session.execute(
+        select(ConversationEvent, User.name)
+        .outerjoin(User, User.id == ConversationEvent.actor_id)
+        .where(
+            ConversationEvent.id == event_id,
+            ConversationEvent.conversation_id == conversation.id,
+        )
+    ).first()
+    if row is None:
+        raise NotFound("no such event")
+    event, name = row
+    item = q.TimelineItem(event.created_at, "event", event=event, author_name=name)
     return page(request, "inbox/_item.html", {"item": item, "c": conversation})
 
 

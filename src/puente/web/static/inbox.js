@@ -109,6 +109,12 @@
       .then(function (html) { if (html) placeItem(fragment(html)); });
   }
 
+  function loadEvent(eventId) {
+    get("/inbox/c/" + conversationId + "/events/" + eventId)
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html) placeItem(fragment(html)); });
+  }
+
   function refreshPanel() {
     var panel = document.getElementById("conv-panel");
     if (!panel || !conversationId) return;
@@ -176,7 +182,11 @@
       }
     } else if (kind === "conversation.updated") {
       refreshList();
-      if (here) { refreshPanel(); if (data.change === "status") refreshComposer(false); }
+      if (here) {
+        refreshPanel();
+        if (data.event_id) loadEvent(data.event_id);
+        if (data.change === "status") refreshComposer(false);
+      }
     } else if (kind === "note.created") {
       if (here && data.note_id) loadNote(data.note_id);
     } else if (kind === "notification.created") {

@@ -1,0 +1,236 @@
+"""The team inbox in headless Chromium against a live Puente wired to the Meta sandbox:
+a customer writes from the simulated phone and the message appears live; the agent
+replies and the ticks update; the owner answers from the Business app and the echo
+shows marked; assignment, notes with mentions, closing and snoozing; the window closes
+and the template picker takes over; the interface switches to Spanish.
+
+With PUENTE_SCREENSHOTS=<folder> the walk also saves the screenshots of docs/inbox.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from puente.app import create_app
+from puente.channels.models import ChannelMode
+from puente.config import Settings
+from puente.contacts.models import Contact
+from puente.conversations.collab import publish_conversation
+from puente.conversations.models import Conversation, Notification
+from puente.db.session import Database
+from puente.outbound.templates import do_sync_workspace
+from puente.runtime import Runtime
+from puente.sandbox import SandboxConfig, create_sandbox_app
+from puente.sandbox.seed import DEMO_NUMBER, DEMO_PHONE, DEMO_WABA
+from tests.conftest import APP_SECRET, VERIFY_TOKEN, LiveServer
+from tests.factories import PASSWORD, make_channel, make_user, make_workspace
+
+pytestmark = pytest.mark.browser
+
+TOKEN = "sandbox-inbox-token"
+LUCIA = "573001112233"
+SHOTS = os.environ.get("PUENTE_SCREENSHOTS")
+
+
+@dataclass
+class Live:
+    puente: LiveServer
+    sandbox: LiveServer
+    runtime: Runtime
+    control: httpx.Client
+    owner_email: str
+    ana_id: int
+
+
+@pytest.fixture
+def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]) -> Iterator[Live]:
+    sandbox = live_server_factory(
+        create_sandbox_app(
+            SandboxConfig(
+                app_secret=APP_SECRET,
+                verify_token=VERIFY_TOKEN,
+                access_token=TOKEN,
+                status_delays=(0.0, 0.3, 0.8),
+                backoff_base=0.05,
+            )
+        )
+    ).start()
+    app = create_app(
+        settings.model_copy(update={"graph_base_url": sandbox.url}), db, run_workers=True
+    )
+    puente = live_server_factory(app).start()
+    runtime: Runtime = app.state.runtime
+    with runtime.db.unit_of_work() as session:
+        ws = make_workspace(session, "Tienda La Esquina")
+        owner = make_user(
+            session, ws, role="owner", name="Olga Dueña", email="olga@esquina.example"
+        )
+        ana = make_user(session, ws, role="agent", name="Ana Pérez", email="ana@esquina.example")
+        owner.timezone = "America/Bogota"
+        channel = make_channel(
+            session,
+            ws,
+            phone_number_id=DEMO_NUMBER,
+            waba_id=DEMO_WABA,
+            display_phone_number=DEMO_PHONE,
+            mode=ChannelMode.COEXISTENCE,
+        )
+        channel.name = "Tienda La Esquina"
+        channel.access_token_encrypted = runtime.secrets.encrypt(TOKEN)
+        session.flush()
+        do_sync_workspace(session, runtime, ws.id)
+        owner_email, ana_id = owner.email, ana.id
+    control = httpx.Client(base_url=f"{sandbox.url}/_sandbox/api", timeout=20)
+    res = control.patch("/config", json={"callback_url": f"{puente.url}/webhooks/whatsapp"})
+    assert res.status_code == 200, res.text
+    yield Live(puente, sandbox, runtime, control, owner_email, ana_id)
+    control.close()
+
+
+def _shot(page: Any, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=False)
+
+
+def _conversation(db: Database) -> Conversation:
+    with db.read() as session:
+        conversation = session.scalars(
+            select(Conversation).join(Contact).where(Contact.wa_id == LUCIA)
+        ).one()
+        session.expunge(conversation)
+        return conversation
+
+
+def test_the_inbox_walk(live: Live, db: Database, browser: Any) -> None:
+    errors: list[str] = []
+    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 800})
+    agent = context.new_page()
+    agent.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    agent.goto(live.puente.url + "/inbox")
+    agent.fill("input[name=email]", live.owner_email)
+    agent.fill("input[name=password]", PASSWORD)
+    agent.click("button[type=submit]")
+    agent.wait_for_url("**/inbox")
+    agent.wait_for_selector("#inbox[data-live='1']")
+
+    # A customer writes from the simulated phone: the row appears without a reload.
+    phone = browser.new_page()
+    phone.goto(f"{live.sandbox.url}/_sandbox/phone/{DEMO_NUMBER}/chat/{LUCIA}")
+    phone.fill("form.compose input[name=text]", "Hola, ¿tienen envío a *Medellín*?")
+    phone.click("form.compose button[type=submit]")
+    row = agent.locator("[data-testid=conversation-row]", has_text="Lucía Gómez")
+    row.wait_for()
+    assert "Medellín" in row.inner_text()
+    assert agent.locator("[data-testid=count-unassigned]").inner_text() == "1"
+    _shot(agent, "inbox-list")
+
+    row.locator("a").click()
+    agent.wait_for_selector("#inbox[data-live='1']")
+    incoming = agent.locator("[data-testid=message].inbound", has_text="Hola, ¿tienen envío")
+    assert incoming.locator("strong").inner_text() == "Medellín"
+    assert "Window open" in agent.locator("[data-testid=window]").inner_text()
+
+    # The agent replies: pending at once, then the ticks move on their own.
+    agent.fill("[data-testid=reply-box]", "Sí, enviamos en 2 días 🚚")
+    agent.click("[data-testid=send]")
+    reply = agent.locator("[data-testid=message].outbound", has_text="enviamos en 2 días")
+    reply.wait_for()
+    agent.wait_for_selector(
+        "[data-testid=message].outbound[data-status='read']:has-text('enviamos en 2 días')"
+    )
+    assert reply.count() == 1
+    phone.locator(".bubble", has_text="enviamos en 2 días").wait_for()
+
+    # The owner answers from the Business app: the echo appears, marked.
+    owner_phone = browser.new_page()
+    owner_phone.goto(f"{live.sandbox.url}/_sandbox/phone/{DEMO_NUMBER}/owner?chat={LUCIA}")
+    owner_phone.fill("form.compose input[name=text]", "Te lo confirmo desde el teléfono")
+    owner_phone.click("form.compose button[type=submit]")
+    echo = agent.locator("[data-testid=message].src-business_app", has_text="desde el teléfono")
+    echo.wait_for()
+    assert "Sent from the WhatsApp Business app" in echo.inner_text()
+    _shot(agent, "conversation")
+
+    # Assignment, a note that mentions Ana, closing with a note, reopening and snoozing.
+    agent.select_option("[data-testid=assignee-select]", str(live.ana_id))
+    agent.click("[data-testid=assign-submit]")
+    agent.locator("[data-testid=assignee]", has_text="Ana Pérez").wait_for()
+    agent.click("[data-testid=note-tab]")
+    agent.fill("[data-testid=note-box]", "@ana confirma la dirección antes de enviar")
+    agent.click("[data-testid=add-note]")
+    agent.locator("[data-testid=note]", has_text="confirma la dirección").wait_for()
+    with db.read() as session:
+        kinds = session.scalars(
+            select(Notification.kind).where(Notification.user_id == live.ana_id)
+        ).all()
+    assert sorted(kinds) == ["assigned", "mention"]
+    agent.fill("[data-testid=closing-note]", "Envío programado")
+    agent.click("[data-testid=close]")
+    agent.locator("[data-testid=status]", has_text="Closed").wait_for()
+    agent.locator("[data-testid=timeline-event]", has_text="Envío programado").wait_for()
+    agent.click("[data-testid=reopen]")
+    agent.locator("[data-testid=status]", has_text="Open").wait_for()
+    agent.select_option("[data-testid=snooze-preset]", "1h")
+    agent.click("[data-testid=snooze]")
+    agent.locator("[data-testid=status]", has_text="Snoozed").wait_for()
+    agent.click("[data-testid=reopen]")
+    agent.locator("[data-testid=status]", has_text="Open").wait_for()
+    _shot(agent, "collaboration")
+
+    # The service window closes (here: moved to a few seconds from now) and the
+    # template picker takes over the composer by itself.
+    with db.unit_of_work() as session:
+        conversation = session.get(Conversation, _conversation(db).id)
+        assert conversation is not None
+        conversation.window_expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+        publish_conversation(session, conversation, "status")
+    agent.wait_for_selector("[data-testid=template-picker]")
+    assert agent.locator("[data-testid=reply-box]").count() == 0
+    agent.select_option("[data-testid=template-select]", label="pedido_confirmado (es) · UTILITY")
+    fields = agent.locator("[data-testid=template-var]")
+    fields.nth(0).fill("Lucía")
+    fields.nth(1).fill("A-7")
+    agent.locator(
+        "[data-testid=template-preview]", has_text="Hola Lucía, tu pedido A-7 está confirmado."
+    ).wait_for()
+    _shot(agent, "template-picker")
+    agent.click("[data-testid=send-template]")
+    agent.locator("[data-testid=message].outbound", has_text="pedido_confirmado").wait_for()
+    agent.wait_for_selector(
+        "[data-testid=message].outbound[data-status='read']:has-text('pedido_confirmado')"
+    )
+    sent = live.control.get("/sent", params={"number_id": DEMO_NUMBER}).json()
+    assert [m.get("type") for m in sent].count("template") == 1
+
+    # Spanish: chosen in the user menu, kept for the user.
+    agent.click(".usermenu summary")
+    agent.select_option("#language", "es")
+    agent.wait_for_load_state()
+    agent.locator("[data-testid=tab-mine]", has_text="Mías").wait_for()
+    assert "Ventana cerrada" in agent.locator("[data-testid=window]").inner_text()
+    _shot(agent, "conversation-es")
+
+    # A phone-sized screen shows one pane at a time.
+    small = browser.new_context(locale="es-ES", viewport={"width": 390, "height": 800})
+    mobile = small.new_page()
+    mobile.goto(live.puente.url + "/inbox")
+    mobile.fill("input[name=email]", live.owner_email)
+    mobile.fill("input[name=password]", PASSWORD)
+    mobile.click("button[type=submit]")
+    mobile.wait_for_url("**/inbox")
+    assert mobile.locator("[data-testid=conversation-row]").first.is_visible()
+    _shot(mobile, "inbox-phone")
+    small.close()
+
+    assert not [e for e in errors if "Content Security Policy" in e], errors
+    context.close()

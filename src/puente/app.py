@@ -61,6 +61,7 @@ def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     """Each part registers its routes and background workers here."""
     from puente.accounts.privacy import register as register_retention
     from puente.api.routes import mount as mount_api
+    from puente.channels.web import router as channels_web
     from puente.conversations.media_worker import install as install_media_worker
     from puente.ingest.routes import mount as mount_ingest
     from puente.outbound.templates import register as register_templates
@@ -70,6 +71,7 @@ def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
 
     mount_api(app, runtime)
     mount_web(app, runtime)
+    app.include_router(channels_web)
     mount_inbox(app, runtime)
     mount_ingest(app, runtime)
     register_templates(runtime)

@@ -56,7 +56,9 @@ class Coex:
         sb: Sandbox = self.sandbox_server.server.config.app.state.sandbox  # type: ignore[attr-defined]
         return sb
 
-    def start(self, method: str = "coexistence", phone: str = PHONE, **extra: Any) -> dict[str, Any]:
+    def start(
+        self, method: str = "coexistence", phone: str = PHONE, **extra: Any
+    ) -> dict[str, Any]:
         res = self.api.post(
             "/channels/onboardings", json={"method": method, "phone": phone, **extra}
         )

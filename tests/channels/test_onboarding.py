@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from puente.contacts.models import Contact
 from puente.conversations.models import Message
-from tests.channels.conftest import NUMBER, PHONE, Coex, wait_until
+from tests.channels.conftest import NUMBER, PHONE, Coex
 
 
 def test_coexistence_onboarding_imports_contacts_and_history(coex: Coex) -> None:
@@ -42,7 +42,9 @@ def test_coexistence_onboarding_imports_contacts_and_history(coex: Coex) -> None
 
     with coex.db.read() as session:
         oldest = session.scalar(select(func.min(Message.timestamp)))
-        from_app = [c.wa_id for c in session.scalars(select(Contact)) if "business_app" in c.sources]
+        from_app = [
+            c.wa_id for c in session.scalars(select(Contact)) if "business_app" in c.sources
+        ]
     # Original dates are kept: the oldest message is months old, not from today.
     assert oldest is not None and oldest < dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     assert from_app

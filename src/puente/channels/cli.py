@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from puente.channels.models import ChannelMode
+from puente.channels.onboarding_cli import register as register_onboarding
 
 channels_cli = typer.Typer(help="WhatsApp numbers (channels).", no_args_is_help=True)
 
@@ -81,3 +82,6 @@ def channel_list(
             for channel, slug in session.execute(query)
         ]
     typer.echo("\n".join(lines) if lines else "no channels")
+
+
+register_onboarding(channels_cli)

@@ -188,6 +188,7 @@ def do_start_sandbox_signup(
         signup_ref=signup["id"],
         confirm_code=signup["confirm_code"],
         waba_id=signup.get("waba_id"),
+        phone_number_id=signup.get("phone_number_id"),
     )
     session.add(row)
     session.flush()
@@ -424,6 +425,10 @@ def _save_channel(
                 ),
             )
             channel.settings = {**(channel.settings or {}), "import_history": row.import_history}
+            # Meta stamps account events in whole seconds: one from the onboarding's own
+            # second must not look older than the state recorded here.
+            if channel.state_changed_at is not None:
+                channel.state_changed_at = channel.state_changed_at.replace(microsecond=0)
             if coexistence and row.import_history:
                 channel.connection_state = ConnectionState.SYNCING.value
             row.state = OnboardingState.CONNECTED.value

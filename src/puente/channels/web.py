@@ -1,0 +1,320 @@
+"""The Channels pages: the numbers with their connection state and live history progress,
+the onboarding wizard (coexistence, new number or by hand; sandbox or Meta's Embedded
+Signup), a number's page (health, sync requests, costs, what works where) and its actions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from puente.accounts.permissions import Perm
+from puente.channels import onboarding as ob
+from puente.channels.costs import month_costs
+from puente.channels.features import MIN_APP_VERSION, countries, feature_table
+from puente.channels.health import access_sync, channel_health
+from puente.channels.models import (
+    Channel,
+    ChannelMode,
+    OnboardingMethod,
+    OnboardingState,
+)
+from puente.channels.service import NewChannel, access_channel, do_create_channel, list_channels
+from puente.db.base import utcnow
+from puente.errors import PuenteError
+from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
+from puente.web.templating import render, request_language, translate
+
+router = APIRouter(include_in_schema=False)
+Manager = Annotated[WebContext, Depends(require_permission(Perm.SETTINGS))]
+
+FLASHES = {
+    "connected": "The number is connected.",
+    "retried": "The request was sent to Meta again.",
+    "saved": "Saved.",
+}
+# Meta's Embedded Signup page needs its SDK and its popup to talk back to this page.
+SIGNUP_CSP = (
+    "default-src 'self'; script-src 'self' https://connect.facebook.net; "
+    "style-src 'self'; img-src 'self' data: https://*.facebook.com https://*.fbcdn.net; "
+    "connect-src 'self' https://*.facebook.com; frame-src https://*.facebook.com; "
+    "object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def _flash(request: Request) -> str | None:
+    key = request.query_params.get("flash")
+    return translate(request, FLASHES[key]) if key in FLASHES else None
+
+
+def _free_writer(session: Session) -> None:
+    # The onboarding runs its own units of work (it waits on Meta in between); commit this
+    # request's small writes first so SQLite's single writer is free for them.
+    session.commit()
+
+
+def _sandbox_base(request: Request) -> str:
+    return str(request.app.state.runtime.settings.graph_base_url).rstrip("/")
+
+
+# --- the list --------------------------------------------------------------------------------
+
+
+@router.get("/channels", response_class=HTMLResponse)
+def channels_page(request: Request, session: DbDep, me: Manager) -> Response:
+    runtime = request.app.state.runtime
+    now = utcnow()
+    rows = [
+        (c, channel_health(c, access_sync(session, c), now))
+        for c in list_channels(session, me.workspace.id)
+    ]
+    attempts = [
+        o
+        for o in ob.list_onboardings(session, me.workspace.id, limit=5)
+        if o.state == OnboardingState.FAILED.value
+    ]
+    limit = runtime.settings.max_channels_per_workspace
+    return render(
+        request,
+        "channels/list.html",
+        {
+            "rows": rows,
+            "failed": attempts[:3],
+            "limit": limit,
+            "full": len(rows) >= limit,
+            "flash": _flash(request),
+        },
+    )
+
+
+# --- the wizard ------------------------------------------------------------------------------
+
+
+@router.get("/channels/new", response_class=HTMLResponse)
+def channel_new(request: Request, me: Manager, method: str | None = None) -> Response:
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    sandbox = ob.is_sandbox(settings)
+    context: dict[str, Any] = {
+        "method": method if method in ("coexistence", "new_number", "manual") else None,
+        "sandbox": sandbox,
+        "countries": countries(),
+        "min_version": MIN_APP_VERSION,
+        "app_id": settings.meta_app_id,
+        "config_id": settings.meta_config_id,
+        "api_version": settings.graph_api_version,
+        "error": request.query_params.get("error"),
+    }
+    response = render(request, "channels/new.html", context)
+    if not sandbox and context["method"] in ("coexistence", "new_number"):
+        response.headers["content-security-policy"] = SIGNUP_CSP
+        response.headers["cross-origin-opener-policy"] = "same-origin-allow-popups"
+    return response
+
+
+@router.post("/channels/onboard", response_class=HTMLResponse)
+def channel_onboard_start(
+    request: Request,
+    session: DbDep,
+    me: Manager,
+    method: Annotated[OnboardingMethod, Form()],
+    phone: Annotated[str, Form(max_length=40)],
+    import_history: Annotated[str | None, Form(max_length=8)] = None,
+    business_name: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    row = ob.do_start_sandbox_signup(
+        session,
+        request.app.state.runtime.settings,
+        workspace_id=me.workspace.id,
+        method=method,
+        phone=phone,
+        import_history=import_history == "yes",
+        business_name=business_name or None,
+    )
+    return RedirectResponse(f"/channels/onboarding/{row.id}", status_code=303)
+
+
+@router.get("/channels/onboarding/{onboarding_id}", response_class=HTMLResponse)
+def onboarding_page(request: Request, onboarding_id: int, session: DbDep, me: Manager) -> Response:
+    row = ob.access_onboarding(session, me.workspace.id, onboarding_id)
+    if row.state == OnboardingState.CONNECTED.value and row.channel_id:
+        return RedirectResponse(f"/channels/{row.channel_id}?flash=connected", status_code=303)
+    return render(
+        request,
+        "channels/onboarding.html",
+        {"o": row, "sandbox_url": _sandbox_base(request), "number_id": _number_of(request, row)},
+    )
+
+
+def _number_of(request: Request, row: Any) -> str | None:
+    """The sandbox's phone number id for the owner's phone link (sandbox mode only)."""
+    if not ob.is_sandbox(request.app.state.runtime.settings):
+        return None
+    return str(row.phone_number_id) if row.phone_number_id else None
+
+
+@router.get("/channels/onboarding/{onboarding_id}/status", response_class=HTMLResponse)
+def onboarding_status(
+    request: Request, onboarding_id: int, session: DbDep, runtime: RuntimeDep, me: Manager
+) -> Response:
+    ob.access_onboarding(session, me.workspace.id, onboarding_id)
+    _free_writer(session)
+    if ob.is_sandbox(runtime.settings):
+        ob.advance_sandbox_signup(runtime, me.workspace.id, onboarding_id)
+    session.expire_all()
+    row = ob.access_onboarding(session, me.workspace.id, onboarding_id)
+    if row.state == OnboardingState.CONNECTED.value and row.channel_id:
+        target = f"/channels/{row.channel_id}?flash=connected"
+        if request.headers.get("hx-request"):
+            return Response(status_code=204, headers={"HX-Redirect": target})
+        return RedirectResponse(target, status_code=303)
+    return render(request, "channels/_onboarding_status.html", {"o": row})
+
+
+@router.post("/channels/onboard/finish", response_class=HTMLResponse)
+def channel_onboard_finish(
+    request: Request,
+    session: DbDep,
+    runtime: RuntimeDep,
+    me: Manager,
+    method: Annotated[OnboardingMethod, Form()],
+    code: Annotated[str, Form(min_length=1, max_length=2048)],
+    waba_id: Annotated[str, Form(pattern=r"^[0-9]{1,64}$")],
+    phone_number_id: Annotated[str | None, Form(pattern=r"^[0-9]{0,64}$")] = None,
+    import_history: Annotated[str | None, Form(max_length=8)] = None,
+) -> Response:
+    """Meta's Embedded Signup finished in the browser: exchange the code right away."""
+    signup = ob.SignupResult(method, code, waba_id, phone_number_id or None)
+    row = ob.do_begin_signup_finish(
+        session,
+        runtime.settings,
+        workspace_id=me.workspace.id,
+        signup=signup,
+        import_history=import_history == "yes",
+    )
+    onboarding_id = row.id
+    _free_writer(session)
+    try:
+        channel_id = ob.connect_from_signup(
+            runtime, workspace_id=me.workspace.id, onboarding_id=onboarding_id, signup=signup
+        )
+    except ob.OnboardingFailed:
+        return RedirectResponse(f"/channels/onboarding/{onboarding_id}", status_code=303)
+    return RedirectResponse(f"/channels/{channel_id}?flash=connected", status_code=303)
+
+
+@router.post("/channels/manual", response_class=HTMLResponse)
+def channel_manual(
+    request: Request,
+    session: DbDep,
+    runtime: RuntimeDep,
+    me: Manager,
+    phone_number_id: Annotated[str, Form(max_length=64)],
+    waba_id: Annotated[str, Form(max_length=64)],
+    display_phone_number: Annotated[str, Form(max_length=40)],
+    access_token: Annotated[str, Form(max_length=4096)],
+    mode: Annotated[ChannelMode, Form()] = ChannelMode.CLOUD_API,
+    name: Annotated[str | None, Form(max_length=200)] = None,
+) -> Response:
+    try:
+        with session.begin_nested():
+            channel = do_create_channel(
+                session,
+                runtime.settings,
+                runtime.secrets,
+                workspace_id=me.workspace.id,
+                new=NewChannel(
+                    phone_number_id=phone_number_id,
+                    waba_id=waba_id,
+                    display_phone_number=display_phone_number,
+                    access_token=access_token,
+                    name=name,
+                    mode=mode,
+                ),
+            )
+    except PuenteError as exc:
+        context = {
+            "method": "manual",
+            "sandbox": ob.is_sandbox(runtime.settings),
+            "countries": countries(),
+            "min_version": MIN_APP_VERSION,
+            "error": exc.message,
+            "form": {"phone_number_id": phone_number_id, "waba_id": waba_id, "name": name or ""},
+        }
+        return render(request, "channels/new.html", context, status_code=exc.status_code)
+    return RedirectResponse(f"/channels/{channel.id}?flash=connected", status_code=303)
+
+
+# --- one number ------------------------------------------------------------------------------
+
+
+def _detail_context(request: Request, session: Session, channel: Channel) -> dict[str, Any]:
+    now = utcnow()
+    groups, notes = feature_table(request_language(request))
+    return {
+        "c": channel,
+        "h": channel_health(channel, access_sync(session, channel), now),
+        "requests": ob.sync_requests(session, channel),
+        "retryable": ob.retryable_syncs(session, channel, now),
+        "window_closes": ob.sync_window_closes(channel),
+        "costs": month_costs(session, channel, now),
+        "groups": groups,
+        "notes": notes,
+        "labels": ob.SYNC_LABELS,
+        "coexistence": channel.mode == ChannelMode.COEXISTENCE.value,
+        "pause_bot": (channel.settings or {}).get("pause_bot_on_owner_reply", True),
+    }
+
+
+@router.get("/channels/{channel_id}", response_class=HTMLResponse)
+def channel_page(request: Request, channel_id: int, session: DbDep, me: Manager) -> Response:
+    channel = access_channel(session, me.workspace.id, channel_id)
+    context = _detail_context(request, session, channel)
+    context["flash"] = _flash(request)
+    context["error"] = request.query_params.get("error")
+    return render(request, "channels/detail.html", context)
+
+
+@router.get("/channels/{channel_id}/progress", response_class=HTMLResponse)
+def channel_progress(request: Request, channel_id: int, session: DbDep, me: Manager) -> Response:
+    channel = access_channel(session, me.workspace.id, channel_id)
+    return render(request, "channels/_progress.html", _detail_context(request, session, channel))
+
+
+@router.post("/channels/{channel_id}/sync/{sync_type}", response_class=HTMLResponse)
+def channel_sync_retry(
+    request: Request,
+    channel_id: int,
+    sync_type: str,
+    session: DbDep,
+    runtime: RuntimeDep,
+    me: Manager,
+) -> Response:
+    access_channel(session, me.workspace.id, channel_id)
+    _free_writer(session)
+    try:
+        ob.do_request_sync(runtime, me.workspace.id, channel_id, sync_type)
+    except PuenteError as exc:
+        return RedirectResponse(
+            f"/channels/{channel_id}?error={quote(exc.message)}", status_code=303
+        )
+    return RedirectResponse(f"/channels/{channel_id}?flash=retried", status_code=303)
+
+
+@router.post("/channels/{channel_id}/settings", response_class=HTMLResponse)
+def channel_settings(
+    request: Request,
+    channel_id: int,
+    session: DbDep,
+    me: Manager,
+    pause_bot_on_owner_reply: Annotated[str | None, Form(max_length=8)] = None,
+) -> Response:
+    channel = access_channel(session, me.workspace.id, channel_id)
+    channel.settings = {
+        **(channel.settings or {}),
+        "pause_bot_on_owner_reply": pause_bot_on_owner_reply == "yes",
+    }
+    return RedirectResponse(f"/channels/{channel_id}?flash=saved", status_code=303)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import logging
 import unicodedata
 from collections.abc import Iterable
@@ -98,10 +99,26 @@ def match_optout_keyword(text: str | None, keywords: Iterable[str]) -> str | Non
     if not text:
         return None
     said = normalize_keyword(text)
-    for keyword in keywords:
-        if said == normalize_keyword(keyword):
-            return normalize_keyword(keyword)
-    return None
+    return said if said in _normalized(tuple(keywords)) else None
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized(keywords: tuple[str, ...]) -> frozenset[str]:
+    # Workspaces share a handful of keyword lists; normalise each list once per process.
+    return frozenset(normalize_keyword(k) for k in keywords)
+
+
+_KEYWORDS_CACHE = "puente.optout_keywords"
+
+
+def _workspace_keywords(session: Session, workspace_id: int) -> tuple[str, ...] | None:
+    """The workspace's keywords, read once per session: the ingest worker's batch is one
+    session, so its changes share one lookup instead of a Workspace SELECT each."""
+    cache: dict[int, tuple[str, ...] | None] = session.info.setdefault(_KEYWORDS_CACHE, {})
+    if workspace_id not in cache:
+        workspace = session.get(Workspace, workspace_id)
+        cache[workspace_id] = None if workspace is None else tuple(optout_keywords(workspace))
+    return cache[workspace_id]
 
 
 def contact_language(contact: Contact, keyword: str | None = None) -> str:
@@ -319,13 +336,13 @@ def apply_optout_keywords(
     short = [(mid, text) for mid, text in texts if text and len(text) <= MAX_KEYWORD_LENGTH]
     if not short:
         return []
-    workspace = session.get(Workspace, workspace_id)
-    if workspace is None:
+    keywords = _workspace_keywords(session, workspace_id)
+    if keywords is None:
         return []
-    keywords = optout_keywords(workspace)
+    wanted = _normalized(keywords)
     events = []
     for message_id, text in short:
-        if match_optout_keyword(text, keywords) is None:
+        if normalize_keyword(text) not in wanted:
             continue
         message = session.get(Message, message_id)
         event = apply_optout_keyword(session, message) if message is not None else None

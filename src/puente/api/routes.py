@@ -75,6 +75,7 @@ def _routers() -> list:  # type: ignore[type-arg]
     from puente.conversations.media_api import router as media
     from puente.ingest.api import router as events
     from puente.outbound.api import router as messages
+    from puente.outbound.broadcast_api import router as broadcasts
     from puente.outbound.template_api import router as templates
 
     # onboarding before channels: its /channels/onboardings paths must win over /{id}.
@@ -90,6 +91,7 @@ def _routers() -> list:  # type: ignore[type-arg]
         events,
         templates,
         messages,
+        broadcasts,
     ]
 
 

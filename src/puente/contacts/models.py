@@ -86,6 +86,18 @@ class ContactTag(IdMixin, Base):
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
 
 
+class Segment(IdMixin, TimestampMixin, Base):
+    """A saved contact filter: broadcasts pick their audience from it when planned."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("workspace_id", "name"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    # {"tags_any": [...], "tags_none": [...], "fields": {key: value}, "opted_in": bool}
+    filter: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
 class ConsentKind(enum.StrEnum):
     OPT_IN = "opt_in"
     OPT_OUT = "opt_out"

@@ -28,6 +28,7 @@ from puente.contacts.models import (
     ContactConsent,
     ContactIdentity,
     ContactTag,
+    Segment,
     Tag,
 )
 from puente.conversations.models import (
@@ -45,7 +46,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import Base
 from puente.ingest.models import WebhookChange, WebhookEvent
-from puente.outbound.models import MessageTemplate, OutboxItem
+from puente.outbound.models import Broadcast, BroadcastRecipient, MessageTemplate, OutboxItem
 
 __all__ = [
     "ApiToken",
@@ -53,6 +54,8 @@ __all__ = [
     "AuditEntry",
     "AuthLink",
     "Base",
+    "Broadcast",
+    "BroadcastRecipient",
     "Channel",
     "ChannelSync",
     "ComposerSubmission",
@@ -77,6 +80,7 @@ __all__ = [
     "OutgoingMail",
     "PendingMessageOp",
     "RecoveryCode",
+    "Segment",
     "Snippet",
     "StatusEvent",
     "SyncRequest",

@@ -18,12 +18,16 @@ class OutboxState(enum.StrEnum):
     SENT = "sent"  # Meta accepted it (later ticks live on the message)
     FAILED = "failed"
     CANCELLED = "cancelled"
+    # A broadcast's item while the broadcast is paused: lanes skip it until resumed.
+    HELD = "held"
 
 
 class OutboxItem(IdMixin, TimestampMixin, Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_lane", "channel_id", "state", "priority", "next_attempt_at", "id"),
+        # The claim's "no earlier queued item in this conversation" check.
+        Index("ix_outbox_conversation", "conversation_id", "state", "id"),
     )
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
@@ -42,6 +46,10 @@ class OutboxItem(IdMixin, TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[int | None]
     sent_at: Mapped[dt.datetime | None]
+    # Set for a broadcast's messages, so pause, resume and cancel touch them in one update.
+    broadcast_id: Mapped[int | None] = mapped_column(
+        ForeignKey("broadcasts.id", ondelete="SET NULL"), index=True
+    )
 
 
 class TemplateStatus(enum.StrEnum):
@@ -89,3 +97,73 @@ class MessageTemplate(IdMixin, TimestampMixin, Base):
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     last_synced_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BroadcastState(enum.StrEnum):
+    SCHEDULED = "scheduled"  # waits for its start time
+    SENDING = "sending"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class RecipientState(enum.StrEnum):
+    """Where a recipient is in planning; once QUEUED, what people see follows the message."""
+
+    PENDING = "pending"  # planned; no message yet (not started, or waiting for the tier)
+    QUEUED = "queued"  # has its message in the outbox
+    SKIPPED = "skipped"  # refused before sending, with the reason (opted out, unknown, ...)
+    CANCELLED = "cancelled"
+
+
+class Broadcast(IdMixin, TimestampMixin, Base):
+    """One template sent to an audience, with one BroadcastRecipient row per person."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index("ix_broadcasts_workspace_state", "workspace_id", "state"),)
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    template_name: Mapped[str] = mapped_column(String(512))
+    template_language: Mapped[str] = mapped_column(String(16))
+    template_category: Mapped[str] = mapped_column(String(32))
+    # Target ("body.1", "header.image", "button.0") -> value with {field|fallback} parts.
+    variables: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    # How the audience was chosen: {"kind": "tags", "tags": [...]} and the like.
+    audience: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Rows of an uploaded CSV that did not become recipients: [{"line", "problem"}].
+    report: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    estimate: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default=BroadcastState.SCHEDULED.value)
+    scheduled_at: Mapped[dt.datetime | None]
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+    # Why recipients are waiting (messaging-limit tier reached), shown on the page.
+    waiting_reason: Mapped[str | None] = mapped_column(Text)
+    total: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class BroadcastRecipient(IdMixin, Base):
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        Index("ix_broadcast_recipients_state", "broadcast_id", "state", "id"),
+        Index("ix_broadcast_recipients_contact", "contact_id", "replied_at"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    # Null for a contact id that does not exist in the workspace (skipped, with the reason).
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    # The template's values for this person, resolved when the broadcast was planned.
+    values: Mapped[dict[str, str]] = mapped_column(JSONType, default=dict)
+    state: Mapped[str] = mapped_column(String(16), default=RecipientState.PENDING.value)
+    reason: Mapped[str | None] = mapped_column(String(500))
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), unique=True
+    )
+    line: Mapped[int | None]  # the CSV line it came from
+    replied_at: Mapped[dt.datetime | None]

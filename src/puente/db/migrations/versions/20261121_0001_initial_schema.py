@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 13:31:33.087690
+Create Date: 2026-11-21 13:37:12.993519
 """
 
 from collections.abc import Sequence
@@ -439,6 +439,31 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_recovery_codes_user_id"), ["user_id"], unique=False)
 
     op.create_table(
+        "segments",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column(
+            "filter", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_segments_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_segments")),
+        sa.UniqueConstraint("workspace_id", "name", name=op.f("uq_segments_workspace_id_name")),
+    )
+    op.create_table(
         "snippets",
         sa.Column(
             "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -642,6 +667,72 @@ def upgrade() -> None:
             "channel_id", "phone", name=op.f("uq_app_contact_syncs_channel_id_phone")
         ),
     )
+    op.create_table(
+        "broadcasts",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "channel_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("template_name", sa.String(length=512), nullable=False),
+        sa.Column("template_language", sa.String(length=16), nullable=False),
+        sa.Column("template_category", sa.String(length=32), nullable=False),
+        sa.Column(
+            "variables", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column(
+            "audience", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column(
+            "report", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column(
+            "estimate", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("scheduled_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("waiting_reason", sa.Text(), nullable=True),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column(
+            "created_by_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["channel_id"],
+            ["channels.id"],
+            name=op.f("fk_broadcasts_channel_id_channels"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["users.id"],
+            name=op.f("fk_broadcasts_created_by_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_broadcasts_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcasts")),
+    )
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_broadcasts_workspace_state", ["workspace_id", "state"], unique=False
+        )
+
     op.create_table(
         "channel_onboardings",
         sa.Column(
@@ -1298,6 +1389,69 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "broadcast_recipients",
+        sa.Column(
+            "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "broadcast_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
+        ),
+        sa.Column(
+            "contact_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("phone", sa.String(length=32), nullable=True),
+        sa.Column(
+            "values", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=False
+        ),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=True),
+        sa.Column(
+            "message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column("line", sa.Integer(), nullable=True),
+        sa.Column("replied_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column(
+            "id",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=True,
+            nullable=False,
+        ),
+        sa.ForeignKeyConstraint(
+            ["broadcast_id"],
+            ["broadcasts.id"],
+            name=op.f("fk_broadcast_recipients_broadcast_id_broadcasts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+            name=op.f("fk_broadcast_recipients_contact_id_contacts"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["message_id"],
+            ["messages.id"],
+            name=op.f("fk_broadcast_recipients_message_id_messages"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_broadcast_recipients_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcast_recipients")),
+        sa.UniqueConstraint("message_id", name=op.f("uq_broadcast_recipients_message_id")),
+    )
+    with op.batch_alter_table("broadcast_recipients", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_broadcast_recipients_contact", ["contact_id", "replied_at"], unique=False
+        )
+        batch_op.create_index(
+            "ix_broadcast_recipients_state", ["broadcast_id", "state", "id"], unique=False
+        )
+
+    op.create_table(
         "composer_submissions",
         sa.Column(
             "workspace_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
@@ -1502,12 +1656,21 @@ def upgrade() -> None:
         sa.Column("error_code", sa.Integer(), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
+            "broadcast_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
+        sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
             autoincrement=True,
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["broadcast_id"],
+            ["broadcasts.id"],
+            name=op.f("fk_outbox_broadcast_id_broadcasts"),
+            ondelete="SET NULL",
+        ),
         sa.ForeignKeyConstraint(
             ["channel_id"],
             ["channels.id"],
@@ -1536,6 +1699,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("message_id", name=op.f("uq_outbox_message_id")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_outbox_broadcast_id"), ["broadcast_id"], unique=False)
+        batch_op.create_index(
+            "ix_outbox_conversation", ["conversation_id", "state", "id"], unique=False
+        )
         batch_op.create_index(
             "ix_outbox_lane",
             ["channel_id", "state", "priority", "next_attempt_at", "id"],
@@ -1592,6 +1759,8 @@ def downgrade() -> None:
     op.drop_table("contact_consents")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_lane")
+        batch_op.drop_index("ix_outbox_conversation")
+        batch_op.drop_index(batch_op.f("ix_outbox_broadcast_id"))
 
     op.drop_table("outbox")
     with op.batch_alter_table("note_mentions", schema=None) as batch_op:
@@ -1609,6 +1778,11 @@ def downgrade() -> None:
 
     op.drop_table("consent_events")
     op.drop_table("composer_submissions")
+    with op.batch_alter_table("broadcast_recipients", schema=None) as batch_op:
+        batch_op.drop_index("ix_broadcast_recipients_state")
+        batch_op.drop_index("ix_broadcast_recipients_contact")
+
+    op.drop_table("broadcast_recipients")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.drop_index("ix_notifications_user")
 
@@ -1665,6 +1839,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_channel_onboardings_workspace_id"))
 
     op.drop_table("channel_onboardings")
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.drop_index("ix_broadcasts_workspace_state")
+
+    op.drop_table("broadcasts")
     op.drop_table("app_contact_syncs")
     with op.batch_alter_table("webhook_changes", schema=None) as batch_op:
         batch_op.drop_index("ix_webhook_changes_state")
@@ -1685,6 +1863,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_snippets_workspace")
 
     op.drop_table("snippets")
+    op.drop_table("segments")
     with op.batch_alter_table("recovery_codes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_recovery_codes_user_id"))
 

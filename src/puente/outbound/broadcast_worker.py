@@ -1,0 +1,157 @@
+"""The broadcast worker: starts scheduled broadcasts, queues recipients that waited (for
+the messaging-limit tier, or after a crash mid-queueing), marks finished broadcasts
+completed, and notices replies. On PostgreSQL it also LISTENs for outbox NOTIFYs so this
+process's lanes wake for messages queued by other processes."""
+
+from __future__ import annotations
+
+import logging
+import queue
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import select
+
+from puente.conversations.models import Direction, Message
+from puente.db.base import utcnow
+from puente.events import DomainEvent, bus
+from puente.outbound.broadcast_queue import CHUNK, OUTBOX_NOTIFY, queue_pending
+from puente.outbound.broadcasts import do_finish_if_done, do_note_reply, do_start
+from puente.outbound.models import Broadcast, BroadcastState
+from puente.runtime import BackgroundWorker, Runtime
+
+log = logging.getLogger(__name__)
+
+
+class BroadcastWorker(BackgroundWorker):
+    def __init__(self, runtime: Runtime, *, poll_seconds: float | None = None) -> None:
+        super().__init__(
+            "puente-broadcasts", self.step, poll_seconds or runtime.settings.worker_poll_seconds
+        )
+        self.runtime = runtime
+        self._replies: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._unsubscribe = bus.subscribe(self._on_event)
+        super().start()
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+        super().stop()
+
+    def _on_event(self, event: DomainEvent) -> None:
+        if event.kind == "message.created" and event.data.get("direction") == "inbound":
+            message_id = event.data.get("message_id")
+            if isinstance(message_id, int):
+                self._replies.put(message_id)
+                self.wake()
+        elif event.kind == "broadcast.progress":
+            self.wake()
+
+    def step(self) -> bool:
+        did = self._note_replies()
+        db = self.runtime.db
+        now = utcnow()
+        with db.read() as session:
+            due = list(
+                session.execute(
+                    select(Broadcast.id, Broadcast.state).where(
+                        (
+                            (Broadcast.state == BroadcastState.SCHEDULED.value)
+                            & (Broadcast.scheduled_at <= now)
+                        )
+                        | (Broadcast.state == BroadcastState.SENDING.value)
+                    )
+                ).tuples()
+            )
+        for broadcast_id, state in due:
+            try:
+                with db.unit_of_work() as session:
+                    broadcast = session.scalar(
+                        select(Broadcast)
+                        .where(Broadcast.id == broadcast_id)
+                        .with_for_update(skip_locked=True)
+                    )
+                    if broadcast is None:
+                        continue  # another process is on it
+                    if broadcast.state == BroadcastState.SCHEDULED.value:
+                        did = do_start(session, broadcast, limit=CHUNK) > 0 or True
+                    elif broadcast.state == BroadcastState.SENDING.value:
+                        did = queue_pending(session, broadcast, limit=CHUNK) > 0 or did
+                        do_finish_if_done(session, broadcast)
+            except Exception:
+                log.exception("broadcast %s: step failed (state %s)", broadcast_id, state)
+        return did
+
+    def _note_replies(self) -> bool:
+        ids: list[int] = []
+        while len(ids) < 500:
+            try:
+                ids.append(self._replies.get_nowait())
+            except queue.Empty:
+                break
+        if not ids:
+            return False
+        with self.runtime.db.unit_of_work() as session:
+            rows = session.execute(
+                select(Message.workspace_id, Message.contact_id, Message.timestamp).where(
+                    Message.id.in_(ids), Message.direction == Direction.INBOUND.value
+                )
+            ).tuples()
+            for workspace_id, contact_id, at in rows:
+                do_note_reply(session, workspace_id, contact_id, at)
+        return True
+
+
+class OutboxListener(BackgroundWorker):
+    """Wakes this process's outbox workers on `NOTIFY puente_outbox` (PostgreSQL)."""
+
+    def __init__(self, runtime: Runtime, target: BackgroundWorker) -> None:
+        super().__init__("puente-outbox-listen", self._listen, runtime.settings.worker_poll_seconds)
+        self._url = runtime.db.engine.url.set(drivername="postgresql").render_as_string(
+            hide_password=False
+        )
+        self._target = target
+        self._conn: Any = None
+
+    def _listen(self) -> bool:
+        import psycopg
+
+        try:
+            if self._conn is None:
+                self._conn = psycopg.connect(self._url, autocommit=True)
+                self._conn.execute(f"LISTEN {OUTBOX_NOTIFY}")
+                self._target.wake()  # anything queued while we were not listening
+            for _note in self._conn.notifies(timeout=1.0, stop_after=1):
+                self._target.wake()
+        except psycopg.Error:
+            log.warning("lost the outbox LISTEN connection; polling until it is back")
+            self._close()
+            return False
+        return True
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # a broken connection may fail to close; nothing to keep
+                log.debug("closing the outbox LISTEN connection failed", exc_info=True)
+
+    def join(self, timeout: float = 10) -> None:
+        super().join(timeout)
+        self._close()
+
+
+def register(runtime: Runtime) -> None:
+    """Add the broadcast worker (and, on PostgreSQL, the outbox LISTEN loop)."""
+    from puente.outbound.worker import OutboxWorker
+
+    runtime.workers.append(BroadcastWorker(runtime))
+    if runtime.db.is_postgres:
+        for worker in list(runtime.workers):
+            if isinstance(worker, OutboxWorker):
+                runtime.workers.append(OutboxListener(runtime, worker))

@@ -64,8 +64,8 @@ def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     from puente.channels.web import router as channels_web
     from puente.conversations.media_worker import install as install_media_worker
     from puente.ingest.routes import mount as mount_ingest
-    from puente.outbound.broadcast_worker import register as register_broadcasts
     from puente.outbound.broadcast_web import router as broadcasts_web
+    from puente.outbound.broadcast_worker import register as register_broadcasts
     from puente.outbound.templates import register as register_templates
     from puente.outbound.worker import OutboxWorker
     from puente.web.inbox.routes import mount as mount_inbox

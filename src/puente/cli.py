@@ -11,6 +11,7 @@ from puente.accounts.privacy_cli import register as register_privacy
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
 from puente.conversations.media_api import media_cli
+from puente.outbound.broadcast_cli import broadcasts_cli
 from puente.outbound.outbox_cli import outbox_cli
 from puente.outbound.outbox_cli import send as send_command
 from puente.outbound.template_cli import templates_cli
@@ -29,6 +30,7 @@ register_accounts(app, tokens_cli)
 register_privacy(app)
 app.command("sandbox")(sandbox_command)
 app.add_typer(outbox_cli, name="outbox")
+app.add_typer(broadcasts_cli, name="broadcasts")
 app.add_typer(media_cli, name="media")
 app.command("send")(send_command)
 
@@ -203,7 +205,7 @@ def events_retry(
                 count = do_retry_all(session)
                 message = f"queued {count.events} events and {count.changes} changes again"
             elif ref[:1].upper() == "E" and ref[1:].isdigit():
-                do_retry_event(session, int(ref[1:]))
+                do_retry_event(session, None, int(ref[1:]))
                 message = f"event {ref[1:]} queued again"
             elif ref[:1].upper() == "C" and ref[1:].isdigit():
                 do_retry_change(session, None, int(ref[1:]))

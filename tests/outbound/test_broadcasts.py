@@ -96,23 +96,23 @@ def world(settings: Settings, db: Database, live_server_factory: Any) -> Iterato
             settings={},
         )
         session.add(channel)
-        for name, category, text in [
+        for tname, category, text in [
             ("pedido_confirmado", "UTILITY", "Hola {{1}}, tu pedido {{2}} está confirmado."),
             ("promo_mensual", "MARKETING", "¡{{1}}, este mes tienes {{2}} de descuento!"),
         ]:
             components: list[dict[str, Any]] = [{"type": "BODY", "text": text}]
-            if name == "promo_mensual":
+            if tname == "promo_mensual":
                 components.insert(0, {"type": "HEADER", "format": "IMAGE"})
             session.add(
                 MessageTemplate(
                     workspace_id=ws.id,
                     waba_id=DEMO_WABA,
-                    name=name,
+                    name=tname,
                     language="es",
                     category=category,
                     status="APPROVED",
                     components=components,
-                    meta_id=name,
+                    meta_id=tname,
                 )
             )
         tag = Tag(workspace_id=ws.id, name="clientes")

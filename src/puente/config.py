@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.5, gt=0)
 
     max_webhook_bytes: int = 3 * 1024 * 1024
+    # Raw webhook bodies hold message text and phone numbers: processed ones (DONE) older
+    # than this are deleted by the retention run. 0 keeps them forever.
+    webhook_retention_days: int = Field(default=30, ge=0)
     max_channels_per_workspace: int = 15
 
     smtp_url: str | None = None

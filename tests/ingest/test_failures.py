@@ -141,8 +141,8 @@ def _park(db: Database, phone_number_id: str, *, state: str = ChangeState.PARKED
         return change.id
 
 
-def test_workspaces_see_their_own_and_unclaimed_changes_only(
-    client: httpx.Client, db: Database
+def test_with_several_workspaces_each_sees_only_its_own_numbers(
+    client: httpx.Client, server: LiveServer, db: Database, settings: Settings
 ) -> None:
     with db.unit_of_work() as session:
         acme = make_workspace(session, "Acme")
@@ -153,13 +153,39 @@ def test_workspaces_see_their_own_and_unclaimed_changes_only(
     mine = _park(db, "111", state=ChangeState.FAILED)
     theirs = _park(db, "222", state=ChangeState.FAILED)
     unclaimed = _park(db, "333")
+    body = b"{unreadable"
+    client.post(URL, content=body, headers=signed(body))
+    run_until_idle(runtime_of(server))
+    failed_event = next(e.id for e in stored_events(db) if e.state == EventState.FAILED)
 
+    # Unclaimed items can name another tenant's numbers: with two workspaces, neither sees them.
     seen = {(i["kind"], i["id"]) for i in _failed(client, acme_token)}
-    assert seen == {("change", mine), ("change", unclaimed)}
-    hidden = client.post(f"/api/v1/events/changes/{theirs}/retry", headers=_auth(acme_token))
-    assert hidden.status_code == 404
+    assert seen == {("change", mine)}
+    for path in (
+        f"/api/v1/events/changes/{theirs}/retry",
+        f"/api/v1/events/changes/{unclaimed}/retry",
+        f"/api/v1/events/{failed_event}/retry",
+    ):
+        assert client.post(path, headers=_auth(acme_token)).status_code == 404, path
+    # The operator sees everything with the CLI.
+    listed = _cli(settings, "events", "failed")
+    assert listed.returncode == 0, listed.stderr
+    for ref in (f"C{mine}", f"C{theirs}", f"C{unclaimed}", f"E{failed_event}"):
+        assert ref in listed.stdout
+
+
+def test_the_only_workspace_of_an_install_sees_unclaimed_changes(
+    client: httpx.Client, db: Database
+) -> None:
+    with db.unit_of_work() as session:
+        acme = make_workspace(session, "Acme")
+        make_channel(session, acme, phone_number_id="111")
+        acme_token = make_token(session, acme, ["events:read", "events:write"])
+    unclaimed = _park(db, "333")
     item = next(i for i in _failed(client, acme_token) if i["id"] == unclaimed)
     assert (item["state"], item["phone_number_id"], item["field"]) == ("parked", "333", "messages")
+    retried = client.post(f"/api/v1/events/changes/{unclaimed}/retry", headers=_auth(acme_token))
+    assert retried.status_code == 200
 
 
 def test_change_retry_queues_it_and_the_worker_applies_it_again(

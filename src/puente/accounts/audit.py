@@ -35,6 +35,7 @@ class Action:
     MFA_FAILED = "auth.mfa_failed"
     MFA_ENABLED = "auth.mfa_enabled"
     MFA_DISABLED = "auth.mfa_disabled"
+    MFA_RESET = "auth.mfa_reset"  # an admin cleared a member's two-factor (lost phone)
     LOGOUT = "auth.logout"
     PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"  # noqa: S105
     PASSWORD_RESET = "auth.password_reset"  # noqa: S105
@@ -58,6 +59,7 @@ class Action:
     CONTACT_ERASED = "contact.erased"
     LEGAL_HOLD_CHANGED = "contact.legal_hold"
     RETENTION_PURGED = "retention.purged"
+    WEBHOOKS_PURGED = "retention.webhooks_purged"
     ACCESS_DENIED = "access.denied"
 
 

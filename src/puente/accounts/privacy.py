@@ -28,6 +28,7 @@ from puente.conversations.models import Conversation, Media, Message, StatusEven
 from puente.db.base import utcnow
 from puente.db.session import on_commit
 from puente.errors import Conflict, NotFound
+from puente.ingest import retention as raw_webhooks
 from puente.runtime import BackgroundWorker, Runtime
 
 log = logging.getLogger(__name__)
@@ -295,6 +296,38 @@ def run_retention(
     return reports
 
 
+def run_webhook_retention(
+    db: Any, days: int, *, dry_run: bool = False, now: dt.datetime | None = None
+) -> raw_webhooks.WebhookPruneCounts | None:
+    """Delete processed raw webhook events (and processed changes) older than `days`, one
+    short transaction per batch; None when `days` is 0 (keep forever). Audited once,
+    installation-wide, with counts only."""
+    if days <= 0:
+        return None
+    cutoff = (now or utcnow()) - dt.timedelta(days=days)
+    if dry_run:
+        with db.read() as session:
+            return raw_webhooks.count_prunable(session, cutoff)
+    total = raw_webhooks.WebhookPruneCounts()
+    while True:
+        with db.unit_of_work() as session:
+            step = raw_webhooks.do_prune_batch(session, cutoff)
+        total.add(step)
+        if step.events < raw_webhooks.PRUNE_BATCH and step.changes < raw_webhooks.PRUNE_BATCH:
+            break
+    if total.events or total.changes:
+        with db.unit_of_work() as session:
+            audit.record(
+                session,
+                workspace_id=None,
+                actor="system",
+                action=Action.WEBHOOKS_PURGED,
+                target=f"older than {days} days",
+                details=total.as_dict(),
+            )
+    return total
+
+
 class RetentionJob:
     """The daily retention run, as a BackgroundWorker step: the first run a few minutes
     after start, then every 24 hours. Purging is idempotent, so two processes running it
@@ -303,9 +336,17 @@ class RetentionJob:
     FIRST_DELAY = dt.timedelta(minutes=5)
     INTERVAL = dt.timedelta(days=1)
 
-    def __init__(self, db: Any, media_dir: Path, *, first_run: dt.datetime | None = None) -> None:
+    def __init__(
+        self,
+        db: Any,
+        media_dir: Path,
+        *,
+        webhook_days: int = 0,
+        first_run: dt.datetime | None = None,
+    ) -> None:
         self.db = db
         self.media_dir = media_dir
+        self.webhook_days = webhook_days
         self.next_run = first_run or utcnow() + self.FIRST_DELAY
 
     def step(self) -> bool:
@@ -320,6 +361,9 @@ class RetentionJob:
                     r.counts.messages,
                     r.workspace_id,
                 )
+        pruned = run_webhook_retention(self.db, self.webhook_days)
+        if pruned is not None and pruned.events:
+            log.info("retention: %s raw webhook events deleted", pruned.events)
         return False
 
 
@@ -334,6 +378,7 @@ class EraseCounts:
     media_files: int = 0
     identities: int = 0
     consent_events: int = 0
+    raw_events: int = 0  # processed webhook bodies that named the contact, blanked
 
 
 def _count(session: Session, model: Any, *where: Any) -> int:
@@ -378,6 +423,12 @@ def do_erase_contact(
         identities=_count(session, ContactIdentity, ContactIdentity.contact_id == contact.id),
         consent_events=_count(session, ConsentEvent, ConsentEvent.contact_id == contact.id),
     )
+    identifiers = [contact.wa_id or "", (contact.phone_e164 or "").lstrip("+")]
+    for identity in session.scalars(
+        select(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
+    ):
+        identifiers += [identity.wa_id or "", identity.bsuid or "", identity.parent_bsuid or ""]
+    counts.raw_events = raw_webhooks.do_redact_contact_events(session, workspace_id, identifiers)
     message_ids = select(Message.id).where(Message.contact_id == contact.id)
     shas = [
         s
@@ -413,6 +464,10 @@ def do_erase_contact(
 
 def register(runtime: Runtime) -> None:
     """Add the daily retention run to the process's background workers."""
-    job = RetentionJob(runtime.db, runtime.settings.data_dir / "media")
+    job = RetentionJob(
+        runtime.db,
+        runtime.settings.data_dir / "media",
+        webhook_days=runtime.settings.webhook_retention_days,
+    )
     # The step only checks the clock until a run is due, so a minute's poll is plenty.
     runtime.workers.append(BackgroundWorker("retention", job.step, idle_seconds=60))

@@ -43,6 +43,9 @@ class ErasedOut(BaseModel):
     media_files: int = Field(description="files removed from disk (shared files stay)")
     identities: int
     consent_events: int
+    raw_events: int = Field(
+        description="processed raw webhook bodies that named the contact, blanked"
+    )
 
 
 def _chunks(spool: IO[bytes]) -> Iterator[bytes]:

@@ -50,10 +50,16 @@ def retention_run(
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would go; delete nothing."),
 ) -> None:
     """Delete messages (with their media rows and unshared files) older than each
-    workspace's retention period, except for contacts under legal hold."""
+    workspace's retention period, except for contacts under legal hold; then processed
+    raw webhook bodies older than PUENTE_WEBHOOK_RETENTION_DAYS (installation-wide)."""
     from rich.progress import Progress, TaskID
 
-    from puente.accounts.privacy import PurgeCounts, PurgeReport, run_retention
+    from puente.accounts.privacy import (
+        PurgeCounts,
+        PurgeReport,
+        run_retention,
+        run_webhook_retention,
+    )
     from puente.accounts.service import access_workspace_by_name
     from puente.errors import PuenteError
     from puente.runtime import Runtime
@@ -90,13 +96,24 @@ def retention_run(
         )
     if not reports:
         typer.echo("no workspace has a retention period (set it in /settings/security)")
-        return
     for r in reports:
         c = r.counts
         verb = "would delete" if dry_run else "deleted"
         typer.echo(
             f"{r.workspace_name} (keeps {r.days} days): {verb} {c.messages} messages, "
             f"{c.media_rows} media rows, {c.media_files} files, {c.status_events} status events"
+        )
+    if workspace:
+        return  # raw webhook bodies belong to no workspace: only a full run prunes them
+    days = runtime.settings.webhook_retention_days
+    pruned = run_webhook_retention(runtime.db, days, dry_run=dry_run)
+    if pruned is None:
+        typer.echo("raw webhook events: kept forever (PUENTE_WEBHOOK_RETENTION_DAYS=0)")
+    else:
+        verb = "would delete" if dry_run else "deleted"
+        typer.echo(
+            f"raw webhook events (keeps {days} days): {verb} {pruned.events} processed "
+            f"events, {pruned.changes} processed changes"
         )
 
 

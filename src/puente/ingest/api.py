@@ -56,8 +56,10 @@ Writer = Annotated[ApiCaller, scoped("events:write")]
     summary="Webhook events and changes that failed or wait for their channel",
     description=(
         "Events whose body could not be read, and single changes that failed or are parked "
-        "because their phone number has no channel yet. Shows changes for this workspace's "
-        "numbers and changes no channel claims yet; newest first."
+        "because their phone number has no channel yet, for this workspace's numbers; newest "
+        "first. Items no channel claims (unreadable events, unknown numbers) can name other "
+        "tenants' numbers: they are listed only when the installation has this one workspace "
+        "(otherwise the operator sees them with `puente events failed`)."
     ),
 )
 def get_failed(
@@ -84,4 +86,4 @@ def retry_change(change_id: int, caller: Writer, session: SessionDep) -> Failure
     summary="Process a failed event again from its stored body",
 )
 def retry_event(event_id: int, caller: Writer, session: SessionDep) -> FailureOut:
-    return FailureOut.of(do_retry_event(session, event_id))
+    return FailureOut.of(do_retry_event(session, caller.workspace_id, event_id))

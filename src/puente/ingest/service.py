@@ -25,13 +25,16 @@ from sqlalchemy import (
     and_,
     bindparam,
     delete,
+    false,
     func,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Session
 
+from puente.accounts.models import Workspace
 from puente.channels.models import Channel
 from puente.db.base import utcnow
 from puente.db.session import _CALLBACKS_KEY, on_commit
@@ -433,20 +436,32 @@ class Failure:
         return f"{self.kind[0].upper()}{self.id}"
 
 
-def _visible_changes(workspace_id: int | None) -> Any:
-    """Changes a workspace may see: those for its own channels, and those no channel
-    claims yet (a parked number could become anyone's). None means the operator: all."""
+def sees_unclaimed(session: Session, workspace_id: int | None) -> bool:
+    """Whether a workspace may see what no channel claims (unreadable events, changes
+    parked for unknown numbers): they can hold another tenant's numbers, so only the
+    operator (None, the CLI) and the workspace of a one-workspace install see them."""
+    if workspace_id is None:
+        return True
+    ids = session.scalars(select(Workspace.id).limit(2)).all()
+    return list(ids) == [workspace_id]
+
+
+def _visible_changes(workspace_id: int | None, unclaimed: bool) -> Any:
+    """Changes a workspace may see: those for its own channels and, with `unclaimed`,
+    those no channel claims yet. None means the operator: all."""
     if workspace_id is None:
         return True
     own = select(Channel.phone_number_id).where(Channel.workspace_id == workspace_id)
     own_wabas = select(Channel.waba_id).where(Channel.workspace_id == workspace_id)
+    number = WebhookChange.phone_number_id
+    mine = or_(number.in_(own), and_(number.is_(None), WebhookChange.waba_id.in_(own_wabas)))
+    if not unclaimed:
+        return mine
     any_number = select(Channel.phone_number_id)
     any_waba = select(Channel.waba_id)
-    number = WebhookChange.phone_number_id
     return or_(
-        number.in_(own),
+        mine,
         and_(number.is_not(None), number.not_in(any_number)),
-        and_(number.is_(None), WebhookChange.waba_id.in_(own_wabas)),
         and_(
             number.is_(None),
             or_(WebhookChange.waba_id.is_(None), WebhookChange.waba_id.not_in(any_waba)),
@@ -455,7 +470,9 @@ def _visible_changes(workspace_id: int | None) -> Any:
 
 
 def list_failures(session: Session, workspace_id: int | None, limit: int = 100) -> list[Failure]:
-    """Failed events and parked or failed changes, newest first."""
+    """Failed events and parked or failed changes, newest first. Failed events belong to
+    no workspace (their body could not be read), so only `sees_unclaimed` callers get them."""
+    unclaimed = sees_unclaimed(session, workspace_id)
     events = session.execute(
         select(
             WebhookEvent.id,
@@ -464,7 +481,7 @@ def list_failures(session: Session, workspace_id: int | None, limit: int = 100) 
             WebhookEvent.processed_at,
             WebhookEvent.received_at,
         )
-        .where(WebhookEvent.state == EventState.FAILED.value)
+        .where(WebhookEvent.state == EventState.FAILED.value, true() if unclaimed else false())
         .order_by(WebhookEvent.id.desc())
         .limit(limit)
     ).all()
@@ -472,7 +489,7 @@ def list_failures(session: Session, workspace_id: int | None, limit: int = 100) 
         select(WebhookChange)
         .where(
             WebhookChange.state.in_((ChangeState.FAILED.value, ChangeState.PARKED.value)),
-            _visible_changes(workspace_id),
+            _visible_changes(workspace_id, unclaimed),
         )
         .order_by(WebhookChange.id.desc())
         .limit(limit)
@@ -527,25 +544,28 @@ def _event_failure(event: WebhookEvent) -> Failure:
     )
 
 
-def access_failed_event(session: Session, event_id: int) -> WebhookEvent:
+def access_failed_event(session: Session, workspace_id: int | None, event_id: int) -> WebhookEvent:
     event = session.get(WebhookEvent, event_id)
-    if event is None:
+    if event is None or not sees_unclaimed(session, workspace_id):
         raise NotFound(f"no webhook event {event_id}")
     return event
 
 
 def access_change(session: Session, workspace_id: int | None, change_id: int) -> WebhookChange:
     change = session.scalar(
-        select(WebhookChange).where(WebhookChange.id == change_id, _visible_changes(workspace_id))
+        select(WebhookChange).where(
+            WebhookChange.id == change_id,
+            _visible_changes(workspace_id, sees_unclaimed(session, workspace_id)),
+        )
     )
     if change is None:
         raise NotFound(f"no webhook change {change_id}")
     return change
 
 
-def do_retry_event(session: Session, event_id: int) -> Failure:
+def do_retry_event(session: Session, workspace_id: int | None, event_id: int) -> Failure:
     """Queue a FAILED event (its body could not be read) to be processed again."""
-    event = access_failed_event(session, event_id)
+    event = access_failed_event(session, workspace_id, event_id)
     if event.state != EventState.FAILED.value:
         raise Conflict(
             f"webhook event {event_id} is {event.state}; only failed events are retried "

@@ -77,7 +77,26 @@ class World:
 def world(
     settings: Settings, db: Database, live_server_factory: type[LiveServer]
 ) -> Iterator[World]:
-    # Puente first (the sandbox needs its webhook URL), then the sandbox it calls.
+    """Puente with its workers stopped: tests run each worker step themselves."""
+    yield from _world(settings, db, live_server_factory, run_workers=False)
+
+
+@pytest.fixture
+def running_world(
+    settings: Settings, db: Database, live_server_factory: type[LiveServer]
+) -> Iterator[World]:
+    """Puente as deployed: its background workers run on their own."""
+    yield from _world(settings, db, live_server_factory, run_workers=True)
+
+
+def _world(
+    settings: Settings,
+    db: Database,
+    live_server_factory: type[LiveServer],
+    *,
+    run_workers: bool,
+) -> Iterator[World]:
+    # The sandbox first: Puente's Graph client needs its URL.
     sandbox = live_server_factory(
         create_sandbox_app(
             SandboxConfig(
@@ -90,7 +109,7 @@ def world(
         )
     ).start()
     settings = settings.model_copy(update={"graph_base_url": sandbox.url})
-    app = create_app(settings, db)
+    app = create_app(settings, db, run_workers=run_workers)
     puente = live_server_factory(app).start()
     runtime: Runtime = app.state.runtime
 

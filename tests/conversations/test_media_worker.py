@@ -260,3 +260,25 @@ def test_history_placeholders_get_their_files_from_the_later_media_webhook(
         assert media.state == "stored", media.last_error
         assert world.api.get(f"/media/{media.id}").content == SAMPLES[kind][1]
         assert len(_media_events(world.events, message.id)) == 1
+
+
+def test_the_running_workers_download_on_their_own(running_world: World) -> None:
+    world = running_world
+    res = world.control.post(
+        f"/numbers/{DEMO_NUMBER}/inbound",
+        json={"from": "573001112233", "type": "image", "media": {"caption": "sola"}},
+    )
+    assert res.status_code == 201, res.text
+    wamid = res.json()["id"]
+
+    def stored_media() -> Any:
+        with world.runtime.db.read() as session:
+            message_id = session.scalar(select(Message.id).where(Message.wamid == wamid))
+        if message_id is None:
+            return None
+        listed = world.api.get("/media", params={"message_id": message_id}).json()
+        return listed if listed and listed[0]["state"] == "stored" else None
+
+    listed = _wait_for(stored_media)
+    assert listed[0]["sha256"] == hashlib.sha256(PNG).hexdigest()
+    assert world.api.get(listed[0]["file_url"].removeprefix("/api/v1")).content == PNG

@@ -97,6 +97,11 @@ def media_path(data_dir: Path, sha256: str) -> Path:
 # -- claims and results (the database side) -------------------------------------------
 
 
+def any_due(session: Session, now: dt.datetime) -> bool:
+    due = select(Media.id).where(Media.state == MediaState.PENDING, Media.next_attempt_at <= now)
+    return session.scalar(due.limit(1)) is not None
+
+
 def claim_due(session: Session, *, now: dt.datetime, limit: int, policy: MediaPolicy) -> list[Job]:
     """Lease up to `limit` pending rows whose time has come, oldest first."""
     query = (
@@ -333,6 +338,11 @@ class MediaDownloader:
 
     def step(self, now: dt.datetime | None = None) -> bool:
         now = now or utcnow()
+        # Look before claiming: an idle poll then costs one indexed read, never the write
+        # lock (SQLite) that the webhook writer and the ingest worker need.
+        with self.runtime.db.read() as session:
+            if not any_due(session, now):
+                return False
         with self.runtime.db.unit_of_work() as session:
             jobs = claim_due(session, now=now, limit=self.policy.concurrency, policy=self.policy)
         if not jobs:

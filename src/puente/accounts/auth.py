@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from puente.accounts import audit
@@ -27,8 +27,11 @@ from puente.accounts.credentials import (
     user_totp_secret,
     verify_password,
 )
-from puente.accounts.models import AuthLink, Membership, Role, User, Workspace
+from puente.accounts.gate import Actor
+from puente.accounts.models import AuthLink, Membership, RecoveryCode, Role, User, Workspace
 from puente.accounts.service import (
+    access_member,
+    check_manage_member,
     do_create_user,
     first_membership,
     mfa_required_for,
@@ -198,17 +201,97 @@ def do_disable_totp(
     code: str,
     ip: str | None,
 ) -> None:
+    """Turn two-factor sign-in off with a current code or, phone lost, a recovery code."""
     secret = user_totp_secret(box, user)
     if not user.totp_enabled or secret is None:
         raise Conflict("two-factor sign-in is not on")
+    code = code.strip()
+    used_recovery = False
     if not check_totp(secret, code):
-        raise InvalidInput("that code is not right")
-    user.totp_enabled = False
-    user.totp_secret_encrypted = None
+        if "-" not in code or not do_use_recovery_code(session, user, code):
+            raise InvalidInput("that code is not right")
+        used_recovery = True
+    _clear_totp(session, user)
     audit.record(
-        session, workspace_id=workspace_id, actor=user.email, action=Action.MFA_DISABLED, ip=ip
+        session,
+        workspace_id=workspace_id,
+        actor=user.email,
+        action=Action.MFA_DISABLED,
+        details={"with": "recovery_code" if used_recovery else "totp"},
+        ip=ip,
     )
     session.flush()
+
+
+def _clear_totp(session: Session, user: User) -> None:
+    user.totp_enabled = False
+    user.totp_secret_encrypted = None
+    # Left-over recovery codes would be useless; enrolling again issues new ones.
+    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+
+
+def do_reset_member_totp(
+    session: Session, actor: Actor, user_id: int, *, ip: str | None = None
+) -> User:
+    """An admin clears another member's two-factor sign-in (they lost their phone and
+    their recovery codes). Their sessions end; if the workspace requires two-factor they
+    must enrol again right after signing in. Someone who also belongs to another
+    workspace is refused: that workspace relies on their second factor too."""
+    user, membership = access_member(session, actor, user_id)
+    check_manage_member(actor, membership, None)
+    if user.id == actor.user_id:
+        raise Conflict(
+            "use your profile to turn off your own two-factor sign-in", code="self_reset"
+        )
+    if not user.totp_enabled:
+        raise Conflict("this person does not use two-factor sign-in", code="mfa_off")
+    elsewhere = session.scalar(
+        select(Membership.id).where(
+            Membership.user_id == user.id, Membership.workspace_id != actor.workspace_id
+        )
+    )
+    if elsewhere is not None:
+        raise Conflict(
+            "this person also belongs to another workspace; the operator resets their "
+            "two-factor sign-in with `puente users reset-2fa`",
+            code="other_workspaces",
+        )
+    _clear_totp(session, user)
+    do_end_user_sessions(session, user.id)
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor=actor,
+        action=Action.MFA_RESET,
+        target=f"user {user.email}",
+        ip=ip,
+    )
+    session.flush()
+    return user
+
+
+def do_operator_reset_totp(session: Session, email: str) -> User:
+    """The operator (CLI) clears a person's two-factor sign-in in every workspace, each of
+    which gets an audit entry."""
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    if user is None:
+        raise NotFound(f"no user {email}")
+    if not user.totp_enabled:
+        raise Conflict(f"{user.email} does not use two-factor sign-in", code="mfa_off")
+    _clear_totp(session, user)
+    do_end_user_sessions(session, user.id)
+    for workspace_id in session.scalars(
+        select(Membership.workspace_id).where(Membership.user_id == user.id)
+    ):
+        audit.record(
+            session,
+            workspace_id=workspace_id,
+            actor="cli",
+            action=Action.MFA_RESET,
+            target=f"user {user.email}",
+        )
+    session.flush()
+    return user
 
 
 # --- Single-use links ----------------------------------------------------------------------

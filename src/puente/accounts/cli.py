@@ -1,4 +1,5 @@
-"""Account commands of the `puente` CLI: setup, tokens list/revoke, audit verify, secrets rotate."""
+"""Account commands of the `puente` CLI: setup, tokens list/revoke, audit verify, secrets
+rotate, users reset-2fa."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ from sqlalchemy import select
 
 audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 secrets_cli = typer.Typer(help="Secrets encrypted at rest.", no_args_is_help=True)
+users_cli = typer.Typer(help="People's accounts, across workspaces.", no_args_is_help=True)
 
 
 def register(app: typer.Typer, tokens_cli: typer.Typer) -> None:
     app.command("setup")(setup)
     app.add_typer(audit_cli, name="audit")
     app.add_typer(secrets_cli, name="secrets")
+    app.add_typer(users_cli, name="users")
     tokens_cli.command("list")(tokens_list)
     tokens_cli.command("revoke")(tokens_revoke)
 
@@ -75,6 +78,24 @@ def tokens_revoke(
         ws = access_workspace_by_name(session, workspace)
         row = do_revoke_token_audited(session, workspace_id=ws.id, token_id=token_id, actor="cli")
         typer.echo(f"token {row.prefix}… revoked")
+
+
+@users_cli.command("reset-2fa")
+def users_reset_2fa(email: str = typer.Argument(..., help="The person's email address.")) -> None:
+    """Turn off someone's two-factor sign-in (lost phone and recovery codes) in every
+    workspace; they sign in with their password and enrol again where it is required."""
+    from puente.accounts.auth import do_operator_reset_totp
+    from puente.errors import PuenteError
+    from puente.runtime import Runtime
+
+    runtime = Runtime.from_settings()
+    try:
+        with runtime.db.unit_of_work() as session:
+            user = do_operator_reset_totp(session, email)
+            typer.echo(f"two-factor sign-in reset for {user.email}; their sessions ended")
+    except PuenteError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(1) from exc
 
 
 @audit_cli.command("verify")

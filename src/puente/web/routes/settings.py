@@ -128,7 +128,8 @@ def totp_disable(
     session: DbDep,
     runtime: RuntimeDep,
     me: Member,
-    code: Annotated[str, Form(max_length=16)],
+    # Room for a recovery code ("xxxxxxxx-xxxxxxxx") as well as a 6-digit code.
+    code: Annotated[str, Form(max_length=64)],
 ) -> Response:
     try:
         with session.begin_nested():

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from puente.accounts import audit
-from puente.accounts.auth import do_invite
+from puente.accounts.auth import do_invite, do_reset_member_totp
 from puente.accounts.mail import do_queue_mail
 from puente.accounts.models import Role
 from puente.accounts.permissions import ASSIGNABLE_ROLES, Perm, Scope
@@ -167,6 +167,20 @@ def users_reactivate(request: Request, session: DbDep, me: Admin, user_id: int) 
         do_set_member_active(session, me.actor, user_id, active=True, ip=client_ip(request))
 
     return _attempt(request, session, me, change, "User reactivated.")
+
+
+@router.post("/settings/users/{user_id}/reset-2fa", response_class=HTMLResponse)
+def users_reset_2fa(request: Request, session: DbDep, me: Admin, user_id: int) -> Response:
+    def change() -> None:
+        do_reset_member_totp(session, me.actor, user_id, ip=client_ip(request))
+
+    return _attempt(
+        request,
+        session,
+        me,
+        change,
+        "Two-factor sign-in was reset. They sign in with their password and set it up again.",
+    )
 
 
 # --- Teams ---------------------------------------------------------------------------------

@@ -44,6 +44,30 @@ class SandboxConfig(BaseModel):
     status_delays: tuple[float, float, float] = Field(
         (0.0, 0.2, 0.5), description="Seconds after the send for sent, delivered and read."
     )
+    played_delay: float = Field(
+        0.3, ge=0, description="Seconds after read for the `played` status of voice notes."
+    )
+    throughput_window: float = Field(
+        1.0,
+        gt=0,
+        description="Seconds in which a number may handle `mps` messages, sends and inbound "
+        "together (1 like Meta; tests lengthen it so 130429 does not depend on timing).",
+    )
+    messaging_limit_code: int = Field(
+        131048,
+        description="Error for a template to a new unique user beyond the portfolio's messaging "
+        "limit. Meta documents no dedicated code; 131048 is the closest documented one.",
+    )
+    messaging_limit_sync: bool = Field(
+        False,
+        description="Refuse sends beyond the messaging limit with HTTP 400 instead of a "
+        "failed status webhook.",
+    )
+    paced_message_status: bool = Field(
+        True,
+        description="Put `message_status` in the send response of paced templates (Meta "
+        "documents it as optional).",
+    )
     pair_limit: int = Field(
         10, ge=1, description="Messages to one recipient allowed within pair_window seconds."
     )
@@ -63,6 +87,6 @@ class SandboxConfig(BaseModel):
     )
     policy_errors_sync: bool = Field(
         False,
-        description="Return 131047/131050/131026 in the HTTP response instead of "
-        "a failed status webhook (Meta reports them asynchronously).",
+        description="Return 131047/131049/131050/131026 and the messaging limit in the HTTP "
+        "response instead of a failed status webhook (Meta reports them asynchronously).",
     )

@@ -23,16 +23,18 @@ from puente.sandbox.schemas import (
     DecisionIn,
     HistoryIn,
     InboundIn,
+    MessagingLimitIn,
     NumberIn,
     NumberPatch,
     OwnerMessageIn,
+    PacingIn,
     SignupConfirmIn,
     SignupIn,
     TemplateIn,
     TemplateStatusIn,
     TokenIn,
 )
-from puente.sandbox.state import ChatMessage, Number
+from puente.sandbox.state import MESSAGING_LIMITS, ChatMessage, Number, Portfolio
 
 api = APIRouter()
 
@@ -89,8 +91,9 @@ def message_view(msg: ChatMessage) -> dict[str, Any]:
 
 def number_view(sb: Sandbox, number: Number) -> dict[str, Any]:
     return {
-        **number_fields(number),
+        **number_fields(number, sb.messaging_limit_of(number)),
         "waba_id": number.waba_id,
+        "blocked_until": number.blocked_until or None,
         "coexistence": number.coexistence,
         "connection": number.connection,
         "history_sharing": number.history_sharing,
@@ -184,8 +187,63 @@ async def patch_number(request: Request, number_id: str, body: NumberPatch) -> d
     sb = sb_of(request)
     number = need_number(sb, number_id)
     for key, value in body.model_dump(exclude_unset=True).items():
-        setattr(number, key, value)
+        if key == "blocked_for":
+            number.blocked_until = sb.clock.now() + value if value else 0.0
+        elif value is not None:
+            setattr(number, key, value)
     return number_view(sb, number)
+
+
+def portfolio_view(sb: Sandbox, portfolio: Portfolio) -> dict[str, Any]:
+    return {
+        "id": portfolio.id,
+        "messaging_limit": portfolio.messaging_limit,
+        "limit": MESSAGING_LIMITS[portfolio.messaging_limit],
+        "reached_24h": sb.reached_users(portfolio, sb.clock.now()),
+        "waba_ids": [w.id for w in sb.world.wabas.values() if w.business_id == portfolio.id],
+    }
+
+
+def need_portfolio(sb: Sandbox, business_id: str) -> Portfolio:
+    if not any(w.business_id == business_id for w in sb.world.wabas.values()):
+        raise HTTPException(404, f"unknown business portfolio {business_id}")
+    return sb.portfolio(business_id)
+
+
+@api.get("/portfolios")
+async def list_portfolios(request: Request) -> list[dict[str, Any]]:
+    sb = sb_of(request)
+    ids = dict.fromkeys(w.business_id for w in sb.world.wabas.values())
+    return [portfolio_view(sb, sb.portfolio(i)) for i in ids]
+
+
+@api.get("/portfolios/{business_id}")
+async def get_portfolio(request: Request, business_id: str) -> dict[str, Any]:
+    sb = sb_of(request)
+    return portfolio_view(sb, need_portfolio(sb, business_id))
+
+
+@api.patch("/portfolios/{business_id}")
+async def patch_portfolio(
+    request: Request, business_id: str, body: MessagingLimitIn
+) -> dict[str, Any]:
+    """Set the portfolio's messaging limit (unique users reached outside a window per 24 h)."""
+    sb = sb_of(request)
+    portfolio = need_portfolio(sb, business_id)
+    portfolio.messaging_limit = body.messaging_limit
+    return portfolio_view(sb, portfolio)
+
+
+@api.patch("/wabas/{waba_id}")
+async def patch_waba(request: Request, waba_id: str, body: MessagingLimitIn) -> dict[str, Any]:
+    """The same through a WABA: the limit belongs to its portfolio, shared by its other WABAs."""
+    sb = sb_of(request)
+    waba = sb.world.wabas.get(waba_id)
+    if waba is None:
+        raise HTTPException(404, f"unknown WABA {waba_id}")
+    portfolio = sb.portfolio(waba.business_id)
+    portfolio.messaging_limit = body.messaging_limit
+    return portfolio_view(sb, portfolio)
 
 
 @api.post("/customers", status_code=201)
@@ -194,6 +252,7 @@ async def create_customer(request: Request, body: CustomerIn) -> dict[str, Any]:
     customer = sb.customer(body.wa_id, body.name)
     customer.name, customer.delivery = body.name, body.delivery
     customer.marketing_opt_out = body.marketing_opt_out
+    customer.marketing_capped = body.marketing_capped
     return dataclasses.asdict(customer)
 
 
@@ -326,6 +385,25 @@ async def set_template_status(
         raise HTTPException(404, f"unknown template {template_id}")
     sb.do_set_template_status(template, body.event, body.reason)
     return template_fields(template)
+
+
+@api.post("/templates/{template_id}/pacing")
+async def set_template_pacing(request: Request, template_id: str, body: PacingIn) -> dict[str, Any]:
+    """Pace a template (sends get `message_status`, the ones past `hold_after` are held);
+    `paced: false` releases the held messages."""
+    sb = sb_of(request)
+    template = sb.world.templates.get(template_id)
+    if template is None:
+        raise HTTPException(404, f"unknown template {template_id}")
+    held = len(template.held)
+    sb.do_set_pacing(template, body.paced, body.hold_after)
+    return {
+        **template_fields(template),
+        "paced": template.paced,
+        "hold_after": template.pacing_hold_after,
+        "held": len(template.held),
+        "released": held - len(template.held),
+    }
 
 
 # -- read back ----------------------------------------------------------------------------------

@@ -24,11 +24,13 @@ from puente.sandbox.rules import (
 from puente.sandbox.state import (
     COEXISTENCE_MPS,
     DEFAULT_MPS,
+    MESSAGING_LIMITS,
     ChatMessage,
     Clock,
     Conversation,
     Customer,
     Number,
+    Portfolio,
     Store,
     Template,
     Waba,
@@ -41,6 +43,7 @@ WINDOW = DAY
 ENTRY_POINT_WINDOW = 3 * DAY
 GC_FREEZE_EVERY = 2000
 REQUEST_LOG = 5000
+HELD = "held_for_quality_assessment"
 
 
 class Sandbox:
@@ -55,6 +58,9 @@ class Sandbox:
         self.requests: collections.deque[tuple[float, str, str, str, bytes, int]] = (
             collections.deque(maxlen=REQUEST_LOG)
         )
+        # Bumped whenever a chat changes, so the phone page can push updates instead of polling.
+        self.revision = 0
+        self._waiters: set[asyncio.Future[None]] = set()
 
     def log_request(self, method: str, path: str, query: str, body: bytes, status: int) -> None:
         """Every Graph API call, so tests and scripts can read back what the client did."""
@@ -102,6 +108,44 @@ class Sandbox:
     def add_message(self, msg: ChatMessage) -> None:
         self.world.messages[msg.wamid] = msg
         self.world.chats.setdefault(chat_key(msg.number_id, msg.customer), []).append(msg.wamid)
+        self.touch()
+
+    def portfolio(self, business_id: str) -> Portfolio:
+        return self.world.portfolios.setdefault(business_id, Portfolio(id=business_id))
+
+    def messaging_limit_of(self, number: Number) -> str:
+        waba = self.world.wabas.get(number.waba_id)
+        portfolio = self.world.portfolios.get(waba.business_id) if waba else None
+        return portfolio.messaging_limit if portfolio else "TIER_UNLIMITED"
+
+    def reached_users(self, portfolio: Portfolio, now: float) -> int:
+        """Unique users reached outside a service window in the last 24 h (oldest dropped)."""
+        reached = portfolio.reached
+        while reached:
+            first = next(iter(reached))
+            if reached[first] > now - DAY:
+                break
+            del reached[first]
+        return len(reached)
+
+    # -- change notification ----------------------------------------------------------------
+    def touch(self) -> None:
+        self.revision += 1
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def wait_change(self, revision: int, timeout: float) -> None:
+        """Return once `revision` is outdated, or after `timeout` seconds."""
+        if self.revision != revision:
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.add(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            self._waiters.discard(waiter)
 
     def chat(self, number_id: str, wa_id: str) -> list[ChatMessage]:
         ids = self.world.chats.get(chat_key(number_id, wa_id), [])
@@ -198,6 +242,27 @@ class Sandbox:
                 template.rejected_reason = reason or "INVALID_FORMAT"
         value = payloads.template_status_value(template, event, reason)
         self.sender.emit(template.waba_id, "message_template_status_update", value)
+        if event in ("PAUSED", "DISABLED") and template.held:
+            # A sandbox choice: a paced template that fails its assessment drops what it held.
+            code = 132015 if event == "PAUSED" else 132016
+            self._release_held(template, GraphError(code, f"Template {template.name} is {event}"))
+
+    def do_set_pacing(self, template: Template, paced: bool, hold_after: int) -> None:
+        """Meta paces a template while it assesses its quality; ending pacing releases the held."""
+        with self.store.lock:
+            template.paced = paced
+            template.pacing_hold_after = hold_after
+            template.pacing_sent = 0
+        if not paced:
+            self._release_held(template, None)
+
+    def _release_held(self, template: Template, failure: GraphError | None) -> None:
+        held, template.held = template.held, []
+        for wamid in held:
+            msg = self.world.messages[wamid]
+            number = self.world.numbers[msg.number_id]
+            customer = self.customer(msg.customer)
+            self._schedule_statuses(number, customer, msg, msg.pricing or {}, failure)
 
     # -- scheduling -------------------------------------------------------------------------
     def later(self, delay: float, callback: Callable[[], None]) -> None:
@@ -230,7 +295,13 @@ class Sandbox:
         if isinstance(body, dict) and body.get("status") == "read":
             return self.do_mark_read(number, body)
         req = check_send_body(body)
-        self.limiter.check_throughput(number.id, number.mps)
+        if number.blocked_until > self.clock.now():
+            raise GraphError(
+                368,
+                "The phone number is temporarily blocked for policy violations",
+                message="(#368) Temporarily blocked for policies violations",
+            )
+        self.limiter.check_throughput(number.id, number.mps, self.config.throughput_window)
         template = self._check_template(number, req) if req.type == "template" else None
         self._check_media_refs(req)
         self.limiter.check_pair(number.id, req.to, self.config.pair_limit, self.config.pair_window)
@@ -238,8 +309,14 @@ class Sandbox:
             customer = self.customer(req.to)
             now = self.clock.now()
             conv = self.conversation(number.id, customer.wa_id)
-            failure = self._policy_failure(req, template, customer, conv, now)
-            if failure is not None and self.config.policy_errors_sync:
+            # Templates outside any window reach a user for the portfolio's messaging limit.
+            portfolio = None
+            if template is not None and now > max(conv.window_until, conv.entry_point_until):
+                portfolio = self.portfolio(self.world.wabas[number.waba_id].business_id)
+            failure = self._limit_failure(portfolio, customer, now)
+            sync = failure is not None and self.config.messaging_limit_sync
+            failure = failure or self._policy_failure(req, template, customer, conv, now)
+            if failure is not None and (sync or self.config.policy_errors_sync):
                 raise failure
             msg = ChatMessage(
                 wamid=self.store.new_wamid(),
@@ -265,12 +342,50 @@ class Sandbox:
                 # The state only grows, and full collections would rescan all of it.
                 gc.freeze()
             pricing = self._pricing(template, conv, now)
-        self._schedule_statuses(number, customer, msg, pricing, failure)
+            if portfolio is not None and failure is None:
+                portfolio.reached.pop(customer.wa_id, None)
+                portfolio.reached[customer.wa_id] = now
+            pacing = self._pace(template, msg, pricing) if template and failure is None else None
+        if pacing != HELD:
+            self._schedule_statuses(number, customer, msg, pricing, failure)
+        sent: dict[str, str] = {"id": msg.wamid}
+        if pacing is not None and self.config.paced_message_status:
+            sent["message_status"] = pacing
         return {
             "messaging_product": "whatsapp",
             "contacts": [{"input": body["to"], "wa_id": customer.wa_id}],
-            "messages": [{"id": msg.wamid}],
+            "messages": [sent],
         }
+
+    def _pace(self, template: Template, msg: ChatMessage, pricing: dict[str, Any]) -> str | None:
+        """`message_status` of a paced template: the first sends go out, the rest are held."""
+        if not template.paced:
+            return None
+        if template.pacing_sent < template.pacing_hold_after:
+            template.pacing_sent += 1
+            return "accepted"
+        msg.pricing = pricing
+        msg.status = HELD
+        template.held.append(msg.wamid)
+        return HELD
+
+    def _limit_failure(
+        self, portfolio: Portfolio | None, customer: Customer, now: float
+    ) -> GraphError | None:
+        if portfolio is None:
+            return None
+        limit = MESSAGING_LIMITS.get(portfolio.messaging_limit)
+        if limit is None:
+            return None
+        reached = self.reached_users(portfolio, now)
+        if customer.wa_id in portfolio.reached or reached < limit:
+            return None
+        return GraphError(
+            self.config.messaging_limit_code,
+            f"Message failed to send because the business portfolio reached its messaging "
+            f"limit ({portfolio.messaging_limit}: {limit} unique users outside a customer "
+            f"service window in 24 hours)",
+        )
 
     def do_mark_read(self, number: Number, body: dict[str, Any]) -> dict[str, Any]:
         if body.get("messaging_product") != "whatsapp":
@@ -333,8 +448,15 @@ class Sandbox:
                 "Message failed to send because more than 24 hours have passed since the "
                 "customer last replied to this number.",
             )
-        if template is not None and template.category == "MARKETING" and customer.marketing_opt_out:
+        marketing = template is not None and template.category == "MARKETING"
+        if marketing and customer.marketing_opt_out:
             return GraphError(131050, "The user has stopped receiving marketing messages")
+        if marketing and customer.marketing_capped:
+            return GraphError(
+                131049,
+                "This message was not delivered to maintain healthy ecosystem engagement "
+                "(per-user marketing limit)",
+            )
         if customer.delivery == "fail":
             return GraphError(131026, "Message undeliverable: the recipient cannot receive it")
         return None
@@ -368,6 +490,9 @@ class Sandbox:
             return
         steps = {"read": 3, "delivered": 2, "sent": 1}.get(customer.delivery, 3)
         plan = list(zip(("sent", "delivered", "read"), self.config.status_delays, strict=True))
+        if steps == 3 and _is_voice(msg):
+            plan.append(("played", plan[2][1] + self.config.played_delay))
+            steps = 4
         # Statuses due at the same moment share one timer; due now, they are queued at once.
         for delay, group in itertools.groupby(plan[:steps], key=lambda step: step[1]):
             names = [name for name, _ in group]
@@ -397,6 +522,7 @@ class Sandbox:
         pricing: dict[str, Any],
     ) -> None:
         msg.status = status
+        self.touch()
         waba = self.world.wabas[number.waba_id]
         value = payloads.status_value(
             number, waba, customer, msg, status, self.clock.now(), pricing
@@ -416,3 +542,9 @@ class Sandbox:
 
     def new_request_id(self) -> str:
         return secrets.token_hex(12)
+
+
+def _is_voice(msg: ChatMessage) -> bool:
+    """Voice notes (audio sent with `voice: true`) get a `played` status after `read`."""
+    audio = msg.content.get("audio") if msg.type == "audio" else None
+    return isinstance(audio, dict) and audio.get("voice") is True

@@ -82,7 +82,7 @@ def ok(data: Any) -> JSONResponse:
 
 
 # -- phone numbers ------------------------------------------------------------------------------
-def number_fields(number: Number) -> dict[str, Any]:
+def number_fields(number: Number, messaging_limit: str = "TIER_UNLIMITED") -> dict[str, Any]:
     level = "HIGH" if number.mps >= 1000 else "STANDARD"
     return {
         "id": number.id,
@@ -96,7 +96,8 @@ def number_fields(number: Number) -> dict[str, Any]:
         # `mps` is a sandbox extension: Meta only reports the level.
         "throughput": {"level": level, "mps": number.mps},
         "status": "CONNECTED" if number.connection == "connected" else "DISCONNECTED",
-        "whatsapp_business_manager_messaging_limit": "TIER_2K",
+        # The business portfolio's tier (control API: PATCH /portfolios/{id}).
+        "whatsapp_business_manager_messaging_limit": messaging_limit,
     }
 
 
@@ -235,7 +236,12 @@ async def phone_numbers(request: Request) -> Response:
     sb = sandbox_of(request)
     waba = sb.access_waba(request.path_params["object_id"], token_of(request))
     numbers = [n for n in sb.world.numbers.values() if n.waba_id == waba.id]
-    return ok(page([select_fields(number_fields(n), request) for n in numbers], request))
+    return ok(
+        page(
+            [select_fields(number_fields(n, sb.messaging_limit_of(n)), request) for n in numbers],
+            request,
+        )
+    )
 
 
 @graph
@@ -306,7 +312,7 @@ async def graph_object(request: Request) -> Response:
     token = token_of(request)
     if object_id in sb.world.numbers:
         number = sb.access_number(object_id, token)
-        return ok(select_fields(number_fields(number), request))
+        return ok(select_fields(number_fields(number, sb.messaging_limit_of(number)), request))
     if object_id in sb.world.wabas:
         waba = sb.access_waba(object_id, token)
         return ok(select_fields(waba_fields(waba), request))

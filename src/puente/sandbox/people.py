@@ -184,6 +184,8 @@ def do_inbound(
         if referral is not None:
             conv.entry_point_until = now + ENTRY_POINT_WINDOW
     if number.connection == "connected":
+        # Meta counts inbound and outbound messages together against the number's throughput.
+        sb.limiter.record_inbound(number.id, sb.config.throughput_window)
         waba = sb.world.wabas[number.waba_id]
         sb.emit_value(number, "messages", payloads.inbound_value(number, waba, customer, msg))
     return msg

@@ -6,7 +6,15 @@ from typing import Any
 
 from puente.sandbox.state import ChatMessage
 
-TICKS = {"accepted": "🕓", "sent": "✓", "delivered": "✓✓", "read": "✓✓ leído", "failed": "⚠ falló"}
+TICKS = {
+    "accepted": "🕓",
+    "held_for_quality_assessment": "🕓 retenido",
+    "played": "✓✓ escuchado",
+    "sent": "✓",
+    "delivered": "✓✓",
+    "read": "✓✓ leído",
+    "failed": "⚠ falló",
+}
 ICONS = {"image": "📷", "video": "🎬", "audio": "🎤", "document": "📄", "sticker": "🏷"}
 
 

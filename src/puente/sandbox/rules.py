@@ -95,6 +95,8 @@ def _check_media(p: dict[str, Any], kind: str) -> None:
         raise invalid(f"{kind} needs exactly one of id or link")
     if "caption" in p and kind in ("audio", "sticker"):
         raise invalid(f"caption is not supported for {kind}")
+    if "voice" in p and (kind != "audio" or not isinstance(p["voice"], bool)):
+        raise invalid("voice is a boolean of audio messages")
     _text(p.get("caption"), f"{kind}.caption", 1024, required=False)
 
 
@@ -254,19 +256,27 @@ def check_template_parameters(template: Template, payload: dict[str, Any]) -> No
 
 # -- rates ------------------------------------------------------------------------------------
 class RateLimiter:
-    """Sliding one-second window per number (130429) and per recipient pair (131056)."""
+    """Sliding window per number (130429; one second unless configured) and per recipient pair
+    (131056). Meta counts inbound and outbound messages together against the number's mps."""
 
     def __init__(self) -> None:
         self._numbers: dict[str, collections.deque[float]] = {}
         self._pairs: dict[str, collections.deque[float]] = {}
 
-    def check_throughput(self, number_id: str, mps: int) -> None:
-        if not _admit(self._numbers.setdefault(number_id, collections.deque()), mps, 1.0):
+    def check_throughput(self, number_id: str, mps: int, window: float = 1.0) -> None:
+        stamps = self._numbers.setdefault(number_id, collections.deque())
+        if not _admit(stamps, mps, window):
             raise GraphError(
                 130429,
                 f"Message failed to send because there were too many messages sent from this "
                 f"phone number in a short period of time ({mps} messages per second)",
             )
+
+    def record_inbound(self, number_id: str, window: float = 1.0) -> None:
+        """A customer's message uses the number's throughput but is never refused for it."""
+        stamps = self._numbers.setdefault(number_id, collections.deque())
+        _prune(stamps, time.monotonic(), window)
+        stamps.append(time.monotonic())
 
     def check_pair(self, number_id: str, to: str, limit: int, window: float) -> None:
         key = f"{number_id}:{to}"
@@ -278,10 +288,14 @@ class RateLimiter:
             )
 
 
-def _admit(stamps: collections.deque[float], limit: int, window: float) -> bool:
-    now = time.monotonic()
+def _prune(stamps: collections.deque[float], now: float, window: float) -> None:
     while stamps and now - stamps[0] >= window:
         stamps.popleft()
+
+
+def _admit(stamps: collections.deque[float], limit: int, window: float) -> bool:
+    now = time.monotonic()
+    _prune(stamps, now, window)
     if len(stamps) >= limit:
         return False
     stamps.append(now)

@@ -27,6 +27,11 @@ class ConfigPatch(BaseModel):
     history_chunk_messages: int | None = Field(None, ge=1)
     policy_errors_sync: bool | None = None
     media_download_faults: list[int] | None = Field(None, max_length=100)
+    played_delay: float | None = Field(None, ge=0)
+    throughput_window: float | None = Field(None, gt=0)
+    messaging_limit_code: int | None = Field(None, ge=1)
+    messaging_limit_sync: bool | None = None
+    paced_message_status: bool | None = None
 
 
 class NumberIn(BaseModel):
@@ -42,6 +47,23 @@ class NumberPatch(BaseModel):
     mps: int | None = Field(None, ge=1, le=100_000)
     quality_rating: Literal["GREEN", "YELLOW", "RED"] | None = None
     history_sharing: Literal["accepted", "declined", "undecided"] | None = None
+    blocked_for: float | None = Field(
+        None, ge=0, description="Refuse sends with 368 for this many seconds (0 lifts it)."
+    )
+
+
+MessagingLimit = Literal["TIER_250", "TIER_2K", "TIER_10K", "TIER_100K", "TIER_UNLIMITED"]
+
+
+class MessagingLimitIn(BaseModel):
+    messaging_limit: MessagingLimit
+
+
+class PacingIn(BaseModel):
+    paced: bool
+    hold_after: int = Field(
+        0, ge=0, description="Sends let through while paced before the rest are held."
+    )
 
 
 class CustomerIn(BaseModel):
@@ -49,12 +71,14 @@ class CustomerIn(BaseModel):
     name: str = Field(min_length=1, max_length=100)
     delivery: Literal["read", "delivered", "sent", "fail"] = "read"
     marketing_opt_out: bool = False
+    marketing_capped: bool = False
 
 
 class CustomerPatch(BaseModel):
     name: str | None = Field(None, min_length=1, max_length=100)
     delivery: Literal["read", "delivered", "sent", "fail"] | None = None
     marketing_opt_out: bool | None = None
+    marketing_capped: bool | None = None
 
 
 class MediaIn(BaseModel):

@@ -48,6 +48,7 @@ class Number:
     history_pending: bool = False  # requested, waiting for the owner's decision
     address_book: dict[str, dict[str, str]] = field(default_factory=dict)
     quality_rating: str = "GREEN"
+    blocked_until: float = 0.0  # sends refused with 368 until then (sandbox clock)
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Customer:
     # read | delivered | sent (offline) | fail (131026)
     delivery: str = "read"
     marketing_opt_out: bool = False
+    marketing_capped: bool = False  # marketing templates fail with 131049
 
 
 @dataclass
@@ -87,6 +89,7 @@ class ChatMessage:
     error: dict[str, Any] | None = None
     biz_opaque_callback_data: str | None = None
     request: dict[str, Any] | None = None
+    pricing: dict[str, Any] | None = None  # kept for messages held by template pacing
 
 
 @dataclass
@@ -100,6 +103,10 @@ class Template:
     status: str = "PENDING"
     parameter_format: str = "POSITIONAL"
     rejected_reason: str = "NONE"
+    paced: bool = False
+    pacing_hold_after: int = 0  # sends let through while paced before holding the rest
+    pacing_sent: int = 0
+    held: list[str] = field(default_factory=list)  # wamids held for quality assessment
 
 
 @dataclass
@@ -115,6 +122,25 @@ class Media:
     @property
     def data(self) -> bytes:
         return base64.b64decode(self.data_b64)
+
+
+MESSAGING_LIMITS: dict[str, int | None] = {
+    "TIER_250": 250,
+    "TIER_2K": 2000,
+    "TIER_10K": 10_000,
+    "TIER_100K": 100_000,
+    "TIER_UNLIMITED": None,
+}
+
+
+@dataclass
+class Portfolio:
+    """A business portfolio: since Oct 2025 the messaging limit is set here, shared by its WABAs."""
+
+    id: str
+    messaging_limit: str = "TIER_UNLIMITED"
+    # wa_id -> when last reached outside a customer-service window; oldest first.
+    reached: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,6 +173,7 @@ class World:
     tokens: dict[str, list[str]] = field(default_factory=dict)  # token -> waba ids ([] = all)
     signups: dict[str, Signup] = field(default_factory=dict)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # pnid -> threads
+    portfolios: dict[str, Portfolio] = field(default_factory=dict)  # business_id -> portfolio
     next_id: int = 1_065_403_522_000
 
 
@@ -219,6 +246,7 @@ def load_world(data: dict[str, Any]) -> World:
         tokens=data.get("tokens", {}),
         signups=each("signups", Signup),
         history=data.get("history", {}),
+        portfolios=each("portfolios", Portfolio),
         next_id=data.get("next_id", World().next_id),
     )
 

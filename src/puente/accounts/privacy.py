@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select, update
+from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from puente.accounts import audit
@@ -27,7 +27,7 @@ from puente.contacts.models import (
 from puente.conversations.models import Conversation, Media, Message, StatusEvent
 from puente.db.base import utcnow
 from puente.db.session import on_commit
-from puente.errors import Conflict, NotFound
+from puente.errors import Conflict, InvalidInput, NotFound
 from puente.ingest import retention as raw_webhooks
 from puente.runtime import BackgroundWorker, Runtime
 
@@ -78,6 +78,47 @@ def access_contact(session: Session, workspace_id: int, contact_id: int) -> Cont
     if contact is None:
         raise NotFound("no such contact")
     return contact
+
+
+def access_contact_by_phone(session: Session, workspace_id: int, phone: str) -> Contact:
+    """The workspace's contact with this phone number, written any way (a WhatsApp id, or
+    E.164 with or without "+", spaces or dashes); other spellings of Mexican, Brazilian
+    and Argentine mobiles match too."""
+    from puente.contacts.phones import to_e164, wa_id_from_e164
+    from puente.contacts.resolve import digits_of, wa_id_variants
+
+    # WhatsApp ids such as Mexico's 521... are no longer valid numbers to the numbering
+    # plan, so the digits as written are tried as well as the E.164 form.
+    digits = digits_of(phone)
+    if not 8 <= len(digits) <= 15 or len(digits) * 2 < len(phone.strip()):
+        raise InvalidInput("that is not a phone number; write it with its country code")
+    e164 = to_e164(phone)
+    written = {digits, wa_id_from_e164(e164)} if e164 else {digits}
+    spellings = sorted({v for w in written for v in (w, *wa_id_variants(w))})
+    contact = session.scalars(
+        select(Contact)
+        .where(
+            Contact.workspace_id == workspace_id,
+            or_(
+                Contact.wa_id.in_(spellings),
+                Contact.phone_e164.in_([f"+{w}" for w in spellings]),
+            ),
+        )
+        .order_by(Contact.id)
+    ).first()
+    if contact is None:
+        raise NotFound("no contact with this phone number")
+    return contact
+
+
+def list_legal_holds(session: Session, workspace_id: int) -> list[Contact]:
+    return list(
+        session.scalars(
+            select(Contact)
+            .where(Contact.workspace_id == workspace_id, Contact.legal_hold.is_(True))
+            .order_by(Contact.id)
+        )
+    )
 
 
 def do_set_legal_hold(

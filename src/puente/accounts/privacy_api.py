@@ -48,7 +48,7 @@ class ErasedOut(BaseModel):
     )
 
 
-def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
+def stream_spool(spool: IO[bytes]) -> Iterator[bytes]:
     try:
         spool.seek(0)
         while chunk := spool.read(64 * 1024):
@@ -73,7 +73,7 @@ def _chunks(spool: IO[bytes]) -> Iterator[bytes]:
 def export_contact(
     contact_id: ContactId, caller: ExportCaller, session: SessionDep, runtime: RuntimeDep
 ) -> StreamingResponse:
-    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (closed by _chunks)
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (closed by stream_spool)
     try:
         privacy_export.do_export_contact(
             session,
@@ -87,7 +87,7 @@ def export_contact(
         spool.close()
         raise
     return StreamingResponse(
-        _chunks(spool),
+        stream_spool(spool),
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="contact-{contact_id}.zip"'},
     )

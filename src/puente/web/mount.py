@@ -141,7 +141,15 @@ def install_error_pages(app: FastAPI) -> None:
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:
-    from puente.web.routes import auth, dev, home, settings, settings_admin, templates
+    from puente.web.routes import (
+        auth,
+        dev,
+        home,
+        privacy,
+        settings,
+        settings_admin,
+        templates,
+    )
 
     app.state.session_secret = session_secret(runtime.settings)
     for name, path in vendor_paths().items():
@@ -149,5 +157,5 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeadersMiddleware, hsts=runtime.settings.secure_cookies)
     install_error_pages(app)
-    for module in (home, auth, settings, settings_admin, dev, templates):
+    for module in (home, auth, settings, settings_admin, privacy, dev, templates):
         app.include_router(module.router)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from puente.api.common import error_responses
+from puente.api.common import ErrorOut, error_responses
 from puente.api.deps import ApiCaller, RuntimeDep, SessionDep, scoped
 from puente.channels import onboarding as ob
 from puente.channels.costs import month_costs
@@ -273,7 +273,10 @@ def get_status(channel_id: ChannelId, caller: ReadCaller, session: SessionDep) -
     response_model=SyncRequestOut,
     status_code=201,
     summary="Request (or retry) the contacts sync or the history import",
-    responses=error_responses(403, 404, 409, 422),
+    responses={
+        **error_responses(400, 403, 404, 409),
+        502: {"model": ErrorOut, "description": "Meta refused the request; it is recorded"},
+    },
 )
 def request_sync(
     channel_id: ChannelId,

@@ -250,6 +250,7 @@ def test_erase_removes_the_contact_and_audits_without_personal_data(
         "media_files": 1,
         "identities": 1,
         "consent_events": 1,
+        "raw_events": 0,  # no webhook named her (tests/accounts/test_webhook_retention.py)
     }
     assert client.get(f"/contacts/{ana.contact_id}", headers=bearer(tok["all"])).status_code == 404
     with db.read() as session:

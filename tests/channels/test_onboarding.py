@@ -112,16 +112,31 @@ def test_retry_fails_again_with_metas_error_while_meta_refuses(coex: Coex) -> No
 def test_sync_window_closes_after_24_hours(coex: Coex) -> None:
     from puente.channels.models import Channel
 
-    channel_id = coex.onboard(import_history=False)
+    started = coex.start()
+    coex.confirm(started)
+    coex.sandbox.world.numbers[NUMBER].syncs["history"] = "elsewhere"
+    channel_id = coex.poll(started["id"])["channel_id"]
+    del coex.sandbox.world.numbers[NUMBER].syncs["history"]
     with coex.db.unit_of_work() as session:
         channel = session.get(Channel, channel_id)
         assert channel is not None and channel.onboarded_at is not None
         channel.onboarded_at -= dt.timedelta(hours=25)
-    status = coex.status(channel_id)
-    assert status["history_skipped"] is True
+    assert coex.status(channel_id)["retryable_syncs"] == []
     res = coex.api.post(f"/channels/{channel_id}/sync-requests", json={"sync_type": "history"})
     assert res.status_code == 409
     assert res.json()["error"]["code"] == "sync_window_closed"
+    assert "onboard it again" in res.json()["error"]["message"]
+
+
+def test_skipped_history_cannot_be_requested_later(coex: Coex) -> None:
+    channel_id = coex.onboard(import_history=False)
+    status = coex.status(channel_id)
+    assert status["history_skipped"] is True
+    assert [r["sync_type"] for r in status["sync_requests"]] == ["smb_app_state_sync"]
+    res = coex.api.post(f"/channels/{channel_id}/sync-requests", json={"sync_type": "history"})
+    assert res.status_code == 409
+    assert res.json()["error"]["code"] == "history_skipped"
+    assert "history" not in coex.sandbox.world.numbers[NUMBER].syncs
 
 
 def test_code_that_comes_too_late_says_what_to_do(coex: Coex) -> None:

@@ -489,6 +489,12 @@ def check_request_sync(
             code="not_coexistence",
         )
     label = SYNC_LABELS[sync_type]
+    if sync_type == HISTORY and (channel.settings or {}).get("import_history") is False:
+        raise SyncRefused(
+            "the history import was skipped at onboarding; importing it now needs "
+            "disconnecting the number in the Business app and onboarding it again",
+            code="history_skipped",
+        )
     for request in sync_requests(session, channel):
         accepted = request.state == SyncRequestState.ACCEPTED.value
         if request.sync_type == sync_type and accepted:

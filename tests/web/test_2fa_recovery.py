@@ -11,11 +11,14 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from puente.accounts.models import ApiToken, AuditEntry, Membership, User
 from puente.app import create_app
+from puente.cli import app as cli_app
 from puente.config import Settings
 from puente.db.session import Database
+from tests.accounts.test_privacy_retention import cli_env  # noqa: F401 (fixture)
 from tests.factories import PASSWORD, make_user, make_workspace
 from tests.web.test_2fa_required import redirected_to_enrol, require_2fa
 from tests.webclient import WebClient
@@ -211,3 +214,32 @@ def test_an_unenrolled_admin_cannot_create_api_tokens(client: FastAPI, db: Datab
     assert created.status_code == 200
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(ApiToken)) == 1
+
+
+def test_operator_resets_someone_in_several_workspaces_from_the_cli(
+    cli_env: None,  # noqa: F811
+    client: FastAPI,
+    db: Database,
+) -> None:
+    staff(db)
+    agent = signed_in(client, "agent@example.com")
+    enrol(agent)
+    with db.unit_of_work() as session:
+        other = make_workspace(session, "Elsewhere")
+        session.add(
+            Membership(
+                workspace_id=other.id, user_id=user_id(db, "agent@example.com"), role="owner"
+            )
+        )
+
+    done = CliRunner().invoke(cli_app, ["users", "reset-2fa", "Agent@Example.com"])
+    assert done.exit_code == 0, done.output
+    assert "two-factor sign-in reset for agent@example.com" in done.output
+    assert audit_of(db, "auth.mfa_reset") == [("cli", "user agent@example.com")] * 2
+    assert agent.get("/inbox", follow_redirects=False).status_code == 303  # session ended
+    assert signed_in(client, "agent@example.com").get("/inbox").status_code == 200
+
+    again = CliRunner().invoke(cli_app, ["users", "reset-2fa", "agent@example.com"])
+    assert again.exit_code == 1 and "does not use two-factor" in again.output
+    unknown = CliRunner().invoke(cli_app, ["users", "reset-2fa", "nobody@example.com"])
+    assert unknown.exit_code == 1 and "no user" in unknown.output

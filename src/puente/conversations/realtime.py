@@ -15,6 +15,7 @@ import logging
 import os
 import queue
 import threading
+import time
 import uuid
 import weakref
 from collections.abc import Callable
@@ -34,6 +35,7 @@ CHANNEL = "puente_events"
 MAX_NOTIFY = 7000
 # How long the dispatcher thread lingers with nobody connected before it stops.
 IDLE_STOP_SECONDS = 30.0
+RETRY_PAUSES = (0.02, 0.05, 0.1, 0.2)
 
 
 @dataclass(eq=False)
@@ -218,6 +220,13 @@ class RealtimeHub:
         if event.conversation_id is None:
             return subs
         conversation = self._conversation(event.workspace_id, event.conversation_id)
+        for pause in RETRY_PAUSES:
+            if conversation is not None:
+                break
+            # Seen on SQLite under load: a conversation created by the transaction that
+            # published the event was not yet visible to a read begun right after it.
+            time.sleep(pause)
+            conversation = self._conversation(event.workspace_id, event.conversation_id)
         if conversation is None:
             return []
         also = set(event.data.get("also_user_ids") or [])

@@ -200,17 +200,16 @@ def test_inbound_messages_use_the_numbers_throughput(sandbox: Harness) -> None:
     assert refused.status_code == 400 and error_of(refused)["code"] == 130429
     # The customer is never refused: a fourth inbound message still reaches the webhook.
     sandbox.inbound(text="tres")
-    texts = sandbox.receiver.wait_for(
-        lambda: (
-            len(sandbox.receiver.changes("messages")) >= 3
-            and [
-                m["text"]["body"]
-                for c in sandbox.receiver.changes("messages")
-                for m in c["value"].get("messages", [])
-            ]
-        )
-    )
-    assert texts == ["uno", "dos", "tres"]
+
+    def texts() -> list[str]:
+        changes = sandbox.receiver.changes("messages")
+        return [m["text"]["body"] for c in changes for m in c["value"].get("messages", [])]
+
+    assert sandbox.receiver.wait_for(lambda: len(texts()) >= 3 and texts()) == [
+        "uno",
+        "dos",
+        "tres",
+    ]
 
 
 # -- pacing ---------------------------------------------------------------------------------------

@@ -41,4 +41,12 @@ def sandbox_command(
     base = f"http://{host}:{port}"
     typer.echo(f"Meta sandbox at {base}  (Graph API: {base}/v23.0, token: {access_token})")
     typer.echo(f"Phone page: {base}/_sandbox/phone   Control API: {base}/_sandbox/api/docs")
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    # Open phone pages hold event streams; do not let them delay Ctrl+C for long.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=3,
+    )

@@ -1,17 +1,27 @@
 """The simulated phone page (`/_sandbox/phone`): chat as a customer, or act as the owner's
 Business app (send, edit, revoke, contacts, history consent, signup confirmation); and the
-Embedded Signup page (`/_sandbox/signup`). Server-rendered Jinja2 with htmx, no inline scripts."""
+Embedded Signup page (`/_sandbox/signup`). Server-rendered Jinja2 with htmx, no inline scripts;
+threads update live over server-sent events (htmx-ext-sse)."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -24,18 +34,30 @@ from puente.sandbox.state import Number
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 PREFIX = "/_sandbox/phone"
+# An event stream ends after this long and the browser reconnects, so a server shutting down
+# never waits on an open phone page for longer.
+STREAM_SECONDS = 10.0
+# The front-end libraries come from the npm lockfile (node_modules), never copied into the repo.
+ASSETS = {
+    "htmx.min.js": ("PUENTE_HTMX_PATH", "htmx.org/dist/htmx.min.js"),
+    "sse.js": ("PUENTE_HTMX_SSE_PATH", "htmx-ext-sse/dist/sse.min.js"),
+}
 
 
-def find_htmx() -> Path | None:
-    """htmx comes from the npm lockfile (node_modules), never copied into the repository."""
-    override = os.environ.get("PUENTE_HTMX_PATH")
+def find_asset(name: str) -> Path | None:
+    env, relative = ASSETS[name]
+    override = os.environ.get(env)
     if override:
         return Path(override)
     for base in (Path.cwd(), *HERE.parents):
-        candidate = base / "node_modules" / "htmx.org" / "dist" / "htmx.min.js"
+        candidate = base / "node_modules" / relative
         if candidate.exists():
             return candidate
     return None
+
+
+def find_htmx() -> Path | None:
+    return find_asset("htmx.min.js")
 
 
 def sb_of(request: Request) -> Sandbox:
@@ -73,16 +95,59 @@ async def index(request: Request) -> Response:
     )
 
 
+def thread_signature(sb: Sandbox, number_id: str, wa_id: str) -> str:
+    """Changes whenever anything a bubble shows changes (new message, tick, edit, reaction)."""
+    state = tuple(
+        (m.wamid, m.status, m.edited, m.revoked, m.reaction) for m in sb.chat(number_id, wa_id)
+    )
+    return format(hash(state) & 0xFFFFFFFFFFFF, "x")
+
+
 def thread_context(sb: Sandbox, number: Number, wa_id: str, viewer: str) -> dict[str, Any]:
     messages = [
         m for m in sb.chat(number.id, wa_id) if m.type not in ("edit", "revoke", "reaction")
     ]
+    bubbles = [bubble(m, viewer=viewer) for m in messages]
+    texts = {b["id"]: b["text"] for b in bubbles}
+    for b in bubbles:
+        b["quoted_text"] = texts.get(b["quoted"] or "", "")
     return {
         "number": number,
         "wa_id": wa_id,
         "viewer": viewer,
-        "bubbles": [bubble(m, viewer=viewer) for m in messages],
+        "bubbles": bubbles,
+        "signature": thread_signature(sb, number.id, wa_id),
     }
+
+
+async def thread_events(request: Request) -> Response:
+    """Server-sent events: `changed` whenever the thread differs from the `since` signature the
+    page was rendered with; the page then fetches the fragment (no 1 s polling)."""
+    sb = sb_of(request)
+    try:
+        number = number_of(request)
+    except people.PeopleError as exc:
+        return PlainTextResponse(str(exc), status_code=404)
+    wa_id = request.path_params["wa_id"]
+    since = request.query_params.get("since", "")
+
+    async def stream() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STREAM_SECONDS
+        yield "retry: 500\n\n"
+        while (left := deadline - loop.time()) > 0:
+            revision = sb.revision
+            if thread_signature(sb, number.id, wa_id) != since:
+                # One event is enough: the swapped-in thread reconnects with its own signature.
+                yield f"event: changed\ndata: {revision}\n\n"
+                return
+            await sb.wait_change(revision, left)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def customer_page(request: Request) -> Response:
@@ -94,10 +159,17 @@ async def customer_page(request: Request) -> Response:
     wa_id = request.path_params["wa_id"]
     customer = sb.customer(wa_id)
     ctx = thread_context(sb, number, wa_id, "customer")
+    reply = request.query_params.get("reply")
+    replying = next((b for b in ctx["bubbles"] if b["id"] == reply), None)
     return templates.TemplateResponse(
         request,
         "customer.html",
-        {**ctx, "customer": customer, "error": request.query_params.get("error")},
+        {
+            **ctx,
+            "customer": customer,
+            "replying": replying,
+            "error": request.query_params.get("error"),
+        },
     )
 
 
@@ -177,29 +249,32 @@ async def customer_send(request: Request) -> Response:
                 {"message_id": reply_to, "emoji": str(form.get("emoji", "👍"))},
             )
         elif kind == "media":
-            upload = form.get("file")
-            if upload is None or isinstance(upload, str) or not upload.filename:
-                raise people.PeopleError("choose a file to send")
-            data = await upload.read()
-            media_kind = _kind_for(upload.content_type or "")
-            people.do_inbound(
-                sb,
-                number_id,
-                wa_id,
-                media_kind,
-                media={
-                    "data_b64": base64.b64encode(data).decode(),
-                    "mime_type": upload.content_type,
-                    "filename": upload.filename,
-                    "caption": str(form.get("caption") or upload.filename),
-                },
-                context_id=reply_to,
-            )
+            media_kind, media = await _upload(form)
+            people.do_inbound(sb, number_id, wa_id, media_kind, media=media, context_id=reply_to)
         else:
             raise people.PeopleError(f"unknown kind {kind}")
     except (people.PeopleError, ValueError) as exc:
         return back(url, str(exc))
     return back(url)
+
+
+async def _upload(form: FormData) -> tuple[str, dict[str, Any]]:
+    """The file chosen in the browser, as the sandbox's media object (kind from its type)."""
+    upload = form.get("file")
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        raise people.PeopleError("choose a file to send")
+    data = await upload.read()
+    if not data:
+        raise people.PeopleError("the file is empty")
+    kind = _kind_for(upload.content_type or "")
+    media: dict[str, Any] = {
+        "data_b64": base64.b64encode(data).decode(),
+        "mime_type": upload.content_type or "application/octet-stream",
+        "filename": upload.filename,
+    }
+    if kind not in ("audio", "sticker"):
+        media["caption"] = str(form.get("caption") or upload.filename)
+    return kind, media
 
 
 def _kind_for(mime: str) -> str:
@@ -218,7 +293,8 @@ def _kind_for(mime: str) -> str:
 async def owner_action(request: Request) -> Response:
     sb = sb_of(request)
     number_id, action = request.path_params["number_id"], request.path_params["action"]
-    form = await form_of(request)
+    raw_form = await request.form()
+    form: dict[str, Any] = dict(raw_form.items())
     to = str(form.get("to") or "")
     url = f"{PREFIX}/{number_id}/owner" + (f"?chat={to}" if to else "")
     try:
@@ -230,6 +306,21 @@ async def owner_action(request: Request) -> Response:
                 "text",
                 {"body": form.get("text", "")},
                 context_id=form.get("reply_to") or None,
+            )
+        elif action == "media":
+            media_kind, media = await _upload(raw_form)
+            people.do_owner_send(sb, number_id, to, media_kind, media=media)
+        elif action == "location":
+            people.do_owner_send(
+                sb,
+                number_id,
+                to,
+                "location",
+                {
+                    "latitude": float(str(form.get("latitude"))),
+                    "longitude": float(str(form.get("longitude"))),
+                    "name": str(form.get("place") or ""),
+                },
             )
         elif action == "edit":
             people.do_owner_send(
@@ -260,7 +351,7 @@ async def owner_action(request: Request) -> Response:
             )
         else:
             return PlainTextResponse("unknown action", status_code=404)
-    except (people.PeopleError, signup.SignupError) as exc:
+    except (people.PeopleError, signup.SignupError, ValueError) as exc:
         return back(url, str(exc))
     return back(url)
 
@@ -294,21 +385,25 @@ async def signup_page(request: Request) -> Response:
     )
 
 
-async def htmx_js(_: Request) -> Response:
-    path = find_htmx()
-    if path is None or not path.exists():
-        return PlainTextResponse("htmx not installed (npm ci)", status_code=404)
-    return FileResponse(path, media_type="text/javascript")
+def node_asset(name: str) -> Route:
+    async def serve(_: Request) -> Response:
+        path = find_asset(name)
+        if path is None or not path.exists():
+            return PlainTextResponse("front-end assets not installed (npm ci)", status_code=404)
+        return FileResponse(path, media_type="text/javascript")
+
+    return Route(f"/_sandbox/static/{name}", serve)
 
 
 ROUTES: list[BaseRoute] = [
-    Route("/_sandbox/static/htmx.min.js", htmx_js),
+    *(node_asset(name) for name in ASSETS),
     Mount(
         "/_sandbox/static", app=StaticFiles(directory=str(HERE / "static")), name="sandbox-static"
     ),
     Route(PREFIX, index),
     Route(PREFIX + "/{number_id}/chat/{wa_id}", customer_page),
     Route(PREFIX + "/{number_id}/chat/{wa_id}/thread", thread_fragment),
+    Route(PREFIX + "/{number_id}/chat/{wa_id}/events", thread_events),
     Route(PREFIX + "/{number_id}/chat/{wa_id}/send", customer_send, methods=["POST"]),
     Route(PREFIX + "/{number_id}/owner", owner_page),
     Route(PREFIX + "/{number_id}/owner/{action}", owner_action, methods=["POST"]),

@@ -75,8 +75,7 @@ def _fresh_pg_database() -> str:
     return url.render_as_string(hide_password=False)
 
 
-@pytest.fixture
-def demo(tmp_path: Path, pg_schema: str | None) -> Iterator[dict[str, Any]]:
+def demo_env(tmp_path: Path) -> dict[str, str]:
     port, sandbox_port = free_port(), free_port()
     env = {
         **os.environ,
@@ -92,17 +91,24 @@ def demo(tmp_path: Path, pg_schema: str | None) -> Iterator[dict[str, Any]]:
     env.pop("PUENTE_DATABASE_URL", None)
     if TEST_DB == "postgres":
         env["PUENTE_DATABASE_URL"] = _fresh_pg_database()
+    return env
+
+
+@pytest.fixture
+def demo(tmp_path: Path, pg_schema: str | None) -> Iterator[dict[str, Any]]:
+    env = demo_env(tmp_path)
     process = DemoProcess(env)
     try:
         password = process.wait_line(r"Sign in:\s+(\S+)\s+/\s+(\S+)")
         token = process.wait_line(r"API token \(shown once\): (\S+)")
         yield {
-            "url": f"http://127.0.0.1:{port}",
-            "sandbox": f"http://127.0.0.1:{sandbox_port}",
+            "url": f"http://127.0.0.1:{env['PUENTE_PORT']}",
+            "sandbox": f"http://127.0.0.1:{env['PUENTE_DEMO_SANDBOX_PORT']}",
             "email": password.group(1),
             "password": password.group(2),
             "token": token.group(1),
             "process": process,
+            "env": env,
         }
     finally:
         process.stop()
@@ -168,3 +174,25 @@ def test_demo_runs_puente_and_the_sandbox_seeded(demo: dict[str, Any]) -> None:
             return any(c["last_message_preview"] == "¿Abren hoy?" for c in items)
 
         _wait(arrived, what="the customer's message")
+
+        templates = {t["name"] for t in api.get("/templates").json()["items"]}
+        assert {"hello_world", "pedido_confirmado", "promo_mensual"} <= templates
+
+
+def test_demo_restart_keeps_the_world_and_the_login(demo: dict[str, Any]) -> None:
+    demo["process"].stop()
+    again = DemoProcess(demo["env"])
+    try:
+        login = again.wait_line(r"Sign in:\s+(\S+)\s+/\s+(\S+)")
+        assert login.group(2) == demo["password"]
+        assert not any("API token" in line for line in again.lines)  # not seeded twice
+        with httpx.Client(
+            base_url=demo["url"] + "/api/v1",
+            headers={"Authorization": f"Bearer {demo['token']}"},
+        ) as api:
+            assert len(api.get("/channels").json()) == 2
+        with httpx.Client(base_url=demo["url"], timeout=30) as http:
+            page = WebClient(http).login(demo["email"], demo["password"])
+            assert "Tienda La Esquina" in page.text
+    finally:
+        again.stop()

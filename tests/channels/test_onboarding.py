@@ -208,3 +208,28 @@ def test_sandbox_signup_is_refused_when_talking_to_meta(make_coex: object) -> No
     coex.runtime.settings.graph_base_url = "https://graph.facebook.com"
     res = coex.api.post("/channels/onboardings", json={"method": "coexistence", "phone": PHONE})
     assert res.status_code == 409 and res.json()["error"]["code"] == "not_sandbox"
+
+
+def test_finish_with_the_code_from_embedded_signup(coex: Coex) -> None:
+    """Meta mode: the browser got the code and the session info; the server finishes."""
+    signup = coex.control.post("/signups", json={"mode": "coexistence", "phone": PHONE}).json()
+    confirmed = coex.control.post(
+        f"/signups/{signup['id']}/confirm",
+        json={"confirm_code": signup["confirm_code"], "share_history": True},
+    ).json()
+    assert confirmed["session_info"]["event"] == "FINISH_WHATSAPP_BUSINESS_APP_ONBOARDING"
+    res = coex.api.post(
+        "/channels/onboardings/finish",
+        json={
+            "method": "coexistence",
+            "code": confirmed["code"],
+            "waba_id": confirmed["session_info"]["data"]["waba_id"],
+            "import_history": False,
+        },
+    )
+    assert res.status_code == 201, res.text
+    done = res.json()
+    assert done["state"] == "connected" and done["phone_number_id"] == NUMBER
+    status = coex.status(done["channel_id"])
+    assert [r["sync_type"] for r in status["sync_requests"]] == ["smb_app_state_sync"]
+    assert status["history_skipped"] is True

@@ -48,9 +48,77 @@ from puente.db.session import Database
 
 PASSWORD = "bench-password-long-enough"
 APP_SECRET = "bench-app-secret"
-WORDS = ["hola", "gracias", "pedido", "envío", "precio", "talla", "color", "entrega", "factura", "pago", "transferencia", "tienda", "horario", "mañana", "tarde", "dirección", "cambio", "devolución", "garantía", "stock", "oferta", "descuento", "zapatos", "camisa", "pantalón", "bolso", "regalo", "cumpleaños", "urgente", "confirmado", "cancelar", "número", "medellín", "bogotá", "monterrey", "madrid", "lima", "quito", "rastreo", "paquete", "caja", "tarjeta", "efectivo"]
-NAMES = ["Lucía", "Carlos", "Marta", "Pedro", "Sofía", "Juan", "Ana", "Diego", "Valeria", "Andrés", "Camila", "Mateo"]
-SURNAMES = ["Gómez", "Pérez", "Ruiz", "López", "Díaz", "Torres", "Rojas", "Castro", "Vargas", "Mora"]
+WORDS = [
+    "hola",
+    "gracias",
+    "pedido",
+    "envío",
+    "precio",
+    "talla",
+    "color",
+    "entrega",
+    "factura",
+    "pago",
+    "transferencia",
+    "tienda",
+    "horario",
+    "mañana",
+    "tarde",
+    "dirección",
+    "cambio",
+    "devolución",
+    "garantía",
+    "stock",
+    "oferta",
+    "descuento",
+    "zapatos",
+    "camisa",
+    "pantalón",
+    "bolso",
+    "regalo",
+    "cumpleaños",
+    "urgente",
+    "confirmado",
+    "cancelar",
+    "número",
+    "medellín",
+    "bogotá",
+    "monterrey",
+    "madrid",
+    "lima",
+    "quito",
+    "rastreo",
+    "paquete",
+    "caja",
+    "tarjeta",
+    "efectivo",
+]
+NAMES = [
+    "Lucía",
+    "Carlos",
+    "Marta",
+    "Pedro",
+    "Sofía",
+    "Juan",
+    "Ana",
+    "Diego",
+    "Valeria",
+    "Andrés",
+    "Camila",
+    "Mateo",
+]
+SURNAMES = [
+    "Gómez",
+    "Pérez",
+    "Ruiz",
+    "López",
+    "Díaz",
+    "Torres",
+    "Rojas",
+    "Castro",
+    "Vargas",
+    "Mora",
+]
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 CHUNK = 20_000
 
@@ -296,6 +364,21 @@ def build(db: Database, conversations: int, messages: int, agents: int) -> dict[
     }
 
 
+def existing_world(db: Database) -> dict[str, Any]:
+    with db.engine.connect() as conn:
+        ws = conn.execute(sa.select(Workspace.id)).scalar_one()
+        users = list(conn.execute(sa.select(User.id).order_by(User.id)).scalars())
+        return {
+            "workspace_id": ws,
+            "conversation_ids": list(conn.execute(sa.select(Conversation.id)).scalars()),
+            "channel_ids": sorted(conn.execute(sa.select(Channel.id)).scalars()),
+            "team_ids": sorted(conn.execute(sa.select(Team.id)).scalars()),
+            "agent_ids": users[1:],
+            "phone_number_id": "106540352242920",
+            "display": "15550783800",
+        }
+
+
 # -- serving and measuring --------------------------------------------------------------------
 
 
@@ -414,9 +497,10 @@ def live_latency(url: str, owner: httpx.Client, world: dict[str, Any], n: int) -
     thread.start()
     time.sleep(0.5)
     poster = httpx.Client(base_url=url, timeout=30)
+    run = int(time.time())
     times: list[float] = []
     for i in range(n + 3):
-        wamid = f"wamid.LIVE{i:06d}"
+        wamid = f"wamid.LIVE{run}.{i:06d}"  # unique per run, so a reused dataset works too
         body = webhook_body(
             world["phone_number_id"],
             world["display"],
@@ -458,11 +542,15 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--postgres", help="a PostgreSQL URL (its tables are dropped and rebuilt)")
+    parser.add_argument(
+        "--reuse", metavar="DIR", help="keep the SQLite dataset in DIR and reuse it when present"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="puente-bench-inbox-") as tmp:
+        data_dir = Path(args.reuse or tmp)
         settings = Settings(
-            data_dir=Path(tmp),
+            data_dir=data_dir,
             database_url=args.postgres,
             secret_key=SecretStr(Fernet.generate_key().decode()),
             session_secret=SecretStr("bench"),

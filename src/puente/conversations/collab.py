@@ -484,7 +484,15 @@ def do_mark_read(session: Session, conversation: Conversation) -> bool:
     """Clear the unread marker when an agent opens the conversation (one UPDATE)."""
     if not conversation.unread_count:
         return False
-    conversation.unread_count = 0
+    # An UPDATE by id: the page may have loaded the conversation through a reader session.
+    session.execute(
+        update(Conversation)
+        .where(
+            Conversation.id == conversation.id,
+            Conversation.workspace_id == conversation.workspace_id,
+        )
+        .values(unread_count=0)
+    )
     publish_conversation(session, conversation, "read")
     return True
 

@@ -154,7 +154,7 @@
     if (!expires || composer.getAttribute("data-window-open") !== "1") return;
     var left = new Date(expires).getTime() - Date.now();
     if (left > 0 && left < 2147000000) {
-      windowTimer = window.setTimeout(function () { refreshComposer(true); refreshPanel(); }, left + 500);
+      windowTimer = window.setTimeout(function () { refreshComposer(true); refreshPanel(); refreshList(); }, left + 500);
     }
   }
 

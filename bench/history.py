@@ -112,6 +112,21 @@ def start_worker(settings: Settings) -> subprocess.Popen[bytes]:
     )
 
 
+def runtime_of(app: object) -> Runtime:
+    runtime: Runtime = app.state.runtime  # type: ignore[attr-defined]
+    return runtime
+
+
+def set_ingest_batch(runtime: Runtime, size: int) -> None:
+    """Shrink the in-process ingest worker's batch (an experiment, not a setting)."""
+    from puente.ingest.worker import IngestProcessor
+
+    for worker in runtime.workers:
+        owner = getattr(getattr(worker, "_step", None), "__self__", None)
+        if isinstance(owner, IngestProcessor):
+            owner.batch_size = size
+
+
 def peak_of(proc: subprocess.Popen[bytes]) -> float:
     """A live process's peak resident memory in MB (Linux: VmHWM)."""
     for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
@@ -194,6 +209,12 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=1000, help="messages per history webhook")
     parser.add_argument("--timeout", type=float, default=600)
     parser.add_argument(
+        "--ingest-batch",
+        type=int,
+        default=0,
+        help="experiment: webhook events per ingest transaction (Puente's default is 50)",
+    )
+    parser.add_argument(
         "--worker-process",
         action="store_true",
         help="process webhooks in a separate `puente worker` instead of the web process",
@@ -211,6 +232,8 @@ def main() -> int:
         sandbox = start_sandbox(sandbox_port, f"http://127.0.0.1:{port}/webhooks/whatsapp")
         app = create_app(settings, db, run_workers=not args.worker_process)
         worker = start_worker(settings) if args.worker_process else None
+        if args.ingest_batch:
+            set_ingest_batch(runtime_of(app), args.ingest_batch)
         runtime: Runtime = app.state.runtime
         server = uvicorn.Server(
             uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")

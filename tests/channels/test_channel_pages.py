@@ -225,3 +225,30 @@ def test_agents_cannot_open_the_channels_pages(coex: Coex) -> None:
     assert (
         web.post("/channels/onboard", {"method": "coexistence", "phone": PHONE}).status_code == 403
     )
+
+
+def test_failure_is_explained_in_spanish(coex: Coex) -> None:
+    web = signed_in(coex, locale="es")
+    coex.sandbox.config.signup_code_ttl = -1  # every code is already too old
+    started = coex.start()
+    coex.confirm(started)
+    fragment = web.htmx("GET", f"/channels/onboarding/{started['id']}/status").text
+    assert "El código de registro de Meta venció" in fragment
+    assert "Vuelve a empezar el registro" in fragment
+
+
+def test_meta_mode_page_loads_embedded_signup_only_when_configured(coex: Coex) -> None:
+    web = signed_in(coex)
+    settings = coex.runtime.settings
+    settings.graph_base_url = "https://graph.facebook.com"
+    settings.meta_config_id = ""
+    page = web.get("/channels/new?method=coexistence")
+    assert 'data-testid="meta-not-configured"' in page.text and "fb-signup" not in page.text
+    settings.meta_config_id = "123456"
+    page = web.get("/channels/new?method=coexistence")
+    assert 'id="fb-signup"' in page.text and "/static/channels-signup.js" in page.text
+    assert 'data-config-id="123456"' in page.text
+    assert "https://connect.facebook.net" in page.headers["content-security-policy"]
+    assert page.headers["cross-origin-opener-policy"] == "same-origin-allow-popups"
+    # Every other page keeps the strict policy.
+    assert "facebook" not in web.get("/channels").headers["content-security-policy"]

@@ -56,6 +56,17 @@ def _free_writer(session: Session) -> None:
     session.commit()
 
 
+def _error_words(request: Request, row: Any) -> dict[str, str] | None:
+    """The attempt's failure in the reader's language where the words are fixed ones
+    (translated here, in Python, so Meta's own text is never marked safe for HTML)."""
+    if not row.error:
+        return None
+    return {
+        "message": translate(request, str(row.error.get("message") or "")),
+        "next_step": translate(request, str(row.error.get("next_step") or "")),
+    }
+
+
 def _sandbox_base(request: Request) -> str:
     return str(request.app.state.runtime.settings.graph_base_url).rstrip("/")
 
@@ -72,7 +83,7 @@ def channels_page(request: Request, session: DbDep, me: Manager) -> Response:
         for c in list_channels(session, me.workspace.id)
     ]
     attempts = [
-        o
+        (o, _error_words(request, o))
         for o in ob.list_onboardings(session, me.workspace.id, limit=5)
         if o.state == OnboardingState.FAILED.value
     ]
@@ -145,7 +156,12 @@ def onboarding_page(request: Request, onboarding_id: int, session: DbDep, me: Ma
     return render(
         request,
         "channels/onboarding.html",
-        {"o": row, "sandbox_url": _sandbox_base(request), "number_id": _number_of(request, row)},
+        {
+            "o": row,
+            "failure": _error_words(request, row),
+            "sandbox_url": _sandbox_base(request),
+            "number_id": _number_of(request, row),
+        },
     )
 
 
@@ -171,7 +187,8 @@ def onboarding_status(
         if request.headers.get("hx-request"):
             return Response(status_code=204, headers={"HX-Redirect": target})
         return RedirectResponse(target, status_code=303)
-    return render(request, "channels/_onboarding_status.html", {"o": row})
+    context = {"o": row, "failure": _error_words(request, row)}
+    return render(request, "channels/_onboarding_status.html", context)
 
 
 @router.post("/channels/onboard/finish", response_class=HTMLResponse)

@@ -252,3 +252,19 @@ def test_meta_mode_page_loads_embedded_signup_only_when_configured(coex: Coex) -
     assert page.headers["cross-origin-opener-policy"] == "same-origin-allow-popups"
     # Every other page keeps the strict policy.
     assert "facebook" not in web.get("/channels").headers["content-security-policy"]
+
+
+def test_metas_reason_in_spanish(coex: Coex) -> None:
+    channel_id = coex.onboard(import_history=False)
+    web = signed_in(coex, locale="es")
+    coex.control.post(
+        f"/numbers/{NUMBER}/events",
+        json={"event": "PARTNER_REMOVED", "reason": "PRIMARY_INACTIVITY", "initiated_by": "SYSTEM"},
+    )
+    coex.wait_status(channel_id, lambda s: s["state"] == "disconnected", "the disconnection")
+    page = web.get(f"/channels/{channel_id}").text
+    assert "Desconectado: teléfono inactivo" in page
+    assert (
+        "El teléfono del dueño no abrió la app WhatsApp Business durante unos 14 días. "
+        "Desconectado por WhatsApp." in page
+    )

@@ -80,6 +80,20 @@ def access_sync(session: Session, channel: Channel) -> ChannelSync | None:
     )
 
 
+# Endings the account_update processor adds to Meta's reason, translated apart.
+REASON_ENDINGS = (" Disconnected by the owner.", " Disconnected by WhatsApp.")
+
+
+def reason_parts(reason: str | None) -> list[str]:
+    """Meta's reason split into fixed sentences a catalog can translate."""
+    if not reason:
+        return []
+    for ending in REASON_ENDINGS:
+        if reason.endswith(ending):
+            return [reason[: -len(ending)], ending.strip()]
+    return [reason]
+
+
 def short_reason(reason: str | None) -> str | None:
     if not reason:
         return None

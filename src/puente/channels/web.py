@@ -15,7 +15,7 @@ from puente.accounts.permissions import Perm
 from puente.channels import onboarding as ob
 from puente.channels.costs import month_costs
 from puente.channels.features import MIN_APP_VERSION, countries, feature_table
-from puente.channels.health import access_sync, channel_health
+from puente.channels.health import access_sync, channel_health, reason_parts
 from puente.channels.models import (
     Channel,
     ChannelMode,
@@ -65,6 +65,12 @@ def _error_words(request: Request, row: Any) -> dict[str, str] | None:
         "message": translate(request, str(row.error.get("message") or "")),
         "next_step": translate(request, str(row.error.get("next_step") or "")),
     }
+
+
+def _reason_words(request: Request, reason: str | None) -> str | None:
+    if not reason:
+        return None
+    return " ".join(translate(request, part) for part in reason_parts(reason))
 
 
 def _sandbox_base(request: Request) -> str:
@@ -273,7 +279,8 @@ def _detail_context(request: Request, session: Session, channel: Channel) -> dic
     groups, notes = feature_table(request_language(request))
     return {
         "c": channel,
-        "h": channel_health(channel, access_sync(session, channel), now),
+        "h": (health := channel_health(channel, access_sync(session, channel), now)),
+        "reason": _reason_words(request, health.reason),
         "requests": ob.sync_requests(session, channel),
         "retryable": ob.retryable_syncs(session, channel, now),
         "window_closes": ob.sync_window_closes(channel),

@@ -558,17 +558,23 @@ def main() -> int:
             run_workers=True,
             worker_poll_seconds=0.5,
         )
+        data_dir.mkdir(parents=True, exist_ok=True)
+        reused = bool(args.reuse) and (data_dir / "puente.sqlite3").exists() and not args.postgres
         db = Database(settings.sqlalchemy_url())
         engine = "PostgreSQL" if db.is_postgres else "SQLite"
-        if db.is_postgres:
-            Base.metadata.drop_all(db.engine)
-        Base.metadata.create_all(db.engine)
-        log(
-            f"Building {args.messages:,} messages in {args.conversations:,} conversations on {engine}…"
-        )
-        t = time.perf_counter()
-        world = build(db, args.conversations, args.messages, args.agents)
-        log(f"  built in {time.perf_counter() - t:.0f} s")
+        if reused:
+            world = existing_world(db)
+            log(f"Reusing the {engine} dataset in {data_dir}")
+        else:
+            if db.is_postgres:
+                Base.metadata.drop_all(db.engine)
+            Base.metadata.create_all(db.engine)
+            log(
+                f"Building {args.messages:,} messages in {args.conversations:,} conversations on {engine}…"
+            )
+            t = time.perf_counter()
+            world = build(db, args.conversations, args.messages, args.agents)
+            log(f"  built in {time.perf_counter() - t:.0f} s")
 
         app = create_app(settings, db)
         rng = random.Random(7)

@@ -282,3 +282,14 @@ class ComposerSubmission(IdMixin, TimestampMixin, Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(64))
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+
+
+# Indexes the inbox list needs at scale (100,000s of conversations per workspace): the
+# "any status" view in activity order, and the tab counts read from the index alone.
+Index("ix_conversations_activity", Conversation.workspace_id, Conversation.last_activity_at)
+Index(
+    "ix_conversations_counts",
+    Conversation.workspace_id,
+    Conversation.status,
+    Conversation.assignee_id,
+)

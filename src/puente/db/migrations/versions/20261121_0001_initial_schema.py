@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 13:37:12.993519
+Create Date: 2026-11-21 14:08:56.373036
 """
 
 from collections.abc import Sequence
@@ -1034,12 +1034,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.create_index(
+            "ix_conversations_activity", ["workspace_id", "last_activity_at"], unique=False
+        )
+        batch_op.create_index(
             "ix_conversations_assignee",
             ["workspace_id", "assignee_id", "last_activity_at"],
             unique=False,
         )
         batch_op.create_index(
             batch_op.f("ix_conversations_contact_id"), ["contact_id"], unique=False
+        )
+        batch_op.create_index(
+            "ix_conversations_counts", ["workspace_id", "status", "assignee_id"], unique=False
         )
         batch_op.create_index(
             "ix_conversations_inbox", ["workspace_id", "status", "last_activity_at"], unique=False
@@ -1813,8 +1819,10 @@ def downgrade() -> None:
     op.drop_table("history_chunks")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
         batch_op.drop_index("ix_conversations_inbox")
+        batch_op.drop_index("ix_conversations_counts")
         batch_op.drop_index(batch_op.f("ix_conversations_contact_id"))
         batch_op.drop_index("ix_conversations_assignee")
+        batch_op.drop_index("ix_conversations_activity")
 
     op.drop_table("conversations")
     with op.batch_alter_table("contact_tags", schema=None) as batch_op:

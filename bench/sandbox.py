@@ -98,6 +98,8 @@ class Receiver:
                 )
         except (asyncio.IncompleteReadError, ConnectionError):
             writer.close()
+        except asyncio.CancelledError:
+            writer.close()  # the benchmark is over; end quietly
 
 
 async def send_load(port: int, total: int, connections: int) -> tuple[float, int, int]:

@@ -111,7 +111,10 @@ class Sandbox:
         self.touch()
 
     def portfolio(self, business_id: str) -> Portfolio:
-        return self.world.portfolios.setdefault(business_id, Portfolio(id=business_id))
+        found = self.world.portfolios.get(business_id)
+        if found is None:
+            found = self.world.portfolios[business_id] = Portfolio(id=business_id)
+        return found
 
     def messaging_limit_of(self, number: Number) -> str:
         waba = self.world.wabas.get(number.waba_id)

@@ -10,6 +10,7 @@ from puente.accounts.cli import register as register_accounts
 from puente.accounts.privacy_cli import register as register_privacy
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
+from puente.contacts.cli import contacts_cli
 from puente.conversations.media_api import media_cli
 from puente.outbound.broadcast_cli import broadcasts_cli
 from puente.outbound.outbox_cli import outbox_cli
@@ -32,6 +33,7 @@ app.command("sandbox")(sandbox_command)
 app.add_typer(outbox_cli, name="outbox")
 app.add_typer(broadcasts_cli, name="broadcasts")
 app.add_typer(media_cli, name="media")
+app.add_typer(contacts_cli, name="contacts")
 app.command("send")(send_command)
 
 

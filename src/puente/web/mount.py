@@ -143,6 +143,8 @@ def install_error_pages(app: FastAPI) -> None:
 def mount(app: FastAPI, runtime: Runtime) -> None:
     from puente.web.routes import (
         auth,
+        contacts,
+        contacts_edit,
         dev,
         home,
         privacy,
@@ -159,3 +161,5 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     install_error_pages(app)
     for module in (home, auth, settings, settings_admin, privacy, dev, templates):
         app.include_router(module.router)
+    app.include_router(contacts.router)
+    app.include_router(contacts_edit.router)

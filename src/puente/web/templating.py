@@ -60,6 +60,15 @@ def _gettext_for(lang: str) -> tuple[Any, Any]:
     return gettext, ngettext
 
 
+def _has_page(request: Request, path: str) -> bool:
+    """A navigation link shows only once its page exists (Reports has none yet)."""
+    paths: set[str] | None = getattr(request.app.state, "page_paths", None)
+    if paths is None:
+        paths = {str(getattr(route, "path", "")) for route in request.app.routes}
+        request.app.state.page_paths = paths
+    return path in paths
+
+
 def request_language(request: Request) -> str:
     ctx = getattr(request.state, "web", None)
     user_choice = ctx.user.locale if ctx is not None else request.query_params.get("lang")
@@ -99,7 +108,11 @@ def render(
         "lang": lang,
         "languages": i18n.LANGUAGE_NAMES,
         "csrf_token": csrf_token_for(secret, csrf_basis(request)),
-        "nav": [item for item in NAV if ctx is not None and ctx.can(item[2])],
+        "nav": [
+            item
+            for item in NAV
+            if ctx is not None and ctx.can(item[2]) and _has_page(request, item[0])
+        ],
         "current_path": request.url.path,
         "when": when,
         "gettext": gettext,

@@ -1,0 +1,213 @@
+"""The contacts directory: the filtered, counted and paginated list the /contacts page and
+the CSV export read (search by name or number, tag, source, consent state)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import ColumnElement, String, cast, exists, func, not_, or_, select
+from sqlalchemy.orm import Session
+
+from puente.contacts.models import (
+    ConsentKind,
+    Contact,
+    ContactConsent,
+    ContactSource,
+    ContactTag,
+    Tag,
+)
+from puente.contacts.resolve import digits_of
+from puente.contacts.service import tags_of
+from puente.conversations.models import Conversation
+from puente.errors import InvalidInput
+
+CONSENT_FILTERS = ("opt_in", "opt_out", "none")
+PER_PAGE = 50
+MARKETING = "marketing"
+
+
+@dataclass(frozen=True)
+class DirectoryFilter:
+    q: str | None = None
+    tag: str | None = None
+    source: str | None = None
+    consent: str | None = None  # opt_in, opt_out, or "none" (nothing recorded)
+
+    def as_params(self) -> dict[str, str]:
+        """The filter as query parameters, for links that keep it (pages, export)."""
+        return {k: v for k, v in vars(self).items() if v}
+
+
+def check_directory_filter(
+    q: str | None = None,
+    tag: str | None = None,
+    source: str | None = None,
+    consent: str | None = None,
+) -> DirectoryFilter:
+    problems = []
+    source = (source or "").strip() or None
+    consent = (consent or "").strip() or None
+    if source is not None and source not in set(ContactSource):
+        problems.append({"field": "source", "message": "not a contact source"})
+    if consent is not None and consent not in CONSENT_FILTERS:
+        problems.append({"field": "consent", "message": "must be opt_in, opt_out or none"})
+    if problems:
+        raise InvalidInput("the filter is not valid", details=problems)
+    return DirectoryFilter(
+        q=(q or "").strip()[:200] or None,
+        tag=(tag or "").strip()[:100] or None,
+        source=source,
+        consent=consent,
+    )
+
+
+def _like(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _search(q: str) -> ColumnElement[bool]:
+    pattern = _like(q)
+    names = [
+        column.ilike(pattern, escape="\\")
+        for column in (Contact.name, Contact.profile_name, Contact.business_app_name)
+    ]
+    # People type numbers with spaces, dashes or without the "+": match on the digits.
+    digits = digits_of(q)
+    if len(digits) >= 3:
+        names.append(Contact.phone_e164.like(f"%{digits}%"))
+        names.append(Contact.wa_id.like(f"%{digits}%"))
+    return or_(*names)
+
+
+def _conditions(workspace_id: int, f: DirectoryFilter) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [Contact.workspace_id == workspace_id]
+    if f.q:
+        where.append(_search(f.q))
+    if f.tag:
+        where.append(
+            exists().where(
+                ContactTag.contact_id == Contact.id,
+                ContactTag.tag_id == Tag.id,
+                Tag.workspace_id == workspace_id,
+                Tag.name == f.tag,
+            )
+        )
+    if f.source:
+        # Sources are a closed set without LIKE wildcards, so matching the quoted value in
+        # the JSON text behaves the same on SQLite and PostgreSQL.
+        where.append(cast(Contact.sources, String).like(f'%"{f.source}"%'))
+    if f.consent:
+        recorded = exists().where(
+            ContactConsent.contact_id == Contact.id, ContactConsent.scope == MARKETING
+        )
+        if f.consent == "none":
+            where.append(not_(recorded))
+        else:
+            where.append(recorded.where(ContactConsent.state == ConsentKind(f.consent).value))
+    return where
+
+
+@dataclass(frozen=True)
+class DirectoryRow:
+    contact: Contact
+    tags: list[str]
+    consent: str | None
+    last_activity_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class DirectoryPage:
+    rows: list[DirectoryRow]
+    total: int  # contacts matching the filter
+    workspace_total: int
+    page: int
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+
+def consents_of(session: Session, contact_ids: list[int]) -> dict[int, str]:
+    if not contact_ids:
+        return {}
+    rows = session.execute(
+        select(ContactConsent.contact_id, ContactConsent.state).where(
+            ContactConsent.contact_id.in_(contact_ids), ContactConsent.scope == MARKETING
+        )
+    )
+    return {key: value for key, value in rows.tuples()}
+
+
+def list_directory(
+    session: Session,
+    workspace_id: int,
+    f: DirectoryFilter,
+    *,
+    page: int = 1,
+    per_page: int = PER_PAGE,
+) -> DirectoryPage:
+    """One page of contacts, newest first, with their tags, consent and last activity."""
+    where = _conditions(workspace_id, f)
+    total = session.scalar(select(func.count()).select_from(Contact).where(*where)) or 0
+    workspace_total = total
+    if f.as_params():
+        workspace_total = (
+            session.scalar(
+                select(func.count())
+                .select_from(Contact)
+                .where(Contact.workspace_id == workspace_id)
+            )
+            or 0
+        )
+    page = max(1, min(page, max(1, -(-total // per_page))))
+    last_activity = (
+        select(func.max(Conversation.last_activity_at))
+        .where(Conversation.contact_id == Contact.id)
+        .scalar_subquery()
+    )
+    found = session.execute(
+        select(Contact, last_activity)
+        .where(*where)
+        .order_by(Contact.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    ids = [c.id for c, _ in found]
+    tags = tags_of(session, ids)
+    consents = consents_of(session, ids)
+    rows = [DirectoryRow(c, tags[c.id], consents.get(c.id), at) for c, at in found]
+    return DirectoryPage(rows, total, workspace_total, page, per_page)
+
+
+def iter_directory(
+    session: Session, workspace_id: int, f: DirectoryFilter, *, batch: int = 500
+) -> Iterator[list[Contact]]:
+    """Every matching contact, oldest first, in batches (for exports)."""
+    where = _conditions(workspace_id, f)
+    after = 0
+    while True:
+        chunk = list(
+            session.scalars(
+                select(Contact).where(*where, Contact.id > after).order_by(Contact.id).limit(batch)
+            )
+        )
+        if not chunk:
+            return
+        yield chunk
+        after = chunk[-1].id
+
+
+def workspace_tags(session: Session, workspace_id: int) -> list[tuple[str, int]]:
+    """The workspace's tags with how many contacts carry each, by name."""
+    rows = session.execute(
+        select(Tag.name, func.count(ContactTag.id))
+        .outerjoin(ContactTag, ContactTag.tag_id == Tag.id)
+        .where(Tag.workspace_id == workspace_id)
+        .group_by(Tag.id, Tag.name)
+        .order_by(Tag.name)
+    )
+    return [(name, int(count)) for name, count in rows.tuples()]

@@ -294,43 +294,66 @@ def segment_conditions(workspace_id: int, data: dict[str, Any]) -> list[ColumnEl
     return conditions
 
 
-def audience_contact_ids(
-    session: Session, workspace_id: int, audience: dict[str, Any]
-) -> tuple[list[int], list[int]]:
-    """(contact ids found, ids asked for that are not contacts of this workspace)."""
+def _audience_query(
+    session: Session, workspace_id: int, audience: dict[str, Any], *columns: Any
+) -> Any:
+    """The audience as one SELECT of `columns` over its contacts (ordered by id), for
+    every kind but an explicit list of contacts (None then)."""
     kind = audience.get("kind")
-    base = select(Contact.id).where(Contact.workspace_id == workspace_id)
+    base = select(*columns).where(Contact.workspace_id == workspace_id).order_by(Contact.id)
     if kind == "all":
-        return list(session.scalars(base.order_by(Contact.id))), []
+        return base
     if kind == "tags":
         tags = [str(t) for t in audience.get("tags") or []]
         if not tags:
             raise InvalidInput("pick at least one tag", details=[{"field": "audience.tags"}])
-        query = base.where(_has_tag(workspace_id, tags))
-        return list(session.scalars(query.order_by(Contact.id))), []
+        return base.where(_has_tag(workspace_id, tags))
     if kind == "segment":
         segment = access_segment(session, workspace_id, int(audience.get("segment_id") or 0))
-        query = base.where(and_(True, *segment_conditions(workspace_id, segment.filter or {})))
-        return list(session.scalars(query.order_by(Contact.id))), []
+        return base.where(and_(True, *segment_conditions(workspace_id, segment.filter or {})))
     if kind == "contacts":
-        wanted: list[int] = []
-        for raw in audience.get("contact_ids") or []:
-            try:
-                wanted.append(int(raw))
-            except (TypeError, ValueError):
-                raise InvalidInput(
-                    f"not a contact id: {raw!r}", details=[{"field": "audience.contact_ids"}]
-                ) from None
-        wanted = list(dict.fromkeys(wanted))
-        found: set[int] = set()
-        for start in range(0, len(wanted), 5000):
-            chunk = wanted[start : start + 5000]
-            found.update(session.scalars(base.where(Contact.id.in_(chunk))))
-        return [c for c in wanted if c in found], [c for c in wanted if c not in found]
+        return None
     raise InvalidInput(
         f"audience kind must be one of {', '.join(AUDIENCE_KINDS)}",
         details=[{"field": "audience.kind"}],
     )
+
+
+def audience_contact_ids(
+    session: Session, workspace_id: int, audience: dict[str, Any]
+) -> tuple[list[int], list[int]]:
+    """(contact ids found, ids asked for that are not contacts of this workspace)."""
+    query = _audience_query(session, workspace_id, audience, Contact.id)
+    if query is not None:
+        return list(session.scalars(query)), []
+    wanted: list[int] = []
+    for raw in audience.get("contact_ids") or []:
+        try:
+            wanted.append(int(raw))
+        except (TypeError, ValueError):
+            raise InvalidInput(
+                f"not a contact id: {raw!r}", details=[{"field": "audience.contact_ids"}]
+            ) from None
+    wanted = list(dict.fromkeys(wanted))
+    found: set[int] = set()
+    base = select(Contact.id).where(Contact.workspace_id == workspace_id)
+    for start in range(0, len(wanted), 5000):
+        chunk = wanted[start : start + 5000]
+        found.update(session.scalars(base.where(Contact.id.in_(chunk))))
+    return [c for c in wanted if c in found], [c for c in wanted if c not in found]
+
+
+def audience_people(
+    session: Session, workspace_id: int, audience: dict[str, Any]
+) -> tuple[list[int], dict[int, Person], list[int]]:
+    """(contact ids in order, what their template values may use, ids asked for that are
+    not contacts). Segments, tags and "all" are read in one query, without id lists."""
+    query = _audience_query(session, workspace_id, audience, *_PERSON_COLUMNS)
+    if query is None:
+        found, unknown = audience_contact_ids(session, workspace_id, audience)
+        return found, load_people(session, workspace_id, found), unknown
+    people = _people(session.execute(query).tuples())
+    return list(people), people, []
 
 
 @dataclass(frozen=True)
@@ -341,21 +364,35 @@ class Person:
     custom: dict[str, Any]
 
 
+_PERSON_COLUMNS = (
+    Contact.id,
+    Contact.wa_id,
+    Contact.name,
+    Contact.business_app_name,
+    Contact.profile_name,
+    Contact.custom_fields,
+)
+
+
+def _people(rows: Iterable[Any]) -> dict[int, Person]:
+    return {
+        cid: Person(cid, wa_id, name or app_name or profile or "", custom or {})
+        for cid, wa_id, name, app_name, profile, custom in rows
+    }
+
+
 def load_people(session: Session, workspace_id: int, contact_ids: list[int]) -> dict[int, Person]:
     """What the template variables may use, for many contacts in few queries."""
     people: dict[int, Person] = {}
     for start in range(0, len(contact_ids), 5000):
         chunk = contact_ids[start : start + 5000]
-        rows = session.execute(
-            select(
-                Contact.id,
-                Contact.wa_id,
-                Contact.name,
-                Contact.business_app_name,
-                Contact.profile_name,
-                Contact.custom_fields,
-            ).where(Contact.workspace_id == workspace_id, Contact.id.in_(chunk))
-        ).tuples()
-        for cid, wa_id, name, app_name, profile, custom in rows:
-            people[cid] = Person(cid, wa_id, name or app_name or profile or "", custom or {})
+        people.update(
+            _people(
+                session.execute(
+                    select(*_PERSON_COLUMNS).where(
+                        Contact.workspace_id == workspace_id, Contact.id.in_(chunk)
+                    )
+                ).tuples()
+            )
+        )
     return people

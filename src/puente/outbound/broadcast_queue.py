@@ -7,10 +7,9 @@ that creates its message."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import and_, func, select, text
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import Workspace
@@ -25,10 +24,10 @@ from puente.conversations.models import (
     MessageStatus,
 )
 from puente.db.base import utcnow
-from puente.db.bulk import insert_ignore
 from puente.db.session import on_commit
 from puente.events import DomainEvent, publish
 from puente.outbound.broadcast_params import build_components, hydrate_body
+from puente.outbound.bulk_rows import allocate_ids, db_time, dumps, insert_rows, update_rows
 from puente.outbound.models import (
     Broadcast,
     BroadcastRecipient,
@@ -129,19 +128,9 @@ def queue_pending(session: Session, broadcast: Broadcast, *, limit: int | None =
     last_id = 0
     while limit is None or queued < limit:
         size = CHUNK if limit is None else min(CHUNK, limit - queued)
+        query = _pending_query(broadcast.id, broadcast.workspace_id, channel.id, size)
         rows: list[Any] = list(
-            session.execute(
-                select(
-                    BroadcastRecipient.id, BroadcastRecipient.contact_id, BroadcastRecipient.values
-                )
-                .where(
-                    BroadcastRecipient.broadcast_id == broadcast.id,
-                    BroadcastRecipient.state == RecipientState.PENDING.value,
-                    BroadcastRecipient.id > last_id,
-                )
-                .order_by(BroadcastRecipient.id)
-                .limit(size)
-            ).all()
+            session.execute(query.where(BroadcastRecipient.id > last_id)).tuples().all()
         )
         if not rows:
             break
@@ -168,14 +157,12 @@ def queue_pending(session: Session, broadcast: Broadcast, *, limit: int | None =
                 else:
                     waiting = True
             rows = allowed
-        if skipped:
-            session.execute(
-                update(BroadcastRecipient),
-                [
-                    {"id": s["id"], "state": RecipientState.SKIPPED.value, "reason": s["reason"]}
-                    for s in skipped
-                ],
-            )
+        update_rows(
+            session,
+            BroadcastRecipient,
+            ("state", "reason"),
+            [(RecipientState.SKIPPED.value, s["reason"], s["id"]) for s in skipped],
+        )
         if rows:
             queued += _queue_chunk(session, broadcast, channel, components, named, rows)
         if waiting:
@@ -202,166 +189,151 @@ def _queue_chunk(
     named: bool,
     rows: list[Any],
 ) -> int:
-    now = utcnow()
-    contact_ids = [r[1] for r in rows]
-    conversations = _conversations(session, broadcast.workspace_id, channel.id, contact_ids, now)
-    addresses = _addresses(session, broadcast.workspace_id, channel.id, contact_ids)
-    messages: list[dict[str, Any]] = []
-    payloads: list[dict[str, Any]] = []
-    usable = []
-    no_number: list[int] = []
-    for recipient_id, contact_id, values in rows:
-        wa_id = addresses.get(contact_id)
+    at = db_time(session, utcnow())
+    conversations = _conversations(session, broadcast, channel.id, rows, at)
+    usable: list[tuple[int, int, str, str, str]] = []
+    no_number: list[tuple[Any, ...]] = []
+    language = {"code": broadcast.template_language}
+    for recipient_id, contact_id, values, wa_id, _conversation in rows:
         if not wa_id:
-            no_number.append(recipient_id)
+            no_number.append(
+                (RecipientState.SKIPPED.value, "the contact has no WhatsApp number", recipient_id)
+            )
             continue
-        wire: dict[str, Any] = {
-            "name": broadcast.template_name,
-            "language": {"code": broadcast.template_language},
-        }
+        wire: dict[str, Any] = {"name": broadcast.template_name, "language": language}
         built = build_components(components, named, values or {})
         if built:
             wire["components"] = built
-        usable.append((recipient_id, contact_id))
-        payloads.append(
-            {
-                "messaging_product": "whatsapp",
-                "recipient_type": "individual",
-                "to": "+" + wa_id.lstrip("+"),
-                "type": "template",
-                "template": wire,
-            }
+        wire_json = dumps(wire)
+        # The request body embeds the same template object: serialised once.
+        payload = (
+            '{"messaging_product": "whatsapp", "recipient_type": "individual", "to": '
+            + dumps("+" + wa_id.lstrip("+"))
+            + ', "type": "template", "template": '
+            + wire_json
+            + "}"
         )
-        messages.append(
-            {
-                "workspace_id": broadcast.workspace_id,
-                "channel_id": channel.id,
-                "conversation_id": conversations[contact_id],
-                "contact_id": contact_id,
-                "direction": Direction.OUTBOUND.value,
-                "source": MessageSource.BROADCAST.value,
-                "type": "template",
-                "content": wire,
-                "text": hydrate_body(components, values or {}) or broadcast.template_name,
-                "timestamp": now,
-                "status": MessageStatus.QUEUED.value,
-                "status_at": now,
-                "history": [],
-                "edited": False,
-                "revoked": False,
-                "created_at": now,
-            }
-        )
-    if no_number:
-        session.execute(
-            update(BroadcastRecipient),
-            [
-                {
-                    "id": rid,
-                    "state": RecipientState.SKIPPED.value,
-                    "reason": "the contact has no WhatsApp number",
-                }
-                for rid in no_number
-            ],
-        )
-    if not messages:
+        text_ = hydrate_body(components, values or {}) or broadcast.template_name
+        usable.append((recipient_id, contact_id, wire_json, payload, text_))
+    update_rows(session, BroadcastRecipient, ("state", "reason"), no_number)
+    if not usable:
         return 0
-    message_ids = list(
-        session.scalars(
-            insert(Message).returning(Message.id, sort_by_parameter_order=True), messages
-        )
-    )
-    items = [
-        {
-            "workspace_id": broadcast.workspace_id,
-            "channel_id": channel.id,
-            "message_id": message_id,
-            "conversation_id": message["conversation_id"],
-            "priority": PRIORITY_BROADCAST,
-            "state": OutboxState.QUEUED.value,
-            "payload": payload,
-            "attempts": 0,
-            "next_attempt_at": now,
-            "broadcast_id": broadcast.id,
-            "created_at": now,
-        }
-        for message_id, message, payload in zip(message_ids, messages, payloads, strict=True)
-    ]
-    session.execute(insert(OutboxItem), items)
-    session.execute(
-        update(BroadcastRecipient),
+    message_ids = allocate_ids(session, Message, len(usable))
+    ws, ch = broadcast.workspace_id, channel.id
+    outbound, source = Direction.OUTBOUND.value, MessageSource.BROADCAST.value
+    insert_rows(
+        session,
+        Message,
+        _MESSAGE_COLUMNS,
         [
-            {"id": rid, "state": RecipientState.QUEUED.value, "message_id": mid, "reason": None}
-            for (rid, _cid), mid in zip(usable, message_ids, strict=True)
+            (mid, ws, ch, conversations[cid], cid, outbound, source, "template", wire_json,
+             text_, at, MessageStatus.QUEUED.value, at, "[]", False, False, at)
+            for mid, (_rid, cid, wire_json, _payload, text_) in zip(message_ids, usable, strict=True)
+        ],
+    )  # fmt: skip
+    insert_rows(
+        session,
+        OutboxItem,
+        _OUTBOX_COLUMNS,
+        [
+            (ws, ch, mid, conversations[cid], PRIORITY_BROADCAST, OutboxState.QUEUED.value,
+             payload, 0, at, broadcast.id, at)
+            for mid, (_rid, cid, _wire, payload, _text) in zip(message_ids, usable, strict=True)
+        ],
+    )  # fmt: skip
+    update_rows(
+        session,
+        BroadcastRecipient,
+        ("state", "message_id", "reason"),
+        [
+            (RecipientState.QUEUED.value, mid, None, rid)
+            for mid, (rid, *_rest) in zip(message_ids, usable, strict=True)
         ],
     )
     return len(message_ids)
 
 
+_MESSAGE_COLUMNS = (
+    "id", "workspace_id", "channel_id", "conversation_id", "contact_id", "direction", "source",
+    "type", "content", "text", "timestamp", "status", "status_at", "history", "edited",
+    "revoked", "created_at",
+)  # fmt: skip
+_OUTBOX_COLUMNS = (
+    "workspace_id", "channel_id", "message_id", "conversation_id", "priority", "state",
+    "payload", "attempts", "next_attempt_at", "broadcast_id", "created_at",
+)  # fmt: skip
+
+
+def _pending_query(broadcast_id: int, workspace_id: int, channel_id: int, size: int) -> Any:
+    """A chunk of pending recipients with everything their sends need, in one query:
+    (recipient id, contact id, values, wa_id, conversation id or None). The wa_id this
+    number knows the person by wins over the saved one (Brazil's ninth digit), exactly
+    as for single sends."""
+    identity = and_(
+        ContactIdentity.channel_id == channel_id,
+        ContactIdentity.contact_id == BroadcastRecipient.contact_id,
+    )
+    conversation = and_(
+        Conversation.workspace_id == workspace_id,
+        Conversation.channel_id == channel_id,
+        Conversation.contact_id == BroadcastRecipient.contact_id,
+    )
+    return (
+        select(
+            BroadcastRecipient.id,
+            BroadcastRecipient.contact_id,
+            BroadcastRecipient.values,
+            func.coalesce(func.nullif(ContactIdentity.wa_id, ""), Contact.wa_id),
+            Conversation.id,
+        )
+        .outerjoin(
+            Contact,
+            and_(Contact.id == BroadcastRecipient.contact_id, Contact.workspace_id == workspace_id),
+        )
+        .outerjoin(ContactIdentity, identity)
+        .outerjoin(Conversation, conversation)
+        .where(
+            BroadcastRecipient.broadcast_id == broadcast_id,
+            BroadcastRecipient.state == RecipientState.PENDING.value,
+        )
+        .order_by(BroadcastRecipient.id)
+        .limit(size)
+    )
+
+
 def _conversations(
-    session: Session, workspace_id: int, channel_id: int, contact_ids: list[int], now: dt.datetime
+    session: Session, broadcast: Broadcast, channel_id: int, rows: list[Any], at: Any
 ) -> dict[int, int]:
-    def existing() -> dict[int, int]:
-        return dict(
-            list(
-                session.execute(
-                    select(Conversation.contact_id, Conversation.id).where(
-                        Conversation.workspace_id == workspace_id,
-                        Conversation.channel_id == channel_id,
-                        Conversation.contact_id.in_(contact_ids),
-                    )
-                ).tuples()
-            )
-        )
-
-    found = existing()
-    missing = [c for c in contact_ids if c not in found]
-    if missing:
+    """Each recipient's conversation on this number, opened for those who have none."""
+    found: dict[int, int] = {r[1]: r[4] for r in rows if r[4] is not None}
+    missing = [r[1] for r in rows if r[4] is None and r[3]]
+    if not missing:
+        return found
+    workspace_id = broadcast.workspace_id
+    insert_rows(
+        session,
+        Conversation,
+        ("workspace_id", "channel_id", "contact_id", "status", "unread_count",
+         "bot_paused", "labels", "created_at", "updated_at"),
+        [
+            (workspace_id, channel_id, contact_id, ConversationStatus.OPEN.value, 0,
+             False, "[]", at, at)
+            for contact_id in missing
+        ],
+        ignore_conflicts=True,
+    )  # fmt: skip
+    found.update(
         session.execute(
-            insert_ignore(session, Conversation, ["channel_id", "contact_id"]),
-            [
-                {
-                    "workspace_id": workspace_id,
-                    "channel_id": channel_id,
-                    "contact_id": contact_id,
-                    "status": ConversationStatus.OPEN.value,
-                    "unread_count": 0,
-                    "bot_paused": False,
-                    "labels": [],
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for contact_id in missing
-            ],
-        )
-        found = existing()
-    return found
-
-
-def _addresses(
-    session: Session, workspace_id: int, channel_id: int, contact_ids: list[int]
-) -> dict[int, str]:
-    # The wa_id this number knows the person by wins over the saved one (Brazil's ninth
-    # digit), exactly as for single sends.
-    out: dict[int, str] = {
-        cid: wa_id
-        for cid, wa_id in session.execute(
-            select(Contact.id, Contact.wa_id).where(
-                Contact.workspace_id == workspace_id, Contact.id.in_(contact_ids)
+            select(Conversation.contact_id, Conversation.id).where(
+                Conversation.workspace_id == workspace_id,
+                Conversation.channel_id == channel_id,
+                Conversation.contact_id.in_(missing),
             )
-        ).tuples()
-        if wa_id
-    }
-    for cid, wa_id in session.execute(
-        select(ContactIdentity.contact_id, ContactIdentity.wa_id).where(
-            ContactIdentity.channel_id == channel_id,
-            ContactIdentity.contact_id.in_(contact_ids),
-            ContactIdentity.wa_id.is_not(None),
         )
-    ).tuples():
-        if wa_id:
-            out[cid] = wa_id
-    return out
+        .tuples()
+        .all()
+    )
+    return found
 
 
 def publish_progress(session: Session, broadcast: Broadcast) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from puente.accounts.audit import record
@@ -29,7 +29,7 @@ from puente.events import DomainEvent, publish
 from puente.outbound.audience import (
     CsvResult,
     Person,
-    audience_contact_ids,
+    audience_people,
     load_people,
     parse_csv,
     upsert_csv_contacts,
@@ -42,6 +42,7 @@ from puente.outbound.broadcast_queue import (
     publish_progress,
     queue_pending,
 )
+from puente.outbound.bulk_rows import dumps, insert_rows
 from puente.outbound.models import (
     Broadcast,
     BroadcastRecipient,
@@ -218,8 +219,7 @@ def do_create_broadcast(
 def _plan_contacts(
     session: Session, workspace_id: int, audience: dict[str, Any], variables: dict[str, str]
 ) -> list[Planned]:
-    found, unknown = audience_contact_ids(session, workspace_id, audience)
-    people = load_people(session, workspace_id, found)
+    found, people, unknown = audience_people(session, workspace_id, audience)
     planned = [
         Planned(None, None, {}, RecipientState.SKIPPED.value, f"unknown contact {cid}", None)
         for cid in unknown
@@ -289,21 +289,18 @@ def _plan_csv(
 
 
 def _insert_recipients(session: Session, broadcast: Broadcast, planned: list[Planned]) -> None:
+    ws, bid = broadcast.workspace_id, broadcast.id
+    empty = dumps({})
     rows = [
-        {
-            "workspace_id": broadcast.workspace_id,
-            "broadcast_id": broadcast.id,
-            "contact_id": p.contact_id,
-            "phone": p.phone,
-            "values": p.values,
-            "state": p.state,
-            "reason": p.reason,
-            "line": p.line,
-        }
+        (ws, bid, p.contact_id, p.phone, dumps(p.values) if p.values else empty, p.state,
+         p.reason, p.line)
         for p in planned
-    ]
+    ]  # fmt: skip
+    columns = (
+        "workspace_id", "broadcast_id", "contact_id", "phone", "values", "state", "reason", "line",
+    )  # fmt: skip
     for start in range(0, len(rows), CHUNK):
-        session.execute(insert(BroadcastRecipient), rows[start : start + CHUNK])
+        insert_rows(session, BroadcastRecipient, columns, rows[start : start + CHUNK])
 
 
 # -- controls --------------------------------------------------------------------------

@@ -53,6 +53,7 @@ class Shop:
     lucia: int  # a contact with a conversation, synced from the Business app
     pedro: int
     other_workspace_contact: int
+    conversation: int  # Lucía's
 
 
 @pytest.fixture
@@ -111,6 +112,7 @@ def shop(db: Database) -> Shop:
         other = make_workspace(session, "Otra")
         stranger = make_contact(session, other, wa_id="34600111222", name="Forastero")
         s.lucia, s.pedro, s.other_workspace_contact = lucia.id, pedro.id, stranger.id
+        s.conversation = conversation.id
     return s
 
 
@@ -195,6 +197,14 @@ def test_contact_page_shows_names_apart_conversations_and_activity(
     assert "Ana assigned this to Ana" in page
     assert "Ana left a private note" in page and "Cliente frecuente" in page
     assert "Puebla" in page
+
+
+def test_the_inbox_panel_and_the_contact_page_link_to_each_other(app: FastAPI, shop: Shop) -> None:
+    web = as_(app, "admin@example.com")
+    panel = web.get(f"/inbox/c/{shop.conversation}").text
+    assert f'href="/contacts/{shop.lucia}" data-testid="contact-page-link"' in panel
+    page = web.get(f"/contacts/{shop.lucia}").text
+    assert f'href="/inbox/c/{shop.conversation}" data-testid="open-conversation"' in page
 
 
 def test_another_workspaces_contact_is_not_found(app: FastAPI, shop: Shop) -> None:

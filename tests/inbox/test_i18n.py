@@ -75,8 +75,9 @@ def test_pages_follow_the_users_language_and_time_zone(
         owner.locale = "es"
         owner.timezone = "America/Mexico_City"
         cid = c.id
+    listing = owner_web.get("/inbox").text
+    assert "Mías" in listing and "Sin asignar" in listing
     page = owner_web.get(f"/inbox/c/{cid}").text
-    assert "Mías" in page and "Sin asignar" in page
     assert "Ventana cerrada: solo se pueden enviar plantillas" in page
     # 15:04 UTC is 9:04 in Mexico City (UTC-6, no daylight saving time since 2022).
     assert "9:04" in page

@@ -17,7 +17,7 @@ from tests.webclient import WebClient
 
 # Signing in (session, user, workspace, membership, teams) plus the page's own queries.
 LIST_STATEMENTS = 10
-VIEW_STATEMENTS = 22
+VIEW_STATEMENTS = 20
 
 
 @contextmanager

@@ -285,11 +285,13 @@ class ComposerSubmission(IdMixin, TimestampMixin, Base):
 
 
 # Indexes the inbox list needs at scale (100,000s of conversations per workspace): the
-# "any status" view in activity order, and the tab counts read from the index alone.
+# "any status" view in activity order, and the tab counts (with the team scope of agents)
+# read from the index alone.
 Index("ix_conversations_activity", Conversation.workspace_id, Conversation.last_activity_at)
 Index(
     "ix_conversations_counts",
     Conversation.workspace_id,
     Conversation.status,
     Conversation.assignee_id,
+    Conversation.team_id,
 )

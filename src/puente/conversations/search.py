@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 import threading
 
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, column, inspect, select, table, text
 from sqlalchemy.orm import Session
 
 from puente.accounts.gate import Actor, conversation_scope
@@ -84,21 +84,37 @@ def search_messages(
     engine = bind.engine if hasattr(bind, "engine") else bind
     assert isinstance(engine, Engine)
     ensure_search_index(engine)
-    visible = select(Conversation.id).where(conversation_scope(actor))
-    base = select(Message).where(
-        Message.workspace_id == actor.workspace_id, Message.conversation_id.in_(visible)
+    # Newest first, stopping at `limit` visible hits: the index is read in id order and
+    # each hit's conversation is checked against the gate's scope as it comes.
+    ids = (
+        select(Message.id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.workspace_id == actor.workspace_id, conversation_scope(actor))
     )
     if engine.dialect.name == "sqlite":
         # Each word as a quoted prefix term: no FTS5 syntax from the user gets through.
         match = " ".join('"' + w.replace('"', "") + '"*' for w in words)
+        fts = table("messages_fts", column("rowid"))
         ids = (
-            select(text("rowid"))
-            .select_from(text("messages_fts"))
+            ids.join(fts, fts.c.rowid == Message.id)
             .where(text("messages_fts MATCH :match"))
+            .order_by(fts.c.rowid.desc())
+            .params(match=match)
         )
-        stmt = base.where(Message.id.in_(ids)).params(match=match)
     else:
-        stmt = base.where(
-            text("to_tsvector('simple', coalesce(messages.text, '')) @@ to_tsquery('simple', :tsq)")
-        ).params(tsq=" & ".join(w + ":*" for w in words))
-    return list(session.scalars(stmt.order_by(Message.id.desc()).limit(limit)))
+        ids = (
+            ids.where(
+                text(
+                    "to_tsvector('simple', coalesce(messages.text, '')) @@ "
+                    "to_tsquery('simple', :tsq)"
+                )
+            )
+            .order_by(Message.id.desc())
+            .params(tsq=" & ".join(w + ":*" for w in words))
+        )
+    found = list(session.scalars(ids.limit(limit)))
+    if not found:
+        return []
+    return list(
+        session.scalars(select(Message).where(Message.id.in_(found)).order_by(Message.id.desc()))
+    )

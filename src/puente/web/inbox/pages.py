@@ -176,8 +176,11 @@ def conversation_page(
         conversation = access_conversation(session, me.actor, conversation_id)
         view = q.load_conversation_view(session, conversation, before=before)
         f = inbox_filter(request)
+        # The list beside it loads separately (inbox.js): opening a conversation costs
+        # only the conversation.
         context = {
-            **_list_context(session, me, f),
+            "f": f,
+            "lazy_list": True,
             **_options(session, me),
             **conversation_context(session, me, conversation, view),
             "view": view,

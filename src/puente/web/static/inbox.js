@@ -466,6 +466,8 @@
     conversationId = root.getAttribute("data-conversation-id") || "";
     scrollDown();
     watchWindow();
+    var list = document.getElementById("inbox-list");
+    if (list && list.getAttribute("data-lazy") === "1") refreshList();
     connect();
 
     document.addEventListener("submit", function (event) {

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 14:08:56.373036
+Create Date: 2026-11-21 14:14:35.475158
 """
 
 from collections.abc import Sequence
@@ -1045,7 +1045,9 @@ def upgrade() -> None:
             batch_op.f("ix_conversations_contact_id"), ["contact_id"], unique=False
         )
         batch_op.create_index(
-            "ix_conversations_counts", ["workspace_id", "status", "assignee_id"], unique=False
+            "ix_conversations_counts",
+            ["workspace_id", "status", "assignee_id", "team_id"],
+            unique=False,
         )
         batch_op.create_index(
             "ix_conversations_inbox", ["workspace_id", "status", "last_activity_at"], unique=False

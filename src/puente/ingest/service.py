@@ -232,20 +232,43 @@ def claim_event(session: Session, event_id: int) -> WebhookEvent | None:
     return event
 
 
-def do_process_new_events(session: Session, runtime: Runtime, limit: int = 50) -> int:
-    """Process up to `limit` NEW events in id order. Returns how many were processed."""
+# A transaction holds SQLite's write lock (and, in one process, competes for the GIL with
+# the web requests) for as long as it runs. Bounding a batch by bytes as well as by count
+# keeps small message webhooks batched 50 at a time while a history chunk of thousands of
+# messages gets a transaction of its own.
+BATCH_BYTES = 256 * 1024
+
+
+def do_process_new_events(
+    session: Session, runtime: Runtime, limit: int = 50, max_bytes: int = BATCH_BYTES
+) -> int:
+    """Process NEW events in id order: up to `limit` of them and about `max_bytes` of
+    bodies (always at least one). Returns how many were processed."""
     table = cast(Table, WebhookEvent.__table__)
-    stmt = (
-        select(table.c.id, table.c.body)
+    sizes_stmt = (
+        select(table.c.id, func.length(table.c.body))
         .where(table.c.state == EventState.NEW.value)
         .order_by(table.c.id)
         .limit(limit)
     )
+    ids: list[int] = []
+    total = 0
+    for event_id, size in session.execute(_claim(session, sizes_stmt)).tuples():
+        if ids and total + (size or 0) > max_bytes:
+            break
+        ids.append(event_id)
+        total += size or 0
+    if not ids:
+        return 0
     # Plain rows, not ORM objects: each event's bookkeeping would otherwise be one more
     # UPDATE and flush between changes; here the whole batch gets one executemany.
-    rows = session.execute(_claim(session, stmt)).tuples().all()
-    if not rows:
-        return 0
+    rows = (
+        session.execute(
+            select(table.c.id, table.c.body).where(table.c.id.in_(ids)).order_by(table.c.id)
+        )
+        .tuples()
+        .all()
+    )
     now = utcnow()
     results = []
     for event_id, body in rows:

@@ -1,10 +1,19 @@
-"""Outbound benchmark, part one: plan and queue a 100,000-recipient broadcast.
+"""Outbound benchmark: planning speed, pacing against the sandbox, agent-reply latency.
 
-Creates a workspace with N contacts tagged `clientes` and an approved template, then
-times `do_create_broadcast` (audience by tag, per-contact values, estimate, recipient
-rows, and the messages + outbox items of every recipient) in one unit of work.
+`plan`: creates a workspace with N contacts tagged `clientes` and an approved template,
+then times `do_create_broadcast` (audience by tag, per-contact values, estimate,
+recipient rows, and the messages + outbox items of every recipient) in one unit of work.
 
-    .venv/bin/python bench/outbound.py [--recipients 100000] [--postgres URL]
+`pace`: the Meta sandbox runs under uvicorn in a subprocess with one number per rate
+(`mps` 20, 80, 1000); Puente (SQLite, this process) queues a broadcast of rate x seconds
+recipients and runs the outbox worker. The achieved rate comes from the sandbox's own
+accept timestamps (`GET /_sandbox/api/sent`), steady state (first second excluded); the
+130429 count from a response counter wrapped around the sandbox app. Then, on the 80
+msg/s number during a running broadcast, agent replies (priority 0) are queued one at a
+time and timed from queueing until the sandbox accepted them.
+
+    .venv/bin/python bench/outbound.py plan [--recipients 100000] [--postgres URL]
+    .venv/bin/python bench/outbound.py pace [--seconds 60] [--rates 20,80,1000] [--replies 10]
 """
 
 from __future__ import annotations
@@ -73,11 +82,7 @@ def setup(db: Database, n: int) -> int:
         return int(ws.id)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--recipients", type=int, default=100_000)
-    parser.add_argument("--postgres", help="a PostgreSQL URL (default: a fresh SQLite file)")
-    args = parser.parse_args()
+def plan(args: argparse.Namespace) -> None:
     url = args.postgres or f"sqlite:///{Path(tempfile.mkdtemp()) / 'bench.sqlite3'}"
     db = Database(url)
     Base.metadata.create_all(db.engine)
@@ -105,6 +110,27 @@ def main() -> None:
         f"plan + queue: {elapsed:.2f} s ({args.recipients / elapsed:,.0f} recipients/s),"
         f" {cpu:.2f} s of CPU in this process"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="what")
+    p = sub.add_parser("plan", help="plan + queue a large broadcast")
+    p.add_argument("--recipients", type=int, default=100_000)
+    p.add_argument("--postgres", help="a PostgreSQL URL (default: a fresh SQLite file)")
+    p = sub.add_parser("pace", help="sending rate and agent-reply latency against the sandbox")
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--rates", default="20,80,1000")
+    p.add_argument("--replies", type=int, default=10)
+    args = parser.parse_args()
+    if args.what in (None, "plan"):  # bench/run_all.py runs the planning figure only
+        args.recipients = getattr(args, "recipients", 100_000)
+        args.postgres = getattr(args, "postgres", None)
+        plan(args)
+    else:
+        from outbound_pace import pace  # bench/ is on the path when run as a script
+
+        pace(args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from puente.app import create_app
 from puente.channels.models import Channel, ChannelMode
@@ -356,3 +357,59 @@ def test_a_reply_marks_the_recipient_replied_and_publishes_the_hook(world: World
         assert [e.data["broadcast_id"] for e in seen] == [created["id"]]
     finally:
         unsubscribe()
+
+
+def test_single_template_sends_respect_the_tier_too(world: World) -> None:
+    from puente.outbound import tiers
+
+    tiers.TIERS["2"] = 2
+    try:
+        world.api.put(
+            f"/channels/{world.channel_id}/messaging-limit", json={"tier": "2"}, headers=world.auth
+        )
+        with world.db.read() as session:
+            ids = dict(
+                session.execute(
+                    select(Contact.wa_id, Contact.id).where(
+                        Contact.workspace_id == world.workspace_id
+                    )
+                )
+                .tuples()
+                .all()
+            )
+
+        def send(wa_id: str) -> Any:
+            return world.api.post(
+                "/messages",
+                json={
+                    "contact_id": ids[wa_id],
+                    "type": "template",
+                    "template": {
+                        "name": "pedido_confirmado",
+                        "language": {"code": "es"},
+                        "components": [
+                            {
+                                "type": "body",
+                                "parameters": [
+                                    {"type": "text", "text": "Ana"},
+                                    {"type": "text", "text": "A-1"},
+                                ],
+                            }
+                        ],
+                    },
+                },
+                headers=world.auth,
+            )
+
+        assert send("573001112233").status_code == 202
+        assert send("5215512345678").status_code == 202
+        refused = send("34612345678")
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"]["code"] == "messaging_limit"
+        assert "messaging limit reached" in refused.json()["error"]["message"]
+        # Someone already reached today may get another template.
+        assert send("573001112233").status_code == 202
+        wait_until(lambda: len(world.sent()) == 3, what="three sends")
+        assert {m["customer"] for m in world.sent()} == {"573001112233", "5215512345678"}
+    finally:
+        tiers.TIERS.pop("2", None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import Workspace
@@ -24,7 +24,6 @@ from puente.conversations.models import (
     MessageStatus,
 )
 from puente.db.base import utcnow
-from puente.db.session import on_commit
 from puente.events import DomainEvent, publish
 from puente.outbound.broadcast_params import build_components, hydrate_body
 from puente.outbound.bulk_rows import allocate_ids, db_time, dumps, insert_rows, update_rows
@@ -37,21 +36,16 @@ from puente.outbound.models import (
     OutboxState,
     RecipientState,
 )
-from puente.outbound.service import PRIORITY_BROADCAST, wake_outbox_workers
+
+# OUTBOX_NOTIFY and notify_outbox are re-exported for the broadcast modules.
+from puente.outbound.service import OUTBOX_NOTIFY as OUTBOX_NOTIFY
+from puente.outbound.service import PRIORITY_BROADCAST
+from puente.outbound.service import notify_outbox as notify_outbox
 from puente.outbound.templates import SENDABLE, find_template
 from puente.outbound.tiers import tier_room
 
 CHUNK = 5000
-OUTBOX_NOTIFY = "puente_outbox"
 PAUSED_STATES = [s.value for s in SENDING_PAUSED_STATES]
-
-
-def notify_outbox(session: Session) -> None:
-    """Wake this process's lanes after commit; on PostgreSQL also other processes' (a
-    NOTIFY is delivered when the transaction commits, never before)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {OUTBOX_NOTIFY}"))
-    on_commit(session, wake_outbox_workers)
 
 
 def opted_out(session: Session, workspace_id: int, contact_ids: list[int]) -> dict[int, str]:

@@ -15,7 +15,7 @@ import weakref
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from puente.channels.models import SENDING_PAUSED_STATES, Channel, ConnectionState
@@ -36,6 +36,7 @@ from puente.errors import Conflict, InvalidInput, NotFound
 from puente.events import DomainEvent, publish
 from puente.outbound.models import OutboxItem, OutboxState
 from puente.outbound.templates import check_template_message
+from puente.outbound.tiers import check_tier_room
 from puente.whatsapp.send import SendValidationError, build_payload, preview_text
 
 CALLBACK_PREFIX = "outbox:"
@@ -72,6 +73,17 @@ _workers_lock = threading.Lock()
 def register_worker(worker: _Wakeable) -> None:
     with _workers_lock:
         _workers.add(worker)
+
+
+OUTBOX_NOTIFY = "puente_outbox"
+
+
+def notify_outbox(session: Session) -> None:
+    """Wake this process's lanes after commit; on PostgreSQL also other processes' (a
+    NOTIFY is delivered when the transaction commits, never before)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"NOTIFY {OUTBOX_NOTIFY}"))
+    on_commit(session, wake_outbox_workers)
 
 
 def wake_outbox_workers() -> None:
@@ -326,6 +338,8 @@ def do_queue_message(
         check_template_message(
             session, recipient.channel, recipient.contact.id, payload["template"]
         )
+        # The messaging-limit tier applies to every template, not only broadcasts'.
+        check_tier_room(session, recipient.channel, recipient.contact.id)
     wire = payload[message_type]
     message = Message(
         workspace_id=workspace_id,
@@ -363,7 +377,7 @@ def do_queue_message(
     _touch_conversation(recipient.conversation, message)
     session.flush()
     _publish_message(session, message, "message.created", outbox_id=item.id)
-    on_commit(session, wake_outbox_workers)
+    notify_outbox(session)
     return message
 
 

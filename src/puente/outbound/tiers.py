@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from puente.channels.models import Channel
 from puente.conversations.models import Direction, Message, MessageSource, MessageStatus
 from puente.db.base import utcnow
-from puente.errors import InvalidInput
+from puente.errors import Conflict, InvalidInput
 
 TIERS: dict[str, int | None] = {
     "250": 250,
@@ -115,3 +115,21 @@ def tier_room(session: Session, channel: Channel, now: dt.datetime | None = None
             first_seen[contact_id] = at
     frees_at = min(first_seen.values()) + WINDOW if first_seen else None
     return TierRoom(tier, limit, set(first_seen), frees_at)
+
+
+def check_tier_room(session: Session, channel: Channel, contact_id: int) -> None:
+    """Refuse a template to a new person once the portfolio's tier is used up (someone
+    already reached in the last 24 h may always get another)."""
+    room = tier_room(session, channel)
+    if room.left is None or contact_id in room.reached or room.left > 0:
+        return
+    when = room.frees_at.strftime("%Y-%m-%d %H:%M UTC") if room.frees_at else "later"
+    raise Conflict(
+        f"messaging limit reached: this number's business portfolio may reach {room.limit}"
+        f" people in 24 h; room again from {when}",
+        code="messaging_limit",
+        details={
+            "tier": room.tier,
+            "frees_at": room.frees_at.isoformat() if room.frees_at else None,
+        },
+    )

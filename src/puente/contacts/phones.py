@@ -15,6 +15,7 @@ def to_e164(raw: str, default_region: str | None = None) -> str | None:
         return None
     if not text.startswith("+") and default_region is None:
         text = "+" + text.lstrip("0")
+    text = _drop_mexican_mobile_one(text)
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
@@ -22,6 +23,15 @@ def to_e164(raw: str, default_region: str | None = None) -> str | None:
     if not phonenumbers.is_possible_number(parsed):
         return None
     return str(phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164))
+
+
+def _drop_mexican_mobile_one(text: str) -> str:
+    """Mexico dropped the "1" after +52 for mobiles in 2019, but WhatsApp ids (and many
+    address books) still carry it: +52 1 55 1234 5678 is +52 55 1234 5678."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if text.startswith("+") and digits.startswith("521") and len(digits) == 13:
+        return "+52" + digits[3:]
+    return text
 
 
 def wa_id_from_e164(e164: str) -> str:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from puente.channels.models import (
     Channel,
     ChannelMode,
+    ChannelSync,
     ConnectionState,
     Onboarding,
     OnboardingMethod,
@@ -288,7 +289,19 @@ def connect_from_signup(
             # A refusal is recorded with Meta's error; the channel page offers a retry.
             with contextlib.suppress(PuenteError):
                 do_request_sync(runtime, workspace_id, channel_id, sync_type)
+    _release_late_parked(runtime, workspace_id, channel_id)
     return channel_id
+
+
+def _release_late_parked(runtime: Runtime, workspace_id: int, channel_id: int) -> None:
+    """Release once more what was parked for the number. A worker transaction that looked
+    the number up just before the channel's commit can still park a change just after it
+    (PostgreSQL runs them side by side); by now those transactions are over."""
+    from puente.ingest.service import release_parked
+
+    with runtime.db.unit_of_work() as session:
+        channel = access_channel(session, workspace_id, channel_id)
+        release_parked(session, channel.phone_number_id, channel.waba_id)
 
 
 def _meta_steps(
@@ -543,6 +556,11 @@ def do_request_sync(
         )
         session.add(row)
         if error is None:
+            # The answer's webhooks may already be processed (a decline, first chunks):
+            # lock the sync row so marking it requested cannot overwrite what they wrote.
+            session.execute(
+                select(ChannelSync.id).where(ChannelSync.channel_id == channel_id).with_for_update()
+            )
             kind = "history" if sync_type == HISTORY else "contacts"
             do_mark_sync_requested(session, channel, kind=kind, request_id=request_id)
         session.flush()

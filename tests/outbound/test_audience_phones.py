@@ -8,9 +8,12 @@ from puente.outbound.audience import normalize_phone, person_key, wa_id_variants
 
 def test_mexican_mobiles_with_and_without_the_one_are_accepted_and_the_same_person() -> None:
     assert normalize_phone("+52 55 1234 5678") == "+525512345678"
-    # WhatsApp's own form keeps the "1" the numbering plan dropped: accepted as written.
-    assert normalize_phone("+521 55 1234 5678") == "+5215512345678"
-    assert normalize_phone("5215512345678") == "+5215512345678"
+    # WhatsApp's own form keeps the "1" the numbering plan dropped: accepted, and the
+    # same person as the plain E.164 number.
+    for raw in ("+521 55 1234 5678", "5215512345678"):
+        e164 = normalize_phone(raw)
+        assert e164 is not None, raw
+        assert person_key(e164) == person_key("+525512345678")
     assert person_key("+5215512345678") == person_key("+525512345678")
     assert set(wa_id_variants("525512345678")) == {"525512345678", "5215512345678"}
 

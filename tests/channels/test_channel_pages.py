@@ -268,3 +268,35 @@ def test_metas_reason_in_spanish(coex: Coex) -> None:
         "El teléfono del dueño no abrió la app WhatsApp Business durante unos 14 días. "
         "Desconectado por WhatsApp." in page
     )
+
+
+@pytest.mark.parametrize(("pause", "expected"), [("yes", True), (None, False)])
+def test_owner_reply_from_the_phone_pauses_the_bot_as_set(
+    coex: Coex, pause: str | None, expected: bool
+) -> None:
+    from sqlalchemy import select
+
+    from puente.conversations.models import Conversation
+
+    channel_id = coex.onboard(import_history=False)
+    web = signed_in(coex)
+    form = {"pause_bot_on_owner_reply": pause} if pause else {}
+    saved = web.post(f"/channels/{channel_id}/settings", form)
+    assert saved.headers["location"].endswith("flash=saved")
+    page = web.get(saved.headers["location"]).text
+    checked = 'name="pause_bot_on_owner_reply" value="yes" checked' in page
+    assert checked is expected
+    sent = coex.control.post(
+        f"/numbers/{NUMBER}/owner/messages", json={"to": "573001112233", "text": "Ya te atiendo"}
+    )
+    assert sent.status_code == 201, sent.text
+
+    def echoed() -> bool | None:
+        with coex.db.read() as session:
+            conversation = session.scalar(
+                select(Conversation).where(Conversation.channel_id == channel_id)
+            )
+            return None if conversation is None else conversation.bot_paused
+
+    paused = wait_until(lambda: (v := echoed()) is not None and (v,), what="the echo")[0]
+    assert paused is expected

@@ -7,16 +7,15 @@ from pathlib import Path
 
 import typer
 
+# One `puente contacts` group holds the CSV import and these per-contact commands.
+from puente.contacts.cli import contacts_cli
+
 retention_cli = typer.Typer(help="Retention: purge old messages and media.", no_args_is_help=True)
-contacts_cli = typer.Typer(
-    help="One contact's data: export, erase, legal hold.", no_args_is_help=True
-)
 CLI_ACTOR = "cli"
 
 
 def register(app: typer.Typer) -> None:
     app.add_typer(retention_cli, name="retention")
-    app.add_typer(contacts_cli, name="contacts")
 
 
 def _fail(message: str) -> typer.Exit:

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import typer
 
-contacts_cli = typer.Typer(help="Contacts: import from CSV.", no_args_is_help=True)
+contacts_cli = typer.Typer(
+    help="Contacts: import from CSV; one contact's export, erasure and legal hold.",
+    no_args_is_help=True,
+)
 
 
 @contacts_cli.command("import")

@@ -42,14 +42,17 @@ class Pacer:
     """Never more than `rate` sends in any one-second window, spread evenly.
 
     Sends are spaced 1/rate apart, and the n-th send also waits until one second (plus
-    `slack`) has passed since the (n-rate)-th really started, so a send that left late
-    cannot let the next window squeeze in rate+1. The slack absorbs the few milliseconds
-    by which requests' arrival at Meta jitters (measured on loopback: under 10 ms).
+    `slack`) has passed since the (n-rate)-th was *answered*: Meta counted that request
+    before it answered it, so waiting on the answer holds however much the requests'
+    arrival jitters on a busy machine or network. Waiting on the answer costs one round
+    trip per second of sending; `answer_cap` bounds that cost on a slow link, where the
+    guarantee falls back to the start time plus the cap.
     """
 
-    def __init__(self, rate: float, *, slack: float = 0.025) -> None:
+    def __init__(self, rate: float, *, slack: float = 0.005, answer_cap: float = 0.1) -> None:
         self.rate = max(1, int(rate))
         self.slack = slack
+        self.answer_cap = answer_cap
         self._recent: collections.deque[float] = collections.deque(maxlen=self.rate)
         self._next = 0.0
 
@@ -63,14 +66,26 @@ class Pacer:
         self._next = at + 1.0 / self.rate
         return at
 
-    def started(self, slot: float, now: float | None = None) -> None:
-        """The send reserved at `slot` really started at `now` (later, perhaps)."""
+    def started(self, slot: float, now: float | None = None) -> float:
+        """The send reserved at `slot` really started at `now` (later, perhaps).
+        Returns the mark to pass to `answered`."""
         now = time.monotonic() if now is None else now
         if now <= slot:
-            return
+            return slot
+        self._replace(slot, now)
+        return now
+
+    def answered(self, mark: float, now: float | None = None) -> None:
+        """Meta answered the send marked `mark` (whatever the answer)."""
+        now = time.monotonic() if now is None else now
+        later = min(now, mark + self.answer_cap)
+        if later > mark:
+            self._replace(mark, later)
+
+    def _replace(self, old: float, new: float) -> None:
         for i in range(len(self._recent) - 1, -1, -1):
-            if self._recent[i] == slot:
-                self._recent[i] = now
+            if self._recent[i] == old:
+                self._recent[i] = new
                 return
 
     def set_rate(self, rate: float) -> None:

@@ -255,9 +255,12 @@ class Lane:
 
     async def _send(self, client: GraphClient, info: LaneInfo, item: Claimed, slot: float) -> None:
         worker = self.worker
-        self.pacer.started(slot)  # as late as possible: Meta counts when requests arrive
+        mark = self.pacer.started(slot)  # as late as possible: Meta counts arrivals
         try:
-            result = await client.send_message(info.phone_number_id, item.request_body())
+            try:
+                result = await client.send_message(info.phone_number_id, item.request_body())
+            finally:
+                self.pacer.answered(mark)
         except GraphError as exc:
             await self._settle_error(item, exc)
         except Exception:

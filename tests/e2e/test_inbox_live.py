@@ -114,6 +114,8 @@ def _conversation(db: Database) -> Conversation:
 def test_the_inbox_walk(live: Live, db: Database, browser: Any) -> None:
     errors: list[str] = []
     context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 800})
+    # A generous wait: this machine is shared, and a busy moment must not fail the walk.
+    context.set_default_timeout(60_000)
     agent = context.new_page()
     agent.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     agent.goto(live.puente.url + "/inbox")

@@ -24,12 +24,12 @@ VIEW_STATEMENTS = 20
 def counting(db: Database) -> Iterator[list[str]]:
     statements: list[str] = []
 
+    # Transaction control, and the realtime hub relaying events to other processes
+    # (PostgreSQL NOTIFY, from its own thread), are not the page's queries.
+    skipped = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SELECT PG_NOTIFY")
+
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if (
-            not statement.lstrip()
-            .upper()
-            .startswith(("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE"))
-        ):
+        if not statement.lstrip().upper().startswith(skipped):
             statements.append(statement)
 
     engines = {db.engine, db.read_engine}

@@ -91,6 +91,7 @@ class RealtimeHub:
         self._inbox: queue.Queue[tuple[str, DomainEvent]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._listener: _PgListener | None = None
+        self._closed = False
         # The bus holds the hub weakly, so a hub whose app is gone stops receiving.
         ref = weakref.ref(self)
 
@@ -108,6 +109,8 @@ class RealtimeHub:
 
     def subscribe(self, actor: Actor, loop: asyncio.AbstractEventLoop) -> Subscription:
         sub = Subscription(actor, loop)
+        if self._closed:
+            return sub  # shutting down: the stream ends with the server
         with self._lock:
             self._subs.setdefault(actor.workspace_id, set()).add(sub)
             self._ensure_threads()
@@ -126,6 +129,8 @@ class RealtimeHub:
             return sum(len(s) for s in self._subs.values())
 
     def close(self) -> None:
+        """Stop relaying (the app shuts down): no more NOTIFY, LISTEN or fan-out."""
+        self._closed = True
         self._unsubscribe()
         if self._listener is not None:
             self._listener.stop()
@@ -147,6 +152,8 @@ class RealtimeHub:
 
     def _on_local_event(self, event: DomainEvent) -> None:
         # Called in the committing thread: hand over at once, decide in the dispatcher.
+        if self._closed:
+            return
         with self._lock:
             watched = event.workspace_id in self._subs
             if self.db.is_postgres:

@@ -62,6 +62,28 @@ def ensure_search_index(engine: Engine) -> bool:
     return True
 
 
+# PostgreSQL sorts NULL first in a descending index; the inbox lists latest activity
+# first with conversations that never had any last, so it needs indexes in exactly that
+# order or it sorts every open conversation on each page. SQLite cannot declare NULLS
+# LAST in an index (and needs none: it sorts NULL lowest), so these live here rather
+# than in the model.
+PG_INBOX_DDL = (
+    "CREATE INDEX IF NOT EXISTS ix_conversations_inbox_order ON conversations "
+    "(workspace_id, status, last_activity_at DESC NULLS LAST, id DESC)",
+    "CREATE INDEX IF NOT EXISTS ix_conversations_activity_order ON conversations "
+    "(workspace_id, last_activity_at DESC NULLS LAST, id DESC)",
+)
+
+
+def ensure_inbox_indexes(engine: Engine) -> None:
+    """The PostgreSQL-only orderings of the inbox list (see PG_INBOX_DDL)."""
+    if engine.dialect.name != "postgresql" or not inspect(engine).has_table("conversations"):
+        return
+    with engine.begin() as conn:
+        for ddl in PG_INBOX_DDL:
+            conn.exec_driver_sql(ddl)
+
+
 def forget_search_index(engine: Engine) -> None:
     """For tests and tools that drop the tables: the next search creates the index again."""
     with _ready_lock:

@@ -94,6 +94,32 @@ def apply_pending_statuses(
         _apply_events(session, events, messages, emit_events=emit_events)
 
 
+def do_sweep_pending_statuses(session: Session, limit: int = 500) -> int:
+    """Apply waiting statuses whose message has its wamid by now.
+
+    On PostgreSQL a status can be stored (waiting) by one transaction while another,
+    not yet committed, writes the wamid it belongs to: each misses the other's row.
+    This sweep, run now and then by the ingest worker, settles such a status. Only the
+    newest waiting statuses are looked at: the race leaves recent ones behind, while
+    statuses for messages sent outside Puente wait forever and must not slow it down.
+    """
+    recent = (
+        select(StatusEvent.id, StatusEvent.wamid)
+        .where(StatusEvent.applied.is_(False))
+        .order_by(StatusEvent.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    wamids = list(
+        session.scalars(
+            select(Message.wamid).distinct().join(recent, recent.c.wamid == Message.wamid)
+        )
+    )
+    found = [w for w in wamids if w]
+    apply_pending_statuses(session, found)
+    return len(found)
+
+
 def _messages_by_wamid(session: Session, wamids: set[str]) -> dict[str, Message]:
     if not wamids:
         return {}

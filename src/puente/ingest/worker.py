@@ -10,11 +10,13 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import select
 
+from puente.conversations.statuses import do_sweep_pending_statuses
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.service import (
@@ -121,18 +123,27 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
             future.set_exception(error)
 
 
+# How often the worker settles statuses that raced their message's wamid (see
+# conversations.statuses.do_sweep_pending_statuses).
+STATUS_SWEEP_SECONDS = 2.0
+
+
 class IngestProcessor:
     """One step of the processing worker: a batch of events and released changes."""
 
     def __init__(self, runtime: Runtime, batch_size: int = 50) -> None:
         self.runtime = runtime
         self.batch_size = batch_size
+        self._next_sweep = 0.0
 
     def step(self) -> bool:
         try:
             with self.runtime.db.unit_of_work() as session:
                 events = do_process_new_events(session, self.runtime, self.batch_size)
                 changes = do_process_ready_changes(session, self.runtime, self.batch_size)
+                if time.monotonic() >= self._next_sweep:
+                    self._next_sweep = time.monotonic() + STATUS_SWEEP_SECONDS
+                    do_sweep_pending_statuses(session)
         except Exception:
             # Something broke the batch's transaction itself; go one event at a time so
             # the culprit is found and marked failed while the others still go through.

@@ -8,11 +8,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test test-sqlite test-postgres lint bench migrate serve sandbox install clean
 
+# uv lives beside the environment, not in it: `uv pip sync` removes whatever the lockfile
+# does not list, uv itself included.
+UV := $(VENV)-tools/bin/uv
+
 $(STAMP): requirements-dev.lock pyproject.toml package-lock.json
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	@$(BIN)/python -m pip install -q --disable-pip-version-check "uv==$(UV_VERSION)"
-	@$(BIN)/uv pip sync -q --python $(BIN)/python requirements-dev.lock
-	@$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@test -x $(UV) || $(PYTHON) -m pip install -q --disable-pip-version-check --target $(VENV)-tools "uv==$(UV_VERSION)"
+	@test -x $(BIN)/python || $(UV) venv -q --python $(PYTHON) $(VENV)
+	@$(UV) pip sync -q --python $(BIN)/python requirements-dev.lock
+	@$(UV) pip install -q --python $(BIN)/python --no-deps -e .
 	@npm ci --no-audit --no-fund --silent
 	@touch $(STAMP)
 
@@ -45,4 +49,4 @@ sandbox: $(STAMP)
 	$(BIN)/puente sandbox
 
 clean:
-	rm -rf $(VENV) node_modules var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-tools node_modules var .pytest_cache .mypy_cache .ruff_cache

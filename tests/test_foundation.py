@@ -46,6 +46,20 @@ def test_after_commit_callbacks_run_only_on_commit(db: Database) -> None:
     assert names == ["Committed"]
 
 
+def test_a_rolled_back_savepoint_keeps_the_transactions_callbacks(db: Database) -> None:
+    fired: list[str] = []
+    with db.unit_of_work() as session:
+        make_workspace(session, "Kept")
+        on_commit(session, lambda: fired.append("before the savepoint"))
+        with pytest.raises(RuntimeError), session.begin_nested():
+            make_workspace(session, "Dropped")
+            raise RuntimeError("a change that fails")
+        on_commit(session, lambda: fired.append("after the savepoint"))
+    assert fired == ["before the savepoint", "after the savepoint"]
+    with db.read() as session:
+        assert session.scalars(select(Workspace.name)).all() == ["Kept"]
+
+
 def test_datetimes_come_back_aware_utc(db: Database) -> None:
     with db.unit_of_work() as session:
         ws = make_workspace(session)

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,14 @@ def _drop_after_rollback(session: Session) -> None:
     session.info.pop(_CALLBACKS_KEY, None)
 
 
+def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
+    # Only the whole transaction's rollback drops the callbacks. A savepoint that rolls
+    # back (a failed change, a lost insert race) leaves the others' callbacks alone; code
+    # that queues callbacks inside a savepoint trims its own (see ingest.service).
+    if previous.parent is None:
+        _drop_after_rollback(session)
+
+
 class UnitOfWork:
     """A session whose commit is owned by the caller of `Database.unit_of_work`."""
 
@@ -84,9 +92,7 @@ class Database:
         self.engine = make_engine(url, pool_size=pool_size)
         self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
         event.listen(self.session_factory, "after_commit", _run_after_commit)
-        event.listen(
-            self.session_factory, "after_soft_rollback", lambda s, _t: _drop_after_rollback(s)
-        )
+        event.listen(self.session_factory, "after_soft_rollback", _after_soft_rollback)
         # SQLite readers must not queue behind the write lock: they get their own engine
         # with deferred transactions. PostgreSQL needs no such split.
         if self.engine.dialect.name == "sqlite":

@@ -12,11 +12,11 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from typing import Any
 
 from sqlalchemy import select
 
 from puente.conversations.statuses import do_sweep_pending_statuses
+from puente.db.notify import NotifyListener
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.service import (
@@ -191,46 +191,6 @@ class IngestProcessor:
         return bool(ids) or bool(change_ids)
 
 
-class NotifyListener(BackgroundWorker):
-    """Wakes `target` whenever another process sends NOTIFY puente_ingest (PostgreSQL)."""
-
-    def __init__(self, runtime: Runtime, target: BackgroundWorker) -> None:
-        super().__init__("puente-ingest-listen", self._listen, runtime.settings.worker_poll_seconds)
-        self._url = runtime.db.engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
-        self._target = target
-        self._conn: Any = None
-
-    def _listen(self) -> bool:
-        import psycopg
-
-        try:
-            if self._conn is None:
-                self._conn = psycopg.connect(self._url, autocommit=True)
-                self._conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                self._target.wake()  # anything sent while we were not listening
-            for _note in self._conn.notifies(timeout=1.0, stop_after=1):
-                self._target.wake()
-        except psycopg.Error:
-            log.warning("lost the LISTEN connection; polling until it is back", exc_info=True)
-            self._close()
-            return False
-        return True
-
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # closing a broken connection may fail; nothing to keep
-                log.debug("closing the LISTEN connection failed", exc_info=True)
-
-    def join(self, timeout: float = 10) -> None:
-        super().join(timeout)
-        self._close()
-
-
 def install(runtime: Runtime) -> EventWriter:
     """Create the writer for the webhook endpoint and register the processing workers."""
     processor = IngestProcessor(runtime)
@@ -240,7 +200,7 @@ def install(runtime: Runtime) -> EventWriter:
     register_worker(worker)
     runtime.workers.append(worker)
     if runtime.db.is_postgres:
-        runtime.workers.append(NotifyListener(runtime, worker))
+        runtime.workers.append(NotifyListener(runtime, worker, NOTIFY_CHANNEL))
     return EventWriter(runtime.db)
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import queue
 from collections.abc import Callable
-from typing import Any
 
 from sqlalchemy import select
 
@@ -106,52 +105,13 @@ class BroadcastWorker(BackgroundWorker):
         return True
 
 
-class OutboxListener(BackgroundWorker):
-    """Wakes this process's outbox workers on `NOTIFY puente_outbox` (PostgreSQL)."""
-
-    def __init__(self, runtime: Runtime, target: BackgroundWorker) -> None:
-        super().__init__("puente-outbox-listen", self._listen, runtime.settings.worker_poll_seconds)
-        self._url = runtime.db.engine.url.set(drivername="postgresql").render_as_string(
-            hide_password=False
-        )
-        self._target = target
-        self._conn: Any = None
-
-    def _listen(self) -> bool:
-        import psycopg
-
-        try:
-            if self._conn is None:
-                self._conn = psycopg.connect(self._url, autocommit=True)
-                self._conn.execute(f"LISTEN {OUTBOX_NOTIFY}")
-                self._target.wake()  # anything queued while we were not listening
-            for _note in self._conn.notifies(timeout=1.0, stop_after=1):
-                self._target.wake()
-        except psycopg.Error:
-            log.warning("lost the outbox LISTEN connection; polling until it is back")
-            self._close()
-            return False
-        return True
-
-    def _close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # a broken connection may fail to close; nothing to keep
-                log.debug("closing the outbox LISTEN connection failed", exc_info=True)
-
-    def join(self, timeout: float = 10) -> None:
-        super().join(timeout)
-        self._close()
-
-
 def register(runtime: Runtime) -> None:
     """Add the broadcast worker (and, on PostgreSQL, the outbox LISTEN loop)."""
+    from puente.db.notify import NotifyListener
     from puente.outbound.worker import OutboxWorker
 
     runtime.workers.append(BroadcastWorker(runtime))
     if runtime.db.is_postgres:
         for worker in list(runtime.workers):
             if isinstance(worker, OutboxWorker):
-                runtime.workers.append(OutboxListener(runtime, worker))
+                runtime.workers.append(NotifyListener(runtime, worker, OUTBOX_NOTIFY))

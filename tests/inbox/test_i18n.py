@@ -10,6 +10,7 @@ from babel.messages.extract import extract
 
 from puente.accounts.models import User
 from puente.db.session import Database
+from puente.outbound import questions
 from puente.web import i18n
 from puente.web.inbox import render
 from tests.inbox.conftest import NOW, Shop
@@ -20,7 +21,7 @@ SRC = Path(__file__).resolve().parents[2] / "src" / "puente"
 # Functions whose first string argument is a msgid translated by the web layer.
 # Words Spanish writes the same way.
 SAME_IN_SPANISH = {"Bot", "API", "Sticker", "Audio", "Video", "Puente", "Variable %(name)s"}
-MSGID_FUNCTIONS = {"user_error": 1, "collab_text": 1, "_form_error": 1}
+MSGID_FUNCTIONS = {"user_error": 1, "collab_text": 1, "_form_error": 1, "Problem": 0}
 
 
 def _template_msgids() -> set[str]:
@@ -39,7 +40,14 @@ def _template_msgids() -> set[str]:
 
 def _python_msgids() -> set[str]:
     found: set[str] = set()
-    for rel in ("conversations/collab.py", "conversations/snippets.py", "web/inbox/actions.py"):
+    for rel in (
+        "conversations/collab.py",
+        "conversations/snippets.py",
+        "web/inbox/actions.py",
+        "web/inbox/compose.py",
+        "outbound/attachments.py",
+        "outbound/questions.py",
+    ):
         tree = ast.parse((SRC / rel).read_text(encoding="utf-8"))
         for node in ast.walk(tree):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name | ast.Attribute):
@@ -49,6 +57,7 @@ def _python_msgids() -> set[str]:
                     arg = node.args[index]
                     if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
                         found.add(arg.value)
+    found |= {v for k, v in vars(questions).items() if k.startswith("_LONG_")}
     found |= {t.label for t in render.TICKS.values()}
     found |= set(render.FAILURE_REASONS.values()) | set(render.SOURCE_LABELS.values())
     return found

@@ -4,6 +4,7 @@ filters), one conversation, one message, one note, the side panel and the compos
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from puente.conversations import collab
 from puente.conversations.models import Conversation, ConversationEvent, Media, Message, Note
 from puente.db.base import utcnow
 from puente.errors import NotFound
+from puente.outbound.attachments import limits_for_browser
 from puente.outbound.models import MessageTemplate
 from puente.outbound.service import window_is_open
 from puente.web.deps import DbDep, RuntimeDep, WebContext
@@ -114,6 +116,9 @@ def _templates_for(session: Session, me: WebContext, channel: Channel) -> list[M
         )
     )
 
+# Meta's attachment limits for the composer's instant check, as a data attribute.
+ATTACHMENT_LIMITS = json.dumps(limits_for_browser(), separators=(",", ":"))
+
 
 def conversation_context(
     session: Session, me: WebContext, conversation: Conversation, view: q.ConversationView | None
@@ -159,6 +164,7 @@ def conversation_context(
             (me.workspace.settings or {}).get(collab.CLOSING_NOTE_SETTING)
         ),
         "can_reply": me.can("conversations.reply"),
+        "attachment_limits": ATTACHMENT_LIMITS,
     }
 
 

@@ -285,11 +285,47 @@
       if (keyField) keyField.value = "";
       clearReply(form);
       if (form.id === "template-form") refreshComposer(true);
+      if (form.id === "question-form") questionStyle(form);
+      if (form.id === "attach-form") attachmentProblem(form);
     }).catch(function () {
       // The request may or may not have arrived: keep the key so a retry cannot send twice.
       formError(form, "⚠");
     }).then(function () {
       if (button) button.disabled = false;
+    });
+  }
+
+  // -- attachments and questions ----------------------------------------------------------------
+
+  // Meta's limits, for instant feedback; the server checks again and its answer decides.
+  function attachmentProblem(form) {
+    var input = form.querySelector("input[type=file]");
+    var file = input && input.files && input.files[0];
+    if (!file) return "";
+    var limits = JSON.parse(form.getAttribute("data-limits") || "{}");
+    var dot = file.name.lastIndexOf(".");
+    var ext = dot >= 0 ? file.name.slice(dot).toLowerCase() : "";
+    var type = (limits.extensions || {})[ext] || (file.type || "").toLowerCase();
+    var kinds = limits.kinds || {};
+    var kind = null;
+    Object.keys(kinds).forEach(function (name) {
+      if (kinds[name].types.indexOf(type) >= 0) kind = name;
+    });
+    var caption = form.querySelector(".attach-caption");
+    if (caption) caption.hidden = !!kind && !kinds[kind].caption;
+    if (!kind) return (form.getAttribute("data-text-unsupported") || "").replace("{name}", file.name);
+    if (file.size > kinds[kind].max) {
+      var mb = kinds[kind].max >= 1048576 ? (kinds[kind].max / 1048576) + " MB" : (kinds[kind].max / 1024) + " KB";
+      return (form.getAttribute("data-text-too-big") || "").replace("{name}", file.name).replace("{limit}", mb);
+    }
+    return "";
+  }
+
+  function questionStyle(form) {
+    var list = !!form.querySelector("input[name=style][value=list]:checked");
+    form.querySelectorAll("[data-list-only]").forEach(function (el) { el.hidden = !list; });
+    form.querySelectorAll("input[name=option]").forEach(function (input) {
+      input.maxLength = list ? 24 : 20;
     });
   }
 
@@ -473,7 +509,13 @@
     document.addEventListener("submit", function (event) {
       var form = event.target;
       if (!(form instanceof HTMLFormElement)) return;
-      if (form.id === "send-form" || form.id === "template-form") { event.preventDefault(); submitSend(form); }
+      if (form.id === "send-form" || form.id === "template-form" || form.id === "question-form") { event.preventDefault(); submitSend(form); }
+      else if (form.id === "attach-form") {
+        event.preventDefault();
+        var problem = attachmentProblem(form);
+        if (problem) formError(form, problem);
+        else submitSend(form);
+      }
       else if (form.id === "note-form") { event.preventDefault(); submitNote(form); }
       else if (form.classList.contains("js-action")) { event.preventDefault(); submitAction(form); }
     });
@@ -508,6 +550,8 @@
     document.addEventListener("change", function (event) {
       var t = event.target;
       if (t instanceof HTMLSelectElement && t.id === "template-select") loadTemplateForm(t);
+      else if (t instanceof HTMLInputElement && t.type === "file" && t.form && t.form.id === "attach-form") formError(t.form, attachmentProblem(t.form));
+      else if (t instanceof HTMLInputElement && t.name === "style" && t.form && t.form.id === "question-form") questionStyle(t.form);
       else if (t instanceof HTMLSelectElement && t.classList.contains("autofilter") && t.form) t.form.submit();
     });
 

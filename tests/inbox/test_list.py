@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from html import unescape
 
 from puente.accounts.models import Team
+from puente.contacts.models import Contact
 from puente.db.session import Database
 from tests.factories import make_channel, make_team
 from tests.inbox.conftest import NOW, Shop, login
@@ -21,7 +23,8 @@ def _count(html: str, tab: str) -> int:
 
 
 def _names(html: str) -> list[str]:
-    return re.findall(r'<strong class="conv-name">([^<]*)</strong>', html)
+    found = re.findall(r'<strong class="conv-name">([^<]*)</strong>', html)
+    return [unescape(name) for name in found]
 
 
 def test_tabs_show_counts_and_their_conversations(
@@ -118,6 +121,33 @@ def test_search_box_finds_contacts_by_name_or_number(
     assert _names(owner_web.get("/inbox?q=lucía").text) == ["Lucía Gómez"]
     assert _names(owner_web.get("/inbox?q=nadie").text) == []
     assert "No conversations here." in owner_web.get("/inbox?q=nadie").text
+
+
+def test_search_box_finds_any_piece_of_a_name_or_number(
+    owner_web: WebClient, shop: Shop, db: Database
+) -> None:
+    with db.unit_of_work() as s:
+        add_conversation(s, shop.workspace_id, shop.channel_id, "María José Peña", at=NOW)
+        renamed = add_conversation(s, shop.workspace_id, shop.channel_id, "Pedro", at=NOW)
+        contact = s.get(Contact, renamed.contact_id)
+        assert contact is not None
+        wa_id = contact.wa_id
+        contact.name = "Tienda O'Brien"  # an agent's edit: found by the new name
+        add_conversation(s, shop.workspace_id, shop.channel_id, 'Ana "la jefa"', at=NOW)
+    # Middle of a name, any case, spaces included; a piece of the WhatsApp number.
+    assert _names(owner_web.get("/inbox?q=JOSÉ PE").text) == ["María José Peña"]
+    assert _names(owner_web.get("/inbox?q=o'bri").text) == ["Tienda O'Brien"]
+    # The name from the customer's WhatsApp profile still finds them.
+    assert _names(owner_web.get("/inbox?q=pedro").text) == ["Tienda O'Brien"]
+    assert wa_id is not None
+    assert _names(owner_web.get(f"/inbox?q={wa_id[-6:]}").text) == ["Tienda O'Brien"]
+    # Quotes are part of what is looked for, and two letters still search.
+    assert _names(owner_web.get('/inbox?q="la jefa"').text) == ['Ana "la jefa"']
+    assert sorted(_names(owner_web.get("/inbox?q=pe").text)) == [
+        "María José Peña",
+        "Tienda O'Brien",
+    ]
+    assert _names(owner_web.get("/inbox?q=ía jos").text) == ["María José Peña"]
 
 
 def test_pages_of_fifty(owner_web: WebClient, shop: Shop, db: Database) -> None:

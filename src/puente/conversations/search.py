@@ -1,18 +1,24 @@
 """Full-text search over message text: SQLite FTS5 (an external-content index kept in
-step by triggers) or PostgreSQL full-text (a GIN expression index). Results are limited
-to the conversations the searcher may see."""
+step by triggers) or PostgreSQL full-text (a stored tsvector column with a GIN index),
+accents folded on both. Results are limited to the conversations the searcher may see.
+Also the indexes of the inbox list's contact search box, orders and filters, created
+at start (docs/decisions/0003)."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+from typing import Any
 
-from sqlalchemy import Engine, column, inspect, select, table, text
+from sqlalchemy import Connection, Engine, Select, column, func, inspect, select, table, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from puente.accounts.gate import Actor, conversation_scope
 from puente.conversations.models import Conversation, Message
 
+log = logging.getLogger(__name__)
 MAX_RESULTS = 50
 _WORD = re.compile(r"\w+", re.UNICODE)
 _ready: set[str] = set()
@@ -29,59 +35,153 @@ SQLITE_DDL = (
     "INSERT INTO messages_fts(messages_fts, rowid, text) VALUES ('delete', old.id, old.text); "
     "INSERT INTO messages_fts(rowid, text) VALUES (new.id, new.text); END",
 )
+# The inbox's search box looks for a piece of a contact's name or number anywhere in it
+# (LIKE '%...%'), which reads every contact. A trigram index answers the same substring
+# question from the index (case-insensitive, accents kept as typed).
+_CONTACT_COLUMNS = "name, profile_name, business_app_name, wa_id"
+_CONTACT_OLD = "old.name, old.profile_name, old.business_app_name, old.wa_id"
+_CONTACT_NEW = "new.name, new.profile_name, new.business_app_name, new.wa_id"
+SQLITE_CONTACT_DDL = (
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS contacts_fts USING fts5({_CONTACT_COLUMNS}, "
+    "content='contacts', content_rowid='id', tokenize='trigram')",
+    "CREATE TRIGGER IF NOT EXISTS contacts_fts_ai AFTER INSERT ON contacts BEGIN "
+    f"INSERT INTO contacts_fts(rowid, {_CONTACT_COLUMNS}) VALUES (new.id, {_CONTACT_NEW}); END",
+    "CREATE TRIGGER IF NOT EXISTS contacts_fts_ad AFTER DELETE ON contacts BEGIN "
+    f"INSERT INTO contacts_fts(contacts_fts, rowid, {_CONTACT_COLUMNS}) "
+    f"VALUES ('delete', old.id, {_CONTACT_OLD}); END",
+    f"CREATE TRIGGER IF NOT EXISTS contacts_fts_au AFTER UPDATE OF {_CONTACT_COLUMNS} "
+    "ON contacts BEGIN "
+    f"INSERT INTO contacts_fts(contacts_fts, rowid, {_CONTACT_COLUMNS}) "
+    f"VALUES ('delete', old.id, {_CONTACT_OLD}); "
+    f"INSERT INTO contacts_fts(rowid, {_CONTACT_COLUMNS}) VALUES (new.id, {_CONTACT_NEW}); END",
+)
+# PostgreSQL: a text search configuration that folds accents (people type "cancion" for
+# "canción"), a stored tsvector of each message in it, and a GIN index on that column.
+# Stored rather than an expression index: walking the newest messages first (the usual
+# plan for common words) would otherwise compute to_tsvector for every row it passes.
+PG_SEARCH_CONFIG = "puente_search"
 PG_DDL = (
-    "CREATE INDEX IF NOT EXISTS ix_messages_fulltext ON messages "
-    "USING gin (to_tsvector('simple', coalesce(text, '')))"
+    "CREATE EXTENSION IF NOT EXISTS unaccent",
+    # No IF NOT EXISTS for text search configurations; a concurrent start may win.
+    "DO $$ BEGIN "
+    f"CREATE TEXT SEARCH CONFIGURATION {PG_SEARCH_CONFIG} (COPY = pg_catalog.simple); "
+    f"ALTER TEXT SEARCH CONFIGURATION {PG_SEARCH_CONFIG} ALTER MAPPING FOR "
+    "asciiword, word, numword, asciihword, hword, numhword, "
+    "hword_asciipart, hword_part, hword_numpart WITH unaccent, simple; "
+    "EXCEPTION WHEN unique_violation OR duplicate_object THEN NULL; END $$",
+    "ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS "
+    f"(to_tsvector('{PG_SEARCH_CONFIG}'::regconfig, coalesce(text, ''))) STORED",
+    "DROP INDEX IF EXISTS ix_messages_fulltext",
+    "CREATE INDEX IF NOT EXISTS ix_messages_search_vector ON messages USING gin (search_vector)",
+)
+PG_CONTACT_DDL = (
+    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+    "CREATE INDEX IF NOT EXISTS ix_contacts_search_trgm ON contacts USING gin ("
+    "lower(name) gin_trgm_ops, lower(profile_name) gin_trgm_ops, "
+    "lower(business_app_name) gin_trgm_ops, wa_id gin_trgm_ops)",
 )
 
 
+def _sqlite_table_exists(conn: Connection, name: str) -> bool:
+    return bool(
+        conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (name,)
+        ).first()
+    )
+
+
+def _ensure_pg_contact_index(engine: Engine) -> None:
+    # pg_trgm needs the right to create extensions; without it the search box still
+    # works (a scan of the contacts), so a refusal is logged rather than fatal.
+    try:
+        with engine.begin() as conn:
+            for ddl in PG_CONTACT_DDL:
+                conn.exec_driver_sql(ddl)
+    except DBAPIError as exc:
+        log.warning("contact search index not created (pg_trgm unavailable): %s", exc)
+
+
 def ensure_search_index(engine: Engine) -> bool:
-    """Create the index (and fill it from existing messages) once per database.
-    Returns False when the messages table does not exist yet."""
+    """Create the message and contact search indexes (and fill them from existing rows)
+    once per database. Returns False when the tables do not exist yet."""
     key = str(engine.url)
     with _ready_lock:
         if key in _ready:
             return True
-    if not inspect(engine).has_table("messages"):
+    found = inspect(engine)
+    if not (found.has_table("messages") and found.has_table("contacts")):
         return False
-    with engine.begin() as conn:
-        if engine.dialect.name == "sqlite":
-            existed = bool(
-                conn.exec_driver_sql(
-                    "SELECT 1 FROM sqlite_master WHERE type='table' AND name='messages_fts'"
-                ).first()
-            )
-            for ddl in SQLITE_DDL:
-                conn.exec_driver_sql(ddl)
-            if not existed:
-                conn.exec_driver_sql("INSERT INTO messages_fts(messages_fts) VALUES ('rebuild')")
-        elif engine.dialect.name == "postgresql":
-            conn.exec_driver_sql(PG_DDL)
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            for name, ddl in (("messages_fts", SQLITE_DDL), ("contacts_fts", SQLITE_CONTACT_DDL)):
+                existed = _sqlite_table_exists(conn, name)
+                for statement in ddl:
+                    conn.exec_driver_sql(statement)
+                if not existed:
+                    conn.exec_driver_sql(f"INSERT INTO {name}({name}) VALUES ('rebuild')")
+    elif engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            for statement in PG_DDL:
+                conn.exec_driver_sql(statement)
+        _ensure_pg_contact_index(engine)
     with _ready_lock:
         _ready.add(key)
     return True
 
 
-# PostgreSQL sorts NULL first in a descending index; the inbox lists latest activity
-# first with conversations that never had any last, so it needs indexes in exactly that
-# order or it sorts every open conversation on each page. SQLite cannot declare NULLS
-# LAST in an index (and needs none: it sorts NULL lowest), so these live here rather
-# than in the model.
+def contact_search_ready(engine: Engine) -> bool:
+    """Whether contact substring search can use the SQLite trigram table."""
+    return engine.dialect.name == "sqlite" and ensure_search_index(engine)
+
+
+# The inbox lists latest activity first with conversations that never had any last, and
+# "longest waiting" lists the oldest waiting_since first with nobody-waiting last. An
+# index serves either order only if it is declared in exactly that order, which each
+# engine spells differently: PostgreSQL declares NULLS LAST (it sorts NULL first in a
+# descending index); SQLite cannot, so it orders "waiting" by (waiting_since IS NULL)
+# and indexes that expression. SQLite needs nothing for "latest": it sorts NULL lowest.
 PG_INBOX_DDL = (
     "CREATE INDEX IF NOT EXISTS ix_conversations_inbox_order ON conversations "
     "(workspace_id, status, last_activity_at DESC NULLS LAST, id DESC)",
     "CREATE INDEX IF NOT EXISTS ix_conversations_activity_order ON conversations "
     "(workspace_id, last_activity_at DESC NULLS LAST, id DESC)",
+    "CREATE INDEX IF NOT EXISTS ix_conversations_waiting_order ON conversations "
+    "(workspace_id, status, waiting_since ASC NULLS LAST, last_activity_at DESC NULLS LAST, "
+    "id DESC)",
+    # The tab counts under a number or source filter from the index alone; labels (JSONB,
+    # unbounded) get a GIN index of their own instead of a place in this one.
+    "CREATE INDEX IF NOT EXISTS ix_conversations_filter_counts ON conversations "
+    "(workspace_id, status, channel_id, last_message_source, assignee_id, team_id)",
+    "CREATE INDEX IF NOT EXISTS ix_conversations_labels ON conversations "
+    "USING gin (labels jsonb_path_ops)",
+)
+SQLITE_INBOX_DDL = (
+    "CREATE INDEX IF NOT EXISTS ix_conversations_waiting_order ON conversations "
+    "(workspace_id, status, waiting_since IS NULL, waiting_since, last_activity_at DESC, "
+    "id DESC)",
+    # The tab counts under a number, source or label filter, from the index alone (the
+    # JSON labels included: SQLite has no size limit on index entries).
+    "CREATE INDEX IF NOT EXISTS ix_conversations_filter_counts ON conversations "
+    "(workspace_id, status, channel_id, last_message_source, assignee_id, team_id, labels)",
+)
+
+
+# The search box's conversations, found by contact: their status, workspace and the
+# columns of the tab counts and the order come from the index, not from 1000s of rows.
+INBOX_DDL = (
+    "CREATE INDEX IF NOT EXISTS ix_conversations_contact_inbox ON conversations "
+    "(contact_id, status, workspace_id, assignee_id, team_id, last_activity_at)",
 )
 
 
 def ensure_inbox_indexes(engine: Engine) -> None:
-    """The PostgreSQL-only orderings of the inbox list (see PG_INBOX_DDL)."""
-    if engine.dialect.name != "postgresql" or not inspect(engine).has_table("conversations"):
+    """The indexes of the inbox list's orders and filters (see PG_INBOX_DDL)."""
+    ddl = {"postgresql": PG_INBOX_DDL, "sqlite": SQLITE_INBOX_DDL}.get(engine.dialect.name)
+    if ddl is None or not inspect(engine).has_table("conversations"):
         return
     with engine.begin() as conn:
-        for ddl in PG_INBOX_DDL:
-            conn.exec_driver_sql(ddl)
+        for statement in (*ddl, *INBOX_DDL):
+            conn.exec_driver_sql(statement)
 
 
 def forget_search_index(engine: Engine) -> None:
@@ -123,20 +223,54 @@ def search_messages(
             .order_by(fts.c.rowid.desc())
             .params(match=match)
         )
+        found = list(session.scalars(ids.limit(limit)))
     else:
-        ids = (
-            ids.where(
-                text(
-                    "to_tsvector('simple', coalesce(messages.text, '')) @@ "
-                    "to_tsquery('simple', :tsq)"
-                )
-            )
-            .order_by(Message.id.desc())
-            .params(tsq=" & ".join(w + ":*" for w in words))
-        )
-    found = list(session.scalars(ids.limit(limit)))
+        found = _pg_newest_matches(session, actor, ids, words, limit)
     if not found:
         return []
     return list(
         session.scalars(select(Message).where(Message.id.in_(found)).order_by(Message.id.desc()))
     )
+
+
+# How many of the newest messages PostgreSQL reads in order before asking the index.
+RECENT_WINDOW = 10_000
+
+
+def _pg_newest_matches(
+    session: Session, actor: Actor, ids: Select[Any], words: list[str], limit: int
+) -> list[int]:
+    """PostgreSQL cannot estimate how many rows prefix terms match (it assumes a fixed
+    share), so its plan is a guess: walking the primary key is fast for common words
+    and reads the whole table for rare ones; the GIN bitmap is the other way round.
+    So two steps: walk the newest RECENT_WINDOW messages in id order (common words
+    fill the page within a few thousand rows), then, if the page is not full, take
+    every older match from the GIN index (few, or step one would have filled the
+    page) and keep the newest."""
+    match = text(f"messages.search_vector @@ to_tsquery('{PG_SEARCH_CONFIG}', :tsq)")
+    tsq = " & ".join(w + ":*" for w in words)
+    floor = (session.scalar(select(func.max(Message.id))) or 0) - RECENT_WINDOW
+    # GIN offers only bitmap scans: without them the planner walks the primary key.
+    session.execute(text("SET LOCAL enable_bitmapscan = off"))
+    try:
+        recent = ids.where(match, Message.id > floor).order_by(Message.id.desc()).limit(limit)
+        found = list(session.scalars(recent.params(tsq=tsq)))
+    finally:
+        session.execute(text("SET LOCAL enable_bitmapscan = on"))
+    if len(found) < limit:
+        # MATERIALIZED: all older matches through the index, never a walk of the table.
+        hits = (
+            select(Message.id, Message.conversation_id)
+            .where(Message.workspace_id == actor.workspace_id, match, Message.id <= floor)
+            .cte("older_hits")
+            .prefix_with("MATERIALIZED")
+        )
+        older = (
+            select(hits.c.id)
+            .join(Conversation, Conversation.id == hits.c.conversation_id)
+            .where(conversation_scope(actor))
+            .order_by(hits.c.id.desc())
+            .limit(limit - len(found))
+        )
+        found += session.scalars(older.params(tsq=tsq))
+    return found

@@ -6,6 +6,7 @@ question; a list goes with its button; a list without its button is refused."""
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from collections.abc import Iterator
@@ -33,6 +34,7 @@ from tests.factories import PASSWORD, make_channel, make_user, make_workspace
 pytestmark = pytest.mark.browser
 
 TOKEN = "sandbox-composer-token"
+SHOTS = os.environ.get("PUENTE_SCREENSHOTS")
 LUCIA = "573001112244"
 
 
@@ -288,3 +290,7 @@ def test_a_question_with_options_and_the_customers_answer(
             )
         ).all()
     assert sorted(kinds) == ["interactive", "interactive"]
+    if SHOTS:
+        agent.click("[data-testid=attach-panel] summary")
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        agent.screenshot(path=str(Path(SHOTS) / "composer-extras.png"))

@@ -37,6 +37,8 @@ class User(IdMixin, TimestampMixin, Base):
     locale: Mapped[str | None] = mapped_column(String(10))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     availability: Mapped[str] = mapped_column(String(16), default="offline")
+    # {"message.browser": false, ...}: a missing key means on (see conversations.notifications).
+    notification_prefs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)
     totp_secret_encrypted: Mapped[str | None] = mapped_column(String(500))
     # The secret above is only trusted once the user proved it with a first code.

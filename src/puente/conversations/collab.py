@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from puente.accounts.gate import Actor, can_see_conversation
 from puente.accounts.models import Membership, Team, User
+from puente.conversations import notifications
 from puente.conversations.models import (
     ComposerSubmission,
     Conversation,
@@ -125,33 +126,17 @@ def notify(
     conversation_id: int | None,
     actor_id: int | None,
     text: str,
-) -> Notification:
-    """An in-app notification, pushed live to that user's browsers after commit."""
-    notification = Notification(
+) -> Notification | None:
+    """A notification for `user_id`, in-app and/or in the browser as they chose."""
+    return notifications.do_notify(
+        session,
         workspace_id=workspace_id,
         user_id=user_id,
         kind=kind,
         conversation_id=conversation_id,
         actor_id=actor_id,
-        text=text[:300],
+        text=text,
     )
-    session.add(notification)
-    session.flush()
-    publish(
-        session,
-        DomainEvent(
-            workspace_id=workspace_id,
-            kind="notification.created",
-            data={
-                "to_user_id": user_id,
-                "notification_id": notification.id,
-                "notification_kind": kind,
-                "conversation_id": conversation_id,
-                "text": notification.text,
-            },
-        ),
-    )
-    return notification
 
 
 def publish_conversation(
@@ -530,7 +515,10 @@ def do_read_notifications(
     if conversation_id is not None:
         stmt = stmt.where(Notification.conversation_id == conversation_id)
     result = session.execute(stmt.values(read_at=utcnow()))
-    return int(getattr(result, "rowcount", 0) or 0)
+    changed = int(getattr(result, "rowcount", 0) or 0)
+    if changed:
+        notifications.publish_read(session, actor)
+    return changed
 
 
 def visible_to(actor: Actor, conversation: Conversation) -> bool:

@@ -34,6 +34,7 @@ from puente.conversations.models import (
     Message,
     MessageSource,
 )
+from puente.conversations.notifications import notify_new_messages
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
 from puente.events import DomainEvent, publish
@@ -249,6 +250,8 @@ def store_messages(
         apply_pending_statuses(session, outbound, emit_events=emit_events)
     if emit_events:
         _publish_created(session, channel, result)
+        # Imports pass emit_events=False: history never notifies anyone.
+        notify_new_messages(session, result.stored)
     return result
 
 

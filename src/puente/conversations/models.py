@@ -7,6 +7,7 @@ import enum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
@@ -232,7 +233,19 @@ class Notification(IdMixin, TimestampMixin, Base):
     """Something an agent should notice: an assignment, a mention, a new message."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user", "user_id", "read_at", "created_at"),)
+    __table_args__ = (
+        Index("ix_notifications_user", "user_id", "read_at", "created_at"),
+        # New messages of one conversation collapse into one unread notification: the
+        # upsert in conversations.notifications relies on this index on both engines.
+        Index(
+            "uq_notifications_unread_message",
+            "user_id",
+            "conversation_id",
+            unique=True,
+            sqlite_where=sql_text("kind = 'message' AND read_at IS NULL"),
+            postgresql_where=sql_text("kind = 'message' AND read_at IS NULL"),
+        ),
+    )
 
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
@@ -242,6 +255,8 @@ class Notification(IdMixin, TimestampMixin, Base):
     )
     actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     text: Mapped[str] = mapped_column(String(300), default="")
+    # How many new messages a collapsed "message" notification stands for.
+    message_count: Mapped[int] = mapped_column(default=1, server_default="1")
     read_at: Mapped[dt.datetime | None]
 
 

@@ -8,7 +8,7 @@ from puente.conversations.realtime import RealtimeHub
 from puente.conversations.search import ensure_inbox_indexes, ensure_search_index
 from puente.events import bus
 from puente.runtime import BackgroundWorker, Runtime
-from puente.web.inbox import actions, compose, manage, pages, stream
+from puente.web.inbox import actions, compose, manage, notify, pages, stream
 
 
 class _HubCloser(BackgroundWorker):
@@ -37,5 +37,5 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     # database without tables yet gets it on that first search instead).
     ensure_search_index(runtime.db.engine)
     ensure_inbox_indexes(runtime.db.engine)
-    for module in (stream, pages, actions, compose, manage):
+    for module in (stream, pages, actions, compose, manage, notify):
         app.include_router(module.router)

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
+from puente.accounts.gate import Actor
+from puente.accounts.models import Membership, User
 from puente.conversations.realtime import RealtimeHub
 from puente.web.inbox.common import Viewer
 
@@ -24,12 +26,32 @@ def hub_of(request: Request) -> RealtimeHub:
     return hub
 
 
+def stand_in(actor: Actor) -> Actor:
+    """The viewer as plain objects: the stream outlives the request's session, whose
+    end (a read-only session rolls back) expires the rows the gate reads later."""
+    user, membership = actor.user, actor.membership
+    return Actor(
+        actor.workspace_id,
+        user=User(id=user.id, name=user.name, email=user.email) if user else None,
+        membership=Membership(
+            workspace_id=membership.workspace_id,
+            user_id=membership.user_id,
+            role=membership.role,
+            permissions=dict(membership.permissions or {}),
+            is_active=membership.is_active,
+        )
+        if membership
+        else None,
+        team_ids=actor.team_ids,
+    )
+
+
 @router.get("/inbox/events")
 async def events(request: Request, me: Viewer) -> Response:
     if "text/event-stream" not in request.headers.get("accept", ""):
         return PlainTextResponse("This address is an event stream for the inbox page.", 406)
     hub = hub_of(request)
-    sub = hub.subscribe(me.actor, asyncio.get_running_loop())
+    sub = hub.subscribe(stand_in(me.actor), asyncio.get_running_loop())
 
     async def stream() -> AsyncIterator[str]:
         started = time.monotonic()

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import iter_route_contexts
 
+from puente.accounts.presence import do_set_availability
 from puente.accounts.service import do_update_profile
 from puente.web.deps import DbDep, Member
 from puente.web.templating import render
@@ -47,7 +48,7 @@ def set_availability(
     me: Member,
     availability: Annotated[str, Form(max_length=16)],
 ) -> Response:
-    do_update_profile(session, me.user, availability=availability)
+    do_set_availability(session, me.user, availability)
     if request.headers.get("hx-request"):
         return Response(status_code=204)
     return RedirectResponse(_back(request), status_code=303)

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from puente.accounts import auth
 from puente.accounts.credentials import remaining_recovery_codes, totp_uri
 from puente.accounts.permissions import Perm
+from puente.accounts.presence import do_set_availability
 from puente.accounts.service import do_update_profile, mfa_required_for
 from puente.accounts.sessions import do_end_user_sessions
 from puente.accounts.tokens import (
@@ -18,6 +19,8 @@ from puente.accounts.tokens import (
     do_revoke_token_audited,
     list_tokens,
 )
+from puente.conversations.notifications import KINDS as NOTIFICATION_KINDS
+from puente.conversations.notifications import do_set_notification_prefs, wants
 from puente.errors import PuenteError
 from puente.web.deps import DbDep, Member, RuntimeDep, WebContext, client_ip, require_permission
 from puente.web.i18n import common_timezones
@@ -36,6 +39,8 @@ def _profile(
         "recovery_left": remaining_recovery_codes(session, me.user) if me.user.totp_enabled else 0,
         "mfa_required": role is not None and mfa_required_for(me.workspace, role),
         "enrol": request.query_params.get("enrol") == "1",
+        "notification_kinds": NOTIFICATION_KINDS,
+        "wants_notification": lambda kind, way: wants(me.user.notification_prefs, kind, way),
         **extra,
     }
     return render(request, "settings/profile.html", context, status_code=status)
@@ -64,20 +69,27 @@ def profile_submit(
 ) -> Response:
     try:
         with session.begin_nested():
-            do_update_profile(
-                session,
-                me.user,
-                name=name,
-                locale=language,
-                timezone=timezone,
-                availability=availability,
-            )
+            do_update_profile(session, me.user, name=name, locale=language, timezone=timezone)
+            do_set_availability(session, me.user, availability)
     except PuenteError as exc:
         session.refresh(me.user)
         return _profile(
             request, session, me, exc.status_code, error=translate(request, exc.message)
         )
     return _profile(request, session, me, flash=translate(request, "Your profile was saved."))
+
+
+@router.post("/settings/profile/notifications", response_class=HTMLResponse)
+def notification_prefs_submit(
+    request: Request,
+    session: DbDep,
+    me: Member,
+    on: Annotated[list[str] | None, Form()] = None,
+) -> Response:
+    do_set_notification_prefs(session, me.user, set(on or []))
+    return _profile(
+        request, session, me, flash=translate(request, "Your notification choices were saved.")
+    )
 
 
 @router.post("/settings/profile/2fa/start", response_class=HTMLResponse)

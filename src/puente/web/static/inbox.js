@@ -1,6 +1,6 @@
 // The inbox page: live updates over Server-Sent Events, the composer (send with a
 // pending state, reply-to, reactions, snippets with "/", emoji, templates when the
-// window is closed), private notes, the side panel's actions, notifications and
+// window is closed), private notes, the side panel's actions and
 // keyboard shortcuts. Plain script from a file: the CSP forbids inline code.
 (function () {
   "use strict";
@@ -177,9 +177,6 @@
       if (here && data.message_id) loadMessage(data.message_id);
       if (kind !== "message.status") refreshList();
       if (here && kind === "message.created" && data.direction === "inbound") refreshComposer(false);
-      if (kind === "message.created" && data.direction === "inbound" && data.source === "customer") {
-        notifyBrowser(root.getAttribute("data-text-new-message") || "New message", "", cid);
-      }
     } else if (kind === "conversation.updated") {
       refreshList();
       if (here) {
@@ -189,10 +186,6 @@
       }
     } else if (kind === "note.created") {
       if (here && data.note_id) loadNote(data.note_id);
-    } else if (kind === "notification.created") {
-      bumpNotifications(1);
-      toast(data.text || "");
-      notifyBrowser(data.text || "", "", data.conversation_id);
     } else if (kind === "agent.typing") {
       if (here && String(data.user_id) !== root.getAttribute("data-me")) showTyping(data.name || "");
     } else if (kind === "contact.updated") {
@@ -209,39 +202,16 @@
       // Catch up on anything that happened while the stream was down.
       if (opened) { refreshList(); refreshPanel(); }
       opened = true;
+      document.dispatchEvent(new CustomEvent("puente:live"));
     };
     source.onmessage = function (msg) {
-      try { onEvent(JSON.parse(msg.data)); } catch (e) { /* a malformed event is skipped */ }
+      var event;
+      try { event = JSON.parse(msg.data); } catch (e) { return; /* a malformed event is skipped */ }
+      onEvent(event);
+      // notify.js (the bell, presence, browser notifications) listens on this one stream.
+      document.dispatchEvent(new CustomEvent("puente:event", { detail: event }));
     };
     source.onerror = function () { root.setAttribute("data-live", "0"); };
-  }
-
-  // -- notifications -----------------------------------------------------------------------
-
-  function bumpNotifications(n) {
-    var badge = document.getElementById("notif-count");
-    if (!badge) return;
-    var count = parseInt(badge.textContent || "0", 10) + n;
-    badge.textContent = String(count);
-    badge.hidden = count <= 0;
-  }
-
-  function notifyBrowser(title, body, cid) {
-    if (!("Notification" in window) || Notification.permission !== "granted") return;
-    if (!document.hidden) return;
-    var n = new Notification(title, { body: body, tag: "puente-" + cid });
-    n.onclick = function () { window.focus(); if (cid) window.location.href = "/inbox/c/" + cid; };
-  }
-
-  function toggleNotifications() {
-    var panel = document.getElementById("notif-panel");
-    if (!panel) return;
-    if ("Notification" in window && Notification.permission === "default") Notification.requestPermission();
-    if (!panel.hidden) { panel.hidden = true; return; }
-    get("/inbox/notifications").then(function (r) { return r.text(); }).then(function (html) {
-      panel.innerHTML = html;
-      panel.hidden = false;
-    });
   }
 
   // -- the composer --------------------------------------------------------------------------
@@ -423,12 +393,6 @@
       refreshPanel();
       refreshList();
       if (/\/(close|reopen|snooze)$/.test(form.action)) refreshComposer(false);
-      if (/notifications\/read$/.test(form.action)) {
-        var badge = document.getElementById("notif-count");
-        if (badge) { badge.textContent = "0"; badge.hidden = true; }
-        var panel = document.getElementById("notif-panel");
-        if (panel) panel.hidden = true;
-      }
     });
   }
 
@@ -534,7 +498,7 @@
           box.value = box.value.slice(0, at) + el.getAttribute("data-emoji-insert") + box.value.slice(at);
           box.focus();
         }
-      } else if (el.id === "notif-toggle") toggleNotifications();
+      }
     });
 
     document.addEventListener("input", function (event) {

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 14:14:35.475158
+Create Date: 2026-11-21 16:31:53.324417
 """
 
 from collections.abc import Sequence
@@ -45,6 +45,11 @@ def upgrade() -> None:
         sa.Column("locale", sa.String(length=10), nullable=True),
         sa.Column("timezone", sa.String(length=64), nullable=False),
         sa.Column("availability", sa.String(length=16), nullable=False),
+        sa.Column(
+            "notification_prefs",
+            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+            nullable=False,
+        ),
         sa.Column("is_active", sa.Boolean(), nullable=False),
         sa.Column("totp_secret_encrypted", sa.String(length=500), nullable=True),
         sa.Column("totp_enabled", sa.Boolean(), nullable=False),
@@ -1357,6 +1362,7 @@ def upgrade() -> None:
         ),
         sa.Column("actor_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("text", sa.String(length=300), nullable=False),
+        sa.Column("message_count", sa.Integer(), server_default="1", nullable=False),
         sa.Column("read_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "id",
@@ -1394,6 +1400,13 @@ def upgrade() -> None:
     with op.batch_alter_table("notifications", schema=None) as batch_op:
         batch_op.create_index(
             "ix_notifications_user", ["user_id", "read_at", "created_at"], unique=False
+        )
+        batch_op.create_index(
+            "uq_notifications_unread_message",
+            ["user_id", "conversation_id"],
+            unique=True,
+            sqlite_where=sa.text("kind = 'message' AND read_at IS NULL"),
+            postgresql_where=sa.text("kind = 'message' AND read_at IS NULL"),
         )
 
     op.create_table(
@@ -1792,6 +1805,11 @@ def downgrade() -> None:
 
     op.drop_table("broadcast_recipients")
     with op.batch_alter_table("notifications", schema=None) as batch_op:
+        batch_op.drop_index(
+            "uq_notifications_unread_message",
+            sqlite_where=sa.text("kind = 'message' AND read_at IS NULL"),
+            postgresql_where=sa.text("kind = 'message' AND read_at IS NULL"),
+        )
         batch_op.drop_index("ix_notifications_user")
 
     op.drop_table("notifications")

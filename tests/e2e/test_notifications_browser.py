@@ -6,17 +6,21 @@ in the agent list and the assignee picker without reloading."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from puente.app import create_app
 from puente.channels.models import ChannelMode
 from puente.config import Settings
+from puente.conversations.models import Notification
 from puente.db.session import Database
 from puente.runtime import Runtime
 from puente.sandbox import SandboxConfig, create_sandbox_app
@@ -34,6 +38,7 @@ from tests.factories import (
 pytestmark = pytest.mark.browser
 
 TOKEN = "sandbox-notify-token"
+SHOTS = os.environ.get("PUENTE_SCREENSHOTS")
 LUCIA = "573001112233"
 # Records what the page hands to the browser's Notifications API (the system popup
 # itself is outside the page); the page's own code runs unchanged.
@@ -127,6 +132,13 @@ def _wait_until(predicate: Any, timeout: float = 60.0) -> None:
         time.sleep(0.1)
 
 
+def _unread(db: Database) -> int:
+    with db.read() as session:
+        return len(
+            session.scalars(select(Notification).where(Notification.read_at.is_(None))).all()
+        )
+
+
 def _customer_writes(team: Team, text: str) -> None:
     res = team.control.post(
         f"/numbers/{DEMO_NUMBER}/inbound", json={"from": LUCIA, "type": "text", "text": text}
@@ -163,6 +175,9 @@ def test_two_agents_see_notifications_and_presence_live(
     ana.click("[data-testid=notifications-toggle]")
     item = ana.locator("[data-testid=notification]", has_text="2 new messages")
     item.wait_for()
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        ana.screenshot(path=str(Path(SHOTS) / "notifications.png"))
     assert "Es para mañana" in item.inner_text()
     item.locator("[data-testid=notification-read]").click()
     ana.locator("[data-testid=notifications]", has_text="Nothing new.").wait_for()
@@ -183,6 +198,14 @@ def test_two_agents_see_notifications_and_presence_live(
     )
     assert beto_option.inner_text() == "Beto Ruiz (Away)"
     assert ana.evaluate("window.__sameDocument") is True
+
+    # A message in the conversation Ana is reading shows in it and leaves nothing unread.
+    shown_before = len(ana.evaluate("window.__shown"))
+    _customer_writes(team, "¿Me confirmas la hora?")
+    ana.locator("[data-testid=message].inbound", has_text="¿Me confirmas la hora?").wait_for()
+    _wait_until(lambda: _unread(db) == 0)
+    assert badge.is_hidden()
+    assert len(ana.evaluate("window.__shown")) == shown_before
 
     # Beto has not allowed browser notifications: a button asks, only when clicked.
     beto.click("[data-testid=notifications-toggle]")

@@ -68,6 +68,15 @@
     }).then(function () { refreshCount(); loadPanel(); });
   }
 
+  function markRead(id) {
+    fetch("/inbox/notifications/" + id + "/read", {
+      method: "POST",
+      body: new FormData(),
+      credentials: "same-origin",
+      headers: { "X-Inbox": "1", "X-CSRF-Token": csrf() },
+    }).then(refreshCount);
+  }
+
   // -- browser notifications ---------------------------------------------------------------
 
   function browserAllowed() {
@@ -143,11 +152,14 @@
   function onEvent(event) {
     var data = event.data || {};
     if (event.kind === "notification.created") {
-      if (data.in_app) {
+      if (data.in_app && looking(data.conversation_id) && data.notification_id) {
+        // The agent is reading that very conversation: nothing to catch up on later.
+        markRead(data.notification_id);
+      } else if (data.in_app) {
         setCount(data.unread);
         var box = panel();
         if (box && !box.hidden) loadPanel();
-        if (!looking(data.conversation_id)) toast(text(data.notification_kind, "") + (data.text ? " · " + data.text : ""));
+        toast(text(data.notification_kind, "") + (data.text ? " · " + data.text : ""));
       }
       if (data.browser) showSystemNotification(data);
     } else if (event.kind === "notification.read") {

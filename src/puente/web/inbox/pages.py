@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from sqlalchemy import select
+from sqlalchemy import literal, literal_column, select, union_all
 from sqlalchemy.orm import Session
 
 from puente.accounts.gate import access_conversation, conversation_scope
@@ -70,16 +70,21 @@ def _list_context(session: Session, me: WebContext, f: q.InboxFilter) -> dict[st
 
 
 def _options(session: Session, me: WebContext) -> dict[str, Any]:
+    """The filters' numbers and teams (ids and names, in one statement) and members."""
     ws = me.workspace.id
+    rows = session.execute(
+        union_all(
+            select(literal("channel").label("kind"), Channel.id, Channel.name).where(
+                Channel.workspace_id == ws
+            ),
+            select(literal("team").label("kind"), Team.id, Team.name).where(
+                Team.workspace_id == ws
+            ),
+        ).order_by(literal_column("kind"), literal_column("name"))
+    ).all()
     return {
-        "channels": list(
-            session.scalars(
-                select(Channel).where(Channel.workspace_id == ws).order_by(Channel.name)
-            )
-        ),
-        "teams": list(
-            session.scalars(select(Team).where(Team.workspace_id == ws).order_by(Team.name))
-        ),
+        "channels": [r for r in rows if r.kind == "channel"],
+        "teams": [r for r in rows if r.kind == "team"],
         "members": collab.workspace_members(session, ws),
     }
 
@@ -115,6 +120,7 @@ def _templates_for(session: Session, me: WebContext, channel: Channel) -> list[M
             .order_by(MessageTemplate.name, MessageTemplate.language)
         )
     )
+
 
 # Meta's attachment limits for the composer's instant check, as a data attribute.
 ATTACHMENT_LIMITS = json.dumps(limits_for_browser(), separators=(",", ":"))

@@ -4,7 +4,6 @@ token and navigation."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +31,11 @@ NAV = (
 
 env = Environment(
     loader=FileSystemLoader(TEMPLATE_DIR),
-    # Templates ship with the package and do not change while Puente runs. With reloading
-    # on, every include (one per row of the inbox list, per message of a conversation)
-    # stats the template file: under load that was 40 % of rendering the inbox.
-    auto_reload=os.environ.get("PUENTE_TEMPLATE_RELOAD") == "1",
+    # Templates ship with the package and do not change while Puente runs (restart after
+    # editing one). With reloading on, every include (one per row of the inbox list, per
+    # message of a conversation) stats the template file: under load that was 40 % of
+    # rendering the inbox.
+    auto_reload=False,
     autoescape=select_autoescape(["html", "xml"]),
     extensions=["jinja2.ext.i18n"],
     trim_blocks=True,

@@ -229,6 +229,10 @@ class Mention(IdMixin, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
 
 
+# The partial unique index's condition, literal so PostgreSQL can match ON CONFLICT to it.
+UNREAD_MESSAGE = "kind = 'message' AND read_at IS NULL"
+
+
 class Notification(IdMixin, TimestampMixin, Base):
     """Something an agent should notice: an assignment, a mention, a new message."""
 
@@ -242,8 +246,8 @@ class Notification(IdMixin, TimestampMixin, Base):
             "user_id",
             "conversation_id",
             unique=True,
-            sqlite_where=sql_text("kind = 'message' AND read_at IS NULL"),
-            postgresql_where=sql_text("kind = 'message' AND read_at IS NULL"),
+            sqlite_where=sql_text(UNREAD_MESSAGE),
+            postgresql_where=sql_text(UNREAD_MESSAGE),
         ),
     )
 

@@ -9,12 +9,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy import text as sql_text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from puente.accounts.gate import Actor
 from puente.accounts.models import User
-from puente.conversations.models import Direction, MessageSource, Notification
+from puente.conversations.models import UNREAD_MESSAGE, Direction, MessageSource, Notification
 from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
 
@@ -208,7 +209,7 @@ def _upsert_message(
     )
     upsert = stmt.on_conflict_do_update(
         index_elements=[table.c.user_id, table.c.conversation_id],
-        index_where=(table.c.kind == "message") & table.c.read_at.is_(None),
+        index_where=sql_text(UNREAD_MESSAGE),
         set_={
             "text": stmt.excluded.text,
             "message_count": table.c.message_count + stmt.excluded.message_count,

@@ -115,6 +115,9 @@ def insert_rows(
             tail = " ON CONFLICT DO NOTHING"
         else:
             verb = "INSERT OR IGNORE"
+    if _dialect(session) == "postgresql" and not ignore_conflicts:
+        _copy_rows(session, table, names, rows)
+        return
     if _dialect(session) == "postgresql":
         # One statement over arrays instead of a round trip per row.
         source, params = _unnest(session, table, columns, rows)
@@ -123,6 +126,22 @@ def insert_rows(
         return
     sql = f"{verb} INTO {quote(table.name)} ({names}) VALUES ({marks}){tail}"
     session.connection().exec_driver_sql(sql, list(rows))
+
+
+def _copy_rows(session: Session, table: Table, names: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """PostgreSQL: COPY FROM STDIN on the session's own connection (same transaction).
+    Several times faster than INSERT from unnest arrays, on both sides: psycopg writes
+    each row's text directly instead of quoting every array element, and the server
+    parses no arrays."""
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    driver = session.connection().connection.driver_connection
+    assert driver is not None
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            copy.write_row(row)
 
 
 def update_rows(

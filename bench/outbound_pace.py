@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -163,6 +164,8 @@ def _rate_run(base: str, runtime: Runtime, rate: int, seconds: float, index: int
     started = time.time()
     broadcast_id = _broadcast(runtime, workspace_id)
     queued_in = time.time() - started
+    load = os.getloadavg()[0]
+    cpu_before = time.process_time()
     worker = OutboxWorker(runtime)
     worker.start()
     try:
@@ -170,6 +173,7 @@ def _rate_run(base: str, runtime: Runtime, rate: int, seconds: float, index: int
             time.sleep(0.5)
     finally:
         worker.stop()
+    cpu = time.process_time() - cpu_before
     sent = _call(base, "GET", f"/_sandbox/api/sent?number_id={number['id']}&limit={n + 10}")
     stamps = sorted(float(m["timestamp"]) for m in sent)
     refused = _call(base, "GET", "/_pace/refused")["refused"] - refused_before
@@ -180,7 +184,9 @@ def _rate_run(base: str, runtime: Runtime, rate: int, seconds: float, index: int
         f"{rate:>5} msg/s: {len(stamps)} sent in {stamps[-1] - stamps[0]:.1f} s"
         f" (queued in {queued_in:.1f} s); steady rate {achieved:.1f} msg/s"
         f" ({(achieved - rate) / rate * 100:+.1f} % of the limit);"
-        f" most in any 1 s window {worst}; 130429 answers {refused}",
+        f" most in any 1 s window {worst}; 130429 answers {refused};"
+        f" worker CPU {cpu / max(1, len(stamps)) * 1e6:.0f} µs per send;"
+        f" load average {load:.1f} at the start",
         flush=True,
     )
 
@@ -250,7 +256,7 @@ def pace(args: argparse.Namespace) -> None:
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-c", SERVER.format(token=TOKEN, port=port)])
     try:
-        for _ in range(100):
+        for _ in range(600):
             try:
                 _call(base, "GET", "/_pace/refused")
                 break

@@ -334,6 +334,17 @@ def _outbox(db: Database, state: OutboxState) -> int:
     )
 
 
+def _unhanded(db: Database) -> int:
+    """Items claimed by a lane but not handed to HTTP (a killed lane's go back by
+    themselves once the next worker takes the lane)."""
+    return _count(
+        db,
+        select(func.count()).where(
+            OutboxItem.state == OutboxState.SENDING.value, OutboxItem.handed_at.is_(None)
+        ),
+    )
+
+
 def _pending_recipients(db: Database) -> int:
     return _count(
         db,
@@ -382,7 +393,7 @@ def _run_broadcast_killing(d: Deployment, victims: list[str], seed: int) -> dict
     rng = random.Random(seed)
     kills = 0
     deadline = time.monotonic() + 900
-    while _pending_recipients(d.db) or _outbox(d.db, OutboxState.QUEUED):
+    while _pending_recipients(d.db) or _outbox(d.db, OutboxState.QUEUED) or _unhanded(d.db):
         assert time.monotonic() < deadline, "the broadcast did not finish"
         # Killed 1-2 s after it runs: it has claimed and sent by then, on this machine
         # it needs a few seconds to start, so counting from the restart would kill it
@@ -397,21 +408,24 @@ def _run_broadcast_killing(d: Deployment, victims: list[str], seed: int) -> dict
     drained = httpx.post(f"{d.sandbox}/_sandbox/api/webhooks/drain", params={"timeout": 60})
     assert drained.json()["drained"], drained.text
     wait_for(lambda: _new_events(d.db) == 0, timeout=180, what="status webhooks processed")
-    # What is still SENDING never reached Meta (a reached one would have been reconciled
-    # by its status webhook): the person checks the phone and resends it.
+    # Claims a killed worker never handed to HTTP went back to the queue by themselves
+    # (the loop above waited for that). What is still SENDING was handed over but never
+    # reached Meta (a reached one would have been reconciled by its status webhook): the
+    # person checks the phone and resends it.
     counts = _sent_counts(d.sandbox)
     with d.db.unit_of_work() as session:
         orphans = session.execute(
-            select(OutboxItem.id, OutboxItem.payload, Message.wamid)
+            select(OutboxItem.id, OutboxItem.payload, Message.wamid, OutboxItem.handed_at)
             .join(Message, Message.id == OutboxItem.message_id)
             .where(OutboxItem.state == OutboxState.SENDING.value)
         ).all()
+        assert all(o.handed_at is not None for o in orphans), "a claim was left stranded"
         session.execute(
             update(OutboxItem)
             .where(OutboxItem.id.in_([o.id for o in orphans]))
-            .values(next_attempt_at=utcnow() - dt.timedelta(minutes=10))
+            .values(handed_at=utcnow() - dt.timedelta(minutes=10))
         )
-    for item_id, payload, wamid in orphans:
+    for item_id, payload, wamid, _handed in orphans:
         wa_id = str(payload["to"]).lstrip("+")
         assert wamid is None and counts[wa_id] == 0, f"item {item_id} reached Meta"
         listed = httpx.post(f"{api}/outbox/{item_id}/resend", headers=d.auth, timeout=30)

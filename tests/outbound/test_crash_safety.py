@@ -18,6 +18,7 @@ from puente.app import create_app
 from puente.channels.models import Channel
 from puente.config import Settings
 from puente.db.base import utcnow
+from puente.outbound.lanes import CLAIM_LEASE, claim, hand
 from puente.outbound.models import OutboxItem, OutboxState
 from puente.outbound.worker import OutboxWorker
 from puente.runtime import Runtime
@@ -152,7 +153,7 @@ def test_unknown_send_is_shown_and_resent_only_when_a_person_asks(
         # Long enough ago that no status webhook is coming: Meta never got it, say.
         row = session.get(OutboxItem, item_id)
         assert row is not None
-        row.next_attempt_at = utcnow() - dt.timedelta(minutes=10)
+        row.handed_at = utcnow() - dt.timedelta(minutes=10)
         token = make_token(session, _workspace(session, shop))
     auth = {"Authorization": f"Bearer {token}"}
     api = f"{puente.url}/api/v1"
@@ -196,6 +197,46 @@ def test_a_status_that_beats_the_send_answer_is_not_downgraded(
     assert message.status == "read"
     assert message.wamid == wamid
     assert len(graph.accepted()) == 2
+
+
+def test_a_claim_never_handed_to_http_goes_back_to_the_queue_and_leaves_once(
+    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+) -> None:
+    message_id = queue_text(runtime, shop, "Tu pedido salió")
+    # A lane claims the item and dies before handing it to HTTP.
+    with runtime.db.unit_of_work() as session:
+        [stale] = claim(session, shop.channel_id, limit=5)
+    assert item_of(runtime.db, message_id).state == OutboxState.SENDING.value
+
+    # The next owner of the lane (started for the next message) puts it back and sends
+    # it; nobody has to resend it.
+    other = queue_text(runtime, shop, "Otro cliente", conversation=1)
+    start_worker()
+    wait_until(lambda: message_row(runtime.db, message_id).status == "sent", what="the send")
+    wait_until(lambda: message_row(runtime.db, other).status == "sent", what="the next send")
+    assert sorted(b["text"]["body"] for b in graph.accepted()) == [
+        "Otro cliente",
+        "Tu pedido salió",
+    ]
+    # The dead claimant, were it only stalled, may no longer hand (so never send) it.
+    with runtime.db.unit_of_work() as session:
+        assert hand(session, [stale]) == set()
+    assert len(graph.accepted()) == 2
+
+
+def test_a_lapsed_claim_wakes_its_lane_with_nothing_else_queued(
+    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+) -> None:
+    message_id = queue_text(runtime, shop, "Recordatorio")
+    with runtime.db.unit_of_work() as session:
+        claim(session, shop.channel_id, limit=5)
+    with runtime.db.unit_of_work() as session:
+        row = session.get(OutboxItem, item_of(runtime.db, message_id).id)
+        assert row is not None
+        row.next_attempt_at = utcnow() - CLAIM_LEASE - dt.timedelta(seconds=1)
+    start_worker()
+    wait_until(lambda: message_row(runtime.db, message_id).status == "sent", what="the send")
+    assert [b["text"]["body"] for b in graph.accepted()] == ["Recordatorio"]
 
 
 def _workspace(session: Any, shop: Shop) -> Workspace:

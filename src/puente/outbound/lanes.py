@@ -13,16 +13,17 @@ import random
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import Table, bindparam, exists, func, select, tuple_, update
+from sqlalchemy.orm import Session
 
 from puente.channels.models import SENDING_PAUSED_STATES, Channel
 from puente.contacts.consent import record_optout_from_meta
-from puente.conversations.models import STATUS_RANK, Message, MessageStatus
+from puente.conversations.models import Message, MessageStatus
 from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
+from puente.events import DomainEvent, publish
 from puente.outbound.models import OutboxItem, OutboxState
 from puente.outbound.service import callback_data_for, set_message_status
 from puente.whatsapp.errors import (
@@ -33,37 +34,56 @@ from puente.whatsapp.errors import (
 )
 
 _PAUSED = [s.value for s in SENDING_PAUSED_STATES]
+# The lane's hot path works on the tables (Core), not on ORM objects: at hundreds of sends
+# a second, loading and flushing rows one by one was most of a send's cost.
+_OUTBOX = cast(Table, OutboxItem.__table__)
+_MESSAGES = cast(Table, Message.__table__)
+_O = _OUTBOX.c
+_M = _MESSAGES.c
 
 
 # -- pacing ----------------------------------------------------------------------------
 
 
 class Pacer:
-    """Never more than `rate` sends in any one-second window, spread evenly.
+    """Never more than `rate` sends in any one-second window, on an absolute schedule.
 
-    Sends are spaced 1/rate apart, and the n-th send also waits until one second (plus
-    `slack`) has passed since the (n-rate)-th was *answered*: Meta counted that request
-    before it answered it, so waiting on the answer holds however much the requests'
-    arrival jitters on a busy machine or network. Waiting on the answer costs one round
-    trip per second of sending; `answer_cap` bounds that cost on a slow link, where the
-    guarantee falls back to the start time plus the cap.
+    Send i of a run is due at t0 + i * (1 + margin) / rate: a send that left late does not
+    push the ones after it, so a lane that keeps up holds the rate. Meta (and the sandbox's
+    limiter) count a request when it arrives, which is some time after it left; so that
+    jitter never squeezes rate + 1 arrivals into a second, every second of schedule carries
+    `margin` seconds of slack, and a send also waits until 1 + margin seconds have passed
+    since the send `rate` sends back really started (that guards catching up after a late
+    stretch). The margin follows the spread of recent answer times, between `min_margin`
+    and `max_margin`: the spread bounds how unevenly requests reach Meta, and unlike
+    waiting on Meta's answer it costs no round trip per window.
     """
 
-    def __init__(self, rate: float, *, slack: float = 0.005, answer_cap: float = 0.1) -> None:
+    def __init__(self, rate: float, *, min_margin: float = 0.005, max_margin: float = 0.1) -> None:
         self.rate = max(1, int(rate))
-        self.slack = slack
-        self.answer_cap = answer_cap
-        self._recent: collections.deque[float] = collections.deque(maxlen=self.rate)
-        self._next = 0.0
+        self.min_margin = min_margin
+        self.max_margin = max_margin
+        self.margin = min_margin
+        self._started: collections.deque[float] = collections.deque(maxlen=self.rate)
+        self._latencies: collections.deque[float] = collections.deque(maxlen=self.rate)
+        self._next: float | None = None
+        self._margin_at = float("-inf")
+
+    def peek(self, now: float | None = None) -> float:
+        """The slot `reserve` would give now."""
+        now = time.monotonic() if now is None else now
+        at = now if self._next is None or now - self._next > 1.0 else self._next
+        if len(self._started) == self.rate:
+            at = max(at, self._started[0] + 1.0 + self.margin)
+        return at
 
     def reserve(self, now: float | None = None) -> float:
-        """Reserve the next slot; returns the monotonic time at which to send."""
-        now = time.monotonic() if now is None else now
-        at = max(now, self._next)
-        if len(self._recent) == self.rate:
-            at = max(at, self._recent[0] + 1.0 + self.slack)
-        self._recent.append(at)
-        self._next = at + 1.0 / self.rate
+        """Reserve the next slot; returns the monotonic time at which to send (it may be
+        in the past when the lane runs behind: send at once). After an idle spell, or
+        more than a window behind, a new run starts at `now`."""
+        at = self.peek(now)
+        self._started.append(at)
+        self._next = at + (1.0 + self.margin) / self.rate
         return at
 
     def started(self, slot: float, now: float | None = None) -> float:
@@ -72,27 +92,32 @@ class Pacer:
         now = time.monotonic() if now is None else now
         if now <= slot:
             return slot
-        self._replace(slot, now)
+        for i in range(len(self._started) - 1, -1, -1):
+            if self._started[i] == slot:
+                self._started[i] = now
+                break
         return now
 
     def answered(self, mark: float, now: float | None = None) -> None:
-        """Meta answered the send marked `mark` (whatever the answer)."""
+        """Meta answered the send that started at `mark`: its round trip feeds the margin."""
         now = time.monotonic() if now is None else now
-        later = min(now, mark + self.answer_cap)
-        if later > mark:
-            self._replace(mark, later)
+        self._latencies.append(max(0.0, now - mark))
+        if now - self._margin_at >= 0.1:  # a scan per answer would cost O(rate) each
+            self._margin_at = now
+            spread = max(self._latencies) - min(self._latencies)
+            self.margin = min(self.max_margin, max(self.min_margin, spread))
 
-    def _replace(self, old: float, new: float) -> None:
-        for i in range(len(self._recent) - 1, -1, -1):
-            if self._recent[i] == old:
-                self._recent[i] = new
-                return
+    def refused(self) -> None:
+        """Meta said too fast (130429) all the same: widen the margin at once."""
+        self.min_margin = min(self.max_margin, self.min_margin * 2)
+        self.margin = max(self.margin, self.min_margin)
 
     def set_rate(self, rate: float) -> None:
         if max(1, int(rate)) != self.rate:
-            recent = list(self._recent)
+            started = list(self._started)
             self.rate = max(1, int(rate))
-            self._recent = collections.deque(recent[-self.rate :], maxlen=self.rate)
+            self._started = collections.deque(started[-self.rate :], maxlen=self.rate)
+            self._latencies = collections.deque(self._latencies, maxlen=self.rate)
 
 
 # -- retries ---------------------------------------------------------------------------
@@ -154,10 +179,22 @@ class Claimed:
     message_id: int
     conversation_id: int
     attempts: int
+    priority: int
     payload: dict[str, Any]
+    # What the message's status event carries, read with the claim so that recording a
+    # send needs no ORM load.
+    message_event: dict[str, Any]
+    workspace_id: int
 
     def request_body(self) -> dict[str, Any]:
         return {**self.payload, "biz_opaque_callback_data": callback_data_for(self.id)}
+
+
+# A claimed item not handed to HTTP within this long may belong to a lane that is gone:
+# its number is then due, so that a worker takes the lane (if nobody holds it) and puts
+# the claim back in the queue. A live lane holds a claim for about a tenth of a second;
+# were it stalled past this, `hand` still fences it off, so nothing is sent twice.
+CLAIM_LEASE = dt.timedelta(seconds=5)
 
 
 def lane_info(session: Session, channel_id: int) -> LaneInfo | None:
@@ -173,16 +210,23 @@ def lane_info(session: Session, channel_id: int) -> LaneInfo | None:
     )
 
 
+def _lapsed_claims(now: dt.datetime) -> Any:
+    return (
+        (_O.state == OutboxState.SENDING.value)
+        & _O.handed_at.is_(None)
+        & (_O.next_attempt_at <= now - CLAIM_LEASE)
+    )
+
+
 def due_channels(session: Session, now: dt.datetime | None = None) -> list[int]:
-    """Numbers (of every workspace) with an item ready to send and sending not paused."""
+    """Numbers (of every workspace) with an item ready to send, or a lapsed claim to put
+    back, and sending not paused."""
+    now = now or utcnow()
+    ready = (_O.state == OutboxState.QUEUED.value) & (_O.next_attempt_at <= now)
     query = (
-        select(OutboxItem.channel_id)
-        .join(Channel, Channel.id == OutboxItem.channel_id)
-        .where(
-            OutboxItem.state == OutboxState.QUEUED.value,
-            OutboxItem.next_attempt_at <= (now or utcnow()),
-            Channel.connection_state.not_in(_PAUSED),
-        )
+        select(_O.channel_id)
+        .join(Channel, Channel.id == _O.channel_id)
+        .where(ready | _lapsed_claims(now), Channel.connection_state.not_in(_PAUSED))
         .distinct()
     )
     return sorted(session.scalars(query))
@@ -191,14 +235,58 @@ def due_channels(session: Session, now: dt.datetime | None = None) -> list[int]:
 def next_due_at(session: Session, channel_id: int) -> dt.datetime | None:
     """When the lane's earliest waiting item becomes due (for sleeping until then)."""
     return session.scalar(
-        select(OutboxItem.next_attempt_at)
+        select(_O.next_attempt_at)
         .where(
-            OutboxItem.channel_id == channel_id,
-            OutboxItem.state == OutboxState.QUEUED.value,
+            _O.channel_id == channel_id,
+            _O.state == OutboxState.QUEUED.value,
         )
-        .order_by(OutboxItem.next_attempt_at)
+        .order_by(_O.next_attempt_at)
         .limit(1)
     )
+
+
+def release_claims(
+    session: Session,
+    channel_id: int,
+    *,
+    items: Collection[Claimed] | None = None,
+    lapsed_only: bool = True,
+    now: dt.datetime | None = None,
+) -> int:
+    """Put claimed items that were never handed to HTTP back in the queue: `items` (a
+    lane's own, when it stops), else the channel's lapsed claims (all of its unhanded
+    claims with `lapsed_only=False`, for a lane that just took the lock). Safe whatever
+    the old claimant does next: `hand` only hands an item still SENDING, unhanded and at
+    the attempt it claimed. Returns how many went back."""
+    now = now or utcnow()
+    query = update(_OUTBOX).where(
+        _O.channel_id == channel_id,
+        _O.state == OutboxState.SENDING.value,
+        _O.handed_at.is_(None),
+    )
+    if items is None:
+        if lapsed_only:
+            query = query.where(_O.next_attempt_at <= now - CLAIM_LEASE)
+    else:
+        if not items:
+            return 0
+        query = query.where(tuple_(_O.id, _O.attempts).in_(
+            [(i.id, i.attempts) for i in items]
+        ))  # fmt: skip
+    ids = list(
+        session.scalars(
+            query.values(state=OutboxState.QUEUED.value, next_attempt_at=now).returning(
+                _O.message_id
+            )
+        )
+    )
+    if ids:
+        session.execute(
+            update(_MESSAGES)
+            .where(_M.id.in_(ids), _M.status == MessageStatus.SENDING.value)
+            .values(status=MessageStatus.QUEUED.value, status_at=now)
+        )
+    return len(ids)
 
 
 def claim(
@@ -209,94 +297,181 @@ def claim(
     busy_conversations: Collection[int] = (),
     now: dt.datetime | None = None,
 ) -> list[Claimed]:
-    """Mark up to `limit` due items SENDING (attempts + 1) for the caller to send once the
-    caller commits. Order is (priority, id), but an item never overtakes an earlier queued
-    item of its conversation, nor one of its conversation being sent right now."""
+    """Mark up to `limit` due items SENDING (attempts + 1, not handed yet) for the caller
+    to hand over once it commits. Order is (priority, id), but an item never overtakes an
+    earlier queued item of its conversation, nor one of its conversation being sent."""
     now = now or utcnow()
-    earlier = aliased(OutboxItem)
+    earlier = _OUTBOX.alias("earlier").c
     blocked = exists().where(
-        earlier.conversation_id == OutboxItem.conversation_id,
-        earlier.id < OutboxItem.id,
+        earlier.conversation_id == _O.conversation_id,
+        earlier.id < _O.id,
         earlier.state == OutboxState.QUEUED.value,
     )
     query = (
-        select(OutboxItem, Message.wamid)
-        .join(Message, Message.id == OutboxItem.message_id)
+        select(
+            _O.id,
+            _O.message_id,
+            _O.conversation_id,
+            _O.attempts,
+            _O.priority,
+            _O.payload,
+            _O.workspace_id,
+            _M.wamid,
+            _M.channel_id,
+            _M.direction,
+            _M.source,
+            _M.type,
+        )
+        .join(_MESSAGES, _M.id == _O.message_id)
         .where(
-            OutboxItem.channel_id == channel_id,
-            OutboxItem.state == OutboxState.QUEUED.value,
-            OutboxItem.next_attempt_at <= now,
+            _O.channel_id == channel_id,
+            _O.state == OutboxState.QUEUED.value,
+            _O.next_attempt_at <= now,
             ~blocked,
         )
-        .order_by(OutboxItem.priority, OutboxItem.id)
+        .order_by(_O.priority, _O.id)
         .limit(limit + len(busy_conversations))
     )
-    claimed: list[Claimed] = []
-    for item, wamid in session.execute(query).all():
-        if len(claimed) >= limit:
+    picked: list[Any] = []
+    answered: list[int] = []
+    for row in session.execute(query).all():
+        if len(picked) >= limit:
             break
-        if item.conversation_id in busy_conversations:
+        if row.conversation_id in busy_conversations:
             continue
-        if wamid is not None:
+        if row.wamid is not None:
             # A status webhook already told us Meta has it (a send whose answer was lost).
-            _settle_as_sent(session, item)
+            answered.append(row.id)
             continue
-        # The state guard makes a concurrent cancel or resend win cleanly.
-        result = session.execute(
-            update(OutboxItem)
-            .where(OutboxItem.id == item.id, OutboxItem.state == OutboxState.QUEUED.value)
+        picked.append(row)
+    if answered:
+        session.execute(
+            update(_OUTBOX)
+            .where(_O.id.in_(answered), _O.state == OutboxState.QUEUED.value)
+            .values(state=OutboxState.SENT.value, sent_at=func.coalesce(_O.sent_at, now))
+        )
+    if not picked:
+        return []
+    # The state guard makes a concurrent cancel or resend win cleanly.
+    won = set(
+        session.scalars(
+            update(_OUTBOX)
+            .where(
+                _O.id.in_([r.id for r in picked]),
+                _O.state == OutboxState.QUEUED.value,
+            )
             .values(
                 state=OutboxState.SENDING.value,
-                attempts=OutboxItem.attempts + 1,
-                # While SENDING, next_attempt_at is when this attempt started.
+                attempts=_O.attempts + 1,
+                handed_at=None,
+                # While SENDING, next_attempt_at is when this attempt was claimed.
                 next_attempt_at=now,
             )
-            .execution_options(synchronize_session=False)
+            .returning(_O.id)
         )
-        if getattr(result, "rowcount", 0) != 1:
-            continue
+    )
+    claimed = [_claimed(row) for row in picked if row.id in won]
+    if claimed:
         session.execute(
-            update(Message)
-            .where(Message.id == item.message_id)
+            update(_MESSAGES)
+            .where(_M.id.in_([c.message_id for c in claimed]))
             .values(status=MessageStatus.SENDING.value, status_at=now)
-        )
-        claimed.append(
-            Claimed(
-                id=item.id,
-                message_id=item.message_id,
-                conversation_id=item.conversation_id,
-                attempts=item.attempts + 1,
-                payload=dict(item.payload),
-            )
         )
     return claimed
 
 
-def _settle_as_sent(session: Session, item: OutboxItem) -> None:
-    item.state = OutboxState.SENT.value
-    item.sent_at = item.sent_at or utcnow()
+def _claimed(row: Any) -> Claimed:
+    return Claimed(
+        id=row.id,
+        message_id=row.message_id,
+        conversation_id=row.conversation_id,
+        attempts=row.attempts + 1,
+        priority=row.priority,
+        payload=dict(row.payload),
+        workspace_id=row.workspace_id,
+        message_event={
+            "message_id": row.message_id,
+            "conversation_id": row.conversation_id,
+            "channel_id": row.channel_id,
+            "direction": row.direction,
+            "source": row.source,
+            "type": row.type,
+        },
+    )
 
 
-def record_sent(session: Session, item_id: int, wamid: str) -> None:
-    """Meta accepted the send: keep its wamid; statuses never move backwards."""
-    item = session.get(OutboxItem, item_id)
-    if item is None:
+def hand(session: Session, items: Collection[Claimed], now: dt.datetime | None = None) -> set[int]:
+    """Mark claimed items as handed to HTTP, before any of their requests is written.
+    Returns the ids that may be sent: an item whose claim lapsed and went back to the
+    queue (or was claimed again) is not this caller's to send any more."""
+    if not items:
+        return set()
+    return set(
+        session.scalars(
+            update(_OUTBOX)
+            .where(
+                tuple_(_O.id, _O.attempts).in_([(i.id, i.attempts) for i in items]),
+                _O.state == OutboxState.SENDING.value,
+                _O.handed_at.is_(None),
+            )
+            .values(handed_at=now or utcnow())
+            .returning(_O.id)
+        )
+    )
+
+
+def record_sent_many(session: Session, sent: Collection[tuple[Claimed, str]]) -> None:
+    """Meta accepted these sends (item, wamid): keep the wamids, in one transaction and
+    without loading rows; statuses never move backwards."""
+    if not sent:
         return
-    message = session.get(Message, item.message_id)
-    item.state = OutboxState.SENT.value
-    item.sent_at = item.sent_at or utcnow()
-    item.last_error = None
-    item.error_code = None
-    if message is None:
-        return
-    if message.wamid is None:
-        message.wamid = wamid
-    rank = STATUS_RANK.get(MessageStatus(message.status), -1)
-    if rank < STATUS_RANK[MessageStatus.SENT]:
-        set_message_status(session, message, MessageStatus.SENT)
+    now = utcnow()
+    session.execute(
+        update(_OUTBOX)
+        .where(_O.id == bindparam("b_id"), _O.state == OutboxState.SENDING.value)
+        .values(
+            state=OutboxState.SENT.value,
+            sent_at=func.coalesce(_O.sent_at, now),
+            last_error=None,
+            error_code=None,
+        )
+        .execution_options(synchronize_session=False),
+        [{"b_id": item.id} for item, _ in sent],
+    )
+    session.execute(
+        update(_MESSAGES)
+        .where(_M.id == bindparam("b_id"), _M.wamid.is_(None))
+        .values(wamid=bindparam("b_wamid"))
+        .execution_options(synchronize_session=False),
+        [{"b_id": item.message_id, "b_wamid": wamid} for item, wamid in sent],
+    )
+    earlier = [MessageStatus.QUEUED.value, MessageStatus.SENDING.value]
+    moved = set(
+        session.scalars(
+            update(_MESSAGES)
+            .where(_M.id.in_([item.message_id for item, _ in sent]), _M.status.in_(earlier))
+            .values(status=MessageStatus.SENT.value, status_at=now, error=None)
+            .returning(_M.id)
+        )
+    )
+    for item, wamid in sent:
+        if item.message_id in moved:
+            _publish_sent(session, item, wamid)
     # "delivered" or "read" may have arrived before this answer was recorded.
-    session.flush()
-    apply_pending_statuses(session, [wamid])
+    apply_pending_statuses(session, [wamid for _, wamid in sent])
+
+
+def _publish_sent(session: Session, item: Claimed, wamid: str) -> None:
+    data = {**item.message_event, "wamid": wamid, "status": MessageStatus.SENT.value}
+    publish(
+        session,
+        DomainEvent(
+            workspace_id=item.workspace_id,
+            kind="message.status",
+            conversation_id=item.conversation_id,
+            data=data,
+        ),
+    )
 
 
 def record_retry(session: Session, item_id: int, exc: GraphError, delay: float) -> None:

@@ -46,6 +46,10 @@ class OutboxItem(IdMixin, TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[int | None]
     sent_at: Mapped[dt.datetime | None]
+    # When the current attempt was handed to HTTP (committed before the request is
+    # written). A SENDING item without it was only claimed: provably never sent, so it
+    # goes back to the queue when its lane's claim lapses.
+    handed_at: Mapped[dt.datetime | None]
     # Set for a broadcast's messages, so pause, resume and cancel touch them in one update.
     broadcast_id: Mapped[int | None] = mapped_column(
         ForeignKey("broadcasts.id", ondelete="SET NULL"), index=True

@@ -442,9 +442,12 @@ def item_of_message(session: Session, message: Message) -> OutboxItem | None:
 
 
 def shown_state(item: OutboxItem, now: dt.datetime | None = None) -> str:
-    """The state people see: a SENDING item left by a dead worker reads "unknown"."""
-    if item.state == OutboxState.SENDING.value and item.next_attempt_at < (
-        (now or utcnow()) - UNKNOWN_AFTER
+    """The state people see: a SENDING item left by a dead worker after it was handed to
+    HTTP reads "unknown" (one only claimed goes back to the queue by itself)."""
+    if (
+        item.state == OutboxState.SENDING.value
+        and item.handed_at is not None
+        and item.handed_at < (now or utcnow()) - UNKNOWN_AFTER
     ):
         return "unknown"
     return item.state
@@ -519,7 +522,7 @@ def outbox_summary(session: Session, workspace_id: int | None = None) -> list[La
     )
     sending_q = select(OutboxItem).where(
         OutboxItem.state == OutboxState.SENDING.value,
-        OutboxItem.next_attempt_at < utcnow() - UNKNOWN_AFTER,
+        OutboxItem.handed_at < utcnow() - UNKNOWN_AFTER,
     )
     if workspace_id is not None:
         channels_q = channels_q.where(Channel.workspace_id == workspace_id)

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import TypeVar
 
+import httpx
 from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
@@ -32,17 +33,19 @@ from puente.outbound.lanes import (
     RetryPolicy,
     claim,
     due_channels,
+    hand,
     lane_info,
     next_due_at,
     plan_retry,
     record_failed,
     record_retry,
-    record_sent,
+    record_sent_many,
+    release_claims,
 )
 from puente.outbound.service import register_worker
 from puente.runtime import BackgroundWorker, Runtime
 from puente.whatsapp.client import GraphClient
-from puente.whatsapp.errors import GraphError
+from puente.whatsapp.errors import GraphError, PairRateLimited, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +54,16 @@ T = TypeVar("T")
 # Advisory-lock keys are one bigint: a namespace in the high bits keeps ours apart from
 # other parts' locks, the channel id fills the low 48 bits.
 _LOCK_NAMESPACE = 0x0B0C << 48
-# How far ahead a lane claims: the sends due in the next 50 ms. Claimed-but-unsent items
-# are what a crash leaves as "unknown", so this stays small.
-_CLAIM_AHEAD_SECONDS = 0.05
-_MAX_IN_FLIGHT = 100
-_RECORD_ATTEMPTS = 3
+# How far ahead a lane claims, and how far ahead of its pacing slot an item is marked
+# "handed to HTTP". A crash leaves the handed-but-unanswered items "unknown" for a status
+# webhook or a person, so the hand window stays short; the claim window only has to
+# cover a step's database round trip.
+_CLAIM_AHEAD_SECONDS = 0.2
+_HAND_AHEAD_SECONDS = 0.05
+# A lane writes at most one step (one transaction) per tick.
+_TICK_SECONDS = 0.02
+_INFO_SECONDS = 1.0  # how often a lane re-reads its number (paused? new throughput?)
+_MAX_IN_FLIGHT = 256
 
 
 # On SQLite one process owns every lane; this keeps two workers of that process (say, a
@@ -148,18 +156,30 @@ class LaneLocks:
 
 
 class Lane:
-    """One number's sender: claim, pace, send, record; ends when it has nothing queued."""
+    """One number's sender; ends when it has nothing queued.
+
+    Each step is one transaction: record the answers that came back, mark "handed" the
+    claimed items whose pacing slot is near, and claim a little more. Claims reach only
+    `_CLAIM_AHEAD_SECONDS` ahead and hands `_HAND_AHEAD_SECONDS`, so a crash leaves few
+    items handed but unanswered (shown "unknown" unless a status webhook settles them);
+    claimed-but-unhanded ones go back to the queue by themselves.
+    """
 
     def __init__(self, worker: OutboxWorker, channel_id: int) -> None:
         self.worker = worker
         self.channel_id = channel_id
         self.pacer = Pacer(1)
         self.in_flight: dict[int, asyncio.Task[None]] = {}  # by conversation id
+        self.claimed: list[Claimed] = []  # not handed yet, in (priority, id) order
+        self.sent: list[tuple[Claimed, str]] = []  # answers waiting to be recorded
+        self.settled: list[Callable[[Session], None]] = []  # errors waiting to be recorded
         self.paused_until = 0.0  # monotonic; set when Meta says we are too fast
         self._poke = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
         self._client: GraphClient | None = None
         self._token: str | None = None
+        self._info: LaneInfo | None = None
+        self._info_at = float("-inf")
         self._lock_checked = time.monotonic()
 
     @property
@@ -183,66 +203,134 @@ class Lane:
                 asyncio.get_running_loop().create_task(self._client.aclose())
             settings = self.worker.runtime.settings
             secret = self.worker.runtime.secrets.decrypt(token) if token else ""
+            # One keep-alive connection per request in flight: at hundreds a second a
+            # new TCP connection per request would cost more than the request.
+            pool = _max_in_flight(info.throughput_mps)
             self._client = GraphClient(
                 settings.graph_base_url,
                 settings.graph_api_version,
                 secret,
                 timeout=self.worker.timeout,
+                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
             )
             self._token = token
         return self._client
 
     async def run(self) -> None:
         try:
+            # Holding the lane's lock, claims left unhanded by an earlier owner are
+            # provably unsent (and `hand` fences that owner off): queue them again.
+            await self.worker.db_call(
+                partial(release_claims, channel_id=self.channel_id, lapsed_only=False)
+            )
             await self._loop()
             if self.in_flight:
                 await asyncio.gather(*self.in_flight.values(), return_exceptions=True)
+            await self._step(to_hand=[], want=0)
+            if self.claimed:
+                unhanded = self.claimed
+                self.claimed = []
+                await self.worker.db_call(
+                    partial(release_claims, channel_id=self.channel_id, items=unhanded)
+                )
         finally:
             if self._client is not None:
                 await self._client.aclose()
             await asyncio.to_thread(self.worker.locks.release, self.channel_id)
 
+    async def _lane_info(self) -> LaneInfo | None:
+        if time.monotonic() - self._info_at >= _INFO_SECONDS or self._info is None:
+            self._info = await self.worker.db_call(lambda s: lane_info(s, self.channel_id))
+            self._info_at = time.monotonic()
+        return self._info
+
     async def _loop(self) -> None:
         worker = self.worker
         while not worker.stopping:
-            info = await worker.db_call(lambda s: lane_info(s, self.channel_id))
+            info = await self._lane_info()
             if info is None or info.paused:
                 return  # deleted, offboarded or disconnected: the main loop restarts us
             if not await self._still_owned():
                 return
             client = self._client_for(info)
             self.pacer.set_rate(info.throughput_mps)
-            now = time.monotonic()
-            if now < self.paused_until:
-                await self._wait(self.paused_until - now)
+            step_at = time.monotonic()
+            if step_at < self.paused_until:
+                await self._step(to_hand=[], want=0)
+                await self._wait(min(_TICK_SECONDS * 5, self.paused_until - step_at))
                 continue
-            room = min(_MAX_IN_FLIGHT, max(1, info.throughput_mps)) - len(self.in_flight)
-            if room <= 0:
-                await self._wait(worker.poll_seconds)
+            to_hand = self._due_for_hand(info, step_at)
+            want = max(1, math.ceil(info.throughput_mps * _CLAIM_AHEAD_SECONDS)) - len(self.claimed)
+            if self.claimed and not to_hand and not self.sent and not self.settled:
+                want = 0  # enough claimed; nothing to write: just wait for the next slot
+            handed = await self._step(to_hand=[i for i, _ in to_hand], want=want)
+            if handed is None:
+                await self._wait(worker.poll_seconds)  # the database failed; try again
                 continue
-            batch = max(1, min(room, math.ceil(info.throughput_mps * _CLAIM_AHEAD_SECONDS)))
-            busy = set(self.in_flight)
-            items = await worker.db_call(
-                partial(claim, channel_id=self.channel_id, limit=batch, busy_conversations=busy)
-            )
-            if not items:
-                if self.in_flight:
-                    await self._wait(worker.poll_seconds)
-                    continue
+            for item, slot in to_hand:
+                if item.id in handed:
+                    self.in_flight[item.conversation_id] = asyncio.create_task(
+                        self._send(client, info, item, slot)
+                    )
+            if not self.claimed and not self.in_flight and not to_hand:
                 due = await worker.db_call(lambda s: next_due_at(s, self.channel_id))
                 if due is None:
                     return  # nothing queued: free the lane
                 wait = (due - utcnow()).total_seconds()
                 await self._wait(min(worker.poll_seconds, max(wait, 0.001)))
                 continue
-            for item in items:
-                slot = self.pacer.reserve()
-                delay = slot - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                self.in_flight[item.conversation_id] = asyncio.create_task(
-                    self._send(client, info, item, slot)
-                )
+            await self._wait(self._until_next_step(step_at))
+
+    def _due_for_hand(self, info: LaneInfo, now: float) -> list[tuple[Claimed, float]]:
+        """The claimed items whose pacing slots fall within the hand-ahead window."""
+        room = _max_in_flight(info.throughput_mps) - len(self.in_flight)
+        picked: list[tuple[Claimed, float]] = []
+        while self.claimed and len(picked) < room:
+            if self.pacer.peek(now) > now + _HAND_AHEAD_SECONDS:
+                break
+            picked.append((self.claimed.pop(0), self.pacer.reserve(now)))
+        return picked
+
+    def _until_next_step(self, step_at: float) -> float:
+        now = time.monotonic()
+        wait = self.worker.poll_seconds
+        if self.claimed:
+            wait = self.pacer.peek(now) - _HAND_AHEAD_SECONDS / 2 - now
+        if self.in_flight or self.sent or self.settled:
+            wait = min(wait, _TICK_SECONDS)
+        # Never more than one step per tick: each step is a transaction.
+        return max(wait, step_at + _TICK_SECONDS - now)
+
+    async def _step(self, *, to_hand: list[Claimed], want: int) -> set[int] | None:
+        """Record the answers, hand `to_hand`, claim up to `want` more: one transaction.
+        Returns the ids handed (None when the transaction failed: nothing was handed)."""
+        sent, settled = self.sent, self.settled
+        if not (sent or settled or to_hand or want > 0):
+            return set()
+        busy = set(self.in_flight) | {i.conversation_id for i in self.claimed}
+        busy |= {i.conversation_id for i in to_hand}
+        self.sent, self.settled = [], []
+
+        def work(session: Session) -> tuple[set[int], list[Claimed]]:
+            record_sent_many(session, sent)
+            for fn in settled:
+                fn(session)
+            handed = hand(session, to_hand)
+            claimed = claim(session, self.channel_id, limit=want, busy_conversations=busy)
+            return handed, claimed
+
+        try:
+            handed, claimed = await self.worker.db_call(work)
+        except Exception:
+            log.exception("outbox lane %s: a step failed; retrying", self.channel_id)
+            # Nothing of it was committed: the answers wait for the next step, the items
+            # to hand stay claimed (their slots are spent; that only slows the lane).
+            self.sent, self.settled = sent + self.sent, settled + self.settled
+            self.claimed = sorted([*to_hand, *self.claimed], key=_order)
+            return None
+        if claimed:
+            self.claimed = sorted([*self.claimed, *claimed], key=_order)
+        return handed
 
     async def _still_owned(self) -> bool:
         if time.monotonic() - self._lock_checked < 5:
@@ -254,38 +342,49 @@ class Lane:
         return owned
 
     async def _send(self, client: GraphClient, info: LaneInfo, item: Claimed, slot: float) -> None:
-        worker = self.worker
-        mark = self.pacer.started(slot)  # as late as possible: Meta counts arrivals
         try:
+            delay = slot - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            mark = self.pacer.started(slot)  # as late as possible: Meta counts arrivals
             try:
                 result = await client.send_message(info.phone_number_id, item.request_body())
             finally:
                 self.pacer.answered(mark)
         except GraphError as exc:
-            await self._settle_error(item, exc)
+            self._settle_error(item, exc)
         except Exception:
             # Not an answer from Meta: whether it was sent is unknown, so the item stays
-            # SENDING for a status webhook or a person to settle.
+            # SENDING (handed) for a status webhook or a person to settle.
             log.exception("outbox item %s: unexpected error while sending", item.id)
         else:
-            await worker.record(partial(record_sent, item_id=item.id, wamid=result.wamid))
+            self.sent.append((item, result.wamid))
         finally:
             self.in_flight.pop(item.conversation_id, None)
-            self._poke.set()
 
-    async def _settle_error(self, item: Claimed, exc: GraphError) -> None:
+    def _settle_error(self, item: Claimed, exc: GraphError) -> None:
         plan = plan_retry(exc, item.attempts, self.worker.policy)
         if plan is None:
             log.info("outbox item %s failed: %s", item.id, exc.reason)
-            await self.worker.record(
+            self.settled.append(
                 partial(record_failed, item_id=item.id, exc=exc, gave_up=exc.retryable)
             )
             return
+        if isinstance(exc, RateLimited) and not isinstance(exc, PairRateLimited):
+            self.pacer.refused()
         if plan.lane_pause:
             self.paused_until = max(self.paused_until, time.monotonic() + plan.lane_pause)
-        await self.worker.record(
-            partial(record_retry, item_id=item.id, exc=exc, delay=plan.item_delay)
-        )
+        self.settled.append(partial(record_retry, item_id=item.id, exc=exc, delay=plan.item_delay))
+
+
+def _order(item: Claimed) -> tuple[int, int]:
+    return (item.priority, item.id)
+
+
+def _max_in_flight(rate: int) -> int:
+    # About half a second of sends: enough for slow answers at any rate, bounded so a
+    # big lane does not open hundreds of connections.
+    return max(8, min(_MAX_IN_FLIGHT, rate // 2))
 
 
 class OutboxWorker(BackgroundWorker):
@@ -354,18 +453,6 @@ class OutboxWorker(BackgroundWorker):
                 return fn(session)
 
         return await asyncio.to_thread(work)
-
-    async def record(self, fn: Callable[[Session], None]) -> None:
-        """Record a send's outcome; a few tries, since losing it leaves the item unknown."""
-        for attempt in range(1, _RECORD_ATTEMPTS + 1):
-            try:
-                await self.db_call(fn)
-                return
-            except Exception:
-                if attempt == _RECORD_ATTEMPTS:
-                    log.exception("could not record an outbox result; it stays unknown")
-                    return
-                await asyncio.sleep(0.2 * attempt)
 
     # -- the main loop ------------------------------------------------------------------
 

@@ -97,6 +97,7 @@ class GraphClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        limits: httpx.Limits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version.strip("/")
@@ -105,6 +106,7 @@ class GraphClient:
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             headers={"User-Agent": "Puente/1.0"},
+            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
         )
 
     async def __aenter__(self) -> GraphClient:

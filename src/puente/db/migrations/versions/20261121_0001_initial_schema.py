@@ -1676,6 +1676,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("error_code", sa.Integer(), nullable=True),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("handed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column(
             "broadcast_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),

@@ -179,6 +179,28 @@ def test_meta_retry_of_the_same_body_is_stored_once(client: httpx.Client, db: Da
     assert [e.body for e in stored_events(db)] == [body, other]
 
 
+def test_a_body_that_could_not_be_stored_is_not_acknowledged(
+    client: httpx.Client, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = dumps(envelope(messages_change([text_message("wamid.U1")])))
+    # The table is out of reach, as in a database that refuses writes: no 200 may go out.
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE webhook_events RENAME TO webhook_events_away")
+    try:
+        with caplog.at_level(logging.ERROR, logger="puente.ingest.worker"):
+            refused = client.post(URL, content=body, headers=signed(body))
+    finally:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE webhook_events_away RENAME TO webhook_events")
+    assert refused.status_code == 503
+    assert "storing 1 webhook events failed" in caplog.text
+    assert stored_events(db) == []
+    # Meta delivers it again later; once the database is back it is stored, once.
+    retried = client.post(URL, content=body, headers=signed(body))
+    assert retried.status_code == 200
+    assert [e.body for e in stored_events(db)] == [body]
+
+
 def test_signed_garbage_is_still_acknowledged_and_kept(client: httpx.Client, db: Database) -> None:
     for body in (b"{not json", b"", b"[1,2,3]", "ñ".encode("latin-1")):
         response = client.post(URL, content=body, headers=signed(body))

@@ -9,18 +9,21 @@ WebhookChange rows until they are released or retried.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import threading
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic import ValidationError
 from sqlalchemy import (
     Connection,
+    Dialect,
+    Engine,
     Table,
     and_,
     bindparam,
@@ -98,28 +101,70 @@ def do_store_events(session: Session, bodies: Sequence[bytes]) -> None:
     _wake_after_commit(session)
 
 
-_INSERT_SQL = {
-    "sqlite": "INSERT INTO webhook_events (dedupe_key, received_at, body, state, attempts) "
-    "VALUES (?, ?, ?, 'new', 0) ON CONFLICT (dedupe_key) DO NOTHING",
-    "postgresql": "INSERT INTO webhook_events (dedupe_key, received_at, body, state, attempts) "
-    "VALUES (%s, %s, %s, 'new', 0) ON CONFLICT (dedupe_key) DO NOTHING",
-}
+_INSERT_HEAD = "INSERT INTO webhook_events (dedupe_key, received_at, body, state, attempts) VALUES "
+_INSERT_TAIL = " ON CONFLICT (dedupe_key) DO NOTHING"
+_ROW = {"sqlite": "(?, ?, ?, 'new', 0)", "postgresql": "(%s, %s, %s, 'new', 0)"}
+# Well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters (3 per row).
+_ROWS_PER_STATEMENT = 500
 
 
-def insert_events(conn: Connection, bodies: Sequence[bytes]) -> None:
-    """The insert itself, at the driver level: it runs on the webhook's hot path, where
-    the ORM's per-row work would hold the GIL away from the event loop."""
+def _insert_statements(
+    dialect: Dialect, bodies: Sequence[bytes]
+) -> Iterator[tuple[str, tuple[Any, ...]]]:
+    """Driver-level INSERTs for `bodies`, each body once.
+
+    One multi-row INSERT per batch rather than an executemany: the driver releases the
+    GIL around every statement it steps, and while the event loop is busy each
+    re-acquisition waits for a thread switch, so one statement costs one switch.
+    """
     rows: dict[str, bytes] = {}
     for body in bodies:
         rows.setdefault(dedupe_key(body), body)
-    if not rows:
-        return
-    dialect = conn.dialect
     to_db = WebhookEvent.__table__.c.received_at.type.bind_processor(dialect)
     now = to_db(utcnow()) if to_db else utcnow()
-    conn.exec_driver_sql(
-        _INSERT_SQL[dialect.name], [(key, now, body) for key, body in rows.items()]
-    )
+    items = list(rows.items())
+    for start in range(0, len(items), _ROWS_PER_STATEMENT):
+        chunk = items[start : start + _ROWS_PER_STATEMENT]
+        values = ", ".join([_ROW[dialect.name]] * len(chunk))
+        params = tuple(value for key, body in chunk for value in (key, now, body))
+        yield _INSERT_HEAD + values + _INSERT_TAIL, params
+
+
+def insert_events(conn: Connection, bodies: Sequence[bytes]) -> None:
+    """The insert itself, at the driver level, inside the caller's transaction."""
+    for sql, params in _insert_statements(conn.dialect, bodies):
+        conn.exec_driver_sql(sql, params)
+
+
+def commit_events(engine: Engine, bodies: Sequence[bytes]) -> None:
+    """Insert and commit `bodies` on a bare driver connection: the webhook writer's path.
+
+    It runs for every burst of webhooks, in a thread that shares the GIL with the event
+    loop; SQLAlchemy's Connection, events and result handling cost more Python per batch
+    than the driver's own BEGIN, INSERT and COMMIT.
+    """
+    dialect = engine.dialect
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            if dialect.name == "sqlite":
+                # Puente's SQLite connections leave transactions to us (see db.session):
+                # take the write lock up front like every other writer.
+                cursor.execute("BEGIN IMMEDIATE")
+            for sql, params in _insert_statements(dialect, bodies):
+                cursor.execute(sql, params)
+            if dialect.name == "postgresql":
+                cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+            raw.commit()
+        except Exception:
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                raw.rollback()
+            raise
+        finally:
+            cursor.close()
+    finally:
+        raw.close()  # back to the pool, which resets or discards it
 
 
 def notify_sql(conn: Connection) -> None:

@@ -22,13 +22,12 @@ from puente.ingest.models import ChangeState, EventState, WebhookChange, Webhook
 from puente.ingest.service import (
     NOTIFY_CHANNEL,
     claim_event,
+    commit_events,
     do_mark_change_failed,
     do_mark_event_failed,
     do_process_event,
     do_process_new_events,
     do_process_ready_changes,
-    insert_events,
-    notify_sql,
     register_worker,
     wake_ingest_workers,
 )
@@ -93,11 +92,9 @@ class EventWriter:
     def _write(self, batch: list[_Pending]) -> None:
         error: BaseException | None = None
         try:
-            # A bare connection, not a session: this thread shares the GIL with the
+            # A driver connection, not a session: this thread shares the GIL with the
             # event loop, and the fewer Python steps per batch the faster requests flow.
-            with self._db.engine.begin() as conn:
-                insert_events(conn, [body for body, _loop, _future in batch])
-                notify_sql(conn)
+            commit_events(self._db.engine, [body for body, _loop, _future in batch])
         except Exception as exc:
             log.exception("storing %d webhook events failed", len(batch))
             error = exc

@@ -182,7 +182,8 @@ def free_port() -> int:
 
 
 def wait_ready(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
+    # Generous: importing the whole app takes a minute on a busy shared machine.
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise SystemExit("the server exited during start-up")

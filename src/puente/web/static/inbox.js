@@ -519,6 +519,15 @@
       else if (t instanceof HTMLSelectElement && t.classList.contains("autofilter") && t.form) t.form.submit();
     });
 
+    // One of the composer's extras open at a time keeps the conversation in view.
+    document.addEventListener("toggle", function (event) {
+      var t = event.target;
+      if (!(t instanceof HTMLDetailsElement) || !t.open || !t.classList.contains("composer-extra")) return;
+      document.querySelectorAll("details.composer-extra[open]").forEach(function (d) {
+        if (d !== t) d.open = false;
+      });
+    }, true);
+
     document.addEventListener("keydown", onKey);
   });
 })();

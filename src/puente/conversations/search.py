@@ -56,26 +56,34 @@ SQLITE_CONTACT_DDL = (
     f"INSERT INTO contacts_fts(rowid, {_CONTACT_COLUMNS}) VALUES (new.id, {_CONTACT_NEW}); END",
 )
 # PostgreSQL: a text search configuration that folds accents (people type "cancion" for
-# "canción"), a stored tsvector of each message in it, and a GIN index on that column.
+# "canción"; without the unaccent extension it only lowercases), a stored tsvector of each message in it, and a GIN index on that column.
 # Stored rather than an expression index: walking the newest messages first (the usual
 # plan for common words) would otherwise compute to_tsvector for every row it passes.
 PG_SEARCH_CONFIG = "puente_search"
-PG_DDL = (
-    "CREATE EXTENSION IF NOT EXISTS unaccent",
-    # No IF NOT EXISTS for text search configurations; a concurrent start may win.
-    "DO $$ BEGIN "
-    f"CREATE TEXT SEARCH CONFIGURATION {PG_SEARCH_CONFIG} (COPY = pg_catalog.simple); "
+_FOLD_ACCENTS = (
     f"ALTER TEXT SEARCH CONFIGURATION {PG_SEARCH_CONFIG} ALTER MAPPING FOR "
     "asciiword, word, numword, asciihword, hword, numhword, "
     "hword_asciipart, hword_part, hword_numpart WITH unaccent, simple; "
-    "EXCEPTION WHEN unique_violation OR duplicate_object THEN NULL; END $$",
+)
+
+
+def _pg_config_ddl(fold_accents: bool) -> str:
+    # No IF NOT EXISTS for text search configurations; a concurrent start may win.
+    return (
+        "DO $$ BEGIN "
+        f"CREATE TEXT SEARCH CONFIGURATION {PG_SEARCH_CONFIG} (COPY = pg_catalog.simple); "
+        + (_FOLD_ACCENTS if fold_accents else "")
+        + "EXCEPTION WHEN unique_violation OR duplicate_object THEN NULL; END $$"
+    )
+
+
+PG_DDL = (
     "ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_vector tsvector GENERATED ALWAYS AS "
     f"(to_tsvector('{PG_SEARCH_CONFIG}'::regconfig, coalesce(text, ''))) STORED",
     "DROP INDEX IF EXISTS ix_messages_fulltext",
     "CREATE INDEX IF NOT EXISTS ix_messages_search_vector ON messages USING gin (search_vector)",
 )
 PG_CONTACT_DDL = (
-    "CREATE EXTENSION IF NOT EXISTS pg_trgm",
     "CREATE INDEX IF NOT EXISTS ix_contacts_search_trgm ON contacts USING gin ("
     "lower(name) gin_trgm_ops, lower(profile_name) gin_trgm_ops, "
     "lower(business_app_name) gin_trgm_ops, wa_id gin_trgm_ops)",
@@ -90,15 +98,26 @@ def _sqlite_table_exists(conn: Connection, name: str) -> bool:
     )
 
 
-def _ensure_pg_contact_index(engine: Engine) -> None:
-    # pg_trgm needs the right to create extensions; without it the search box still
-    # works (a scan of the contacts), so a refusal is logged rather than fatal.
+def _pg_extension(engine: Engine, name: str) -> bool:
+    """Create a PostgreSQL extension if it is missing. Both that Puente uses are trusted
+    (the database owner may create them), but a role without that right still gets a
+    working Puente: the refusal is logged and the feature degrades."""
     try:
         with engine.begin() as conn:
-            for ddl in PG_CONTACT_DDL:
-                conn.exec_driver_sql(ddl)
+            conn.exec_driver_sql(f"CREATE EXTENSION IF NOT EXISTS {name}")
+        return True
     except DBAPIError as exc:
-        log.warning("contact search index not created (pg_trgm unavailable): %s", exc)
+        log.warning("PostgreSQL extension %s not available: %s", name, exc)
+        return False
+
+
+def _ensure_pg_contact_index(engine: Engine) -> None:
+    # Without pg_trgm the search box still works (a scan of the contacts).
+    if not _pg_extension(engine, "pg_trgm"):
+        return
+    with engine.begin() as conn:
+        for ddl in PG_CONTACT_DDL:
+            conn.exec_driver_sql(ddl)
 
 
 def ensure_search_index(engine: Engine) -> bool:
@@ -120,8 +139,9 @@ def ensure_search_index(engine: Engine) -> bool:
                 if not existed:
                     conn.exec_driver_sql(f"INSERT INTO {name}({name}) VALUES ('rebuild')")
     elif engine.dialect.name == "postgresql":
+        fold_accents = _pg_extension(engine, "unaccent")
         with engine.begin() as conn:
-            for statement in PG_DDL:
+            for statement in (_pg_config_ddl(fold_accents), *PG_DDL):
                 conn.exec_driver_sql(statement)
         _ensure_pg_contact_index(engine)
     with _ready_lock:

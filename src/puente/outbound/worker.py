@@ -60,6 +60,7 @@ _LOCK_NAMESPACE = 0x0B0C << 48
 # cover a step's database round trip.
 _CLAIM_AHEAD_SECONDS = 0.2
 _HAND_AHEAD_SECONDS = 0.05
+_MAX_HAND_AHEAD_SECONDS = 0.25
 # A lane writes at most one step (one transaction) per tick.
 _TICK_SECONDS = 0.02
 _INFO_SECONDS = 1.0  # how often a lane re-reads its number (paused? new throughput?)
@@ -160,9 +161,10 @@ class Lane:
 
     Each step is one transaction: record the answers that came back, mark "handed" the
     claimed items whose pacing slot is near, and claim a little more. Claims reach only
-    `_CLAIM_AHEAD_SECONDS` ahead and hands `_HAND_AHEAD_SECONDS`, so a crash leaves few
-    items handed but unanswered (shown "unknown" unless a status webhook settles them);
-    claimed-but-unhanded ones go back to the queue by themselves.
+    `_CLAIM_AHEAD_SECONDS` ahead and hands `_HAND_AHEAD_SECONDS` (more on a slow
+    database), so a crash leaves few items handed but unanswered (shown "unknown" unless
+    a status webhook settles them); claimed-but-unhanded ones go back to the queue by
+    themselves.
     """
 
     def __init__(self, worker: OutboxWorker, channel_id: int) -> None:
@@ -181,6 +183,7 @@ class Lane:
         self._info: LaneInfo | None = None
         self._info_at = float("-inf")
         self._lock_checked = time.monotonic()
+        self._step_seconds = 0.0  # how long the last step's transaction took
 
     @property
     def done(self) -> bool:
@@ -286,16 +289,21 @@ class Lane:
         room = _max_in_flight(info.throughput_mps) - len(self.in_flight)
         picked: list[tuple[Claimed, float]] = []
         while self.claimed and len(picked) < room:
-            if self.pacer.peek(now) > now + _HAND_AHEAD_SECONDS:
+            if self.pacer.peek(now) > now + self._hand_ahead():
                 break
             picked.append((self.claimed.pop(0), self.pacer.reserve(now)))
         return picked
+
+    def _hand_ahead(self) -> float:
+        # A slot must not pass while its step is still writing: on a slow database the
+        # window grows with the step's time (and so do the items a crash can strand).
+        return min(_MAX_HAND_AHEAD_SECONDS, max(_HAND_AHEAD_SECONDS, 2 * self._step_seconds))
 
     def _until_next_step(self, step_at: float) -> float:
         now = time.monotonic()
         wait = self.worker.poll_seconds
         if self.claimed:
-            wait = self.pacer.peek(now) - _HAND_AHEAD_SECONDS / 2 - now
+            wait = self.pacer.peek(now) - self._hand_ahead() / 2 - now
         if self.in_flight or self.sent or self.settled:
             wait = min(wait, _TICK_SECONDS)
         # Never more than one step per tick: each step is a transaction.
@@ -320,7 +328,9 @@ class Lane:
             return handed, claimed
 
         try:
+            began = time.monotonic()
             handed, claimed = await self.worker.db_call(work)
+            self._step_seconds = time.monotonic() - began
         except Exception:
             log.exception("outbox lane %s: a step failed; retrying", self.channel_id)
             # Nothing of it was committed: the answers wait for the next step, the items

@@ -29,14 +29,15 @@ def count_queries(db: Database) -> Iterator[list[str]]:
     statements: list[str] = []
 
     def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
+        if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE", "SET TRANSACTION")):
             statements.append(statement)
 
-    event.listen(db.engine, "before_cursor_execute", record)
+    # GET routes read through the reader engine (the writer engine on PostgreSQL).
+    event.listen(db.read_engine, "before_cursor_execute", record)
     try:
         yield statements
     finally:
-        event.remove(db.engine, "before_cursor_execute", record)
+        event.remove(db.read_engine, "before_cursor_execute", record)
 
 
 def _seed_inbox(db: Database, tenant: Tenant) -> dict[str, int]:

@@ -28,6 +28,7 @@ def counting(db: Database) -> Iterator[list[str]]:
     # Transaction control, and the realtime hub relaying events to other processes
     # (PostgreSQL NOTIFY, from its own thread), are not the page's queries.
     skipped = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SELECT PG_NOTIFY")
+    skipped += ("SET TRANSACTION",)  # the read-only guard of GET pages on PostgreSQL
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.lstrip().upper().startswith(skipped):

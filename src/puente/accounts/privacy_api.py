@@ -14,6 +14,7 @@ from puente.accounts import privacy, privacy_export
 from puente.accounts.gate import token_actor
 from puente.api.common import error_responses
 from puente.api.deps import ApiCaller, RuntimeDep, SessionDep, scoped
+from puente.request_session import writes
 
 router = APIRouter(prefix="/contacts", tags=["privacy"])
 
@@ -70,6 +71,7 @@ def stream_spool(spool: IO[bytes]) -> Iterator[bytes]:
         **error_responses(403, 404),
     },
 )
+@writes  # the export is audited
 def export_contact(
     contact_id: ContactId, caller: ExportCaller, session: SessionDep, runtime: RuntimeDep
 ) -> StreamingResponse:

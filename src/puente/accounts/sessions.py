@@ -50,7 +50,7 @@ def do_create_session(
 
 
 def load_session(session: Session, token: str | None) -> WebSession | None:
-    """The live session for a cookie value, touching its last-seen time."""
+    """The live session for a cookie value (reads only; see `session_touch_due`)."""
     if not token or len(token) > 200:
         return None
     row = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
@@ -59,11 +59,16 @@ def load_session(session: Session, token: str | None) -> WebSession | None:
     now = utcnow()
     if row.expires_at <= now or (row.stage == "full" and now - row.last_seen_at > IDLE_TIMEOUT):
         return None
-    # Writing on every request would serialise readers on SQLite; once a minute is enough.
-    if (now - row.last_seen_at).total_seconds() > 60:
-        session.execute(update(WebSession).where(WebSession.id == row.id).values(last_seen_at=now))
-        row.last_seen_at = now
     return row
+
+
+def session_touch_due(row: WebSession, now: dt.datetime) -> bool:
+    # The idle timeout counts in hours; writing on every request would only add writes.
+    return (now - row.last_seen_at).total_seconds() > 60
+
+
+def do_touch_session(session: Session, session_id: int, now: dt.datetime) -> None:
+    session.execute(update(WebSession).where(WebSession.id == session_id).values(last_seen_at=now))
 
 
 def do_end_session(session: Session, token: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -79,16 +80,20 @@ def do_create_token(
 
 
 def access_token(session: Session, secret: str) -> ApiToken | None:
-    """The live token for this secret, with its last-used time recorded."""
+    """The live token for this secret (reads only; see `token_touch_due`)."""
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(secret)))
     if row is None or not row.is_usable():
         return None
-    now = utcnow()
-    # Record use at most once a minute so busy API clients do not write on every call.
-    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
-        session.execute(update(ApiToken).where(ApiToken.id == row.id).values(last_used_at=now))
-        row.last_used_at = now
     return row
+
+
+def token_touch_due(token: ApiToken, now: dt.datetime) -> bool:
+    # Record use at most once a minute so busy API clients do not write on every call.
+    return token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60
+
+
+def do_touch_token(session: Session, token_id: int, now: dt.datetime) -> None:
+    session.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
 
 
 def has_scope(token: ApiToken, scope: str) -> bool:

@@ -12,15 +12,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from puente.accounts import audit
 from puente.accounts.audit import Action
 from puente.accounts.models import ApiToken
-from puente.accounts.tokens import access_token, has_scope
+from puente.accounts.tokens import access_token, do_touch_token, has_scope, token_touch_due
+from puente.db.base import utcnow
 from puente.errors import Forbidden, NotAuthenticated, PuenteError
+from puente.request_session import request_session, touch_after_response
 from puente.runtime import Runtime
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `puente tokens create`.")
@@ -94,11 +96,12 @@ def _audit_refusal(request: Request, session: Session, exc: PuenteError) -> None
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request, committed when the handler returns without error."""
+    """One transaction per request, committed when the handler returns without error (a
+    read-only one for GET routes, see `puente.request_session`)."""
     db = get_runtime(request).db
     deferred: list[dict[str, Any]] = []
     try:
-        with db.unit_of_work() as session:
+        with request_session(request, db) as session:
             try:
                 yield session
             except PuenteError as exc:
@@ -128,12 +131,19 @@ def get_caller(
     request: Request,
     session: Annotated[Session, Depends(get_session, scope="function")],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    background: BackgroundTasks,
 ) -> ApiCaller:
     if credentials is None:
         raise NotAuthenticated("send an API token as 'Authorization: Bearer <token>'")
     token = access_token(session, credentials.credentials)
     if token is None:
         raise NotAuthenticated("this API token is unknown or revoked", code="invalid_token")
+    now = utcnow()
+    if token_touch_due(token, now):
+        token_id = token.id
+        touch_after_response(
+            request, background, f"token:{token_id}", lambda s: do_touch_token(s, token_id, now)
+        )
     # For the refusal audit in get_session: plain values survive the rollback.
     request.state.api_token = ApiTokenRef(token.id, token.workspace_id, token.prefix)
     return ApiCaller(token)

@@ -19,6 +19,8 @@ from sqlalchemy.pool import NullPool
 log = logging.getLogger(__name__)
 
 _CALLBACKS_KEY = "puente_on_commit"
+# In `Session.info` of every session from `Database.read()`.
+READ_ONLY = "puente_read_only"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -32,8 +34,17 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_query_only(dbapi_conn: Any, _record: Any) -> None:
+    # Reader connections refuse writes, so a write slipped into a read path fails loudly
+    # ("attempt to write a readonly database") instead of being rolled back in silence.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA query_only=1")
+    cur.close()
+
+
 def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Engine:
-    """An engine; on SQLite `immediate` makes every transaction take the write lock first."""
+    """An engine; on SQLite `immediate` makes every transaction take the write lock first,
+    and an engine without it is for readers only (its connections are query-only)."""
     if url.startswith("sqlite"):
         engine = create_engine(
             url,
@@ -42,6 +53,8 @@ def make_engine(url: str, *, pool_size: int = 10, immediate: bool = True) -> Eng
             max_overflow=20,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        if not immediate:
+            event.listen(engine, "connect", _sqlite_query_only)
         # pysqlite's own transaction handling defers BEGIN; issue BEGIN ourselves so that
         # a write transaction takes the lock up front instead of failing to upgrade later.
         event.listen(engine, "connect", lambda c, _r: setattr(c, "isolation_level", None))
@@ -79,6 +92,22 @@ def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None
         _drop_after_rollback(session)
 
 
+def _read_only_transaction(_session: Session, _tx: SessionTransaction, conn: Any) -> None:
+    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
+
+
+def is_read_only(session: Session) -> bool:
+    return bool(session.info.get(READ_ONLY))
+
+
+def check_nothing_written(session: Session) -> None:
+    """Fail if a read session holds changes or after-commit work: its rollback would drop
+    them without a word. Pending changes fail at the flush (the connection refuses writes)."""
+    session.flush()
+    if session.info.get(_CALLBACKS_KEY):
+        raise RuntimeError("after-commit work queued on a read-only session")
+
+
 class UnitOfWork:
     """A session whose commit is owned by the caller of `Database.unit_of_work`."""
 
@@ -99,7 +128,12 @@ class Database:
             self.read_engine = make_engine(url, pool_size=pool_size, immediate=False)
         else:
             self.read_engine = self.engine
-        self.read_factory = sessionmaker(self.read_engine, expire_on_commit=False)
+        self.read_factory = sessionmaker(
+            self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
+        )
+        if self.engine.dialect.name == "postgresql":
+            # The same guard as SQLite's query-only readers.
+            event.listen(self.read_factory, "after_begin", _read_only_transaction)
 
     @property
     def is_sqlite(self) -> bool:

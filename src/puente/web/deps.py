@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import BackgroundTasks, Depends, HTTPException, Request
 from sqlalchemy.orm import Session
 
 from puente.accounts import audit
@@ -21,8 +21,10 @@ from puente.accounts.gate import Actor, load_member_actor
 from puente.accounts.models import Role, User, WebSession, Workspace
 from puente.accounts.permissions import Perm
 from puente.accounts.service import mfa_required_for
-from puente.accounts.sessions import load_session
+from puente.accounts.sessions import do_touch_session, load_session, session_touch_due
+from puente.db.base import utcnow
 from puente.errors import Forbidden, PuenteError
+from puente.request_session import request_session, touch_after_response
 from puente.runtime import Runtime
 from puente.secrets import session_secret
 from puente.web.security import SESSION_COOKIE, csrf_ok
@@ -46,11 +48,12 @@ def get_runtime(request: Request) -> Runtime:
 
 
 def web_db(request: Request) -> Iterator[Session]:
-    """The request's unit of work, committed before the response is sent."""
+    """The request's unit of work, committed before the response is sent (a read-only
+    session for GET pages, see `puente.request_session`)."""
     db = get_runtime(request).db
     deferred: list[dict[str, Any]] = []
     try:
-        with db.unit_of_work() as session:
+        with request_session(request, db) as session:
             try:
                 yield session
             finally:
@@ -109,14 +112,19 @@ def _refuse_csrf(request: Request, session: Session, ctx: WebContext | None) -> 
     )
 
 
-def resolve_member(request: Request, session: Session) -> WebContext | None:
-    """The signed-in member for this request, or None (cached on request.state)."""
+def resolve_member(
+    request: Request, session: Session, background: BackgroundTasks | None = None
+) -> WebContext | None:
+    """The signed-in member for this request, or None (cached on request.state). With
+    `background`, the session's last-seen time is recorded after the response."""
     if hasattr(request.state, "web"):
         cached: WebContext | None = request.state.web
         return cached
     ctx = None
     token = request.cookies.get(SESSION_COOKIE)
     row = load_session(session, token)
+    if row is not None and background is not None:
+        _touch_later(request, background, row)
     if row is not None and row.stage == "full" and token:
         user = session.get(User, row.user_id)
         workspace = session.get(Workspace, row.workspace_id)
@@ -125,6 +133,15 @@ def resolve_member(request: Request, session: Session) -> WebContext | None:
             ctx = WebContext(actor, user, workspace, row, token)
     request.state.web = ctx
     return ctx
+
+
+def _touch_later(request: Request, background: BackgroundTasks, row: WebSession) -> None:
+    now = utcnow()
+    if session_touch_due(row, now):
+        row_id = row.id
+        touch_after_response(
+            request, background, f"session:{row_id}", lambda s: do_touch_session(s, row_id, now)
+        )
 
 
 # What a member who must enrol in two-factor sign-in may still reach (sign-out and the
@@ -162,8 +179,10 @@ def require_permission(permission: Perm | str) -> Callable[..., WebContext]:
     """A route dependency admitting signed-in members who hold `permission`."""
     perm = Perm(permission)
 
-    def gate(request: Request, session: DbDep, csrf_passed: CsrfDep) -> WebContext:
-        ctx = resolve_member(request, session)
+    def gate(
+        request: Request, session: DbDep, csrf_passed: CsrfDep, background: BackgroundTasks
+    ) -> WebContext:
+        ctx = resolve_member(request, session, background)
         if ctx is None:
             raise LoginRequired("sign in to continue")
         if not csrf_passed:
@@ -191,9 +210,11 @@ def require_permission(permission: Perm | str) -> Callable[..., WebContext]:
     return gate
 
 
-def public_page(request: Request, session: DbDep, csrf_passed: CsrfDep) -> WebContext | None:
+def public_page(
+    request: Request, session: DbDep, csrf_passed: CsrfDep, background: BackgroundTasks
+) -> WebContext | None:
     """For pages anyone may open (sign-in, set-up, links from emails). Still CSRF-checked."""
-    ctx = resolve_member(request, session)
+    ctx = resolve_member(request, session, background)
     if not csrf_passed:
         _refuse_csrf(request, session, ctx)
     return ctx

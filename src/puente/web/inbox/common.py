@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from puente.accounts.permissions import Perm
 from puente.conversations.models import MessageSource
 from puente.db.base import utcnow
+from puente.db.session import is_read_only
 from puente.errors import PuenteError
 from puente.web.deps import WebContext, require_permission
 from puente.web.i18n import safe_zone
@@ -38,7 +39,7 @@ def reading(request: Request, session: Session) -> Iterator[Session]:
     workers that store incoming messages. Render inside the block: leaving it expires
     what was loaded."""
     db = request.app.state.runtime.db
-    if not db.is_sqlite:
+    if not db.is_sqlite or is_read_only(session):
         yield session
         return
     session.commit()

@@ -19,12 +19,20 @@ from puente.channels.models import Channel
 from puente.contacts.models import ContactConsent
 from puente.contacts.service import tags_of
 from puente.conversations import collab
-from puente.conversations.models import Conversation, ConversationEvent, Media, Message, Note
+from puente.conversations.models import (
+    Conversation,
+    ConversationEvent,
+    Media,
+    Message,
+    Note,
+    Notification,
+)
 from puente.db.base import utcnow
 from puente.errors import NotFound
 from puente.outbound.attachments import limits_for_browser
 from puente.outbound.models import MessageTemplate
 from puente.outbound.service import window_is_open
+from puente.runtime import Runtime
 from puente.web.deps import DbDep, RuntimeDep, WebContext
 from puente.web.inbox import queries as q
 from puente.web.inbox import render as r
@@ -178,6 +186,7 @@ def conversation_context(
 def conversation_page(
     request: Request,
     gate_session: DbDep,
+    runtime: RuntimeDep,
     me: Viewer,
     conversation_id: int,
     before: Annotated[dt.datetime | None, Query()] = None,
@@ -200,10 +209,30 @@ def conversation_page(
         }
         response = page(request, "inbox/inbox.html", context)
         if before is None:
-            # Opening it reads it: two short writes once the page is rendered.
-            collab.do_mark_read(gate_session, conversation)
-            collab.do_read_notifications(gate_session, me.actor, conversation.id)
+            mark_opened(runtime, session, me, conversation)
     return response
+
+
+def _unread_notification(session: Session, me: WebContext, conversation_id: int) -> bool:
+    first = session.scalar(
+        select(Notification.id).where(
+            Notification.workspace_id == me.actor.workspace_id,
+            Notification.user_id == me.actor.user_id,
+            Notification.conversation_id == conversation_id,
+            Notification.read_at.is_(None),
+        )
+    )
+    return first is not None
+
+
+def mark_opened(runtime: Runtime, session: Session, me: WebContext, c: Conversation) -> None:
+    """Opening a conversation reads it: two short writes once the page is rendered, in
+    their own transaction (the page itself only reads), and none when nothing is unread."""
+    if not c.unread_count and not _unread_notification(session, me, c.id):
+        return
+    with runtime.db.unit_of_work() as writer:
+        collab.do_mark_read(writer, c)
+        collab.do_read_notifications(writer, me.actor, c.id)
 
 
 @router.get("/inbox/c/{conversation_id}/panel", response_class=HTMLResponse)

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
 from puente.accounts import auth
-from puente.accounts.audit import Action, record
+from puente.accounts.audit import Action, record, record_when_done
 from puente.accounts.mail import do_queue_mail
 from puente.accounts.models import User, Workspace
 from puente.accounts.service import do_setup, needs_setup
@@ -250,7 +250,8 @@ def _workspace_of(session: DbDep, user: User) -> int | None:
 def _refused_link(
     request: Request, session: DbDep, template: str, exc: PuenteError, **ctx: object
 ) -> HTMLResponse:
-    record(
+    # In its own transaction after the request: the link pages only read otherwise.
+    record_when_done(
         session,
         workspace_id=None,
         actor="anonymous",

@@ -17,6 +17,7 @@ from puente.contacts.models import ContactSource
 from puente.contacts.phones import to_e164
 from puente.errors import Conflict, InvalidInput, PuenteError
 from puente.outbound.audience import normalize_phone, person_key
+from puente.request_session import writes
 from puente.web.deps import DbDep, WebContext, client_ip, require_permission
 from puente.web.templating import render, translate
 
@@ -80,6 +81,7 @@ def contacts_page(
 
 
 @router.get("/contacts/export.csv")
+@writes  # the export is audited
 def contacts_export(
     request: Request,
     session: DbDep,

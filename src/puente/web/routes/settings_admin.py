@@ -27,6 +27,7 @@ from puente.accounts.service import (
     retention_days,
 )
 from puente.errors import InvalidInput, PuenteError
+from puente.request_session import writes
 from puente.web.deps import DbDep, RuntimeDep, WebContext, client_ip, require_permission
 from puente.web.i18n import translations
 from puente.web.templating import render, translate
@@ -316,6 +317,7 @@ def audit_page(
 
 
 @router.get("/settings/audit.csv")
+@writes  # the export is itself audited
 def audit_export(request: Request, session: DbDep, runtime: RuntimeDep, me: Auditor) -> Response:
     workspace_id = me.actor.workspace_id
     audit.record(

@@ -166,13 +166,12 @@ def test_events_cross_processes_through_postgresql(
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process")
     from puente.accounts.gate import load_member_actor
 
-    with db.read() as s:
+    with db.unit_of_work() as s:
         owner = s.get(User, shop.owner_id)
         assert owner is not None
         actor = load_member_actor(s, owner, shop.workspace_id)
         assert actor is not None
         cid = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW).id
-        s.commit()
     # Two "processes": each with its own database connections and its own event bus.
     other_db = Database(settings.sqlalchemy_url())
     bus_a, bus_b = EventBus(), EventBus()

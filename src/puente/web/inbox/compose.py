@@ -62,6 +62,17 @@ def _submitted(session: DbDep, workspace_id: int, key: str) -> Message | None:
 async def send_media(
     request: Request, session: DbDep, me: Replier, conversation_id: int
 ) -> Response:
+    # A body far over the largest file WhatsApp takes is refused before it is read at all.
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_UPLOAD + 1024 * 1024:
+        return _refused(
+            request,
+            collab.user_error(
+                InvalidInput,
+                "The file is too big: WhatsApp takes no file over %(limit)s.",
+                limit="100 MB",
+            ),
+        )
     form = await request.form(max_part_size=64 * 1024)
     upload = form.get("file")
     fields = {k: str(v) for k, v in form.items() if isinstance(v, str)}

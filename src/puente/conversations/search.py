@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Select, column, func, inspect, select, table, text
@@ -90,6 +92,21 @@ PG_CONTACT_DDL = (
 )
 
 
+# Web and worker processes start together and each runs this DDL: on PostgreSQL two
+# concurrent `CREATE INDEX IF NOT EXISTS` (or CREATE EXTENSION) collide on the catalog's
+# unique name and one process dies. One advisory lock, held to each transaction's end,
+# makes them take turns; the second then finds everything in place.
+_DDL_LOCK_KEY = 0x70756E7465  # "punte"
+
+
+@contextmanager
+def _startup_ddl(engine: Engine) -> Iterator[Connection]:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_DDL_LOCK_KEY})")
+        yield conn
+
+
 def _sqlite_table_exists(conn: Connection, name: str) -> bool:
     return bool(
         conn.exec_driver_sql(
@@ -103,7 +120,7 @@ def _pg_extension(engine: Engine, name: str) -> bool:
     (the database owner may create them), but a role without that right still gets a
     working Puente: the refusal is logged and the feature degrades."""
     try:
-        with engine.begin() as conn:
+        with _startup_ddl(engine) as conn:
             conn.exec_driver_sql(f"CREATE EXTENSION IF NOT EXISTS {name}")
         return True
     except DBAPIError as exc:
@@ -115,7 +132,7 @@ def _ensure_pg_contact_index(engine: Engine) -> None:
     # Without pg_trgm the search box still works (a scan of the contacts).
     if not _pg_extension(engine, "pg_trgm"):
         return
-    with engine.begin() as conn:
+    with _startup_ddl(engine) as conn:
         for ddl in PG_CONTACT_DDL:
             conn.exec_driver_sql(ddl)
 
@@ -140,7 +157,7 @@ def ensure_search_index(engine: Engine) -> bool:
                     conn.exec_driver_sql(f"INSERT INTO {name}({name}) VALUES ('rebuild')")
     elif engine.dialect.name == "postgresql":
         fold_accents = _pg_extension(engine, "unaccent")
-        with engine.begin() as conn:
+        with _startup_ddl(engine) as conn:
             for statement in (_pg_config_ddl(fold_accents), *PG_DDL):
                 conn.exec_driver_sql(statement)
         _ensure_pg_contact_index(engine)
@@ -199,7 +216,7 @@ def ensure_inbox_indexes(engine: Engine) -> None:
     ddl = {"postgresql": PG_INBOX_DDL, "sqlite": SQLITE_INBOX_DDL}.get(engine.dialect.name)
     if ddl is None or not inspect(engine).has_table("conversations"):
         return
-    with engine.begin() as conn:
+    with _startup_ddl(engine) as conn:
         before = _index_count(conn)
         for statement in (*ddl, *INBOX_DDL):
             conn.exec_driver_sql(statement)

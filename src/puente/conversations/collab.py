@@ -117,28 +117,6 @@ def _record(
     return event
 
 
-def notify(
-    session: Session,
-    *,
-    workspace_id: int,
-    user_id: int,
-    kind: str,
-    conversation_id: int | None,
-    actor_id: int | None,
-    text: str,
-) -> Notification | None:
-    """A notification for `user_id`, in-app and/or in the browser as they chose."""
-    return notifications.do_notify(
-        session,
-        workspace_id=workspace_id,
-        user_id=user_id,
-        kind=kind,
-        conversation_id=conversation_id,
-        actor_id=actor_id,
-        text=text,
-    )
-
-
 def publish_conversation(
     session: Session, conversation: Conversation, change: str, **extra: Any
 ) -> None:
@@ -223,7 +201,7 @@ def do_assign(
     session.flush()
     if assignee is not None and assignee.id != actor.user_id and assignee.id != before:
         by = actor.user.name if actor.user is not None else actor.label
-        notify(
+        notifications.do_notify(
             session,
             workspace_id=conversation.workspace_id,
             user_id=assignee.id,
@@ -394,7 +372,7 @@ def do_add_note(session: Session, actor: Actor, conversation: Conversation, body
             Mention(workspace_id=conversation.workspace_id, note_id=note.id, user_id=member.id)
         )
         if member.id != actor.user_id:
-            notify(
+            notifications.do_notify(
                 session,
                 workspace_id=conversation.workspace_id,
                 user_id=member.id,

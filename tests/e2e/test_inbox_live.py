@@ -20,8 +20,6 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from puente.app import create_app
-from puente.channels.models import ChannelMode
 from puente.config import Settings
 from puente.contacts.models import Contact
 from puente.conversations.collab import publish_conversation
@@ -29,10 +27,10 @@ from puente.conversations.models import Conversation, Notification
 from puente.db.session import Database
 from puente.outbound.templates import do_sync_workspace
 from puente.runtime import Runtime
-from puente.sandbox import SandboxConfig, create_sandbox_app
-from puente.sandbox.seed import DEMO_NUMBER, DEMO_PHONE, DEMO_WABA
-from tests.conftest import APP_SECRET, VERIFY_TOKEN, LiveServer
-from tests.factories import PASSWORD, make_channel, make_user, make_workspace
+from puente.sandbox.seed import DEMO_NUMBER
+from tests.conftest import LiveServer
+from tests.e2e.world import add_demo_number, sandbox_control, start_sandbox_and_puente
+from tests.factories import PASSWORD, make_user, make_workspace
 
 pytestmark = pytest.mark.browser
 
@@ -53,22 +51,9 @@ class Live:
 
 @pytest.fixture
 def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]) -> Iterator[Live]:
-    sandbox = live_server_factory(
-        create_sandbox_app(
-            SandboxConfig(
-                app_secret=APP_SECRET,
-                verify_token=VERIFY_TOKEN,
-                access_token=TOKEN,
-                status_delays=(0.0, 0.3, 0.8),
-                backoff_base=0.05,
-            )
-        )
-    ).start()
-    app = create_app(
-        settings.model_copy(update={"graph_base_url": sandbox.url}), db, run_workers=True
+    sandbox, puente, runtime = start_sandbox_and_puente(
+        settings, db, live_server_factory, TOKEN, status_delays=(0.0, 0.3, 0.8), backoff_base=0.05
     )
-    puente = live_server_factory(app).start()
-    runtime: Runtime = app.state.runtime
     with runtime.db.unit_of_work() as session:
         ws = make_workspace(session, "Tienda La Esquina")
         owner = make_user(
@@ -76,22 +61,12 @@ def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]
         )
         ana = make_user(session, ws, role="agent", name="Ana Pérez", email="ana@esquina.example")
         owner.timezone = "America/Bogota"
-        channel = make_channel(
-            session,
-            ws,
-            phone_number_id=DEMO_NUMBER,
-            waba_id=DEMO_WABA,
-            display_phone_number=DEMO_PHONE,
-            mode=ChannelMode.COEXISTENCE,
-        )
+        channel = add_demo_number(session, ws, runtime, TOKEN)
         channel.name = "Tienda La Esquina"
-        channel.access_token_encrypted = runtime.secrets.encrypt(TOKEN)
         session.flush()
         do_sync_workspace(session, runtime, ws.id)
         owner_email, ana_id = owner.email, ana.id
-    control = httpx.Client(base_url=f"{sandbox.url}/_sandbox/api", timeout=20)
-    res = control.patch("/config", json={"callback_url": f"{puente.url}/webhooks/whatsapp"})
-    assert res.status_code == 200, res.text
+    control = sandbox_control(sandbox, puente)
     yield Live(puente, sandbox, runtime, control, owner_email, ana_id)
     control.close()
 

@@ -17,18 +17,14 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from puente.app import create_app
-from puente.channels.models import ChannelMode
 from puente.config import Settings
 from puente.conversations.models import Notification
 from puente.db.session import Database
-from puente.runtime import Runtime
-from puente.sandbox import SandboxConfig, create_sandbox_app
-from puente.sandbox.seed import DEMO_NUMBER, DEMO_PHONE, DEMO_WABA
-from tests.conftest import APP_SECRET, VERIFY_TOKEN, LiveServer
+from puente.sandbox.seed import DEMO_NUMBER
+from tests.conftest import LiveServer
+from tests.e2e.world import add_demo_number, sandbox_control, start_sandbox_and_puente
 from tests.factories import (
     PASSWORD,
-    make_channel,
     make_contact,
     make_conversation,
     make_user,
@@ -70,36 +66,17 @@ class Team:
 
 @pytest.fixture
 def team(settings: Settings, db: Database, live_server_factory: type[LiveServer]) -> Iterator[Team]:
-    sandbox = live_server_factory(
-        create_sandbox_app(
-            SandboxConfig(app_secret=APP_SECRET, verify_token=VERIFY_TOKEN, access_token=TOKEN)
-        )
-    ).start()
-    app = create_app(
-        settings.model_copy(update={"graph_base_url": sandbox.url}), db, run_workers=True
-    )
-    puente = live_server_factory(app).start()
-    runtime: Runtime = app.state.runtime
+    sandbox, puente, runtime = start_sandbox_and_puente(settings, db, live_server_factory, TOKEN)
     with runtime.db.unit_of_work() as session:
         ws = make_workspace(session, "Tienda La Esquina")
         ana = make_user(session, ws, name="Ana Pérez", email="ana@esquina.example")
         beto = make_user(session, ws, name="Beto Ruiz", email="beto@esquina.example")
         beto.availability = "online"
-        channel = make_channel(
-            session,
-            ws,
-            phone_number_id=DEMO_NUMBER,
-            waba_id=DEMO_WABA,
-            display_phone_number=DEMO_PHONE,
-            mode=ChannelMode.COEXISTENCE,
-        )
-        channel.access_token_encrypted = runtime.secrets.encrypt(TOKEN)
+        channel = add_demo_number(session, ws, runtime, TOKEN)
         lucia = make_contact(session, ws, wa_id=LUCIA, profile_name="Lucía Gómez")
         conversation = make_conversation(session, channel, lucia, assignee_id=ana.id)
         ids = (ana.email, beto.email, beto.id, conversation.id)
-    control = httpx.Client(base_url=f"{sandbox.url}/_sandbox/api", timeout=20)
-    res = control.patch("/config", json={"callback_url": f"{puente.url}/webhooks/whatsapp"})
-    assert res.status_code == 200, res.text
+    control = sandbox_control(sandbox, puente)
     yield Team(puente, control, *ids)
     control.close()
 

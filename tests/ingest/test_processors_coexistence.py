@@ -173,6 +173,41 @@ def test_history_import_keeps_time_direction_and_status_without_waking_anyone(
     assert (sync.history_state, sync.history_chunks, sync.history_messages) == ("complete", 3, 7)
 
 
+def test_history_progress_waits_for_a_chunk_that_arrives_late(
+    runtime: Runtime, db: Database
+) -> None:
+    """The last chunk (progress 100) before an earlier one: the bar must not read 100 %."""
+    from puente.channels.sync import overall_progress
+
+    replay(runtime, "history_phase0_chunk2")
+    sync = _sync(db)
+    assert (overall_progress(sync), sync.history_state) == (0, "importing")
+    replay(runtime, "history_phase1_chunk1")
+    sync = _sync(db)
+    # Every chunk but the first has arrived; phase 0 chunk 1 is still missing.
+    assert (overall_progress(sync), sync.history_state, sync.history_chunks) == (
+        0,
+        "importing",
+        2,
+    )
+    assert sync.history_completed_at is None
+    replay(runtime, "history_phase0_chunk1")
+    sync = _sync(db)
+    assert (overall_progress(sync), sync.history_state) == (100, "complete")
+    assert sync.history_completed_at is not None
+
+
+def test_history_progress_moves_with_the_unbroken_run(runtime: Runtime, db: Database) -> None:
+    from puente.channels.sync import overall_progress
+
+    replay(runtime, "history_phase0_chunk1")
+    assert overall_progress(_sync(db)) == 30
+    replay(runtime, "history_phase0_chunk2")
+    assert overall_progress(_sync(db)) == 60
+    replay(runtime, "history_phase1_chunk1")
+    assert (overall_progress(_sync(db)), _sync(db).history_state) == (100, "complete")
+
+
 def test_history_chunks_shuffled_and_repeated_give_the_same_result(
     settings: Settings, db: Database, runtime: Runtime
 ) -> None:

@@ -86,6 +86,12 @@ class ChannelSync(IdMixin, Base):
     # Highest `progress` (0-100) seen per phase: {"0": 100, "1": 40}.
     history_progress: Mapped[dict[str, Any]] = mapped_column(default=dict)
     history_chunks: Mapped[int] = mapped_column(default=0)
+    # The import's honest overall figure: the progress of the last chunk before the first
+    # missing one in (phase, chunk_order) order, and where that unbroken run ends. Chunks
+    # arrive out of order, so the furthest chunk's progress can read 100 too early.
+    history_overall: Mapped[int] = mapped_column(default=0)
+    history_upto_phase: Mapped[int] = mapped_column(default=-1)
+    history_upto_order: Mapped[int] = mapped_column(default=0)
     history_messages: Mapped[int] = mapped_column(default=0)
     history_error: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     history_completed_at: Mapped[dt.datetime | None]

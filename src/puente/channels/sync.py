@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from puente.channels.models import (
@@ -72,13 +72,50 @@ def do_mark_sync_requested(
 
 
 def overall_progress(state: ChannelSync) -> int:
-    """One figure for a progress bar: the furthest phase's progress, 100 when complete."""
+    """One figure for a progress bar: how far the import has got without a gap, 100 when
+    complete. A chunk that arrives ahead of a missing one does not move it."""
     if state.history_state == SyncState.COMPLETE.value:
         return HISTORY_DONE
-    progress = state.history_progress or {}
-    if not progress:
-        return 0
-    return int(progress[max(progress, key=int)])
+    return state.history_overall
+
+
+def _starts_after(phase: int, order: int, upto_phase: int, upto_order: int) -> bool:
+    """Whether chunk (phase, order) continues the unbroken run ending at (upto_*).
+
+    Orders count from 1 within a phase (0 when Meta gave none). A phase's first chunk
+    follows any earlier phase: an empty phase sends nothing, so it cannot be waited for.
+    """
+    if phase == upto_phase:
+        return order == upto_order + 1
+    return phase > upto_phase and order <= 1
+
+
+def _advance_unbroken_run(session: Session, channel: Channel, state: ChannelSync) -> None:
+    """Move the run's end over every chunk that now follows it without a gap."""
+    chunks = HistoryChunkSeen.__table__.c
+    rows = session.execute(
+        select(chunks.phase, chunks.chunk_order, chunks.progress)
+        .where(
+            chunks.channel_id == channel.id,
+            or_(
+                chunks.phase > state.history_upto_phase,
+                and_(
+                    chunks.phase == state.history_upto_phase,
+                    chunks.chunk_order > state.history_upto_order,
+                ),
+            ),
+        )
+        .order_by(chunks.phase, chunks.chunk_order)
+    )
+    phase, order, overall = state.history_upto_phase, state.history_upto_order, state.history_overall
+    for row_phase, row_order, row_progress in rows:
+        if not _starts_after(row_phase, row_order, phase, order):
+            break
+        phase, order = row_phase, row_order
+        if row_progress is not None:
+            overall = max(overall, row_progress)
+    state.history_upto_phase, state.history_upto_order = phase, order
+    state.history_overall = overall
 
 
 def do_record_history_chunk(
@@ -111,20 +148,35 @@ def do_record_history_chunk(
     ).first()
     if inserted is None:
         return False
+    # Lock the sync row: chunks of one channel processed at once must each see the
+    # others' rows, or the unbroken run could stop short of a chunk already stored.
     state = access_sync_state(session, channel)
+    session.execute(
+        select(ChannelSync)
+        .where(ChannelSync.id == state.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
     state.history_chunks += 1
     state.history_messages += messages
     phases = dict(state.history_progress or {})
     if progress is not None and progress > int(phases.get(str(phase), -1)):
         phases[str(phase)] = progress
         state.history_progress = phases
-    # Meta: "progress 100 means the sync is done". Later chunks still count when they come.
-    if progress == HISTORY_DONE:
+    order = chunk_order if chunk_order is not None else 0
+    if _starts_after(phase, order, state.history_upto_phase, state.history_upto_order):
+        _advance_unbroken_run(session, channel, state)
+    # Meta: "progress 100 means the sync is done", but chunks come out of order: done is
+    # when the run without gaps reaches 100. Later chunks still count when they come.
+    if state.history_overall >= HISTORY_DONE:
         state.history_state = SyncState.COMPLETE.value
         state.history_completed_at = state.history_completed_at or utcnow()
     elif state.history_state != SyncState.COMPLETE.value:
         state.history_state = SyncState.IMPORTING.value
-    if channel.connection_state == ConnectionState.SYNCING.value and progress == HISTORY_DONE:
+    if (
+        channel.connection_state == ConnectionState.SYNCING.value
+        and state.history_state == SyncState.COMPLETE.value
+    ):
         channel.connection_state = ConnectionState.CONNECTED.value
         channel.state_changed_at = utcnow()
     _publish_progress(session, channel, state, phase=phase)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 16:31:53.324417
+Create Date: 2026-11-21 19:07:19.042154
 """
 
 from collections.abc import Sequence
@@ -840,6 +840,9 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("history_chunks", sa.Integer(), nullable=False),
+        sa.Column("history_overall", sa.Integer(), nullable=False),
+        sa.Column("history_upto_phase", sa.Integer(), nullable=False),
+        sa.Column("history_upto_order", sa.Integer(), nullable=False),
         sa.Column("history_messages", sa.Integer(), nullable=False),
         sa.Column(
             "history_error", sa.JSON().with_variant(postgresql.JSONB(), "postgresql"), nullable=True

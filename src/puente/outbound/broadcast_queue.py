@@ -7,6 +7,7 @@ that creates its message."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -99,9 +100,59 @@ def _template(session: Session, broadcast: Broadcast, channel: Channel) -> Messa
     )
 
 
+# A recipient to queue: (key, contact id, values, wa_id, conversation id or None). The key
+# is the recipient's id, or for recipients planned in this transaction and not written
+# yet, their position in the plan.
+Row = tuple[int, int | None, dict[str, str], str | None, int | None]
+# What queueing decided for a recipient not written yet: (state, reason, message id).
+Outcome = tuple[str, str | None, int | None]
+
+
 def queue_pending(session: Session, broadcast: Broadcast, *, limit: int | None = None) -> int:
     """Queue up to `limit` pending recipients (all when None) within the number's
     messaging-limit tier. Returns how many were queued."""
+    last_id = 0
+
+    def fetch(channel_id: int, size: int) -> list[Row]:
+        nonlocal last_id
+        rows = _pending_rows(session, broadcast, channel_id, last_id, size)
+        if rows:
+            last_id = rows[-1][0]
+        return rows
+
+    return _queue(session, broadcast, fetch, limit, None)
+
+
+def queue_planned(
+    session: Session, broadcast: Broadcast, pending: list[tuple[int, int | None, dict[str, str]]]
+) -> dict[int, Outcome]:
+    """Queue recipients planned in this transaction whose rows are not written yet
+    (key, contact id, values), for a broadcast starting at once: the same rules as
+    `queue_pending`, without writing them pending, reading them back and updating them.
+    Returns, by key, the state, reason and message id to write each row with; keys not
+    in the result stay pending (messaging limit reached, number or template on hold)."""
+    outcomes: dict[int, Outcome] = {}
+    position = 0
+
+    def fetch(channel_id: int, size: int) -> list[Row]:
+        nonlocal position
+        chunk = pending[position : position + size]
+        position += len(chunk)
+        return _with_numbers(session, broadcast, channel_id, chunk)
+
+    _queue(session, broadcast, fetch, None, outcomes)
+    return outcomes
+
+
+def _queue(
+    session: Session,
+    broadcast: Broadcast,
+    fetch: Callable[[int, int], list[Row]],
+    limit: int | None,
+    outcomes: dict[int, Outcome] | None,
+) -> int:
+    """The queueing loop: chunks from `fetch(channel id, size)`; decisions written to the
+    recipients' rows, or into `outcomes` when the rows are not written yet."""
     if broadcast.state != BroadcastState.SENDING.value:
         return 0
     # One queuer per broadcast at a time (a request and a worker, or two workers): the
@@ -119,13 +170,11 @@ def queue_pending(session: Session, broadcast: Broadcast, *, limit: int | None =
     left = room.left
     queued = 0
     waiting = False
-    last_id = 0
     while limit is None or queued < limit:
         size = CHUNK if limit is None else min(CHUNK, limit - queued)
-        rows: list[Any] = _pending_rows(session, broadcast, channel.id, last_id, size)
+        rows: list[Any] = fetch(channel.id, size)
         if not rows:
             break
-        last_id = rows[-1][0]
         skipped: list[dict[str, Any]] = []
         if broadcast.template_category == "MARKETING":
             refused = opted_out(session, broadcast.workspace_id, [r[1] for r in rows if r[1]])
@@ -148,14 +197,13 @@ def queue_pending(session: Session, broadcast: Broadcast, *, limit: int | None =
                 else:
                     waiting = True
             rows = allowed
-        update_rows(
+        _write_states(
             session,
-            BroadcastRecipient,
-            ("state", "reason"),
+            outcomes,
             [(RecipientState.SKIPPED.value, s["reason"], s["id"]) for s in skipped],
         )
         if rows:
-            queued += _queue_chunk(session, broadcast, channel, components, named, rows)
+            queued += _queue_chunk(session, broadcast, channel, components, named, rows, outcomes)
         if waiting:
             break
     if waiting:
@@ -172,6 +220,17 @@ def queue_pending(session: Session, broadcast: Broadcast, *, limit: int | None =
     return queued
 
 
+def _write_states(
+    session: Session, outcomes: dict[int, Outcome] | None, rows: list[tuple[str, str, int]]
+) -> None:
+    """Skipped recipients: (state, reason, key)."""
+    if outcomes is None:
+        update_rows(session, BroadcastRecipient, ("state", "reason"), rows)
+        return
+    for state, reason, key in rows:
+        outcomes[key] = (state, reason, None)
+
+
 def _queue_chunk(
     session: Session,
     broadcast: Broadcast,
@@ -179,11 +238,12 @@ def _queue_chunk(
     components: list[dict[str, Any]],
     named: bool,
     rows: list[Any],
+    outcomes: dict[int, Outcome] | None,
 ) -> int:
     at = db_time(session, utcnow())
     conversations = _conversations(session, broadcast, channel.id, rows, at)
     usable: list[tuple[int, int, str, str, str]] = []
-    no_number: list[tuple[Any, ...]] = []
+    no_number: list[tuple[str, str, int]] = []
     language = {"code": broadcast.template_language}
     for recipient_id, contact_id, values, wa_id, _conversation in rows:
         if not wa_id:
@@ -206,7 +266,7 @@ def _queue_chunk(
         )
         text_ = hydrate_body(components, values or {}) or broadcast.template_name
         usable.append((recipient_id, contact_id, wire_json, payload, text_))
-    update_rows(session, BroadcastRecipient, ("state", "reason"), no_number)
+    _write_states(session, outcomes, no_number)
     if not usable:
         return 0
     message_ids = allocate_ids(session, Message, len(usable))
@@ -232,6 +292,10 @@ def _queue_chunk(
             for mid, (_rid, cid, _wire, payload, _text) in zip(message_ids, usable, strict=True)
         ],
     )  # fmt: skip
+    if outcomes is not None:
+        for mid, (rid, *_rest) in zip(message_ids, usable, strict=True):
+            outcomes[rid] = (RecipientState.QUEUED.value, None, mid)
+        return len(message_ids)
     update_rows(
         session,
         BroadcastRecipient,
@@ -257,7 +321,7 @@ _OUTBOX_COLUMNS = (
 
 def _pending_rows(
     session: Session, broadcast: Broadcast, channel_id: int, after: int, size: int
-) -> list[tuple[int, int | None, dict[str, str], str | None, int | None]]:
+) -> list[Row]:
     """A chunk of pending recipients with everything their sends need: (recipient id,
     contact id, values, wa_id, conversation id or None). The wa_id this number knows the
     person by wins over the saved one (Brazil's ninth digit), exactly as for single sends.
@@ -278,6 +342,17 @@ def _pending_rows(
             .limit(size)
         ).tuples()
     )
+    return _with_numbers(session, broadcast, channel_id, recipients)
+
+
+def _with_numbers(
+    session: Session,
+    broadcast: Broadcast,
+    channel_id: int,
+    recipients: Sequence[tuple[int, int | None, dict[str, str]]],
+) -> list[Row]:
+    """(key, contact id, values) with the wa_id and the existing conversation on this
+    number of each contact."""
     contact_ids = [r[1] for r in recipients if r[1] is not None]
     if not contact_ids:
         return [(rid, cid, values, None, None) for rid, cid, values in recipients]

@@ -37,10 +37,12 @@ from puente.outbound.audience import (
 from puente.outbound.broadcast_params import check_variables, resolve_values, template_targets
 from puente.outbound.broadcast_queue import (
     CHUNK,
+    Outcome,
     notify_outbox,
     opted_out,
     publish_progress,
     queue_pending,
+    queue_planned,
 )
 from puente.outbound.bulk_rows import dumps, insert_rows
 from puente.outbound.models import (
@@ -202,7 +204,20 @@ def do_create_broadcast(
     )
     session.add(broadcast)
     session.flush()
-    _insert_recipients(session, broadcast, planned)
+    outcomes: dict[int, Outcome] = {}
+    if not dry_run and (when is None or when <= utcnow()):
+        # Starting at once: queued as planned, and each recipient's row written once, in
+        # its final state (the same transaction, so a crash leaves no broadcast at all).
+        broadcast.state = BroadcastState.SENDING.value
+        broadcast.started_at = utcnow()
+        pending = [
+            (i, p.contact_id, p.values)
+            for i, p in enumerate(planned)
+            if p.state == RecipientState.PENDING.value
+        ]
+        outcomes = queue_planned(session, broadcast, pending)
+        publish_progress(session, broadcast)
+    _insert_recipients(session, broadcast, planned, outcomes)
     record(
         session,
         workspace_id=workspace_id,
@@ -211,8 +226,6 @@ def do_create_broadcast(
         target=f"broadcast:{broadcast.id}",
         details={"recipients": len(planned), "template": template_name, "scheduled": bool(when)},
     )
-    if not dry_run and (when is None or when <= utcnow()):
-        do_start(session, broadcast)
     return broadcast
 
 
@@ -288,16 +301,21 @@ def _plan_csv(
     return planned, report
 
 
-def _insert_recipients(session: Session, broadcast: Broadcast, planned: list[Planned]) -> None:
+def _insert_recipients(
+    session: Session, broadcast: Broadcast, planned: list[Planned], outcomes: dict[int, Outcome]
+) -> None:
+    """The recipients' rows, in plan order; those already queued (or skipped) by
+    `queue_planned` with its decision, keyed by their position in the plan."""
     ws, bid = broadcast.workspace_id, broadcast.id
     empty = dumps({})
-    rows = [
-        (ws, bid, p.contact_id, p.phone, dumps(p.values) if p.values else empty, p.state,
-         p.reason, p.line)
-        for p in planned
-    ]  # fmt: skip
+    rows = []
+    for i, p in enumerate(planned):
+        state, reason, message_id = outcomes.get(i) or (p.state, p.reason, None)
+        values = dumps(p.values) if p.values else empty
+        rows.append((ws, bid, p.contact_id, p.phone, values, state, reason, p.line, message_id))
     columns = (
         "workspace_id", "broadcast_id", "contact_id", "phone", "values", "state", "reason", "line",
+        "message_id",
     )  # fmt: skip
     for start in range(0, len(rows), CHUNK):
         insert_rows(session, BroadcastRecipient, columns, rows[start : start + CHUNK])

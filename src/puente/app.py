@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from puente.config import Settings
 from puente.db.session import Database
 from puente.errors import PuenteError
+from puente.foreground import ForegroundMiddleware
 from puente.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,8 @@ def create_app(
         openapi_url=None,
     )
     app.state.runtime = runtime
+    # Reading requests first: in-process workers step aside while one is handled.
+    app.add_middleware(ForegroundMiddleware)
 
     @app.exception_handler(PuenteError)
     async def puente_error(_request: Request, exc: PuenteError) -> JSONResponse:

@@ -109,14 +109,29 @@ def apply_revisions(
         known = _known_pending(session, channel)
         if known is not None:
             known.update(r.target_wamid for r in waiting)
+    # Their conversations in one query: the previews below then come from the session.
+    conversation_ids = {m.conversation_id for m in messages.values()}
+    if conversation_ids:
+        list(session.scalars(select(Conversation).where(Conversation.id.in_(conversation_ids))))
     changed = 0
+    new_media: list[tuple[int, MediaRef]] = []
     for revision in sorted(revisions, key=lambda r: r.timestamp):
         message = messages.get(revision.target_wamid)
-        if message is not None and _apply(session, channel, message, revision):
+        if message is not None and _apply(session, channel, message, revision, new_media):
             changed += 1
             if emit_events:
                 _publish_updated(session, channel, message)
+    _create_media(session, channel, new_media)
     return changed
+
+
+def _create_media(
+    session: Session, channel: Channel, new_media: list[tuple[int, MediaRef]]
+) -> None:
+    from puente.conversations.media import create_media
+
+    if new_media:
+        create_media(session, channel, new_media)
 
 
 _PENDING_KEY = "puente_pending_targets"
@@ -161,16 +176,25 @@ def apply_pending_ops(
             select(Message).where(Message.id.in_({ids_by_wamid[op.target_wamid] for op in ops}))
         )
     }
+    new_media: list[tuple[int, MediaRef]] = []
     for op in ops:
         message = messages[ids_by_wamid[op.target_wamid]]
-        if _apply(session, channel, message, Revision.from_op(op)) and emit_events:
+        if _apply(session, channel, message, Revision.from_op(op), new_media) and emit_events:
             _publish_updated(session, channel, message)
+    _create_media(session, channel, new_media)
     session.execute(delete(PendingMessageOp).where(PendingMessageOp.id.in_([o.id for o in ops])))
 
 
-def _apply(session: Session, channel: Channel, message: Message, revision: Revision) -> bool:
+def _apply(
+    session: Session,
+    channel: Channel,
+    message: Message,
+    revision: Revision,
+    new_media: list[tuple[int, MediaRef]],
+) -> bool:
+    """Apply one revision; media to create is added to `new_media` for one insert."""
     if revision.kind == "media":
-        changed = _complete_media(session, channel, message, revision)
+        changed = _complete_media(message, revision, new_media)
     else:
         changed = _add_version(message, revision)
     if changed:
@@ -178,16 +202,14 @@ def _apply(session: Session, channel: Channel, message: Message, revision: Revis
     return changed
 
 
-def _complete_media(session: Session, channel: Channel, message: Message, rev: Revision) -> bool:
-    from puente.conversations.media import create_media
-
+def _complete_media(message: Message, rev: Revision, new_media: list[tuple[int, MediaRef]]) -> bool:
     if message.type != PLACEHOLDER_TYPE or rev.type is None:
         return False  # completed already (the media webhook came twice)
     message.type = rev.type
     message.content = rev.content or {}
     message.text = rev.text
     if rev.media is not None:
-        create_media(session, channel, [(message.id, rev.media)])
+        new_media.append((message.id, rev.media))
     return True
 
 

@@ -42,6 +42,7 @@ from puente.channels.models import Channel
 from puente.db.base import utcnow
 from puente.db.session import _CALLBACKS_KEY, on_commit
 from puente.errors import Conflict, NotFound
+from puente.foreground import yield_to_requests
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.processors import ChangeRef, UnknownChannel, apply_change
 from puente.whatsapp.webhooks import Envelope
@@ -317,6 +318,7 @@ def do_process_new_events(
     now = utcnow()
     results = []
     for event_id, body in rows:
+        yield_to_requests()
         state, error = _process_body(session, runtime, event_id, body)
         results.append({"event_id": event_id, "state": state, "error": error, "at": now})
     session.execute(

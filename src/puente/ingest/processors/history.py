@@ -20,6 +20,7 @@ from puente.contacts.resolve import Person, digits_of
 from puente.conversations.edits import Revision, apply_revisions
 from puente.conversations.inbound import NewMessage, store_messages
 from puente.conversations.models import ConversationStatus, Direction, MessageSource, MessageStatus
+from puente.foreground import yield_to_requests
 from puente.ingest.processors import ChangeRef
 from puente.ingest.processors.channel import channel_of
 from puente.ingest.processors.convert import (
@@ -34,15 +35,26 @@ from puente.whatsapp import webhooks as wire
 
 log = logging.getLogger(__name__)
 
+# Messages stored per statement batch of a chunk.
+STORE_SLICE = 250
+
 
 def process(session: Session, _runtime: Runtime, change: ChangeRef) -> None:
-    value = wire.HistoryValue.model_validate(change.value)
+    # A chunk holds up to a few thousand messages. Validating it in one call would hold the
+    # GIL for tens of milliseconds, stalling the web requests that share this process, so
+    # the envelope is validated without its threads and each thread on its own.
+    raw_chunks: list[dict[str, Any]] = change.value.get("history") or []
+    value = wire.HistoryValue.model_validate(
+        {
+            **change.value,
+            "history": [_without_threads(c) for c in raw_chunks],
+        }
+    )
     channel = channel_of(session, change)
     business = digits_of(
         (value.metadata.display_phone_number if value.metadata else None)
         or channel.display_phone_number
     )
-    raw_chunks: list[dict[str, Any]] = change.value.get("history") or []
     for raw_chunk, chunk in zip(raw_chunks, value.history, strict=True):
         _import_chunk(session, channel, change, business, raw_chunk, chunk)
     if value.messages:
@@ -51,6 +63,12 @@ def process(session: Session, _runtime: Runtime, change: ChangeRef) -> None:
             media_completion(raw, m) for raw, m in zip(raws, value.messages, strict=True)
         ]
         apply_revisions(session, channel, completions, emit_events=False)
+
+
+def _without_threads(raw_chunk: Any) -> Any:
+    if not isinstance(raw_chunk, dict):
+        return raw_chunk  # let validation say what is wrong with it
+    return {k: v for k, v in raw_chunk.items() if k != "threads"}
 
 
 def _import_chunk(
@@ -71,8 +89,10 @@ def _import_chunk(
         return
     items: list[NewMessage] = []
     revisions: list[Revision] = []
-    raw_threads = raw_chunk.get("threads") or []
-    for raw_thread, thread in zip(raw_threads, chunk.threads, strict=True):
+    for number, raw_thread in enumerate(raw_chunk.get("threads") or []):
+        if number % 10 == 0:
+            yield_to_requests()
+        thread = wire.HistoryThread.model_validate(raw_thread)
         if not thread.id.isdigit():
             continue  # group chats are never imported
         raw_messages = raw_thread.get("messages") or []
@@ -83,14 +103,19 @@ def _import_chunk(
                     revisions.append(revision)
                 continue
             items.append(_history_message(raw, message, thread.id, business))
-    result = store_messages(
-        session,
-        channel,
-        items,
-        contact_source=ContactSource.HISTORY.value,
-        conversation_status=ConversationStatus.RESOLVED.value,
-        emit_events=False,
-    )
+    stored = 0
+    # In slices, so a request waiting in this process gets its turn between them.
+    for start in range(0, len(items), STORE_SLICE):
+        yield_to_requests()
+        result = store_messages(
+            session,
+            channel,
+            items[start : start + STORE_SLICE],
+            contact_source=ContactSource.HISTORY.value,
+            conversation_status=ConversationStatus.RESOLVED.value,
+            emit_events=False,
+        )
+        stored += len(result.stored)
     if revisions:
         apply_revisions(session, channel, revisions, emit_events=False)
     meta = chunk.metadata
@@ -101,7 +126,7 @@ def _import_chunk(
         phase=meta.phase if meta else 0,
         chunk_order=meta.chunk_order if meta else None,
         progress=meta.progress if meta else None,
-        messages=len(result.stored),
+        messages=stored,
     )
 
 

@@ -4,9 +4,9 @@ The sandbox runs as its own process (`puente sandbox`) holding C chats of M mess
 Puente (uvicorn in this process, with its background workers) onboards the number through
 the real onboarding code path, asks for the contacts sync and the history, and receives the
 history as signed webhooks of out-of-order chunks (1,000 messages each, as Meta packs them).
-Meanwhile a probe asks for the inbox list (`GET /api/v1/conversations?limit=50`) every
-50 ms. Measured: time from the sync request until every message is stored and the import
-shows 100 %, this process's peak memory (Puente, its workers and the probe), the probe's
+Meanwhile a probe in its own process (as an agent's browser) asks for the inbox list
+(`GET /api/v1/conversations?limit=50`) every 50 ms. Measured: time from the sync request until every message is stored and the import
+shows 100 %, this process's peak memory (Puente and its workers), the probe's
 p95 latency, and the ratio to one plain executemany of the same Message rows.
 
     .venv/bin/python bench/history.py [--chats 5000] [--messages 20]
@@ -15,6 +15,7 @@ p95 latency, and the ratio to one plain executemany of the same Message rows.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import resource
 import statistics
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import threading
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
 from pathlib import Path
 
 import httpx
@@ -135,27 +138,45 @@ def peak_of(proc: subprocess.Popen[bytes]) -> float:
     return 0.0
 
 
-class Probe(threading.Thread):
-    """Asks for the inbox list every 50 ms and keeps each answer's latency."""
+def probe_loop(url: str, token: str, stop: Event, out: Connection) -> None:
+    """Ask for the inbox list every 50 ms until `stop`; send back (latencies, errors).
+
+    It runs in its own process, as an agent's browser would: in the server's process its
+    own Python would compete with the server for the GIL and count against the server.
+    """
+    latencies: list[float] = []
+    errors = 0
+    with httpx.Client(
+        base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
+    ) as client:
+        while not stop.is_set():
+            start = time.perf_counter()
+            res = client.get("/api/v1/conversations", params={"limit": 50})
+            latencies.append(time.perf_counter() - start)
+            if res.status_code != 200:
+                errors += 1
+            stop.wait(0.05)
+    out.send((latencies, errors))
+
+
+class Probe:
+    """The probe process and a way to stop it and collect its figures."""
 
     def __init__(self, url: str, token: str) -> None:
-        super().__init__(daemon=True)
-        self.client = httpx.Client(
-            base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
-        )
+        ctx = multiprocessing.get_context("spawn")
+        self.stop = ctx.Event()
+        self._recv, send = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(target=probe_loop, args=(url, token, self.stop, send))
         self.latencies: list[float] = []
         self.errors = 0
-        self.stop = threading.Event()
 
-    def run(self) -> None:
-        while not self.stop.is_set():
-            start = time.perf_counter()
-            res = self.client.get("/api/v1/conversations", params={"limit": 50})
-            self.latencies.append(time.perf_counter() - start)
-            if res.status_code != 200:
-                self.errors += 1
-            self.stop.wait(0.05)
-        self.client.close()
+    def start(self) -> None:
+        self.process.start()
+
+    def finish(self) -> None:
+        self.stop.set()
+        self.latencies, self.errors = self._recv.recv()
+        self.process.join(10)
 
 
 def import_done(runtime: Runtime, expected: int) -> tuple[bool, int, int]:
@@ -273,8 +294,7 @@ def main() -> int:
                     break
                 time.sleep(0.1)
             elapsed = time.perf_counter() - start
-            probe.stop.set()
-            probe.join(10)
+            probe.finish()
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             worker_mb = peak_of(worker) if worker else 0.0
             with runtime.db.read() as session:
@@ -299,7 +319,7 @@ def main() -> int:
     print(f"  imported:         {elapsed:7.2f} s  {stored / elapsed:9.0f} msg/s  ({progress} %)")
     print(f"  baseline insert:  {base:7.2f} s  {stored / base:9.0f} msg/s (plain executemany)")
     print(f"  ratio:            {elapsed / base:7.1f}x the bare insert")
-    where = "web process and probe" if worker_mb else "Puente, workers, probe"
+    where = "web process" if worker_mb else "Puente and its workers"
     print(f"  peak memory:      {peak_mb:7.0f} MB (this process: {where})")
     if worker_mb:
         print(f"  worker process:   {worker_mb:7.0f} MB peak")

@@ -29,10 +29,11 @@ def count_queries(db: Database) -> Iterator[list[str]]:
     statements: list[str] = []
 
     def record(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE", "SET TRANSACTION")):
+        if not statement.startswith(("BEGIN", "SAVEPOINT", "RELEASE")):
             statements.append(statement)
 
-    # GET routes read through the reader engine (the writer engine on PostgreSQL).
+    # GET routes read through the reader engine (on PostgreSQL, the writers' engine with
+    # read-only transactions).
     event.listen(db.read_engine, "before_cursor_execute", record)
     try:
         yield statements

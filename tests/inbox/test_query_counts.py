@@ -28,13 +28,14 @@ def counting(db: Database) -> Iterator[list[str]]:
     # Transaction control, and the realtime hub relaying events to other processes
     # (PostgreSQL NOTIFY, from its own thread), are not the page's queries.
     skipped = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SELECT PG_NOTIFY")
-    skipped += ("SET TRANSACTION",)  # the read-only guard of GET pages on PostgreSQL
 
     def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         if not statement.lstrip().upper().startswith(skipped):
             statements.append(statement)
 
-    engines = {db.engine, db.read_engine}
+    # On PostgreSQL the readers' engine is the writers' with options: its statements
+    # already reach the writers' engine's listeners.
+    engines = {db.engine} if db.read_engine.pool is db.engine.pool else {db.engine, db.read_engine}
     for engine in engines:
         event.listen(engine, "before_cursor_execute", count)
     try:

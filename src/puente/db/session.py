@@ -16,6 +16,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
+from puente import foreground
+
 log = logging.getLogger(__name__)
 
 _CALLBACKS_KEY = "puente_on_commit"
@@ -92,10 +94,6 @@ def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None
         _drop_after_rollback(session)
 
 
-def _read_only_transaction(_session: Session, _tx: SessionTransaction, conn: Any) -> None:
-    conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-
-
 def is_read_only(session: Session) -> bool:
     return bool(session.info.get(READ_ONLY))
 
@@ -127,13 +125,12 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             self.read_engine = make_engine(url, pool_size=pool_size, immediate=False)
         else:
-            self.read_engine = self.engine
+            # The same pool; its transactions start with BEGIN READ ONLY (the same guard
+            # as SQLite's query-only readers, without a SET TRANSACTION round trip).
+            self.read_engine = self.engine.execution_options(postgresql_readonly=True)
         self.read_factory = sessionmaker(
             self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
         )
-        if self.engine.dialect.name == "postgresql":
-            # The same guard as SQLite's query-only readers.
-            event.listen(self.read_factory, "after_begin", _read_only_transaction)
 
     @property
     def is_sqlite(self) -> bool:
@@ -146,15 +143,18 @@ class Database:
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """Open a session, commit on success, roll back on any exception."""
-        session = self.session_factory()
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+        # A reading request that writes stops holding background work back meanwhile:
+        # it may have to wait for the write lock a paused worker holds.
+        with foreground.writing():
+            session = self.session_factory()
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
 
     @contextmanager
     def read(self) -> Iterator[Session]:

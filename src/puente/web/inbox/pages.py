@@ -68,13 +68,8 @@ def inbox_filter(request: Request) -> q.InboxFilter:
 
 
 def _list_context(session: Session, me: WebContext, f: q.InboxFilter) -> dict[str, Any]:
-    rows, more = q.list_rows(session, me.actor, f)
-    return {
-        "f": f,
-        "rows": rows,
-        "more": more,
-        "counts": q.tab_counts(session, me.actor, f),
-    }
+    rows, more, counts = q.list_page(session, me.actor, f)
+    return {"f": f, "rows": rows, "more": more, "counts": counts}
 
 
 def _options(session: Session, me: WebContext) -> dict[str, Any]:

@@ -183,35 +183,85 @@ def tab_counts(session: Session, actor: Actor, f: InboxFilter) -> dict[str, int]
     return {"mine": int(row[0]), "unassigned": int(row[1]), "all": int(row[2])}
 
 
-def _latest_first(session: Session) -> ColumnElement[Any]:
+def _ordered(session: Session, query: Select[Any], f: InboxFilter, cols: Any = None) -> Select[Any]:
+    """`query` in the list's order; `cols` holds the columns to sort on (the
+    conversations table's, or a subquery's with the same names)."""
+    cols = Conversation if cols is None else cols
+    sqlite = session.get_bind().dialect.name == "sqlite"
     # Conversations that never had activity go last. SQLite already sorts NULL lowest,
     # and spelling NULLS LAST there would stop it from reading the index in order.
-    if session.get_bind().dialect.name == "sqlite":
-        return Conversation.last_activity_at.desc()
-    return Conversation.last_activity_at.desc().nulls_last()
-
-
-def _ordered(session: Session, query: Select[Any], f: InboxFilter) -> Select[Any]:
+    latest = cols.last_activity_at.desc() if sqlite else cols.last_activity_at.desc().nulls_last()
     if f.sort == "waiting":
         # Longest waiting first; conversations nobody waits on follow, latest first.
         # Spelled as its index is (ix_conversations_waiting_order in search.py) so the
         # page is read from the index instead of sorting every open conversation.
-        if session.get_bind().dialect.name == "sqlite":
+        if sqlite:
             waiting: tuple[ColumnElement[Any], ...] = (
-                Conversation.waiting_since.is_(None),
-                Conversation.waiting_since.asc(),
+                cols.waiting_since.is_(None),
+                cols.waiting_since.asc(),
             )
         else:
-            waiting = (Conversation.waiting_since.asc().nulls_last(),)
-        return query.order_by(*waiting, _latest_first(session), Conversation.id.desc())
-    return query.order_by(_latest_first(session), Conversation.id.desc())
+            waiting = (cols.waiting_since.asc().nulls_last(),)
+        return query.order_by(*waiting, latest, cols.id.desc())
+    return query.order_by(latest, cols.id.desc())
 
 
-def list_rows(session: Session, actor: Actor, f: InboxFilter) -> tuple[list[Row], bool]:
-    """One page of the list, with contact, number, assignee and team names joined in
-    (one query). Returns the rows and whether there is a next page."""
+def list_page(
+    session: Session, actor: Actor, f: InboxFilter
+) -> tuple[list[Row], bool, dict[str, int]]:
+    """One page of the list, whether there is a next one, and the tab counts."""
+    if not (f.q and f.q.strip()):
+        return (*list_rows(session, actor, f), tab_counts(session, actor, f))
+    # A contact search: the conversations of the matching contacts are found once, then
+    # counted per tab and paged from that set (a common name matches thousands of
+    # contacts, and finding their conversations is the costly part).
+    matched = (
+        select(
+            Conversation.id,
+            Conversation.assignee_id,
+            Conversation.last_activity_at,
+            Conversation.waiting_since,
+        )
+        .where(*_filtered(session, actor, f))
+        .cte("matched")
+    )
+    mine = matched.c.assignee_id == (actor.user_id or -1)
+    counts = select(
+        func.count().filter(mine).label("mine"),
+        func.count().filter(matched.c.assignee_id.is_(None)).label("unassigned"),
+        func.count().label("all"),
+    ).subquery("counts")
+    tab = {"mine": mine, "unassigned": matched.c.assignee_id.is_(None)}.get(f.tab, literal(True))
+    offset = (max(f.page, 1) - 1) * PAGE_SIZE
+    page = (
+        _ordered(session, select(matched.c.id).where(tab), f, matched.c)
+        .offset(offset)
+        .limit(PAGE_SIZE + 1)
+        .subquery("page")
+    )
+    found = session.execute(
+        select(counts.c.mine, counts.c.unassigned, counts.c.all, page.c.id)
+        .select_from(counts)
+        .outerjoin(page, literal(True))
+    ).all()
+    tab_count = {"mine": found[0][0], "unassigned": found[0][1], "all": found[0][2]}
+    ids = [r[3] for r in found if r[3] is not None]
+    rows = (
+        [
+            _row_of(r)
+            for r in session.execute(
+                _ordered(session, _row_query().where(Conversation.id.in_(ids)), f)
+            )
+        ]
+        if ids
+        else []
+    )
+    return rows[:PAGE_SIZE], len(rows) > PAGE_SIZE, {k: int(v) for k, v in tab_count.items()}
+
+
+def _row_query() -> Select[Any]:
     assignee = aliased(User)
-    query = (
+    return (
         select(
             Conversation,
             Contact.name,
@@ -227,9 +277,24 @@ def list_rows(session: Session, actor: Actor, f: InboxFilter) -> tuple[list[Row]
         .outerjoin(assignee, assignee.id == Conversation.assignee_id)
         .outerjoin(Team, Team.id == Conversation.team_id)
     )
+
+
+def _row_of(r: Any) -> Row:
+    return Row(
+        conversation=r[0],
+        contact_name=r[1] or r[2] or r[3] or r[4] or "",
+        contact_phone=r[4],
+        channel_name=r[5],
+        assignee_name=r[6],
+        team_name=r[7],
+    )
+
+
+def list_rows(session: Session, actor: Actor, f: InboxFilter) -> tuple[list[Row], bool]:
+    """One page of the list, with contact, number, assignee and team names joined in
+    (one query). Returns the rows and whether there is a next page."""
     # The page's ids first, then their rows and names: when a filter leaves 1000s of
-    # candidates to sort (a common name in the search box), the sort handles ids from an
-    # index rather than whole joined rows.
+    # candidates to sort, the sort handles ids from an index rather than whole joined rows.
     offset = (max(f.page, 1) - 1) * PAGE_SIZE
     page_ids = (
         _ordered(
@@ -242,45 +307,19 @@ def list_rows(session: Session, actor: Actor, f: InboxFilter) -> tuple[list[Row]
         .offset(offset)
         .limit(PAGE_SIZE + 1)
     )
-    rows = session.execute(_ordered(session, query.where(Conversation.id.in_(page_ids)), f)).all()
-    out = [
-        Row(
-            conversation=r[0],
-            contact_name=r[1] or r[2] or r[3] or r[4] or "",
-            contact_phone=r[4],
-            channel_name=r[5],
-            assignee_name=r[6],
-            team_name=r[7],
-        )
-        for r in rows[:PAGE_SIZE]
-    ]
-    return out, len(rows) > PAGE_SIZE
+    rows = session.execute(
+        _ordered(session, _row_query().where(Conversation.id.in_(page_ids)), f)
+    ).all()
+    return [_row_of(r) for r in rows[:PAGE_SIZE]], len(rows) > PAGE_SIZE
 
 
 def one_row(session: Session, actor: Actor, conversation_id: int) -> Row | None:
     """The list row of one conversation (for live updates), if the actor may see it."""
     f = InboxFilter(status="any")
-    assignee = aliased(User)
     r = session.execute(
-        select(
-            Conversation,
-            Contact.name,
-            Contact.business_app_name,
-            Contact.profile_name,
-            Contact.phone_e164,
-            Channel.name,
-            assignee.name,
-            Team.name,
-        )
-        .join(Contact, Contact.id == Conversation.contact_id)
-        .join(Channel, Channel.id == Conversation.channel_id)
-        .outerjoin(assignee, assignee.id == Conversation.assignee_id)
-        .outerjoin(Team, Team.id == Conversation.team_id)
-        .where(*_filtered(session, actor, f), Conversation.id == conversation_id)
+        _row_query().where(*_filtered(session, actor, f), Conversation.id == conversation_id)
     ).first()
-    if r is None:
-        return None
-    return Row(r[0], r[1] or r[2] or r[3] or r[4] or "", r[4], r[5], r[6], r[7])
+    return None if r is None else _row_of(r)
 
 
 # -- one conversation ------------------------------------------------------------------------

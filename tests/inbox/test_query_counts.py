@@ -15,10 +15,10 @@ from tests.inbox.conftest import NOW, Shop
 from tests.inbox.helpers import add_conversation, add_message
 from tests.webclient import WebClient
 
-# Signing in (session, user, workspace, membership, teams) plus the page's own queries
-# (the filters' numbers and teams come in one).
-LIST_STATEMENTS = 9
-VIEW_STATEMENTS = 19
+# Signing in (the session with its user, workspace and membership in one; the teams)
+# plus the page's own queries (the filters' numbers and teams come in one).
+LIST_STATEMENTS = 6
+VIEW_STATEMENTS = 16
 
 
 @contextmanager

@@ -75,7 +75,14 @@ def load_member_actor(session: Session, user: User, workspace_id: int) -> Actor 
             Membership.workspace_id == workspace_id, Membership.user_id == user.id
         )
     )
-    if membership is None or not membership.is_active:
+    return member_actor(session, user, membership, workspace_id)
+
+
+def member_actor(
+    session: Session, user: User, membership: Membership | None, workspace_id: int
+) -> Actor | None:
+    """The actor for a user and their membership already loaded (None when inactive)."""
+    if not user.is_active or membership is None or not membership.is_active:
         return None
     team_ids = session.scalars(
         select(TeamMember.team_id).where(

@@ -17,11 +17,15 @@ from sqlalchemy.orm import Session
 
 from puente.accounts import audit
 from puente.accounts.audit import Action
-from puente.accounts.gate import Actor, load_member_actor
+from puente.accounts.gate import Actor, member_actor
 from puente.accounts.models import Role, User, WebSession, Workspace
 from puente.accounts.permissions import Perm
 from puente.accounts.service import mfa_required_for
-from puente.accounts.sessions import do_touch_session, load_session, session_touch_due
+from puente.accounts.sessions import (
+    do_touch_session,
+    load_session_member,
+    session_touch_due,
+)
 from puente.db.base import utcnow
 from puente.errors import Forbidden, PuenteError
 from puente.request_session import request_session, touch_after_response
@@ -122,13 +126,12 @@ def resolve_member(
         return cached
     ctx = None
     token = request.cookies.get(SESSION_COOKIE)
-    row = load_session(session, token)
-    if row is not None and background is not None:
-        _touch_later(request, background, row)
-    if row is not None and row.stage == "full" and token:
-        user = session.get(User, row.user_id)
-        workspace = session.get(Workspace, row.workspace_id)
-        actor = load_member_actor(session, user, row.workspace_id) if user else None
+    found = load_session_member(session, token)
+    if found is not None and background is not None:
+        _touch_later(request, background, found[0])
+    if found is not None and found[0].stage == "full" and token:
+        row, user, workspace, membership = found
+        actor = member_actor(session, user, membership, row.workspace_id) if user else None
         if actor is not None and user is not None and workspace is not None:
             ctx = WebContext(actor, user, workspace, row, token)
     request.state.web = ctx

@@ -257,9 +257,10 @@ def _queue_chunk(
             wire["components"] = built
         wire_json = dumps(wire)
         # The request body embeds the same template object: serialised once.
+        to = "+" + wa_id.lstrip("+")
         payload = (
             '{"messaging_product": "whatsapp", "recipient_type": "individual", "to": '
-            + dumps("+" + wa_id.lstrip("+"))
+            + (f'"{to}"' if to[1:].isdigit() and to.isascii() else dumps(to))
             + ', "type": "template", "template": '
             + wire_json
             + "}"
@@ -400,29 +401,55 @@ def _conversations(
     if not missing:
         return found
     workspace_id = broadcast.workspace_id
-    insert_rows(
+    columns: tuple[str, ...] = (
+        "workspace_id", "channel_id", "contact_id", "status", "unread_count", "bot_paused",
+        "labels", "created_at", "updated_at",
+    )  # fmt: skip
+    rows_: list[tuple[Any, ...]] = [
+        (
+            workspace_id,
+            channel_id,
+            contact_id,
+            ConversationStatus.OPEN.value,
+            0,
+            False,
+            "[]",
+            at,
+            at,
+        )
+        for contact_id in missing
+    ]
+    if session.get_bind().dialect.name == "sqlite":
+        # Ids allocated up front (the write lock is held), so nothing is read back.
+        ids = allocate_ids(session, Conversation, len(rows_))
+        columns = ("id", *columns)
+        rows_ = [(new_id, *row) for new_id, row in zip(ids, rows_, strict=True)]
+    created = insert_rows(
         session,
         Conversation,
-        ("workspace_id", "channel_id", "contact_id", "status", "unread_count",
-         "bot_paused", "labels", "created_at", "updated_at"),
-        [
-            (workspace_id, channel_id, contact_id, ConversationStatus.OPEN.value, 0,
-             False, "[]", at, at)
-            for contact_id in missing
-        ],
+        columns,
+        rows_,
         ignore_conflicts=True,
-    )  # fmt: skip
-    found.update(
-        session.execute(
-            select(Conversation.contact_id, Conversation.id).where(
-                Conversation.workspace_id == workspace_id,
-                Conversation.channel_id == channel_id,
-                Conversation.contact_id.in_(missing),
-            )
-        )
-        .tuples()
-        .all()
+        returning=("contact_id", "id"),
     )
+    found.update((int(contact_id), int(cid)) for contact_id, cid in created)
+    # Read back those not returned: all of them on SQLite, on PostgreSQL only those
+    # someone else opened meanwhile.
+    missing = [cid for cid in missing if cid not in found]
+    if not missing:
+        return found
+    for start in range(0, len(missing), CHUNK):
+        found.update(
+            session.execute(
+                select(Conversation.contact_id, Conversation.id).where(
+                    Conversation.workspace_id == workspace_id,
+                    Conversation.channel_id == channel_id,
+                    Conversation.contact_id.in_(missing[start : start + CHUNK]),
+                )
+            )
+            .tuples()
+            .all()
+        )
     return found
 
 

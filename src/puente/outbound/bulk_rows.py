@@ -1,5 +1,7 @@
-"""Driver-level bulk writes for broadcasts: one prepared INSERT or UPDATE run with
-executemany over plain tuples, in the caller's transaction.
+"""Driver-level bulk writes for broadcasts, in the caller's transaction: on SQLite one
+prepared INSERT or UPDATE run with executemany over plain tuples; on PostgreSQL COPY,
+straight into the table or into a temporary table followed by one INSERT … SELECT or
+joined UPDATE.
 
 A 100,000-recipient broadcast writes 300,000 rows; through the ORM (or even Core's
 per-row parameter processing) most of the time went into building and binding each
@@ -69,29 +71,6 @@ def _marks(session: Session, table: Table, columns: Sequence[str]) -> list[str]:
     return ["?"] * len(columns)
 
 
-def _unnest(
-    session: Session, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]
-) -> tuple[str, tuple[list[Any], ...]]:
-    """PostgreSQL: `unnest(%s::type[], ...) AS u(columns)` and one list per column."""
-    dialect = session.get_bind().dialect
-    quote = dialect.identifier_preparer.quote
-    arrays: list[str] = []
-    for name in columns:
-        kind = table.c[name].type
-        # JSON travels as text and is cast in the statement; so do bounded strings.
-        sql_type = "text" if isinstance(kind, JSON) else kind.compile(dialect=dialect)
-        sql_type = "text" if sql_type.startswith("VARCHAR") else sql_type
-        arrays.append(f"%s::{sql_type}[]")
-    names = ", ".join(quote(c) for c in columns)
-    source = f"unnest({', '.join(arrays)}) AS u({names})"
-    casts = [
-        f"u.{quote(c)}::jsonb" if isinstance(table.c[c].type, JSON) else f"u.{quote(c)}"
-        for c in columns
-    ]
-    source = f"(SELECT {', '.join(casts)} FROM {source}) AS u"
-    return source, tuple(list(col) for col in zip(*rows, strict=True))
-
-
 def insert_rows(
     session: Session,
     model: type[Base],
@@ -99,47 +78,66 @@ def insert_rows(
     rows: Sequence[tuple[Any, ...]],
     *,
     ignore_conflicts: bool = False,
-) -> None:
+    returning: Sequence[str] = (),
+) -> list[tuple[Any, ...]]:
     """INSERT `rows` (tuples in `columns` order, JSON already serialised). With
-    `ignore_conflicts`, rows violating a unique constraint are skipped."""
+    `ignore_conflicts`, rows violating a unique constraint are skipped. `returning`
+    (with `ignore_conflicts`): those columns of the rows actually inserted; on SQLite
+    only when all were (and the columns are among `columns`), else nothing."""
     if not rows:
-        return
+        return []
     table = _table(model)
     quote = session.get_bind().dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
     marks = ", ".join(_marks(session, table, columns))
-    verb = "INSERT"
-    tail = ""
-    if ignore_conflicts:
-        if _dialect(session) == "postgresql":
-            tail = " ON CONFLICT DO NOTHING"
-        else:
-            verb = "INSERT OR IGNORE"
-    if _dialect(session) == "postgresql" and not ignore_conflicts:
-        _copy_rows(session, table, names, rows)
-        return
     if _dialect(session) == "postgresql":
-        # One statement over arrays instead of a round trip per row.
-        source, params = _unnest(session, table, columns, rows)
-        sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM {source}{tail}"
-        session.connection().exec_driver_sql(sql, params)
-        return
-    sql = f"{verb} INTO {quote(table.name)} ({names}) VALUES ({marks}){tail}"
-    session.connection().exec_driver_sql(sql, list(rows))
+        if not ignore_conflicts:
+            _copy_rows(session, quote(table.name), names, rows)
+            return []
+        # COPY into a temporary table, then one INSERT … SELECT: no array parameters to
+        # quote on the client or parse on the server.
+        staged = _stage(session, table, names, rows)
+        tail = " ON CONFLICT DO NOTHING"
+        if returning:
+            tail += " RETURNING " + ", ".join(quote(c) for c in returning)
+        result = session.connection().exec_driver_sql(
+            f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM {staged}{tail}"
+        )
+        return [tuple(r) for r in result] if returning else []
+    verb = "INSERT OR IGNORE" if ignore_conflicts else "INSERT"
+    sql = f"{verb} INTO {quote(table.name)} ({names}) VALUES ({marks})"
+    result = session.connection().exec_driver_sql(sql, list(rows))
+    # executemany returns no rows here; when every row went in, the columns asked for
+    # are those given (which is why callers pass the ids they allocated).
+    if returning and result.rowcount == len(rows) and set(returning) <= set(columns):
+        at = [list(columns).index(c) for c in returning]
+        return [tuple(row[i] for i in at) for row in rows]
+    return []
 
 
-def _copy_rows(session: Session, table: Table, names: str, rows: Sequence[tuple[Any, ...]]) -> None:
+def _stage(session: Session, table: Table, names: str, rows: Sequence[tuple[Any, ...]]) -> str:
+    """PostgreSQL: `rows` copied into a temporary table with `table`'s columns `names`
+    (dropped at the end of the transaction, or by the next call for the same table)."""
+    quote = session.get_bind().dialect.identifier_preparer.quote
+    staged = quote(f"bulk_{table.name}")
+    connection = session.connection()
+    connection.exec_driver_sql(f"DROP TABLE IF EXISTS {staged}")
+    connection.exec_driver_sql(
+        f"CREATE TEMPORARY TABLE {staged} ON COMMIT DROP AS"
+        f" SELECT {names} FROM {quote(table.name)} WITH NO DATA"
+    )
+    _copy_rows(session, staged, names, rows)
+    return staged
+
+
+def _copy_rows(session: Session, table: str, names: str, rows: Sequence[tuple[Any, ...]]) -> None:
     """PostgreSQL: COPY FROM STDIN on the session's own connection (same transaction).
     Several times faster than INSERT from unnest arrays, on both sides: psycopg writes
     each row's text directly instead of quoting every array element, and the server
     parses no arrays."""
-    quote = session.get_bind().dialect.identifier_preparer.quote
     driver = session.connection().connection.driver_connection
     assert driver is not None
-    with (
-        driver.cursor() as cursor,
-        cursor.copy(f"COPY {quote(table.name)} ({names}) FROM STDIN") as copy,
-    ):
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -156,10 +154,11 @@ def update_rows(
     table = _table(model)
     quote = session.get_bind().dialect.identifier_preparer.quote
     if _dialect(session) == "postgresql":
-        source, params = _unnest(session, table, [*columns, "id"], rows)
+        # COPY into a temporary table, then one joined UPDATE.
+        staged = _stage(session, table, ", ".join(quote(c) for c in [*columns, "id"]), rows)
         sets = ", ".join(f"{quote(c)} = u.{quote(c)}" for c in columns)
-        sql = f"UPDATE {quote(table.name)} AS t SET {sets} FROM {source} WHERE t.id = u.id"
-        session.connection().exec_driver_sql(sql, params)
+        sql = f"UPDATE {quote(table.name)} AS t SET {sets} FROM {staged} AS u WHERE t.id = u.id"
+        session.connection().exec_driver_sql(sql)
         return
     marks = _marks(session, table, [*columns, "id"])
     sets = ", ".join(f"{quote(c)} = {m}" for c, m in zip(columns, marks, strict=False))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -247,3 +248,77 @@ def test_numbers_subscriptions_sync_and_code_exchange(graph: FakeGraph) -> None:
             token="",
         )
     assert caught.value.subcode == 36007
+
+
+def test_sends_read_chunked_answers_and_reconnect_after_the_server_closes() -> None:
+    """Message sends use their own keep-alive connections: an answer in chunks, a server
+    that closes the connection after answering, and a connection that went stale while
+    idle all still end in a delivered send, each request written once."""
+    seen: list[bytes] = []
+    connections = 0
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(next(
+            line.split(b":")[1] for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ))  # fmt: skip
+        seen.append(await reader.readexactly(length))
+        n = len(seen)
+        body = b'{"messaging_product":"whatsapp","messages":[{"id":"wamid.C%d"}]}' % n
+        if n == 1:  # chunked, then the server closes
+            chunks = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+                + chunks
+            )
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+        await writer.drain()
+        writer.close()  # every connection is closed after one answer
+
+    async def go() -> list[str]:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        payload = {"messaging_product": "whatsapp", "to": "1555", "type": "text",
+                   "text": {"body": "¿listo?"}}  # fmt: skip
+        try:
+            async with GraphClient(f"http://127.0.0.1:{port}", "v23.0", TOKEN) as client:
+                first = await client.send_message(PNID, payload)
+                await asyncio.sleep(0.05)  # the second connection is closed while idle
+                second = await client.send_message(PNID, payload)
+                await asyncio.sleep(0.05)
+                third = await client.send_message(PNID, b'{"to":"1555","type":"text"}')
+        finally:
+            server.close()
+            await server.wait_closed()
+        return [first.wamid, second.wamid, third.wamid]
+
+    assert asyncio.run(go()) == ["wamid.C1", "wamid.C2", "wamid.C3"]
+    assert connections == 3
+    assert [json.loads(b)["to"] for b in seen] == ["1555", "1555", "1555"]
+    assert json.loads(seen[0])["text"]["body"] == "¿listo?"
+
+
+def test_a_send_cut_off_before_the_answer_may_have_reached_meta() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()  # read the request, then hang up without answering
+
+    async def go() -> None:
+        server = await asyncio.start_server(cut, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            async with GraphClient(f"http://127.0.0.1:{port}", "v23.0", TOKEN) as client:
+                await client.send_message(PNID, {"to": "1555", "type": "text"})
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    with pytest.raises(errors.GraphTransportError) as caught:
+        asyncio.run(go())
+    # Not resent at once: the request may have been taken before the hang-up.
+    assert caught.value.request_sent is True
+    assert caught.value.retryable

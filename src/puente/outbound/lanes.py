@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+import json
 import random
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, exists, func, select, tuple_, update
+from sqlalchemy import Table, Text, bindparam, exists, func, select, tuple_, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
 from puente.channels.models import SENDING_PAUSED_STATES, Channel
 from puente.contacts.consent import record_optout_from_meta
-from puente.conversations.models import Message, MessageStatus
+from puente.conversations.models import Message, MessageStatus, StatusEvent
 from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
@@ -40,6 +42,7 @@ _OUTBOX = cast(Table, OutboxItem.__table__)
 _MESSAGES = cast(Table, Message.__table__)
 _O = _OUTBOX.c
 _M = _MESSAGES.c
+_S = cast(Table, StatusEvent.__table__).c
 
 
 # -- pacing ----------------------------------------------------------------------------
@@ -180,14 +183,24 @@ class Claimed:
     conversation_id: int
     attempts: int
     priority: int
-    payload: dict[str, Any]
+    # The stored request body as JSON text: the send splices the callback data into it
+    # instead of decoding and encoding every payload.
+    payload_json: str
     # What the message's status event carries, read with the claim so that recording a
     # send needs no ORM load.
     message_event: dict[str, Any]
     workspace_id: int
 
-    def request_body(self) -> dict[str, Any]:
-        return {**self.payload, "biz_opaque_callback_data": callback_data_for(self.id)}
+    def request_body(self) -> bytes:
+        """The Graph request: the payload with `biz_opaque_callback_data` (the outbox id)."""
+        callback = json.dumps(callback_data_for(self.id))
+        text = self.payload_json.rstrip()
+        if text.endswith("}") and '"biz_opaque_callback_data"' not in text:
+            inner = text[:-1].rstrip()
+            comma = "" if inner.endswith("{") else ","
+            return f'{inner}{comma}"biz_opaque_callback_data":{callback}}}'.encode()
+        payload = {**json.loads(text), "biz_opaque_callback_data": callback_data_for(self.id)}
+        return json.dumps(payload, separators=(",", ":")).encode()
 
 
 # A claimed item not handed to HTTP within this long may belong to a lane that is gone:
@@ -289,6 +302,57 @@ def release_claims(
     return len(ids)
 
 
+# The claim's statements, built once: at a step every 20 ms, building them and their
+# cache keys (the alias above all) cost more than running them.
+_EARLIER = _OUTBOX.alias("earlier").c
+_CLAIM_SELECT = (
+    select(
+        _O.id,
+        _O.message_id,
+        _O.conversation_id,
+        _O.attempts,
+        _O.priority,
+        sql_cast(_O.payload, Text).label("payload_json"),
+        _O.workspace_id,
+        _M.wamid,
+        _M.channel_id,
+        _M.direction,
+        _M.source,
+        _M.type,
+    )
+    .join(_MESSAGES, _M.id == _O.message_id)
+    .where(
+        _O.channel_id == bindparam("b_channel"),
+        _O.state == OutboxState.QUEUED.value,
+        _O.next_attempt_at <= bindparam("b_now"),
+        ~exists().where(
+            _EARLIER.conversation_id == _O.conversation_id,
+            _EARLIER.id < _O.id,
+            _EARLIER.state == OutboxState.QUEUED.value,
+        ),
+    )
+    .order_by(_O.priority, _O.id)
+    .limit(bindparam("b_limit"))
+)
+_CLAIM_UPDATE = (
+    update(_OUTBOX)
+    .where(_O.id.in_(bindparam("b_ids", expanding=True)), _O.state == OutboxState.QUEUED.value)
+    .values(
+        state=OutboxState.SENDING.value,
+        attempts=_O.attempts + 1,
+        handed_at=None,
+        # While SENDING, next_attempt_at is when this attempt was claimed.
+        next_attempt_at=bindparam("b_now"),
+    )
+    .returning(_O.id)
+)
+_MESSAGES_SENDING = (
+    update(_MESSAGES)
+    .where(_M.id.in_(bindparam("b_ids", expanding=True)))
+    .values(status=MessageStatus.SENDING.value, status_at=bindparam("b_now"))
+)
+
+
 def claim(
     session: Session,
     channel_id: int,
@@ -301,40 +365,19 @@ def claim(
     to hand over once it commits. Order is (priority, id), but an item never overtakes an
     earlier queued item of its conversation, nor one of its conversation being sent."""
     now = now or utcnow()
-    earlier = _OUTBOX.alias("earlier").c
-    blocked = exists().where(
-        earlier.conversation_id == _O.conversation_id,
-        earlier.id < _O.id,
-        earlier.state == OutboxState.QUEUED.value,
-    )
-    query = (
-        select(
-            _O.id,
-            _O.message_id,
-            _O.conversation_id,
-            _O.attempts,
-            _O.priority,
-            _O.payload,
-            _O.workspace_id,
-            _M.wamid,
-            _M.channel_id,
-            _M.direction,
-            _M.source,
-            _M.type,
-        )
-        .join(_MESSAGES, _M.id == _O.message_id)
-        .where(
-            _O.channel_id == channel_id,
-            _O.state == OutboxState.QUEUED.value,
-            _O.next_attempt_at <= now,
-            ~blocked,
-        )
-        .order_by(_O.priority, _O.id)
-        .limit(limit + len(busy_conversations))
+    # Straight on the transaction's connection: the ORM session's execute adds its own
+    # bookkeeping to every statement, and these statements touch no ORM objects. That
+    # skips autoflush, so flush first: a retry recorded earlier in this step must be
+    # QUEUED in the table to hold back the later items of its conversation.
+    session.flush()
+    conn = session.connection()
+    rows = conn.execute(
+        _CLAIM_SELECT,
+        {"b_channel": channel_id, "b_now": now, "b_limit": limit + len(busy_conversations)},
     )
     picked: list[Any] = []
     answered: list[int] = []
-    for row in session.execute(query).all():
+    for row in rows:
         if len(picked) >= limit:
             break
         if row.conversation_id in busy_conversations:
@@ -344,6 +387,7 @@ def claim(
             answered.append(row.id)
             continue
         picked.append(row)
+    rows.close()
     if answered:
         session.execute(
             update(_OUTBOX)
@@ -354,29 +398,11 @@ def claim(
         return []
     # The state guard makes a concurrent cancel or resend win cleanly.
     won = set(
-        session.scalars(
-            update(_OUTBOX)
-            .where(
-                _O.id.in_([r.id for r in picked]),
-                _O.state == OutboxState.QUEUED.value,
-            )
-            .values(
-                state=OutboxState.SENDING.value,
-                attempts=_O.attempts + 1,
-                handed_at=None,
-                # While SENDING, next_attempt_at is when this attempt was claimed.
-                next_attempt_at=now,
-            )
-            .returning(_O.id)
-        )
+        conn.execute(_CLAIM_UPDATE, {"b_ids": [r.id for r in picked], "b_now": now}).scalars()
     )
     claimed = [_claimed(row) for row in picked if row.id in won]
     if claimed:
-        session.execute(
-            update(_MESSAGES)
-            .where(_M.id.in_([c.message_id for c in claimed]))
-            .values(status=MessageStatus.SENDING.value, status_at=now)
-        )
+        conn.execute(_MESSAGES_SENDING, {"b_ids": [c.message_id for c in claimed], "b_now": now})
     return claimed
 
 
@@ -387,7 +413,7 @@ def _claimed(row: Any) -> Claimed:
         conversation_id=row.conversation_id,
         attempts=row.attempts + 1,
         priority=row.priority,
-        payload=dict(row.payload),
+        payload_json=row.payload_json,
         workspace_id=row.workspace_id,
         message_event={
             "message_id": row.message_id,
@@ -400,24 +426,62 @@ def _claimed(row: Any) -> Claimed:
     )
 
 
+_HAND = (
+    update(_OUTBOX)
+    .where(
+        tuple_(_O.id, _O.attempts).in_(bindparam("b_keys", expanding=True)),
+        _O.state == OutboxState.SENDING.value,
+        _O.handed_at.is_(None),
+    )
+    .values(handed_at=bindparam("b_now"))
+    .returning(_O.id)
+)
+
+
 def hand(session: Session, items: Collection[Claimed], now: dt.datetime | None = None) -> set[int]:
     """Mark claimed items as handed to HTTP, before any of their requests is written.
     Returns the ids that may be sent: an item whose claim lapsed and went back to the
     queue (or was claimed again) is not this caller's to send any more."""
     if not items:
         return set()
-    return set(
-        session.scalars(
-            update(_OUTBOX)
-            .where(
-                tuple_(_O.id, _O.attempts).in_([(i.id, i.attempts) for i in items]),
-                _O.state == OutboxState.SENDING.value,
-                _O.handed_at.is_(None),
-            )
-            .values(handed_at=now or utcnow())
-            .returning(_O.id)
-        )
+    keys = [(i.id, i.attempts) for i in items]
+    params = {"b_keys": keys, "b_now": now or utcnow()}
+    session.flush()  # see `claim`
+    return set(session.connection().execute(_HAND, params).scalars())
+
+
+_SENT_OUTBOX = (
+    update(_OUTBOX)
+    .where(_O.id == bindparam("b_id"), _O.state == OutboxState.SENDING.value)
+    .values(
+        state=OutboxState.SENT.value,
+        sent_at=func.coalesce(_O.sent_at, bindparam("b_now")),
+        last_error=None,
+        error_code=None,
     )
+    .execution_options(synchronize_session=False)
+)
+_SENT_WAMID = (
+    update(_MESSAGES)
+    .where(_M.id == bindparam("b_id"), _M.wamid.is_(None))
+    .values(wamid=bindparam("b_wamid"))
+    .execution_options(synchronize_session=False)
+)
+_SENT_STATUS = (
+    update(_MESSAGES)
+    .where(
+        _M.id.in_(bindparam("b_ids", expanding=True)),
+        _M.status.in_([MessageStatus.QUEUED.value, MessageStatus.SENDING.value]),
+    )
+    .values(status=MessageStatus.SENT.value, status_at=bindparam("b_now"), error=None)
+    .returning(_M.id)
+)
+
+_PENDING_STATUS = (
+    select(_S.id)
+    .where(_S.wamid.in_(bindparam("b_wamids", expanding=True)), _S.applied.is_(False))
+    .limit(1)
+)
 
 
 def record_sent_many(session: Session, sent: Collection[tuple[Claimed, str]]) -> None:
@@ -426,39 +490,22 @@ def record_sent_many(session: Session, sent: Collection[tuple[Claimed, str]]) ->
     if not sent:
         return
     now = utcnow()
-    session.execute(
-        update(_OUTBOX)
-        .where(_O.id == bindparam("b_id"), _O.state == OutboxState.SENDING.value)
-        .values(
-            state=OutboxState.SENT.value,
-            sent_at=func.coalesce(_O.sent_at, now),
-            last_error=None,
-            error_code=None,
-        )
-        .execution_options(synchronize_session=False),
-        [{"b_id": item.id} for item, _ in sent],
-    )
-    session.execute(
-        update(_MESSAGES)
-        .where(_M.id == bindparam("b_id"), _M.wamid.is_(None))
-        .values(wamid=bindparam("b_wamid"))
-        .execution_options(synchronize_session=False),
-        [{"b_id": item.message_id, "b_wamid": wamid} for item, wamid in sent],
-    )
-    earlier = [MessageStatus.QUEUED.value, MessageStatus.SENDING.value]
+    conn = session.connection()
+    conn.execute(_SENT_OUTBOX, [{"b_id": item.id, "b_now": now} for item, _ in sent])
+    conn.execute(_SENT_WAMID, [{"b_id": item.message_id, "b_wamid": wamid} for item, wamid in sent])
     moved = set(
-        session.scalars(
-            update(_MESSAGES)
-            .where(_M.id.in_([item.message_id for item, _ in sent]), _M.status.in_(earlier))
-            .values(status=MessageStatus.SENT.value, status_at=now, error=None)
-            .returning(_M.id)
-        )
+        conn.execute(
+            _SENT_STATUS, {"b_ids": [item.message_id for item, _ in sent], "b_now": now}
+        ).scalars()
     )
     for item, wamid in sent:
         if item.message_id in moved:
             _publish_sent(session, item, wamid)
-    # "delivered" or "read" may have arrived before this answer was recorded.
-    apply_pending_statuses(session, [wamid for _, wamid in sent])
+    # "delivered" or "read" may have arrived before this answer was recorded (rare: a
+    # cheap look first, the ORM work only when there is something to apply).
+    wamids = [wamid for _, wamid in sent]
+    if conn.execute(_PENDING_STATUS, {"b_wamids": wamids}).first() is not None:
+        apply_pending_statuses(session, wamids)
 
 
 def _publish_sent(session: Session, item: Claimed, wamid: str) -> None:

@@ -1,12 +1,16 @@
 """An async client for the parts of Meta's Graph API that Puente uses (protocol §5, §7–§9).
 
-One `httpx.AsyncClient` per `GraphClient`; the base URL is configurable so the same client
-talks to Meta or to the sandbox. Unsuccessful answers raise `puente.whatsapp.errors`.
+One `httpx.AsyncClient` per `GraphClient`, plus a lighter keep-alive pool for message sends
+(`puente.whatsapp.http1`); the base URL is configurable so the same client talks to Meta
+or to the sandbox. Unsuccessful answers raise `puente.whatsapp.errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json as jsonlib
+import urllib.request
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -22,6 +26,7 @@ from puente.whatsapp.errors import (
     MediaUrlExpired,
     parse_graph_error,
 )
+from puente.whatsapp.http1 import Answer, ConnectFailed, KeepAlivePool, RequestFailed
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
@@ -102,12 +107,25 @@ class GraphClient:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version.strip("/")
         self._token = access_token
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             headers={"User-Agent": "Puente/1.0"},
-            limits=limits or httpx.Limits(max_connections=100, max_keepalive_connections=20),
+            limits=limits,
         )
+        # Message sends (the outbox's hot path) go through a lighter keep-alive pool,
+        # unless a test transport or a proxy needs httpx's own machinery.
+        self._sends: KeepAlivePool | None = None
+        if transport is None and not _through_proxy(self.base_url):
+            with contextlib.suppress(ValueError):  # not a plain http(s) URL: httpx copes
+                self._sends = KeepAlivePool(
+                    self.base_url,
+                    max_connections=limits.max_connections or 100,
+                    timeout=timeout,
+                    connect_timeout=min(timeout, 10.0),
+                    keepalive_expiry=limits.keepalive_expiry or 5.0,
+                )
 
     async def __aenter__(self) -> GraphClient:
         return self
@@ -121,6 +139,8 @@ class GraphClient:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self._sends is not None:
+            await self._sends.aclose()
         await self._http.aclose()
 
     def url(self, path: str) -> str:
@@ -187,9 +207,41 @@ class GraphClient:
 
     # -- messages -----------------------------------------------------------------------
 
-    async def send_message(self, phone_number_id: str, payload: dict[str, Any]) -> SendResult:
-        """POST /{phone_number_id}/messages with a body built by `puente.whatsapp.send`."""
-        body = await self._call("POST", f"{phone_number_id}/messages", json=payload)
+    async def _post_messages(
+        self, phone_number_id: str, payload: dict[str, Any] | bytes
+    ) -> dict[str, Any]:
+        path = f"{phone_number_id}/messages"
+        if self._sends is None:
+            if isinstance(payload, bytes):
+                payload = jsonlib.loads(payload)
+            return await self._call("POST", path, json=payload)
+        if isinstance(payload, bytes):
+            content = payload
+        else:
+            content = jsonlib.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        try:
+            answer = await self._sends.post_json(
+                f"/{self.api_version}/{path}", content, self._auth()
+            )
+        except ConnectFailed as exc:
+            cls = GraphTimeout if exc.timeout else GraphTransportError
+            raise cls(f"cannot connect to the Graph API: {exc}", request_sent=False) from exc
+        except RequestFailed as exc:
+            if exc.timeout:
+                raise GraphTimeout(
+                    f"the Graph API did not answer in time: {exc}", request_sent=True
+                ) from exc
+            raise GraphTransportError(
+                f"the connection to the Graph API failed: {exc}", request_sent=True
+            ) from exc
+        return _answer_json_or_raise(answer)
+
+    async def send_message(
+        self, phone_number_id: str, payload: dict[str, Any] | bytes
+    ) -> SendResult:
+        """POST /{phone_number_id}/messages with a body built by `puente.whatsapp.send`
+        (or that body already encoded as JSON)."""
+        body = await self._post_messages(phone_number_id, payload)
         messages = body.get("messages") or []
         if not messages or not isinstance(messages[0], dict) or not messages[0].get("id"):
             raise GraphError("the Graph API accepted the message but returned no message id")
@@ -211,7 +263,7 @@ class GraphClient:
         }
         if typing:
             payload["typing_indicator"] = {"type": "text"}
-        body = await self._call("POST", f"{phone_number_id}/messages", json=payload)
+        body = await self._post_messages(phone_number_id, payload)
         return bool(body.get("success"))
 
     async def send_typing(self, phone_number_id: str, wamid: str) -> bool:
@@ -408,6 +460,42 @@ def _error_of(response: httpx.Response) -> GraphError:
     if retry_after and retry_after.replace(".", "", 1).isdigit():
         exc.retry_after = float(retry_after)
     return exc
+
+
+def _through_proxy(base_url: str) -> bool:
+    """Whether httpx would send requests to `base_url` through a proxy (`*_PROXY`)."""
+    proxies = urllib.request.getproxies()
+    scheme = base_url.split(":", 1)[0]
+    if not (proxies.get(scheme) or proxies.get("all")):
+        return False
+    host = httpx.URL(base_url).host
+    return not urllib.request.proxy_bypass(host)
+
+
+def _answer_json_or_raise(answer: Answer) -> dict[str, Any]:
+    """`_json_or_raise` for an answer of the keep-alive pool."""
+    try:
+        body: Any = jsonlib.loads(answer.body)
+    except ValueError:
+        body = None
+    if answer.status >= 400:
+        if body is None:
+            body = answer.body.decode("utf-8", "replace")
+        exc = parse_graph_error(answer.status, body)
+        retry_after = answer.headers.get("retry-after")
+        if retry_after and retry_after.replace(".", "", 1).isdigit():
+            exc.retry_after = float(retry_after)
+        raise exc
+    if body is None:
+        raise GraphError(
+            f"the Graph API answered HTTP {answer.status} without JSON",
+            http_status=answer.status,
+        )
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        raise parse_graph_error(answer.status, body)
+    if not isinstance(body, dict):
+        raise GraphError("the Graph API answered with unexpected JSON")
+    return body
 
 
 def _json_or_raise(response: httpx.Response) -> dict[str, Any]:

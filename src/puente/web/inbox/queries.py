@@ -24,7 +24,7 @@ from sqlalchemy import (
     table,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session, aliased, defer
 
 from puente.accounts.gate import Actor, conversation_scope
 from puente.accounts.models import Team, User
@@ -372,6 +372,11 @@ def load_header(
     return row[0], row[1], row[2], row[3]
 
 
+# The webhook's own JSON and Meta's pricing are not shown in the conversation: not read
+# (decoding them was a fair part of opening one), and an error if a template asks.
+_NOT_SHOWN = (defer(Message.raw, raiseload=True), defer(Message.pricing, raiseload=True))
+
+
 def message_views(
     session: Session, conversation: Conversation, messages: Sequence[Message]
 ) -> list[MessageView]:
@@ -388,7 +393,9 @@ def message_views(
     extra_reactions: list[Message] = []
     if targets or wanted:
         found = session.scalars(
-            select(Message).where(
+            select(Message)
+            .options(*_NOT_SHOWN)
+            .where(
                 Message.conversation_id == conversation.id,
                 Message.workspace_id == conversation.workspace_id,
                 or_(
@@ -458,7 +465,9 @@ def load_conversation_view(
         query = query.where(Message.timestamp < before)
     newest = list(
         session.scalars(
-            query.order_by(Message.timestamp.desc(), Message.id.desc()).limit(MESSAGES_SHOWN + 1)
+            query.options(*_NOT_SHOWN)
+            .order_by(Message.timestamp.desc(), Message.id.desc())
+            .limit(MESSAGES_SHOWN + 1)
         )
     )
     has_older = len(newest) > MESSAGES_SHOWN

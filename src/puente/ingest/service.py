@@ -91,9 +91,15 @@ def _wake_after_commit(session: Session) -> None:
 # -- storing ---------------------------------------------------------------------------
 
 
-def dedupe_key(body: bytes) -> str:
-    """Meta's retries resend the same bytes, so the body's hash identifies a delivery."""
-    return hashlib.sha256(body).hexdigest()
+# 128 bits: two different bodies sharing a key is out of reach (about 2^64 bodies before
+# it gets likely), and the unique index stays a quarter of the size of 64 hex characters.
+DEDUPE_KEY_BYTES = 16
+
+
+def dedupe_key(body: bytes) -> bytes:
+    """Meta's retries resend the same bytes, so the body's hash identifies a delivery:
+    the first 16 bytes of its sha256."""
+    return hashlib.sha256(body).digest()[:DEDUPE_KEY_BYTES]
 
 
 def do_store_events(session: Session, bodies: Sequence[bytes]) -> None:
@@ -118,7 +124,7 @@ def _insert_statements(
     GIL around every statement it steps, and while the event loop is busy each
     re-acquisition waits for a thread switch, so one statement costs one switch.
     """
-    rows: dict[str, bytes] = {}
+    rows: dict[bytes, bytes] = {}
     for body in bodies:
         rows.setdefault(dedupe_key(body), body)
     to_db = WebhookEvent.__table__.c.received_at.type.bind_processor(dialect)
@@ -138,22 +144,37 @@ def insert_events(conn: Connection, bodies: Sequence[bytes]) -> None:
 
 
 def commit_events(engine: Engine, bodies: Sequence[bytes]) -> None:
-    """Insert and commit `bodies` on a bare driver connection: the webhook writer's path.
-
-    It runs for every burst of webhooks, in a thread that shares the GIL with the event
-    loop; SQLAlchemy's Connection, events and result handling cost more Python per batch
-    than the driver's own BEGIN, INSERT and COMMIT.
-    """
-    dialect = engine.dialect
+    """Insert and commit `bodies` on a driver connection from the pool."""
     raw = engine.raw_connection()
     try:
-        cursor = raw.cursor()
+        write_events(raw, engine.dialect, bodies)
+    finally:
+        raw.close()  # back to the pool, which resets or discards it
+
+
+def write_events(raw: Any, dialect: Dialect, bodies: Sequence[bytes]) -> None:
+    """Insert and commit `bodies` on the driver connection `raw`: the webhook writer's path.
+
+    It runs for every burst of webhooks, in a thread that shares the GIL with the event
+    loop, so it makes as few calls into the driver as it can: each one releases the GIL
+    and, while the event loop is busy, waits for a thread switch to get it back. On
+    SQLite a burst is one INSERT in autocommit mode (Puente's SQLite connections leave
+    transactions to us, see db.session): a single statement is its own transaction, it
+    takes the write lock when it starts, as BEGIN IMMEDIATE would, and is committed when
+    it returns. One call instead of three (BEGIN, INSERT, COMMIT).
+    """
+    statements = list(_insert_statements(dialect, bodies))
+    cursor = raw.cursor()
+    try:
+        if dialect.name == "sqlite" and len(statements) == 1:
+            cursor.execute(*statements[0])
+            return
         try:
             if dialect.name == "sqlite":
-                # Puente's SQLite connections leave transactions to us (see db.session):
-                # take the write lock up front like every other writer.
+                # Several statements: one transaction, with the write lock up front like
+                # every other writer.
                 cursor.execute("BEGIN IMMEDIATE")
-            for sql, params in _insert_statements(dialect, bodies):
+            for sql, params in statements:
                 cursor.execute(sql, params)
             if dialect.name == "postgresql":
                 cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
@@ -162,10 +183,8 @@ def commit_events(engine: Engine, bodies: Sequence[bytes]) -> None:
             with contextlib.suppress(Exception):  # the original error is the one to report
                 raw.rollback()
             raise
-        finally:
-            cursor.close()
     finally:
-        raw.close()  # back to the pool, which resets or discards it
+        cursor.close()
 
 
 def notify_sql(conn: Connection) -> None:

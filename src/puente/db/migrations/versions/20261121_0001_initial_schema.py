@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 19:07:19.042154
+Create Date: 2026-11-21 19:51:54.871176
 """
 
 from collections.abc import Sequence
@@ -66,7 +66,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "webhook_events",
-        sa.Column("dedupe_key", sa.String(length=64), nullable=False),
+        sa.Column("dedupe_key", sa.LargeBinary(length=16), nullable=False),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("body", sa.LargeBinary(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),

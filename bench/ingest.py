@@ -223,12 +223,33 @@ def run_load(
     return result
 
 
+def server_cpu(pid: int) -> float:
+    """CPU seconds the server process has used (Linux; 0 elsewhere). Steadier than the
+    rates on a shared machine: other processes slow the server down without adding to it."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed_load(
+    pid: int, port: int, path: str, connections: int, duration: float, first: int, tmp: Path
+) -> dict[str, Any]:
+    before = server_cpu(pid)
+    result = run_load(port, path, connections, duration, first, tmp)
+    result["cpu"] = server_cpu(pid) - before
+    return result
+
+
 def merge(runs: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "latencies": [x for r in runs for x in r["latencies"]],
         "acked": [x for r in runs for x in r["acked"]],
         "errors": sum(r["errors"] for r in runs),
         "elapsed": sum(r["elapsed"] for r in runs),
+        "cpu": sum(r["cpu"] for r in runs),
     }
 
 
@@ -239,15 +260,16 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def summary(name: str, result: dict[str, Any]) -> float:
+def summary(name: str, result: dict[str, Any]) -> tuple[float, float]:
     lat = result["latencies"]
     rate = len(result["acked"]) / result["elapsed"]
+    cpu = result["cpu"] / max(1, len(result["acked"])) * 1e6
     print(
         f"{name:<22} {rate:>9.0f} req/s  p50 {percentile(lat, 0.50) * 1000:6.2f} ms  "
         f"p95 {percentile(lat, 0.95) * 1000:6.2f} ms  p99 {percentile(lat, 0.99) * 1000:6.2f} ms  "
-        f"({len(result['acked'])} acked, {result['errors']} errors)"
+        f"server CPU {cpu:6.1f} us/req  ({len(result['acked'])} acked, {result['errors']} errors)"
     )
-    return rate
+    return rate, cpu
 
 
 def stored_wamids(db_path: Path) -> list[str]:
@@ -313,18 +335,36 @@ def main() -> None:
             ingest_runs, bare_runs = [], []
             for r in range(args.rounds):
                 ingest_runs.append(
-                    run_load(port, WEBHOOK_PATH, args.connections, args.duration, r * 10**7, tmp)
+                    timed_load(
+                        server.pid,
+                        port,
+                        WEBHOOK_PATH,
+                        args.connections,
+                        args.duration,
+                        r * 10**7,
+                        tmp,
+                    )
                 )
                 bare_runs.append(
-                    run_load(port, BARE_PATH, args.connections, args.duration, 3 * 10**9, tmp)
+                    timed_load(
+                        server.pid,
+                        port,
+                        BARE_PATH,
+                        args.connections,
+                        args.duration,
+                        3 * 10**9,
+                        tmp,
+                    )
                 )
             ingest, bare = merge(ingest_runs), merge(bare_runs)
         finally:
             server.terminate()
             server.wait(30)
-        ingest_rate = summary("signed webhook POST", ingest)
-        bare_rate = summary("bare 200-OK route", bare)
+        ingest_rate, ingest_cpu = summary("signed webhook POST", ingest)
+        bare_rate, bare_cpu = summary("bare 200-OK route", bare)
         print(f"ratio webhook/bare      {ingest_rate / bare_rate:.2f}")
+        if ingest_cpu:
+            print(f"server CPU bare/webhook {bare_cpu / ingest_cpu:.2f}")
 
         sent = {f"wamid.BENCH{n:012d}" for n in ingest["acked"]}
         stored = stored_wamids(tmp / "data" / "puente.sqlite3")

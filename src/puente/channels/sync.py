@@ -107,7 +107,11 @@ def _advance_unbroken_run(session: Session, channel: Channel, state: ChannelSync
         )
         .order_by(chunks.phase, chunks.chunk_order)
     )
-    phase, order, overall = state.history_upto_phase, state.history_upto_order, state.history_overall
+    phase, order, overall = (
+        state.history_upto_phase,
+        state.history_upto_order,
+        state.history_overall,
+    )
     for row_phase, row_order, row_progress in rows:
         if not _starts_after(row_phase, row_order, phase, order):
             break

@@ -9,17 +9,21 @@ from puente.db.session import Database
 from tests.factories import make_channel, make_contact, make_conversation, make_workspace
 
 
-def test_an_index_added_to_an_analyzed_sqlite_database_gets_statistics(db: Database) -> None:
-    # Without statistics for the new index SQLite preferred the old, analyzed ones and a
-    # list page went from 9 to 212 ms on a million messages.
-    if not db.is_sqlite:
-        pytest.skip("sqlite_stat1 is SQLite's; PostgreSQL's autovacuum analyzes new indexes")
+def _three_conversations_indexed(db: Database) -> None:
     with db.unit_of_work() as s:
         workspace = make_workspace(s)
         channel = make_channel(s, workspace)
         for n in range(3):
             make_conversation(s, channel, make_contact(s, workspace, wa_id=f"57300000000{n}"))
     ensure_inbox_indexes(db.engine)
+
+
+def test_an_index_added_to_an_analyzed_sqlite_database_gets_statistics(db: Database) -> None:
+    # Without statistics for the new index SQLite preferred the old, analyzed ones and a
+    # list page went from 9 to 212 ms on a million messages.
+    if not db.is_sqlite:
+        pytest.skip("sqlite_stat1 is SQLite's; PostgreSQL's autovacuum analyzes new indexes")
+    _three_conversations_indexed(db)
     with db.engine.begin() as conn:
         conn.exec_driver_sql("ANALYZE")
         conn.exec_driver_sql("DROP INDEX ix_conversations_contact_list")
@@ -41,12 +45,7 @@ def test_the_replaced_contact_index_goes_and_its_successor_gets_statistics(
     # the swap, but the new one still needs statistics.
     if not db.is_sqlite:
         pytest.skip("sqlite_stat1 is SQLite's")
-    with db.unit_of_work() as s:
-        workspace = make_workspace(s)
-        channel = make_channel(s, workspace)
-        for n in range(3):
-            make_conversation(s, channel, make_contact(s, workspace, wa_id=f"57300000001{n}"))
-    ensure_inbox_indexes(db.engine)
+    _three_conversations_indexed(db)
     with db.engine.begin() as conn:
         conn.exec_driver_sql("DROP INDEX ix_conversations_contact_list")
         conn.exec_driver_sql(

@@ -451,12 +451,23 @@ class GraphClient:
 
 
 def _error_of(response: httpx.Response) -> GraphError:
+    return _answer_error(_answer_of(response))
+
+
+def _answer_of(response: httpx.Response) -> Answer:
+    """An httpx response as the keep-alive pool's answers are (lower-cased header names)."""
+    return Answer(response.status_code, dict(response.headers.items()), response.content)
+
+
+def _answer_error(answer: Answer) -> GraphError:
+    """Meta's error in an unsuccessful answer, with its Retry-After when given."""
+    body: Any
     try:
-        body: Any = response.json()
+        body = jsonlib.loads(answer.body)
     except ValueError:
-        body = response.text
-    exc = parse_graph_error(response.status_code, body)
-    retry_after = response.headers.get("retry-after")
+        body = answer.body.decode("utf-8", "replace")
+    exc = parse_graph_error(answer.status, body)
+    retry_after = answer.headers.get("retry-after")
     if retry_after and retry_after.replace(".", "", 1).isdigit():
         exc.retry_after = float(retry_after)
     return exc
@@ -473,24 +484,16 @@ def _through_proxy(base_url: str) -> bool:
 
 
 def _answer_json_or_raise(answer: Answer) -> dict[str, Any]:
-    """`_json_or_raise` for an answer of the keep-alive pool."""
+    """The JSON object of a successful answer; Meta's error as an exception otherwise."""
+    if answer.status >= 400:
+        raise _answer_error(answer)
     try:
         body: Any = jsonlib.loads(answer.body)
-    except ValueError:
-        body = None
-    if answer.status >= 400:
-        if body is None:
-            body = answer.body.decode("utf-8", "replace")
-        exc = parse_graph_error(answer.status, body)
-        retry_after = answer.headers.get("retry-after")
-        if retry_after and retry_after.replace(".", "", 1).isdigit():
-            exc.retry_after = float(retry_after)
-        raise exc
-    if body is None:
+    except ValueError as exc:
         raise GraphError(
             f"the Graph API answered HTTP {answer.status} without JSON",
             http_status=answer.status,
-        )
+        ) from exc
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         raise parse_graph_error(answer.status, body)
     if not isinstance(body, dict):
@@ -499,20 +502,7 @@ def _answer_json_or_raise(answer: Answer) -> dict[str, Any]:
 
 
 def _json_or_raise(response: httpx.Response) -> dict[str, Any]:
-    if response.status_code >= 400:
-        raise _error_of(response)
-    try:
-        body = response.json()
-    except ValueError as exc:
-        raise GraphError(
-            f"the Graph API answered HTTP {response.status_code} without JSON",
-            http_status=response.status_code,
-        ) from exc
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
-        raise parse_graph_error(response.status_code, body)
-    if not isinstance(body, dict):
-        raise GraphError("the Graph API answered with unexpected JSON")
-    return body
+    return _answer_json_or_raise(_answer_of(response))
 
 
 class SyncGraphClient:

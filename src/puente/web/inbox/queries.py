@@ -160,21 +160,22 @@ def _filtered(session: Session, actor: Actor, f: InboxFilter) -> list[ColumnElem
     return conditions
 
 
-def _tab_condition(actor: Actor, tab: str) -> ColumnElement[bool]:
+def _tab_condition(actor: Actor, tab: str, cols: Any = None) -> ColumnElement[bool]:
+    """The tab's condition on `cols` (the conversations table's columns, or a subquery's)."""
+    cols = Conversation if cols is None else cols
     if tab == "mine":
-        return Conversation.assignee_id == (actor.user_id or -1)
+        return cols.assignee_id == (actor.user_id or -1)  # type: ignore[no-any-return]
     if tab == "unassigned":
-        return Conversation.assignee_id.is_(None)
+        return cols.assignee_id.is_(None)  # type: ignore[no-any-return]
     return literal(True)
 
 
 def tab_counts(session: Session, actor: Actor, f: InboxFilter) -> dict[str, int]:
     """Mine / Unassigned / All under the current filters, in one query."""
-    mine = Conversation.assignee_id == (actor.user_id or -1)
     row = session.execute(
         select(
-            func.count().filter(mine),
-            func.count().filter(Conversation.assignee_id.is_(None)),
+            func.count().filter(_tab_condition(actor, "mine")),
+            func.count().filter(_tab_condition(actor, "unassigned")),
             func.count(),
         )
         .select_from(Conversation)
@@ -225,16 +226,19 @@ def list_page(
         .where(*_filtered(session, actor, f))
         .cte("matched")
     )
-    mine = matched.c.assignee_id == (actor.user_id or -1)
     counts = select(
-        func.count().filter(mine).label("mine"),
-        func.count().filter(matched.c.assignee_id.is_(None)).label("unassigned"),
+        func.count().filter(_tab_condition(actor, "mine", matched.c)).label("mine"),
+        func.count().filter(_tab_condition(actor, "unassigned", matched.c)).label("unassigned"),
         func.count().label("all"),
     ).subquery("counts")
-    tab = {"mine": mine, "unassigned": matched.c.assignee_id.is_(None)}.get(f.tab, literal(True))
     offset = (max(f.page, 1) - 1) * PAGE_SIZE
     page = (
-        _ordered(session, select(matched.c.id).where(tab), f, matched.c)
+        _ordered(
+            session,
+            select(matched.c.id).where(_tab_condition(actor, f.tab, matched.c)),
+            f,
+            matched.c,
+        )
         .offset(offset)
         .limit(PAGE_SIZE + 1)
         .subquery("page")

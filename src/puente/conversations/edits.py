@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
 from puente.conversations.inbound import MediaRef, preview_of
+from puente.conversations.media import create_media
 from puente.conversations.models import Conversation, Message, PendingMessageOp
 from puente.db.bulk import insert_ignore
 from puente.events import DomainEvent, publish
@@ -121,17 +122,8 @@ def apply_revisions(
             changed += 1
             if emit_events:
                 _publish_updated(session, channel, message)
-    _create_media(session, channel, new_media)
+    create_media(session, channel, new_media)
     return changed
-
-
-def _create_media(
-    session: Session, channel: Channel, new_media: list[tuple[int, MediaRef]]
-) -> None:
-    from puente.conversations.media import create_media
-
-    if new_media:
-        create_media(session, channel, new_media)
 
 
 _PENDING_KEY = "puente_pending_targets"
@@ -181,7 +173,7 @@ def apply_pending_ops(
         message = messages[ids_by_wamid[op.target_wamid]]
         if _apply(session, channel, message, Revision.from_op(op), new_media) and emit_events:
             _publish_updated(session, channel, message)
-    _create_media(session, channel, new_media)
+    create_media(session, channel, new_media)
     session.execute(delete(PendingMessageOp).where(PendingMessageOp.id.in_([o.id for o in ops])))
 
 

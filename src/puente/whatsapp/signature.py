@@ -1,7 +1,7 @@
 """The `X-Hub-Signature-256` check on Meta's webhook POSTs (whatsapp-protocol.md §1).
 
-Pure functions: an HMAC-SHA256 of the raw body keyed with the app secret, compared in
-constant time before anything parses the body.
+An HMAC-SHA256 of the raw body keyed with the app secret, compared in constant time
+before anything parses the body.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import hmac
 
 SIGNATURE_HEADER = "x-hub-signature-256"
 _PREFIX = "sha256="
+_PREFIX_BYTES = _PREFIX.encode()
 
 
 def compute_signature(app_secret: bytes, body: bytes) -> str:
@@ -18,13 +19,23 @@ def compute_signature(app_secret: bytes, body: bytes) -> str:
     return _PREFIX + hmac.new(app_secret, body, hashlib.sha256).hexdigest()
 
 
-def verify_signature(app_secret: bytes, body: bytes, header: str | None) -> bool:
-    """True when `header` is the signature of `body` under `app_secret`.
+class SignatureCheck:
+    """`X-Hub-Signature-256` checks under one app secret, keyed once: each check copies
+    the keyed HMAC instead of setting the key up again (one per webhook POST).
 
     An empty secret verifies nothing: anyone can compute an HMAC under an empty key.
     """
-    if not app_secret or not header or not header.startswith(_PREFIX):
-        return False
-    expected = compute_signature(app_secret, body)
-    # Compare as bytes so a header with non-ASCII characters is a mismatch, not a TypeError.
-    return hmac.compare_digest(expected.encode(), header.strip().lower().encode("utf-8", "replace"))
+
+    def __init__(self, app_secret: bytes) -> None:
+        self._mac = hmac.new(app_secret, digestmod=hashlib.sha256) if app_secret else None
+
+    def __call__(self, body: bytes, header: bytes | str | None) -> bool:
+        """True when `header` (as received) is the signature of `body`."""
+        if isinstance(header, str):
+            # Compare as bytes so a non-ASCII header is a mismatch, not a TypeError.
+            header = header.encode("utf-8", "replace")
+        if self._mac is None or not header or not header.startswith(_PREFIX_BYTES):
+            return False
+        mac = self._mac.copy()
+        mac.update(body)
+        return hmac.compare_digest(_PREFIX_BYTES + mac.hexdigest().encode(), header.strip().lower())

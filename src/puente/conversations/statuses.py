@@ -8,7 +8,7 @@ status whose message is not known yet stays unapplied until the message is store
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -118,6 +118,44 @@ def do_sweep_pending_statuses(session: Session, limit: int = 500) -> int:
     found = [w for w in wamids if w]
     apply_pending_statuses(session, found)
     return len(found)
+
+
+# Outbox ids fit a bigint; a larger number in someone's callback data matches nothing.
+_MAX_ID = 2**63 - 1
+
+
+def lock_messages_for_statuses(session: Session, statuses: Iterable[Mapping[str, Any]]) -> None:
+    """PostgreSQL: lock, in id order, the messages these raw webhook statuses will update
+    (by wamid, or by the outbox id of their callback data).
+
+    The ingest worker applies a batch of events one after another in one transaction,
+    each change locking the messages it updates. Two workers whose batches hold statuses
+    of the same messages in opposite orders (one message's `delivered` in one batch, its
+    `read` in the other) then each wait for the other: a deadlock, and the change that
+    lost it failed. Taking the batch's locks first, all in one order, makes the second
+    batch wait for the first instead. SQLite has one writer at a time: nothing to do."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    wamids: set[str] = set()
+    outbox_ids: set[int] = set()
+    for status in statuses:
+        wamid = status.get("id")
+        if isinstance(wamid, str):
+            wamids.add(wamid)
+        data = status.get("biz_opaque_callback_data")
+        if isinstance(data, str) and data.startswith(OUTBOX_CALLBACK_PREFIX):
+            number = data[len(OUTBOX_CALLBACK_PREFIX) :]
+            if number.isascii() and number.isdigit() and int(number) <= _MAX_ID:
+                outbox_ids.add(int(number))
+    if not wamids and not outbox_ids:
+        return
+    by_outbox = select(OutboxItem.message_id).where(OutboxItem.id.in_(outbox_ids))
+    session.execute(
+        select(Message.id)
+        .where(Message.wamid.in_(wamids) | Message.id.in_(by_outbox))
+        .order_by(Message.id)
+        .with_for_update()
+    ).all()
 
 
 def _messages_by_wamid(session: Session, wamids: set[str]) -> dict[str, Message]:

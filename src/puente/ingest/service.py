@@ -35,10 +35,12 @@ from sqlalchemy import (
     true,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import Workspace
 from puente.channels.models import Channel
+from puente.conversations.statuses import lock_messages_for_statuses
 from puente.db.base import utcnow
 from puente.db.session import _CALLBACKS_KEY, on_commit
 from puente.errors import Conflict, NotFound
@@ -248,11 +250,29 @@ def _apply_in_savepoint(session: Session, runtime: Runtime, change: ChangeRef) -
         return Outcome(ChangeState.PARKED, str(exc))
     except Exception as exc:
         del callbacks[mark:]
+        if is_try_again(exc):
+            log.warning(
+                "webhook event %s: %s change queued again: %s",
+                change.event_id,
+                change.field,
+                _describe(exc),
+            )
+            return Outcome(ChangeState.READY, _describe(exc))
         log.warning(
             "webhook event %s: %s change failed: %s", change.event_id, change.field, _describe(exc)
         )
         return Outcome(ChangeState.FAILED, _describe(exc))
     return APPLIED
+
+
+# PostgreSQL's "try again": a deadlock or a serialization failure says nothing about the
+# change itself, so it is queued again (READY, applied by the next step) instead of failed.
+_TRY_AGAIN_SQLSTATES = frozenset({"40P01", "40001"})
+
+
+def is_try_again(exc: BaseException) -> bool:
+    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return isinstance(exc, DBAPIError) and sqlstate in _TRY_AGAIN_SQLSTATES
 
 
 def _validation_summary(exc: ValidationError) -> str:
@@ -335,10 +355,12 @@ def do_process_new_events(
         .all()
     )
     now = utcnow()
+    parsed = [(event_id, _parse_body(event_id, body)) for event_id, body in rows]
+    _lock_status_targets(session, [changes for _, changes in parsed])
     results = []
-    for event_id, body in rows:
+    for event_id, changes in parsed:
         yield_to_requests()
-        state, error = _process_body(session, runtime, event_id, body)
+        state, error = _apply_changes(session, runtime, event_id, changes)
         results.append({"event_id": event_id, "state": state, "error": error, "at": now})
     session.execute(
         update(table)
@@ -358,19 +380,45 @@ def do_process_event(session: Session, runtime: Runtime, event: WebhookEvent) ->
     """Apply every change of one event; problems become WebhookChange rows."""
     event.attempts += 1
     event.processed_at = utcnow()
-    event.state, event.error = _process_body(session, runtime, event.id, event.body)
+    changes = _parse_body(event.id, event.body)
+    _lock_status_targets(session, [changes])
+    event.state, event.error = _apply_changes(session, runtime, event.id, changes)
     session.flush()
 
 
-def _process_body(
-    session: Session, runtime: Runtime, event_id: int, body: bytes
+def _parse_body(event_id: int, body: bytes) -> list[ChangeRef] | UnusableBody:
+    try:
+        return parse_changes(event_id, body)
+    except UnusableBody as exc:
+        return exc
+
+
+def _lock_status_targets(
+    session: Session, parsed: Iterable[list[ChangeRef] | UnusableBody]
+) -> None:
+    """Lock the messages the statuses of these events will update, in one order, before
+    applying any (see `lock_messages_for_statuses`: concurrent batches would deadlock)."""
+    lock_messages_for_statuses(
+        session,
+        (
+            status
+            for changes in parsed
+            if not isinstance(changes, UnusableBody)
+            for change in changes
+            if change.field == "messages"
+            for status in change.value.get("statuses") or []
+            if isinstance(status, dict)
+        ),
+    )
+
+
+def _apply_changes(
+    session: Session, runtime: Runtime, event_id: int, changes: list[ChangeRef] | UnusableBody
 ) -> tuple[str, str | None]:
     """Apply the changes of one stored body; returns the event's new state and error."""
-    try:
-        changes = parse_changes(event_id, body)
-    except UnusableBody as exc:
-        log.warning("webhook event %s failed: %s", event_id, exc)
-        return EventState.FAILED.value, str(exc)
+    if isinstance(changes, UnusableBody):
+        log.warning("webhook event %s failed: %s", event_id, changes)
+        return EventState.FAILED.value, str(changes)
     problems = 0
     for change in changes:
         outcome = _apply_in_savepoint(session, runtime, change)

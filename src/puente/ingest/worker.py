@@ -28,6 +28,7 @@ from puente.ingest.service import (
     do_process_event,
     do_process_new_events,
     do_process_ready_changes,
+    is_try_again,
     register_worker,
     wake_ingest_workers,
     write_events,
@@ -158,8 +159,11 @@ class IngestProcessor:
             with self.runtime.db.unit_of_work() as session:
                 events = do_process_new_events(session, self.runtime, self.batch_size)
                 changes = do_process_ready_changes(session, self.runtime, self.batch_size)
-                if time.monotonic() >= self._next_sweep:
-                    self._next_sweep = time.monotonic() + STATUS_SWEEP_SECONDS
+            if time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + STATUS_SWEEP_SECONDS
+                # A transaction of its own: it locks messages outside the batch's
+                # ordered locks (see do_process_new_events), so not while holding them.
+                with self.runtime.db.unit_of_work() as session:
                     do_sweep_pending_statuses(session)
         except Exception:
             # Something broke the batch's transaction itself; go one event at a time so
@@ -185,6 +189,10 @@ class IngestProcessor:
                     if event is not None:
                         do_process_event(session, self.runtime, event)
             except Exception as exc:
+                if is_try_again(exc):
+                    # A deadlock says nothing about the event: it stays new for the next step.
+                    log.warning("webhook event %s left for the next step: %s", event_id, exc)
+                    continue
                 log.exception("webhook event %s failed", event_id)
                 with self.runtime.db.unit_of_work() as session:
                     do_mark_event_failed(session, event_id, f"{type(exc).__name__}: {exc}")

@@ -10,7 +10,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+from puente.db.base import Base, BigIntPK, IdMixin, JSONType, TimestampMixin, utcnow
 
 
 class ConversationStatus(enum.StrEnum):
@@ -69,7 +69,9 @@ class Conversation(IdMixin, TimestampMixin, Base):
         Index("ix_conversations_assignee", "workspace_id", "assignee_id", "last_activity_at"),
     )
 
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The number's (and the contact's) workspace: their foreign keys imply it, and
+    # deleting the workspace deletes both (docs/decisions/0006).
+    workspace_id: Mapped[int] = mapped_column(BigIntPK)
     channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
     contact_id: Mapped[int] = mapped_column(
         ForeignKey("contacts.id", ondelete="CASCADE"), index=True
@@ -102,12 +104,13 @@ class Message(IdMixin, TimestampMixin, Base):
         Index("ix_messages_workspace_time", "workspace_id", "timestamp"),
     )
 
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    # The conversation's workspace, number and contact, copied for queries. Only the
+    # conversation has a foreign key: it implies the other three, and deleting any of them
+    # deletes the conversation and with it its messages (docs/decisions/0006).
+    workspace_id: Mapped[int] = mapped_column(BigIntPK)
+    channel_id: Mapped[int] = mapped_column(BigIntPK)
     conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
-    contact_id: Mapped[int] = mapped_column(
-        ForeignKey("contacts.id", ondelete="CASCADE"), index=True
-    )
+    contact_id: Mapped[int] = mapped_column(BigIntPK, index=True)
     # Meta's message id. Null only while an outgoing message waits in the outbox.
     wamid: Mapped[str | None] = mapped_column(String(255), unique=True)
     direction: Mapped[str] = mapped_column(String(8))

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, exists, select
+from sqlalchemy import ColumnElement, Text, and_, cast, exists, select
 from sqlalchemy.orm import Session
 
 from puente.contacts.models import (
@@ -352,12 +353,14 @@ def audience_people(
     if query is None:
         found, unknown = audience_contact_ids(session, workspace_id, audience)
         return found, load_people(session, workspace_id, found), unknown
-    people = _people(session.execute(query).tuples())
+    # Core execution on the session's connection: the ORM's handling of the statement
+    # and its rows cost more than the rows themselves (100,000 of them here).
+    session.flush()
+    people = _people(session.connection().execute(query).all())
     return list(people), people, []
 
 
-@dataclass(frozen=True)
-class Person:
+class Person(NamedTuple):
     id: int
     wa_id: str | None
     name: str
@@ -370,13 +373,16 @@ _PERSON_COLUMNS = (
     Contact.name,
     Contact.business_app_name,
     Contact.profile_name,
-    Contact.custom_fields,
+    # As text, decoded here: psycopg's JSONB loading took 3.5 us a row, reading the text
+    # and json.loads on it 1.4 us (a 100,000-contact audience is read in one go).
+    cast(Contact.custom_fields, Text),
 )
 
 
 def _people(rows: Iterable[Any]) -> dict[int, Person]:
+    loads = json.loads
     return {
-        cid: Person(cid, wa_id, name or app_name or profile or "", custom or {})
+        cid: Person(cid, wa_id, name or app_name or profile or "", (custom and loads(custom)) or {})
         for cid, wa_id, name, app_name, profile, custom in rows
     }
 
@@ -392,7 +398,7 @@ def load_people(session: Session, workspace_id: int, contact_ids: list[int]) -> 
                     select(*_PERSON_COLUMNS).where(
                         Contact.workspace_id == workspace_id, Contact.id.in_(chunk)
                     )
-                ).tuples()
+                ).all()
             )
         )
     return people

@@ -4,6 +4,7 @@ the wire components built from them (protocol §7)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -65,59 +66,6 @@ def check_variables(targets: list[str], variables: Mapping[str, Any]) -> dict[st
     return clean
 
 
-def field_value(name: str, person: Person | None, csv: Mapping[str, str] | None) -> str | None:
-    key = name.lower()
-    if key.startswith("csv."):
-        return (csv or {}).get(key[4:]) or None
-    if person is None:
-        return None
-    if key == "name":
-        return person.name or None
-    if key == "first_name":
-        return person.name.split()[0] if person.name.strip() else None
-    if key == "phone":
-        return ("+" + person.wa_id) if person.wa_id else None
-    custom_key = name[7:] if key.startswith("custom.") else name
-    value = person.custom.get(custom_key)
-    return str(value) if value not in (None, "") else None
-
-
-def render_value(
-    spec: str, person: Person | None, csv: Mapping[str, str] | None
-) -> tuple[str | None, str | None]:
-    """(text, None) or (None, the field that had no value and no fallback)."""
-    missing: list[str] = []
-
-    def sub(match: re.Match[str]) -> str:
-        value = field_value(match.group(1), person, csv)
-        if value is None:
-            if match.group(2) is not None:
-                return match.group(2)
-            missing.append(match.group(1))
-            return ""
-        return value
-
-    text = _FIELD.sub(sub, spec).strip()
-    if missing:
-        return None, missing[0]
-    if not text:
-        return None, spec
-    return text, None
-
-
-def resolve_values(
-    variables: Mapping[str, str], person: Person | None, csv: Mapping[str, str] | None
-) -> tuple[dict[str, str], str | None]:
-    """This person's values, or the reason one is missing."""
-    values: dict[str, str] = {}
-    for target, spec in variables.items():
-        text, missing = render_value(spec, person, csv)
-        if text is None:
-            return {}, f"missing value for {target} ({{{missing}}} is empty and has no fallback)"
-        values[target] = text
-    return values, None
-
-
 def build_components(
     components: list[dict[str, Any]], named: bool, values: Mapping[str, str]
 ) -> list[dict[str, Any]]:
@@ -177,11 +125,167 @@ def _text_params(
     return result
 
 
-def hydrate_body(components: list[dict[str, Any]], values: Mapping[str, str]) -> str | None:
-    """The body text as the person will read it (for the conversation and search)."""
-    for component in components or []:
-        if str(component.get("type", "")).upper() == "BODY":
-            return _PARAM.sub(
-                lambda m: values.get(f"body.{m.group(1)}", m.group(0)), component.get("text") or ""
-            )
-    return None
+# -- per person, prepared once per broadcast ----------------------------------------------
+# A broadcast renders the same variables and template for every recipient; only the
+# person differs. These do the parsing once (the `{field|fallback}` parts, the template's
+# wire form, its body text) and then only fill in each person's values.
+
+
+def _field_getter(name: str) -> Any:
+    """Reads one field of a person or a CSV row: `name`, `first_name`, `phone`,
+    `custom.<field>` (a bare name is a custom field too) or `csv.<column>`; None when
+    it has no value."""
+    key = name.lower()
+    if key.startswith("csv."):
+        column = key[4:]
+        return lambda person, csv: (csv or {}).get(column) or None
+    if key == "name":
+        return lambda person, csv: (person.name or None) if person is not None else None
+    if key == "first_name":
+        return lambda person, csv: (
+            (person.name.split()[0] if person.name.strip() else None)
+            if person is not None
+            else None
+        )
+    if key == "phone":
+        return lambda person, csv: (
+            ("+" + person.wa_id) if person is not None and person.wa_id else None
+        )
+    custom_key = name[7:] if key.startswith("custom.") else name
+
+    def custom(person: Person | None, csv: Mapping[str, str] | None) -> str | None:
+        if person is None:
+            return None
+        value = person.custom.get(custom_key)
+        return str(value) if value not in (None, "") else None
+
+    return custom
+
+
+class ValueResolver:
+    """A person's values for a broadcast's variables (`{field|fallback}` parts, parsed
+    once), or the reason one is missing."""
+
+    def __init__(self, variables: Mapping[str, str]) -> None:
+        # Per target: its spec and its parts, each a literal or (getter, field, fallback).
+        self._targets: list[tuple[str, str, list[Any]]] = []
+        for target, spec in variables.items():
+            parts: list[Any] = []
+            at = 0
+            for match in _FIELD.finditer(spec):
+                if match.start() > at:
+                    parts.append(spec[at : match.start()])
+                parts.append((_field_getter(match.group(1)), match.group(1), match.group(2)))
+                at = match.end()
+            if at < len(spec):
+                parts.append(spec[at:])
+            self._targets.append((target, spec, parts))
+
+    def __call__(
+        self, person: Person | None, csv: Mapping[str, str] | None
+    ) -> tuple[dict[str, str], str | None]:
+        values: dict[str, str] = {}
+        for target, spec, parts in self._targets:
+            pieces: list[str] = []
+            missing: str | None = None
+            for part in parts:
+                if part.__class__ is str:
+                    pieces.append(part)
+                    continue
+                getter, field, fallback = part
+                value = getter(person, csv)
+                if value is None:
+                    if fallback is not None:
+                        pieces.append(fallback)
+                    elif missing is None:
+                        missing = field
+                else:
+                    pieces.append(value)
+            text = "".join(pieces).strip()
+            if missing is None and not text:
+                missing = spec
+            if missing is not None:
+                return {}, (
+                    f"missing value for {target} ({{{missing}}} is empty and has no fallback)"
+                )
+            values[target] = text
+        return values, None
+
+
+class WireTemplate:
+    """A template's per-recipient output for given values: the `template` object of the
+    Graph request as JSON (`build_components` inside it) and the body text as the person
+    reads it (for the conversation and search; the template's name when it has no body
+    text). The JSON
+    is serialised once per set of value names with markers, and each recipient's values
+    are spliced in, JSON-encoded exactly as `json.dumps` encodes them in place."""
+
+    def __init__(
+        self, name: str, language: str, components: list[dict[str, Any]], named: bool
+    ) -> None:
+        self._name = name
+        self._language = language
+        self._components = components
+        self._named = named
+        self._wire: dict[tuple[str, ...], list[Any] | None] = {}
+        self._body: list[Any] | None = None
+        for component in components or []:
+            if str(component.get("type", "")).upper() == "BODY":
+                body = component.get("text") or ""
+                parts: list[Any] = []
+                at = 0
+                for match in _PARAM.finditer(body):
+                    if match.start() > at:
+                        parts.append(body[at : match.start()])
+                    parts.append((f"body.{match.group(1)}", match.group(0)))
+                    at = match.end()
+                if at < len(body):
+                    parts.append(body[at:])
+                self._body = parts
+                break
+
+    def _object(self, values: Mapping[str, str]) -> dict[str, Any]:
+        wire: dict[str, Any] = {"name": self._name, "language": {"code": self._language}}
+        built = build_components(self._components, self._named, values)
+        if built:
+            wire["components"] = built
+        return wire
+
+    def _compile(self, values: Mapping[str, str]) -> list[Any] | None:
+        """The JSON cut at each value: literal pieces and (value name,). None when
+        splicing these values does not give exactly what serialising them gives (a
+        marker met elsewhere in the template): then each recipient is serialised."""
+        markers = {key: f"\x1fpuente-value-{i}\x1f" for i, key in enumerate(values)}
+        text = json.dumps(self._object(markers))
+        encoded = {json.dumps(marker): key for key, marker in markers.items()}
+        parts: list[Any] = []
+        at = 0
+        if encoded:
+            for match in re.finditer("|".join(map(re.escape, encoded)), text):
+                parts.append(text[at : match.start()])
+                parts.append((encoded[match.group(0)],))
+                at = match.end()
+        parts.append(text[at:])
+        if self._splice(parts, values) != json.dumps(self._object(values)):
+            return None
+        return parts
+
+    @staticmethod
+    def _splice(parts: list[Any], values: Mapping[str, str]) -> str:
+        dumps = json.dumps
+        return "".join(p if p.__class__ is str else dumps(values[p[0]]) for p in parts)
+
+    def json(self, values: Mapping[str, str]) -> str:
+        keys = tuple(values)
+        if keys not in self._wire:
+            self._wire[keys] = self._compile(values)
+        parts = self._wire[keys]
+        if parts is None:
+            return json.dumps(self._object(values))
+        return self._splice(parts, values)
+
+    def text(self, values: Mapping[str, str]) -> str:
+        if self._body is None:
+            return self._name
+        text = "".join(p if p.__class__ is str else values.get(p[0], p[1]) for p in self._body)
+        return text or self._name

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+from puente.db.base import Base, BigIntPK, IdMixin, JSONType, TimestampMixin, utcnow
 
 
 class OutboxState(enum.StrEnum):
@@ -30,12 +30,15 @@ class OutboxItem(IdMixin, TimestampMixin, Base):
         Index("ix_outbox_conversation", "conversation_id", "state", "id"),
     )
 
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
-    channel_id: Mapped[int] = mapped_column(ForeignKey("channels.id", ondelete="CASCADE"))
+    # The message's workspace, number and conversation, copied for the lanes' indexes. No
+    # foreign keys of their own: the message's imply them, and deleting any of the three
+    # deletes the message and with it this row (docs/decisions/0006).
+    workspace_id: Mapped[int] = mapped_column(BigIntPK)
+    channel_id: Mapped[int] = mapped_column(BigIntPK)
     message_id: Mapped[int] = mapped_column(
         ForeignKey("messages.id", ondelete="CASCADE"), unique=True
     )
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
+    conversation_id: Mapped[int] = mapped_column(BigIntPK)
     # Lower goes first: agents' replies (0) overtake broadcasts (10).
     priority: Mapped[int] = mapped_column(default=0)
     state: Mapped[str] = mapped_column(String(16), default=OutboxState.QUEUED.value)
@@ -157,7 +160,8 @@ class BroadcastRecipient(IdMixin, Base):
         Index("ix_broadcast_recipients_contact", "contact_id", "replied_at"),
     )
 
-    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The broadcast's workspace; its foreign key is the broadcast's (docs/decisions/0006).
+    workspace_id: Mapped[int] = mapped_column(BigIntPK)
     broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
     # Null for a contact id that does not exist in the workspace (skipped, with the reason).
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id", ondelete="SET NULL"))

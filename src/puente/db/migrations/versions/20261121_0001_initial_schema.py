@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 19:51:54.871176
+Create Date: 2026-11-21 22:33:54.195675
 """
 
 from collections.abc import Sequence
@@ -1029,12 +1029,6 @@ def upgrade() -> None:
             name=op.f("fk_conversations_team_id_teams"),
             ondelete="SET NULL",
         ),
-        sa.ForeignKeyConstraint(
-            ["workspace_id"],
-            ["workspaces.id"],
-            name=op.f("fk_conversations_workspace_id_workspaces"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_conversations")),
         sa.UniqueConstraint(
             "channel_id", "contact_id", name=op.f("uq_conversations_channel_id_contact_id")
@@ -1312,18 +1306,6 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["channel_id"],
-            ["channels.id"],
-            name=op.f("fk_messages_channel_id_channels"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["contact_id"],
-            ["contacts.id"],
-            name=op.f("fk_messages_contact_id_contacts"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
             ["conversation_id"],
             ["conversations.id"],
             name=op.f("fk_messages_conversation_id_conversations"),
@@ -1334,12 +1316,6 @@ def upgrade() -> None:
             ["users.id"],
             name=op.f("fk_messages_sender_user_id_users"),
             ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["workspace_id"],
-            ["workspaces.id"],
-            name=op.f("fk_messages_workspace_id_workspaces"),
-            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint("wamid", name=op.f("uq_messages_wamid")),
@@ -1457,12 +1433,6 @@ def upgrade() -> None:
             ["messages.id"],
             name=op.f("fk_broadcast_recipients_message_id_messages"),
             ondelete="SET NULL",
-        ),
-        sa.ForeignKeyConstraint(
-            ["workspace_id"],
-            ["workspaces.id"],
-            name=op.f("fk_broadcast_recipients_workspace_id_workspaces"),
-            ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcast_recipients")),
         sa.UniqueConstraint("message_id", name=op.f("uq_broadcast_recipients_message_id")),
@@ -1697,27 +1667,9 @@ def upgrade() -> None:
             ondelete="SET NULL",
         ),
         sa.ForeignKeyConstraint(
-            ["channel_id"],
-            ["channels.id"],
-            name=op.f("fk_outbox_channel_id_channels"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["conversation_id"],
-            ["conversations.id"],
-            name=op.f("fk_outbox_conversation_id_conversations"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
             ["message_id"],
             ["messages.id"],
             name=op.f("fk_outbox_message_id_messages"),
-            ondelete="CASCADE",
-        ),
-        sa.ForeignKeyConstraint(
-            ["workspace_id"],
-            ["workspaces.id"],
-            name=op.f("fk_outbox_workspace_id_workspaces"),
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),

@@ -21,9 +21,9 @@ from tests.outbound.conftest import (
     make_shop,
     message_row,
     set_channel,
-    wait_until,
 )
 from tests.outbound.fake_graph import FakeGraph
+from tests.waiting import wait_until
 
 
 def queue_text(runtime: Runtime, shop: Shop, body: str, conversation: int = 0, **kw: object) -> int:
@@ -71,6 +71,14 @@ def test_queued_message_is_sent_once_with_its_wamid(
     assert item.state == OutboxState.SENT.value
     assert item.attempts == 1
     assert item.sent_at is not None
+    if not runtime.db.is_postgres:
+        # Stored in the same text form as every other time, so SQLite compares and sorts
+        # them as times (a "+00:00" suffix would sort apart).
+        with runtime.db.engine.connect() as conn:
+            sent_at, created_at = conn.exec_driver_sql(
+                "SELECT sent_at, created_at FROM outbox WHERE id = ?", (item.id,)
+            ).one()
+        assert len(sent_at) == len(created_at) and "+" not in sent_at
     # Meta's exact request: the recipient, the quoted message and the outbox id to reconcile.
     assert body["messaging_product"] == "whatsapp"
     assert body["to"] == "+" + shop.wa_ids[0]

@@ -45,7 +45,7 @@ from puente.outbound.lanes import (
 from puente.outbound.service import register_worker
 from puente.runtime import BackgroundWorker, Runtime
 from puente.whatsapp.client import GraphClient
-from puente.whatsapp.errors import GraphError, PairRateLimited, RateLimited
+from puente.whatsapp.errors import GraphError, GraphTransportError, PairRateLimited, RateLimited
 
 log = logging.getLogger(__name__)
 
@@ -353,14 +353,22 @@ class Lane:
 
     async def _send(self, client: GraphClient, info: LaneInfo, item: Claimed, slot: float) -> None:
         try:
+            # Never before the slot: uvloop's timers count whole milliseconds and may
+            # wake a send up to 1 ms early.
             delay = slot - time.monotonic()
-            if delay > 0:
+            while delay > 0:
                 await asyncio.sleep(delay)
+                delay = slot - time.monotonic()
             mark = self.pacer.started(slot)  # as late as possible: Meta counts arrivals
+            heard = False
             try:
                 result = await client.send_message(info.phone_number_id, item.request_body())
+                heard = True
+            except GraphError as exc:
+                heard = not isinstance(exc, GraphTransportError)  # else no answer came
+                raise
             finally:
-                self.pacer.answered(mark)
+                self.pacer.answered(mark, heard=heard)
         except GraphError as exc:
             self._settle_error(item, exc)
         except Exception:
@@ -387,8 +395,21 @@ class Lane:
         self.settled.append(partial(record_retry, item_id=item.id, exc=exc, delay=plan.item_delay))
 
 
-def _order(item: Claimed) -> tuple[int, int]:
-    return (item.priority, item.id)
+def _order(item: Claimed) -> int:
+    # A stable sort on priority alone: within a priority, items keep the order they were
+    # claimed in (the claim's own order: due time, then id).
+    return item.priority
+
+
+def _event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where installed (uvicorn[standard] brings it): its loop,
+    timers and sockets are C, which takes about a tenth off a send's CPU at hundreds of
+    sends a second. Otherwise asyncio's own (None)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 def _max_in_flight(rate: int) -> int:
@@ -453,7 +474,8 @@ class OutboxWorker(BackgroundWorker):
             self.wake()
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:
+            runner.run(self._main())
 
     # -- database calls from the loop ---------------------------------------------------
 

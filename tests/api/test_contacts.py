@@ -170,6 +170,10 @@ def test_tags_add_replace_remove_and_filter(client: TestClient, tenant: Tenant) 
     empty = client.post(url, json={"tags": ["  "]}, headers=tenant.auth)
     assert empty.status_code == 422
     assert empty.json()["error"]["details"][0]["field"] == "tags"
+    control = client.post(url, json={"tags": ["a\tb"]}, headers=tenant.auth)
+    assert control.status_code == 422
+    assert "control characters" in control.json()["error"]["details"][0]["message"]
+    assert client.get(f"/contacts/{contact['id']}", headers=tenant.auth).json()["tags"] == []
 
 
 def test_read_only_token_cannot_write(client: TestClient, db: Database) -> None:

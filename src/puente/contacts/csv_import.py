@@ -178,7 +178,7 @@ def _read_row(
     tags = [t.strip() for t in _TAG_SPLIT.split(values.get(tags_col, ""))] if tags_col else []
     row.tags = list(dict.fromkeys(t for t in tags if t))
     row.fields = {h.strip()[:MAX_FIELD_KEY]: values[h] for h in field_cols if values.get(h)}
-    if any(len(t) > MAX_TAG_LENGTH for t in row.tags):
+    if any(len(t) > MAX_TAG_LENGTH or not t.isprintable() for t in row.tags):
         row.reject(Reason.BAD_TAG)
     elif (row.name and len(row.name) > MAX_NAME) or any(
         len(v) > MAX_FIELD_VALUE for v in row.fields.values()

@@ -314,6 +314,8 @@ def _clean_tags(names: Iterable[str]) -> list[str]:
         name = raw.strip()
         if not name or len(name) > MAX_TAG_LENGTH:
             raise _field_error("tags", f"each tag must be 1 to {MAX_TAG_LENGTH} characters")
+        if not name.isprintable():
+            raise _field_error("tags", "a tag cannot hold control characters (tabs, line breaks)")
         if name not in cleaned:
             cleaned.append(name)
     return cleaned

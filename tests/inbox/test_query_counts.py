@@ -15,10 +15,11 @@ from tests.inbox.conftest import NOW, Shop
 from tests.inbox.helpers import add_conversation, add_message
 from tests.webclient import WebClient
 
-# Signing in (the session with its user, workspace and membership in one; the teams)
-# plus the page's own queries (the filters' numbers and teams come in one).
-LIST_STATEMENTS = 6
-VIEW_STATEMENTS = 16
+# Signing in (the session with its user, workspace, membership and teams, in one) plus the
+# page's own queries (the filters' numbers, teams and members come in one; the view's
+# header brings the conversation with its contact, consent, tags and unread notification).
+LIST_STATEMENTS = 4
+VIEW_STATEMENTS = 8
 
 
 @contextmanager

@@ -79,17 +79,25 @@ def load_member_actor(session: Session, user: User, workspace_id: int) -> Actor 
 
 
 def member_actor(
-    session: Session, user: User, membership: Membership | None, workspace_id: int
+    session: Session,
+    user: User,
+    membership: Membership | None,
+    workspace_id: int,
+    team_ids: frozenset[int] | None = None,
 ) -> Actor | None:
-    """The actor for a user and their membership already loaded (None when inactive)."""
+    """The actor for a user and their membership already loaded (None when inactive);
+    their teams are read unless the caller loaded them too."""
     if not user.is_active or membership is None or not membership.is_active:
         return None
-    team_ids = session.scalars(
-        select(TeamMember.team_id).where(
-            TeamMember.workspace_id == workspace_id, TeamMember.user_id == user.id
+    if team_ids is None:
+        team_ids = frozenset(
+            session.scalars(
+                select(TeamMember.team_id).where(
+                    TeamMember.workspace_id == workspace_id, TeamMember.user_id == user.id
+                )
+            )
         )
-    ).all()
-    return Actor(workspace_id, user=user, membership=membership, team_ids=frozenset(team_ids))
+    return Actor(workspace_id, user=user, membership=membership, team_ids=team_ids)
 
 
 def token_actor(token: ApiToken) -> Actor:

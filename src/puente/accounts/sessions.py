@@ -4,12 +4,13 @@ request, revoked at logout, on password change and when a user is deactivated.""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
-from sqlalchemy import and_, delete, select, update
+from sqlalchemy import String, and_, cast, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from puente.accounts.credentials import random_token, sha256_hex
-from puente.accounts.models import Membership, User, WebSession, Workspace
+from puente.accounts.models import Membership, TeamMember, User, WebSession, Workspace
 from puente.db.base import utcnow
 
 SESSION_LIFETIME = dt.timedelta(days=14)
@@ -57,15 +58,32 @@ def load_session(session: Session, token: str | None) -> WebSession | None:
     return row if row is not None and _live(row) else None
 
 
-def load_session_member(
-    session: Session, token: str | None
-) -> tuple[WebSession, User | None, Workspace | None, Membership | None] | None:
-    """The live session for a cookie value with its user, workspace and membership, in
-    one statement (every page asks for all four)."""
+@dataclass(frozen=True)
+class SessionMember:
+    """A live web session with its user, workspace, membership and the user's teams there."""
+
+    session: WebSession
+    user: User | None
+    workspace: Workspace | None
+    membership: Membership | None
+    team_ids: frozenset[int]
+
+
+def load_session_member(session: Session, token: str | None) -> SessionMember | None:
+    """The live session for a cookie value with its user, workspace, membership and teams,
+    in one statement (every page asks for all of them)."""
     if not token or len(token) > 200:
         return None
+    teams = (
+        select(func.aggregate_strings(cast(TeamMember.team_id, String), ","))
+        .where(
+            TeamMember.workspace_id == WebSession.workspace_id,
+            TeamMember.user_id == WebSession.user_id,
+        )
+        .scalar_subquery()
+    )
     found = session.execute(
-        select(WebSession, User, Workspace, Membership)
+        select(WebSession, User, Workspace, Membership, teams)
         .outerjoin(User, User.id == WebSession.user_id)
         .outerjoin(Workspace, Workspace.id == WebSession.workspace_id)
         .outerjoin(
@@ -79,7 +97,9 @@ def load_session_member(
     ).first()
     if found is None or not _live(found[0]):
         return None
-    return found[0], found[1], found[2], found[3]
+    row, user, workspace, membership, team_ids = found
+    ids = frozenset(int(t) for t in team_ids.split(",")) if team_ids else frozenset[int]()
+    return SessionMember(row, user, workspace, membership, ids)
 
 
 def _live(row: WebSession) -> bool:

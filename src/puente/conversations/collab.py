@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -61,9 +61,9 @@ class Member:
     availability: str
 
 
-def workspace_members(session: Session, workspace_id: int) -> list[Member]:
-    """Active members of the workspace, by name (one query)."""
-    rows = session.execute(
+def members_query(workspace_id: int) -> Select[tuple[int, str, str, str]]:
+    """Active members of the workspace (id, name, email, availability), by name."""
+    return (
         select(User.id, User.name, User.email, User.availability)
         .join(Membership, Membership.user_id == User.id)
         .where(
@@ -72,8 +72,16 @@ def workspace_members(session: Session, workspace_id: int) -> list[Member]:
             User.is_active.is_(True),
         )
         .order_by(User.name, User.id)
-    ).all()
-    return [Member(r[0], r[1], r[2].split("@", 1)[0].lower(), r[3]) for r in rows]
+    )
+
+
+def member_of(user_id: int, name: str, email: str, availability: str) -> Member:
+    return Member(user_id, name, email.split("@", 1)[0].lower(), availability)
+
+
+def workspace_members(session: Session, workspace_id: int) -> list[Member]:
+    """Active members of the workspace, by name (one query)."""
+    return [member_of(*r) for r in session.execute(members_query(workspace_id)).tuples()]
 
 
 def _member(session: Session, workspace_id: int, user_id: int) -> User:

@@ -128,10 +128,14 @@ def resolve_member(
     token = request.cookies.get(SESSION_COOKIE)
     found = load_session_member(session, token)
     if found is not None and background is not None:
-        _touch_later(request, background, found[0])
-    if found is not None and found[0].stage == "full" and token:
-        row, user, workspace, membership = found
-        actor = member_actor(session, user, membership, row.workspace_id) if user else None
+        _touch_later(request, background, found.session)
+    if found is not None and found.session.stage == "full" and token:
+        row, user, workspace = found.session, found.user, found.workspace
+        actor = (
+            member_actor(session, user, found.membership, row.workspace_id, found.team_ids)
+            if user
+            else None
+        )
         if actor is not None and user is not None and workspace is not None:
             ctx = WebContext(actor, user, workspace, row, token)
     request.state.web = ctx

@@ -29,15 +29,17 @@ from sqlalchemy.orm import Session, aliased, defer
 from puente.accounts.gate import Actor, conversation_scope
 from puente.accounts.models import Team, User
 from puente.channels.models import Channel
-from puente.contacts.models import Contact
+from puente.contacts.models import Contact, ContactConsent, ContactTag, Tag
 from puente.conversations.models import (
     Conversation,
     ConversationEvent,
     Media,
     Message,
     Note,
+    Notification,
 )
 from puente.conversations.search import contact_search_ready
+from puente.errors import NotFound
 
 PAGE_SIZE = 50
 MESSAGES_SHOWN = 50
@@ -351,29 +353,78 @@ class TimelineItem:
 @dataclass
 class ConversationView:
     conversation: Conversation
-    contact: Contact
-    channel: Channel
-    assignee: User | None
-    team: Team | None
     items: list[TimelineItem]
     has_older: bool
 
 
-def load_header(
-    session: Session, conversation: Conversation
-) -> tuple[Contact, Channel, User | None, Team | None]:
-    """Contact, number, assignee and team of a conversation (one query)."""
+# Tag names travel as one string in the header's row; no tag name holds this character.
+_TAG_SEPARATOR = "\x1f"
+
+
+@dataclass
+class Header:
+    """What every screen of one conversation shows around its messages."""
+
+    conversation: Conversation
+    contact: Contact
+    channel: Channel
+    assignee: User | None
+    team: Team | None
+    consent: ContactConsent | None  # marketing
+    contact_tags: list[str]
+    unread_notification: bool  # the viewer has an unread notification about it
+
+
+def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
+    """The conversation if the actor may see it (404 otherwise, as the gate's
+    `access_conversation`), with its contact, number, assignee, team, the contact's
+    marketing consent and tags, and whether the viewer has an unread notification about
+    it: one statement, where these were six (each a round trip on PostgreSQL)."""
     assignee = aliased(User)
+    tags = (
+        select(func.aggregate_strings(Tag.name, _TAG_SEPARATOR))
+        .join(ContactTag, ContactTag.tag_id == Tag.id)
+        .where(ContactTag.contact_id == Conversation.contact_id)
+        .scalar_subquery()
+    )
+    unread = (
+        exists().where(
+            Notification.workspace_id == Conversation.workspace_id,
+            Notification.user_id == actor.user_id,
+            Notification.conversation_id == Conversation.id,
+            Notification.read_at.is_(None),
+        )
+        if actor.user_id is not None
+        else literal(False)
+    )
     row = session.execute(
-        select(Contact, Channel, assignee, Team)
-        .select_from(Conversation)
+        select(Conversation, Contact, Channel, assignee, Team, ContactConsent, tags, unread)
         .join(Channel, Channel.id == Conversation.channel_id)
         .join(Contact, Contact.id == Conversation.contact_id)
         .outerjoin(assignee, assignee.id == Conversation.assignee_id)
         .outerjoin(Team, Team.id == Conversation.team_id)
-        .where(Conversation.id == conversation.id)
-    ).one()
-    return row[0], row[1], row[2], row[3]
+        .outerjoin(
+            ContactConsent,
+            and_(
+                ContactConsent.contact_id == Conversation.contact_id,
+                ContactConsent.scope == "marketing",
+            ),
+        )
+        .where(Conversation.id == conversation_id, conversation_scope(actor))
+    ).first()
+    if row is None:
+        raise NotFound("no such conversation")
+    conversation, contact, channel, assigned, team, consent, tag_names, has_unread = row
+    return Header(
+        conversation,
+        contact,
+        channel,
+        assigned,
+        team,
+        consent,
+        contact_tags=sorted(tag_names.split(_TAG_SEPARATOR)) if tag_names else [],
+        unread_notification=bool(has_unread),
+    )
 
 
 # The webhook's own JSON and Meta's pricing are not shown in the conversation: not read
@@ -381,11 +432,22 @@ def load_header(
 _NOT_SHOWN = (defer(Message.raw, raiseload=True), defer(Message.pricing, raiseload=True))
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """What the query that read the messages brought along: media and sender names."""
+
+    media: dict[int, Media]
+    names: dict[int, str]
+
+
 def message_views(
-    session: Session, conversation: Conversation, messages: Sequence[Message]
+    session: Session,
+    conversation: Conversation,
+    messages: Sequence[Message],
+    loaded: Loaded | None = None,
 ) -> list[MessageView]:
     """Messages with their quoted message, reactions, media and sender names, in at most
-    four queries however many messages there are."""
+    four queries however many messages there are (one when `loaded` has media and names)."""
     if not messages:
         return []
     shown = [m for m in messages if m.type != "reaction"]
@@ -425,22 +487,26 @@ def message_views(
     for (target, _who), r in latest.items():
         if r.text:
             reactions_by_target.setdefault(target, []).append(r)
-    ids = [m.id for m in shown]
-    media = {
-        m.message_id: m
-        for m in session.scalars(select(Media).where(Media.message_id.in_(ids))).all()
-        if m.message_id is not None
-    }
-    sender_ids = {m.sender_user_id for m in shown if m.sender_user_id}
-    names = (
-        dict(
-            session.execute(select(User.id, User.name).where(User.id.in_(sender_ids)))
-            .tuples()
-            .all()
+    if loaded is not None:
+        media, names = loaded.media, loaded.names
+    else:
+        media = {
+            m.message_id: m
+            for m in session.scalars(
+                select(Media).where(Media.message_id.in_([m.id for m in shown])).order_by(Media.id)
+            )
+            if m.message_id is not None
+        }
+        sender_ids = {m.sender_user_id for m in shown if m.sender_user_id}
+        names = (
+            dict(
+                session.execute(select(User.id, User.name).where(User.id.in_(sender_ids)))
+                .tuples()
+                .all()
+            )
+            if sender_ids
+            else {}
         )
-        if sender_ids
-        else {}
-    )
     # Reactions whose target is not on this page still show, on their own.
     orphans = [r for r in reactions if r.reply_to_wamid not in by_wamid and r.text]
     views = [
@@ -460,23 +526,36 @@ def message_views(
 def load_conversation_view(
     session: Session, conversation: Conversation, *, before: dt.datetime | None = None
 ) -> ConversationView:
-    contact, channel, assignee, team = load_header(session, conversation)
     query = select(Message).where(
         Message.conversation_id == conversation.id,
         Message.workspace_id == conversation.workspace_id,
     )
     if before is not None:
         query = query.where(Message.timestamp < before)
-    newest = list(
-        session.scalars(
-            query.options(*_NOT_SHOWN)
-            .order_by(Message.timestamp.desc(), Message.id.desc())
-            .limit(MESSAGES_SHOWN + 1)
-        )
+    # Each message with its media (the newest if a message has several) and its sender's
+    # name, in the same statement.
+    newest_media = (
+        select(func.max(Media.id))
+        .where(Media.message_id == Message.id)
+        .correlate_except(Media)
+        .scalar_subquery()
     )
-    has_older = len(newest) > MESSAGES_SHOWN
-    newest = newest[:MESSAGES_SHOWN]
-    views = message_views(session, conversation, newest)
+    rows = session.execute(
+        query.add_columns(Media, User.name)
+        .outerjoin(Media, Media.id == newest_media)
+        .outerjoin(User, User.id == Message.sender_user_id)
+        .options(*_NOT_SHOWN)
+        .order_by(Message.timestamp.desc(), Message.id.desc())
+        .limit(MESSAGES_SHOWN + 1)
+    ).all()
+    has_older = len(rows) > MESSAGES_SHOWN
+    rows = rows[:MESSAGES_SHOWN]
+    newest = [row[0] for row in rows]
+    loaded = Loaded(
+        media={row[0].id: row[1] for row in rows if row[1] is not None},
+        names={row[0].sender_user_id: row[2] for row in rows if row[0].sender_user_id},
+    )
+    views = message_views(session, conversation, newest, loaded)
     # Notes and timeline events from the oldest message shown onwards.
     since = newest[-1].timestamp if (newest and has_older) else None
     notes_q = (
@@ -508,4 +587,4 @@ def load_conversation_view(
     ).tuples():
         items.append(TimelineItem(event.created_at, "event", event=event, author_name=name))
     items.sort(key=lambda i: i.at)
-    return ConversationView(conversation, contact, channel, assignee, team, items, has_older)
+    return ConversationView(conversation, items, has_older)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from puente.config import Settings
 from puente.contacts.models import Contact
 from puente.conversations.collab import publish_conversation
-from puente.conversations.models import Conversation, Notification
+from puente.conversations.models import Conversation, Message, Notification
 from puente.db.session import Database
 from puente.outbound.templates import do_sync_workspace
 from puente.runtime import Runtime
@@ -31,6 +31,7 @@ from puente.sandbox.seed import DEMO_NUMBER
 from tests.conftest import LiveServer
 from tests.e2e.world import add_demo_number, sandbox_control, start_sandbox_and_puente
 from tests.factories import PASSWORD, make_user, make_workspace
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -210,4 +211,58 @@ def test_the_inbox_walk(live: Live, db: Database, browser: Any) -> None:
     small.close()
 
     assert not [e for e in errors if "Content Security Policy" in e], errors
+    context.close()
+
+
+def _messages_from_lucia(db: Database) -> int:
+    with db.read() as session:
+        return len(
+            session.scalars(
+                select(Message)
+                .join(Contact, Contact.id == Message.contact_id)
+                .where(Contact.wa_id == LUCIA, Message.direction == "inbound")
+            ).all()
+        )
+
+
+def test_what_arrives_before_the_stream_listens_still_shows(
+    live: Live, db: Database, browser: Any
+) -> None:
+    """A page is drawn, then its event stream connects: a message stored in between (or
+    while the stream is down) must still reach the list and the open conversation."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 800})
+    context.set_default_timeout(60_000)
+    agent = context.new_page()
+    agent.goto(live.puente.url + "/inbox")
+    agent.fill("input[name=email]", live.owner_email)
+    agent.fill("input[name=password]", PASSWORD)
+    agent.click("button[type=submit]")
+    agent.wait_for_url("**/inbox")
+
+    def customer_writes(text: str, count: int) -> None:
+        res = live.control.post(
+            f"/numbers/{DEMO_NUMBER}/inbound", json={"from": LUCIA, "name": "Lucía", "text": text}
+        )
+        assert res.status_code == 201, res.text
+        wait_until(lambda: _messages_from_lucia(db) == count, seconds=60, what=f"'{text}' stored")
+
+    customer_writes("Hola, una pregunta", 1)
+    agent.goto(live.puente.url + f"/inbox/c/{_conversation(db).id}")
+    agent.wait_for_selector("#inbox[data-live='1']")
+
+    # The page is drawn while its stream cannot connect; the customer writes meanwhile.
+    agent.route("**/inbox/events", lambda route: route.abort())
+    agent.reload()
+    agent.locator("[data-testid=message].inbound", has_text="una pregunta").wait_for()
+    customer_writes("¿Siguen abiertos hoy?", 2)
+    late = agent.locator("[data-testid=message].inbound", has_text="Siguen abiertos")
+    assert late.count() == 0  # nothing told this page yet
+    assert agent.get_attribute("#inbox", "data-live") != "1"
+
+    # The stream connects: the message and the list's snippet catch up without a reload.
+    agent.unroute("**/inbox/events")
+    agent.wait_for_selector("#inbox[data-live='1']")
+    late.wait_for()
+    assert late.count() == 1
+    agent.locator("[data-testid=conversation-row]", has_text="Siguen abiertos").wait_for()
     context.close()

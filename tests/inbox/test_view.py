@@ -8,6 +8,9 @@ import re
 from pathlib import Path
 
 from puente.config import Settings
+from puente.contacts.consent import do_record_consent
+from puente.contacts.models import Contact
+from puente.contacts.service import do_add_tags
 from puente.conversations.models import Media
 from puente.db.session import Database
 from tests.factories import make_workspace
@@ -310,4 +313,49 @@ def test_other_workspaces_conversations_are_not_found(
         cid, mid = c.id, m.id
     assert owner_web.get(f"/inbox/c/{cid}").status_code == 404
     assert owner_web.get(f"/inbox/c/{cid}/m/{mid}").status_code == 404
+    assert owner_web.get(f"/inbox/c/{cid}/recent").status_code == 404
     assert "Ajena" not in owner_web.get("/inbox").text
+
+
+def test_the_newest_items_for_a_tab_catching_up(
+    owner_web: WebClient, shop: Shop, db: Database
+) -> None:
+    """What a tab fetches when its stream (re)connects: the newest page of the timeline,
+    each item under the id the page already uses, oldest first."""
+    with db.unit_of_work() as s:
+        c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW)
+        first = add_message(s, c, at=T, text="primero").id
+        second = add_message(s, c, at=T + dt.timedelta(seconds=5), text="segundo").id
+        cid = c.id
+    res = owner_web.get(f"/inbox/c/{cid}/recent")
+    assert res.status_code == 200
+    ids = re.findall(r'<article id="(m-\d+)"', res.text)
+    assert ids == [f"m-{first}", f"m-{second}"]
+    assert "segundo" in _message_html(res.text, second)
+    assert "<html" not in res.text  # a fragment, not a page
+
+
+def test_the_side_panel_shows_consent_tags_and_agents_names(
+    owner_web: WebClient, shop: Shop, db: Database
+) -> None:
+    """The conversation's header, consent, tags and the agents' names come from the same
+    statements as the messages: each must still reach the page."""
+    with db.unit_of_work() as s:
+        c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW)
+        contact = s.get(Contact, c.contact_id)
+        assert contact is not None
+        do_add_tags(s, contact, ["vip", "b2b"])
+        do_record_consent(s, contact=contact, kind="opt_in", source="agent")
+        add_message(s, c, at=T, text="hola", direction="outbound", source="agent",
+                    status="read", sender_user_id=shop.owner_id)  # fmt: skip
+        bare = add_conversation(s, shop.workspace_id, shop.channel_id, "Beto", at=NOW)
+        cid, bare_id = c.id, bare.id
+    page = owner_web.get(f"/inbox/c/{cid}").text
+    assert re.search(r'data-testid="consent">Opted in', page)
+    tags = page[page.index('data-testid="contact-tags"') :]
+    chips = re.findall(r'<span class="label-chip">([^<]+)</span>', tags[: tags.index("</dd>")])
+    assert chips == ["b2b", "vip"]
+    assert '<p class="msg-source">Olga Dueña</p>' in page
+    other = owner_web.get(f"/inbox/c/{bare_id}").text
+    assert 'data-testid="consent"' not in other
+    assert 'data-testid="contact-tags"' not in other

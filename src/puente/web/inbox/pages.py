@@ -8,16 +8,14 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from sqlalchemy import literal, literal_column, select, union_all
+from sqlalchemy import String, cast, literal, literal_column, null, select, union_all
 from sqlalchemy.orm import Session
 
-from puente.accounts.gate import access_conversation, conversation_scope
+from puente.accounts.gate import access_conversation, conversation_scope, load_member_actor
 from puente.accounts.models import Team, User
 from puente.channels.models import Channel
-from puente.contacts.models import ContactConsent
-from puente.contacts.service import tags_of
 from puente.conversations import collab
 from puente.conversations.models import (
     Conversation,
@@ -25,7 +23,6 @@ from puente.conversations.models import (
     Media,
     Message,
     Note,
-    Notification,
 )
 from puente.db.base import utcnow
 from puente.errors import NotFound
@@ -73,22 +70,29 @@ def _list_context(session: Session, me: WebContext, f: q.InboxFilter) -> dict[st
 
 
 def _options(session: Session, me: WebContext) -> dict[str, Any]:
-    """The filters' numbers and teams (ids and names, in one statement) and members."""
+    """The filters' numbers and teams and the workspace's members (for assigning and
+    @mentions), in one statement."""
     ws = me.workspace.id
+    none = cast(null(), String)
     rows = session.execute(
         union_all(
-            select(literal("channel").label("kind"), Channel.id, Channel.name).where(
+            select(literal("channel").label("kind"), Channel.id, Channel.name, none, none).where(
                 Channel.workspace_id == ws
             ),
-            select(literal("team").label("kind"), Team.id, Team.name).where(
+            select(literal("team").label("kind"), Team.id, Team.name, none, none).where(
                 Team.workspace_id == ws
             ),
-        ).order_by(literal_column("kind"), literal_column("name"))
+            collab.members_query(ws)
+            .with_only_columns(
+                literal("member").label("kind"), User.id, User.name, User.email, User.availability
+            )
+            .order_by(None),
+        ).order_by(literal_column("kind"), literal_column("name"), literal_column("id"))
     ).all()
     return {
         "channels": [r for r in rows if r.kind == "channel"],
         "teams": [r for r in rows if r.kind == "team"],
-        "members": collab.workspace_members(session, ws),
+        "members": [collab.member_of(*r[1:]) for r in rows if r.kind == "member"],
     }
 
 
@@ -129,15 +133,9 @@ def _templates_for(session: Session, me: WebContext, channel: Channel) -> list[M
 ATTACHMENT_LIMITS = json.dumps(limits_for_browser(), separators=(",", ":"))
 
 
-def conversation_context(
-    session: Session, me: WebContext, conversation: Conversation, view: q.ConversationView | None
-) -> dict[str, Any]:
+def conversation_context(session: Session, me: WebContext, header: q.Header) -> dict[str, Any]:
     """What the header, the side panel and the composer show."""
-    contact, channel, assignee, team = (
-        (view.contact, view.channel, view.assignee, view.team)
-        if view is not None
-        else q.load_header(session, conversation)
-    )
+    conversation, contact, channel = header.conversation, header.contact, header.channel
     now = utcnow()
     window = r.window_of(conversation, now)
     others = session.execute(
@@ -151,20 +149,15 @@ def conversation_context(
         .order_by(Conversation.last_activity_at.desc().nulls_last())
         .limit(10)
     ).all()
-    consent = session.scalar(
-        select(ContactConsent).where(
-            ContactConsent.contact_id == contact.id, ContactConsent.scope == "marketing"
-        )
-    )
     return {
         "others": others,
-        "consent": consent,
-        "contact_tags": tags_of(session, [contact.id])[contact.id],
+        "consent": header.consent,
+        "contact_tags": header.contact_tags,
         "c": conversation,
         "contact": contact,
         "channel": channel,
-        "assignee": assignee,
-        "team": team,
+        "assignee": header.assignee,
+        "team": header.team,
         "window": window,
         "templates": []
         if window_is_open(conversation, now)
@@ -182,6 +175,7 @@ def conversation_page(
     request: Request,
     gate_session: DbDep,
     runtime: RuntimeDep,
+    background: BackgroundTasks,
     me: Viewer,
     conversation_id: int,
     before: Annotated[dt.datetime | None, Query()] = None,
@@ -189,7 +183,8 @@ def conversation_page(
     if before is not None and before.tzinfo is None:
         before = before.replace(tzinfo=dt.UTC)
     with reading(request, gate_session) as session:
-        conversation = access_conversation(session, me.actor, conversation_id)
+        header = q.load_header(session, me.actor, conversation_id)
+        conversation = header.conversation
         view = q.load_conversation_view(session, conversation, before=before)
         f = inbox_filter(request)
         # The list beside it loads separately (inbox.js): opening a conversation costs
@@ -198,36 +193,29 @@ def conversation_page(
             "f": f,
             "lazy_list": True,
             **_options(session, me),
-            **conversation_context(session, me, conversation, view),
+            **conversation_context(session, me, header),
             "view": view,
             "current_id": conversation.id,
         }
         response = page(request, "inbox/inbox.html", context)
-        if before is None:
-            mark_opened(runtime, session, me, conversation)
+    if before is None and (conversation.unread_count or header.unread_notification):
+        # Opening a conversation reads it: its unread count and the viewer's notifications
+        # about it are cleared in their own transaction once the page has left, so the
+        # page never waits for a write (the list hears of it live).
+        background.add_task(_mark_opened, runtime, me.user.id, me.workspace.id, conversation.id)
     return response
 
 
-def _unread_notification(session: Session, me: WebContext, conversation_id: int) -> bool:
-    first = session.scalar(
-        select(Notification.id).where(
-            Notification.workspace_id == me.actor.workspace_id,
-            Notification.user_id == me.actor.user_id,
-            Notification.conversation_id == conversation_id,
-            Notification.read_at.is_(None),
-        )
-    )
-    return first is not None
-
-
-def mark_opened(runtime: Runtime, session: Session, me: WebContext, c: Conversation) -> None:
-    """Opening a conversation reads it: two short writes once the page is rendered, in
-    their own transaction (the page itself only reads), and none when nothing is unread."""
-    if not c.unread_count and not _unread_notification(session, me, c.id):
-        return
+def _mark_opened(runtime: Runtime, user_id: int, workspace_id: int, conversation_id: int) -> None:
+    # The request's objects are gone with its session: the writer loads its own.
     with runtime.db.unit_of_work() as writer:
-        collab.do_mark_read(writer, c)
-        collab.do_read_notifications(writer, me.actor, c.id)
+        conversation = writer.get(Conversation, conversation_id)
+        user = writer.get(User, user_id)
+        actor = load_member_actor(writer, user, workspace_id) if user is not None else None
+        if conversation is None or actor is None:
+            return
+        collab.do_mark_read(writer, conversation)
+        collab.do_read_notifications(writer, actor, conversation_id)
 
 
 @router.get("/inbox/c/{conversation_id}/panel", response_class=HTMLResponse)
@@ -235,8 +223,8 @@ def conversation_panel(
     request: Request, gate_session: DbDep, me: Viewer, conversation_id: int
 ) -> Response:
     with reading(request, gate_session) as session:
-        conversation = access_conversation(session, me.actor, conversation_id)
-        context = {**_options(session, me), **conversation_context(session, me, conversation, None)}
+        header = q.load_header(session, me.actor, conversation_id)
+        context = {**_options(session, me), **conversation_context(session, me, header)}
         return page(request, "inbox/_panel.html", context)
 
 
@@ -245,10 +233,21 @@ def conversation_composer(
     request: Request, gate_session: DbDep, me: Viewer, conversation_id: int
 ) -> Response:
     with reading(request, gate_session) as session:
+        header = q.load_header(session, me.actor, conversation_id)
+        return page(request, "inbox/_composer.html", conversation_context(session, me, header))
+
+
+@router.get("/inbox/c/{conversation_id}/recent", response_class=HTMLResponse)
+def recent_items(
+    request: Request, gate_session: DbDep, me: Viewer, conversation_id: int
+) -> Response:
+    """The newest page of the timeline, for a tab whose event stream has just (re)opened:
+    what happened between the page being drawn and the stream listening, or while it was
+    down, is placed without reloading the page."""
+    with reading(request, gate_session) as session:
         conversation = access_conversation(session, me.actor, conversation_id)
-        return page(
-            request, "inbox/_composer.html", conversation_context(session, me, conversation, None)
-        )
+        view = q.load_conversation_view(session, conversation)
+        return page(request, "inbox/_recent.html", {"view": view, "c": conversation})
 
 
 @router.get("/inbox/c/{conversation_id}/m/{message_id}", response_class=HTMLResponse)

@@ -115,6 +115,40 @@
       .then(function (html) { if (html) placeItem(fragment(html)); });
   }
 
+  // The newest items of the open conversation, placed where they belong: anything that
+  // happened before the stream was listening (or while it was down) shows without a reload.
+  function catchUpTimeline() {
+    var tl = timeline();
+    // A page of older messages is left as it is: the newest do not belong there.
+    if (!tl || !conversationId || /[?&]before=/.test(window.location.search)) return;
+    get("/inbox/c/" + conversationId + "/recent")
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html === null) return;
+        var items = fragment(html);
+        if (!items) return;
+        var fresh = Array.prototype.slice.call(items.children);
+        var nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 120;
+        var added = false;
+        fresh.forEach(function (el, i) {
+          if (!el.id) return;
+          var existing = document.getElementById(el.id);
+          if (existing) {
+            if (existing.outerHTML !== el.outerHTML) existing.replaceWith(el);
+            return;
+          }
+          // Before the first later item already shown, else at the end.
+          var after = null;
+          for (var j = i + 1; j < fresh.length && !after; j++) {
+            if (fresh[j].id) after = document.getElementById(fresh[j].id);
+          }
+          if (after && after.parentNode === tl) tl.insertBefore(el, after); else tl.appendChild(el);
+          added = true;
+        });
+        if (added && nearBottom) scrollDown();
+      });
+  }
+
   function refreshPanel() {
     var panel = document.getElementById("conv-panel");
     if (!panel || !conversationId) return;
@@ -179,7 +213,9 @@
       if (here && kind === "message.created" && data.direction === "inbound") refreshComposer(false);
     } else if (kind === "conversation.updated") {
       refreshList();
-      if (here) {
+      // Being read changes only the list's marker: the side panel is left alone, so a
+      // choice the agent is making there (an assignee, a label) is not thrown away.
+      if (here && data.change !== "read") {
         refreshPanel();
         if (data.event_id) loadEvent(data.event_id);
         if (data.change === "status") refreshComposer(false);
@@ -199,8 +235,11 @@
     var opened = false;
     source.onopen = function () {
       root.setAttribute("data-live", "1");
-      // Catch up on anything that happened while the stream was down.
-      if (opened) { refreshList(); refreshPanel(); }
+      // Catch up on anything that happened before the stream listened: between the page
+      // being drawn and this first opening, or while it was down.
+      refreshList();
+      catchUpTimeline();
+      if (opened) refreshPanel();
       opened = true;
       document.dispatchEvent(new CustomEvent("puente:live"));
     };

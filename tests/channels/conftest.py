@@ -3,7 +3,6 @@ Graph base URL is the sandbox, and the sandbox's webhooks go to Puente's endpoin
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,19 +20,10 @@ from puente.sandbox.engine import Sandbox
 from puente.sandbox.seed import DEMO_NUMBER, DEMO_PHONE, DEMO_WABA
 from tests.conftest import APP_SECRET, VERIFY_TOKEN, LiveServer
 from tests.factories import make_token, make_workspace
+from tests.waiting import wait_until
 
 SANDBOX_TOKEN = "coex-sandbox-token"
 NUMBER, PHONE, WABA = DEMO_NUMBER, DEMO_PHONE, DEMO_WABA
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @dataclass

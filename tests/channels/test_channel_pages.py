@@ -14,7 +14,8 @@ from puente.accounts.models import Role, Workspace
 from puente.accounts.service import do_create_user
 from puente.channels.models import Channel
 from puente.conversations.models import Message
-from tests.channels.conftest import NUMBER, PHONE, Coex, wait_until
+from tests.channels.conftest import NUMBER, PHONE, Coex
+from tests.waiting import wait_until
 from tests.webclient import WebClient
 
 PASSWORD = "correct horse battery staple"

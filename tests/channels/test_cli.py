@@ -14,8 +14,9 @@ from puente.accounts.models import Workspace
 from puente.channels.models import Onboarding
 from puente.cli import app
 from puente.config import Settings, get_settings
-from tests.channels.conftest import PHONE, Coex, wait_until
+from tests.channels.conftest import PHONE, Coex
 from tests.conftest import APP_SECRET
+from tests.waiting import wait_until
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 
 from puente.conversations.models import Message
 from puente.demo import DemoOptions, Traffic
-from tests.channels.conftest import Coex, wait_until
+from tests.channels.conftest import Coex
+from tests.waiting import wait_until
 
 
 def inbound_count(coex: Coex) -> int:

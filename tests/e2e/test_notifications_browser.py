@@ -7,7 +7,6 @@ in the agent list and the assignee picker without reloading."""
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from tests.factories import (
     make_user,
     make_workspace,
 )
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -101,14 +101,6 @@ def _sign_in(
     return context, page
 
 
-def _wait_until(predicate: Any, timeout: float = 60.0) -> None:
-    # Polled from here: the page's CSP (rightly) refuses Playwright's eval-based waiting.
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def _unread(db: Database) -> int:
     with db.read() as session:
         return len(
@@ -141,7 +133,8 @@ def test_two_agents_see_notifications_and_presence_live(
     _customer_writes(team, "Hola, ¿tienen envío a Medellín?")
     ana.locator("[data-testid=notif-count]:visible", has_text="1").wait_for()
     _customer_writes(team, "Es para mañana")
-    _wait_until(lambda: len(ana.evaluate("window.__shown")) >= 2)
+    # Polled from here: the page's CSP (rightly) refuses Playwright's eval-based waiting.
+    wait_until(lambda: len(ana.evaluate("window.__shown")) >= 2, seconds=60, what="two notices")
     assert badge.inner_text() == "1"
     shown = ana.evaluate("window.__shown")
     assert shown[-1] == {"title": "New message", "body": "Es para mañana"}
@@ -180,7 +173,7 @@ def test_two_agents_see_notifications_and_presence_live(
     shown_before = len(ana.evaluate("window.__shown"))
     _customer_writes(team, "¿Me confirmas la hora?")
     ana.locator("[data-testid=message].inbound", has_text="¿Me confirmas la hora?").wait_for()
-    _wait_until(lambda: _unread(db) == 0)
+    wait_until(lambda: _unread(db) == 0, seconds=60, what="notifications read")
     assert badge.is_hidden()
     assert len(ana.evaluate("window.__shown")) == shown_before
 

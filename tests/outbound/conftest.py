@@ -4,7 +4,6 @@ with customers whose service window is open, and a running outbox worker."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -102,19 +101,6 @@ def start_worker(runtime: Runtime) -> Iterator[Callable[..., OutboxWorker]]:
     for worker in started:
         worker.stop()
         worker.join()
-
-
-def wait_until(check: Callable[[], Any], *, seconds: float = 20.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy; fail after `seconds` (a deadline for
-    a hung test, not a timing assertion)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def message_row(db: Database, message_id: int) -> Message:

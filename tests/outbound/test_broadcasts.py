@@ -30,7 +30,8 @@ from puente.sandbox.app import create_sandbox_app
 from puente.sandbox.config import SandboxConfig
 from puente.sandbox.seed import DEMO_NUMBER, DEMO_WABA
 from tests.factories import make_token, make_workspace
-from tests.outbound.conftest import FAST_RETRIES, wait_until
+from tests.outbound.conftest import FAST_RETRIES
+from tests.waiting import wait_until
 
 
 @dataclass

@@ -25,9 +25,10 @@ from puente.runtime import Runtime
 from puente.whatsapp.signature import compute_signature
 from tests.conftest import APP_SECRET, LiveServer
 from tests.factories import make_token
-from tests.outbound.conftest import Shop, item_of, message_row, wait_until
+from tests.outbound.conftest import Shop, item_of, message_row
 from tests.outbound.fake_graph import FakeGraph
 from tests.outbound.test_outbox import queue_text
+from tests.waiting import wait_until
 
 
 def status_webhook(runtime: Runtime, shop: Shop, wamid: str, status: str, callback: str) -> bytes:

@@ -18,7 +18,8 @@ from puente.sandbox.app import create_sandbox_app
 from puente.sandbox.config import SandboxConfig
 from puente.sandbox.seed import DEMO_NUMBER, DEMO_WABA
 from tests.factories import make_workspace
-from tests.outbound.conftest import FAST_RETRIES, item_of, message_row, wait_until
+from tests.outbound.conftest import FAST_RETRIES, item_of, message_row
+from tests.waiting import wait_until
 
 
 def test_template_sent_through_the_sandbox(

@@ -52,6 +52,17 @@ def _missing(target: str, field: str) -> tuple[dict[str, str], str]:
         (  # a contact Puente does not know: only fallbacks and CSV cells
             {"body.1": "{name|amigo} de {csv.ciudad}"}, None, CSV, ({"body.1": "amigo de Lima"}, None),
         ),
+        (  # names from spreadsheet headers: accents and spaces; "ó" typed either way
+            {"body.1": "{custom.Dirección}", "body.2": "{csv.Ciudad de envío|?}",
+             "body.3": "{custom.Direccio\u0301n}"},
+            Person(5, "573001112233", "Rosa", {"Dirección": "Cra 7 # 12"}), {"ciudad de envío": "Cali"},
+            ({"body.1": "Cra 7 # 12", "body.2": "Cali", "body.3": "Cra 7 # 12"}, None),
+        ),
+        (  # braces that are not a field stay as written
+            {"body.1": "{} { name} precio {name}"}, LUCIA, None,
+            ({"body.1": "{} { name} precio Lucía Gómez"}, None),
+        ),
+        ({"body.1": "{custom.Teléfono fijo}"}, LUCIA, None, _missing("body.1", "custom.Teléfono fijo")),
         ({"body.1": "{name}", "body.2": "{phone}"}, None, None, _missing("body.1", "name")),
         ({"body.1": "fijo", "body.2": "{phone}"}, Person(3, None, "", {}), None, _missing("body.2", "phone")),
     ],

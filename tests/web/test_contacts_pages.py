@@ -357,6 +357,25 @@ def test_csv_import_reports_every_row(app: FastAPI, shop: Shop, db: Database) ->
         assert sorted(vip) == sorted([carla.id, shop.lucia])
 
 
+def test_csv_import_keeps_accented_headers_in_one_unicode_form(
+    app: FastAPI, shop: Shop, db: Database
+) -> None:
+    """A spreadsheet saved on a Mac writes "ó" as "o" plus a combining accent: the field
+    is stored as "Dirección" typed on a keyboard, so `{custom.Dirección}` finds it."""
+    web = as_(app, "agent@example.com")
+    csv_text = (
+        "telefono,nombre, Direccio\u0301n de envi\u0301o \n+57 300 111 2233,Rosa,Cra 7 # 12\n"
+    )
+    response = web.post(
+        "/contacts/import", files={"file": ("mac.csv", csv_text.encode(), "text/csv")}
+    )
+    assert response.status_code == 200, response.text
+    with db.read() as session:
+        rosa = session.scalar(select(Contact).where(Contact.name == "Rosa"))
+        assert rosa is not None
+        assert rosa.custom_fields == {"Dirección de envío": "Cra 7 # 12"}
+
+
 def test_csv_import_refuses_a_file_without_a_phone_column(app: FastAPI, shop: Shop) -> None:
     web = as_(app, "agent@example.com")
     response = web.post(

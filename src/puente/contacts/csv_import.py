@@ -9,6 +9,7 @@ import csv
 import enum
 import io
 import re
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,14 @@ from puente.outbound.audience import wa_id_variants as all_spellings
 TAG_COLUMNS = ("tags", "tag", "etiquetas", "etiqueta")
 MAX_ROWS = 100_000
 MAX_FIELD_KEY = 100
+
+
+def field_key(header: str) -> str:
+    """A custom field's key from its column header, in one Unicode form (NFC): a
+    broadcast's `{custom.Dirección}` typed in a browser then finds the spreadsheet's."""
+    return unicodedata.normalize("NFC", header.strip())[:MAX_FIELD_KEY]
+
+
 MAX_FIELD_VALUE = 500
 MAX_NAME = 200
 BATCH = 500
@@ -136,7 +145,7 @@ def parse_import(text: str, default_region: str | None = None) -> ImportReport:
     name_col = _find(headers, NAME_COLUMNS)
     tags_col = _find(headers, TAG_COLUMNS)
     field_cols = [h for h in headers if h not in (phone_col, name_col, tags_col) and h.strip()]
-    report = ImportReport(field_columns=[h.strip()[:MAX_FIELD_KEY] for h in field_cols])
+    report = ImportReport(field_columns=[field_key(h) for h in field_cols])
     seen: dict[str, int] = {}
     for index, record in enumerate(reader):
         line = reader.line_num
@@ -177,7 +186,7 @@ def _read_row(
     row.name = (values.get(name_col, "") if name_col else "") or None
     tags = [t.strip() for t in _TAG_SPLIT.split(values.get(tags_col, ""))] if tags_col else []
     row.tags = list(dict.fromkeys(t for t in tags if t))
-    row.fields = {h.strip()[:MAX_FIELD_KEY]: values[h] for h in field_cols if values.get(h)}
+    row.fields = {field_key(h): values[h] for h in field_cols if values.get(h)}
     if any(len(t) > MAX_TAG_LENGTH or not t.isprintable() for t in row.tags):
         row.reject(Reason.BAD_TAG)
     elif (row.name and len(row.name) > MAX_NAME) or any(

@@ -11,6 +11,7 @@ import csv
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -148,7 +149,7 @@ def parse_csv(text: str, default_region: str | None = None) -> CsvResult:
             continue
         seen[key] = line
         columns = {
-            k.strip().lower(): (v or "").strip()
+            unicodedata.normalize("NFC", k.strip().lower()): (v or "").strip()
             for k, v in record.items()
             if k is not None and isinstance(v, str)
         }

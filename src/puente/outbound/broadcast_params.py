@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
@@ -13,7 +14,9 @@ from puente.errors import InvalidInput
 from puente.outbound.audience import Person
 
 _PARAM = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
-_FIELD = re.compile(r"\{([A-Za-z0-9_.\-]+)(?:\|([^{}]*))?\}")
+# A field's name is anything up to `|` or `}` that starts with a non-space: custom fields
+# and CSV columns come from spreadsheet headers ("Dirección", "Ciudad de envío").
+_FIELD = re.compile(r"\{([^{}|\s][^{}|]*?)\s*(?:\|([^{}]*))?\}")
 MEDIA_FORMATS = ("IMAGE", "VIDEO", "DOCUMENT")
 FIELDS_HELP = "name, first_name, phone, custom.<field> or csv.<column>"
 
@@ -135,6 +138,8 @@ def _field_getter(name: str) -> Any:
     """Reads one field of a person or a CSV row: `name`, `first_name`, `phone`,
     `custom.<field>` (a bare name is a custom field too) or `csv.<column>`; None when
     it has no value."""
+    # One Unicode form, so "ó" typed in a browser matches "ó" from a spreadsheet header.
+    name = unicodedata.normalize("NFC", name)
     key = name.lower()
     if key.startswith("csv."):
         column = key[4:]

@@ -266,3 +266,51 @@ def test_what_arrives_before_the_stream_listens_still_shows(
     assert late.count() == 1
     agent.locator("[data-testid=conversation-row]", has_text="Siguen abiertos").wait_for()
     context.close()
+
+
+def test_a_late_answer_never_turns_the_ticks_back(live: Live, db: Database, browser: Any) -> None:
+    """Each status change makes the page fetch the message again; answers can come back
+    out of order. The first fetch is held until the message shows as read, then answered
+    with what it read then: the ticks must stay at read."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 800})
+    context.set_default_timeout(60_000)
+    agent = context.new_page()
+    agent.goto(live.puente.url + "/inbox")
+    agent.fill("input[name=email]", live.owner_email)
+    agent.fill("input[name=password]", PASSWORD)
+    agent.click("button[type=submit]")
+    agent.wait_for_url("**/inbox")
+    res = live.control.post(
+        f"/numbers/{DEMO_NUMBER}/inbound", json={"from": LUCIA, "name": "Lucía", "text": "Hola"}
+    )
+    assert res.status_code == 201, res.text
+    wait_until(lambda: _messages_from_lucia(db) == 1, seconds=60, what="the message stored")
+    agent.goto(live.puente.url + f"/inbox/c/{_conversation(db).id}")
+    agent.wait_for_selector("#inbox[data-live='1']")
+
+    held: list[tuple[Any, Any]] = []
+
+    def hold_the_first(route: Any) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))  # what the server says now, answered later
+
+    agent.route("**/inbox/c/*/m/*", hold_the_first)
+    agent.fill("[data-testid=reply-box]", "Ya va en camino")
+    agent.click("[data-testid=send]")
+    reply = agent.locator("[data-testid=message].outbound", has_text="Ya va en camino")
+    agent.wait_for_selector(
+        "[data-testid=message].outbound[data-status='read']:has-text('Ya va en camino')"
+    )
+    assert len(held) == 1
+    route, stale = held[0]
+    assert 'data-status="read"' not in stale.text()
+
+    with agent.expect_request_finished(lambda r: r.url == route.request.url):
+        route.fulfill(response=stale)
+    # Let the page's promise chain run past the late answer before looking.
+    agent.evaluate("() => new Promise(done => setTimeout(done, 200))")
+    assert reply.count() == 1
+    assert reply.get_attribute("data-status") == "read"
+    context.close()

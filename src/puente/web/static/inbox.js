@@ -54,6 +54,18 @@
     });
   }
 
+  // Answers can arrive out of order (a status fetched at "delivered" landing after the one
+  // fetched at "read"). Every fetch takes a ticket when it starts; what it brings is placed
+  // only if nothing newer has been placed there already, so the newest state always wins.
+  var tickets = 0;
+  var placed = {};
+  function ticket() { tickets += 1; return tickets; }
+  function newest(key, t) {
+    if ((placed[key] || 0) > t) return false;
+    placed[key] = t;
+    return true;
+  }
+
   function fragment(html) {
     var tpl = document.createElement("template");
     tpl.innerHTML = html.trim();
@@ -69,8 +81,9 @@
       if (!box) return;
       var query = root.getAttribute("data-list-query") || "";
       var url = "/inbox/list?" + query + (conversationId ? (query ? "&" : "") + "c=" + conversationId : "");
+      var t = ticket();
       get(url).then(function (r) { return r.ok ? r.text() : null; }).then(function (html) {
-        if (html !== null) box.innerHTML = html;
+        if (html !== null && newest("list", t)) box.innerHTML = html;
       });
     }, 150);
   }
@@ -84,9 +97,10 @@
     if (tl) tl.scrollTop = tl.scrollHeight;
   }
 
-  function placeItem(el) {
+  function placeItem(el, t) {
     var tl = timeline();
     if (!tl || !el) return;
+    if (el.id && !newest(el.id, t)) return;
     var existing = el.id ? document.getElementById(el.id) : null;
     if (existing) {
       existing.replaceWith(el);
@@ -97,23 +111,16 @@
     if (nearBottom) scrollDown();
   }
 
-  function loadMessage(messageId) {
-    get("/inbox/c/" + conversationId + "/m/" + messageId)
+  function loadItem(path) {
+    var t = ticket();
+    get("/inbox/c/" + conversationId + path)
       .then(function (r) { return r.status === 200 ? r.text() : null; })
-      .then(function (html) { if (html) placeItem(fragment(html)); });
+      .then(function (html) { if (html) placeItem(fragment(html), t); });
   }
 
-  function loadNote(noteId) {
-    get("/inbox/c/" + conversationId + "/notes/" + noteId)
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html) placeItem(fragment(html)); });
-  }
-
-  function loadEvent(eventId) {
-    get("/inbox/c/" + conversationId + "/events/" + eventId)
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html) placeItem(fragment(html)); });
-  }
+  function loadMessage(messageId) { loadItem("/m/" + messageId); }
+  function loadNote(noteId) { loadItem("/notes/" + noteId); }
+  function loadEvent(eventId) { loadItem("/events/" + eventId); }
 
   // The newest items of the open conversation, placed where they belong: anything that
   // happened before the stream was listening (or while it was down) shows without a reload.
@@ -121,6 +128,7 @@
     var tl = timeline();
     // A page of older messages is left as it is: the newest do not belong there.
     if (!tl || !conversationId || /[?&]before=/.test(window.location.search)) return;
+    var t = ticket();
     get("/inbox/c/" + conversationId + "/recent")
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
@@ -131,7 +139,7 @@
         var nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 120;
         var added = false;
         fresh.forEach(function (el, i) {
-          if (!el.id) return;
+          if (!el.id || !newest(el.id, t)) return;
           var existing = document.getElementById(el.id);
           if (existing) {
             if (existing.outerHTML !== el.outerHTML) existing.replaceWith(el);
@@ -152,9 +160,10 @@
   function refreshPanel() {
     var panel = document.getElementById("conv-panel");
     if (!panel || !conversationId) return;
+    var t = ticket();
     get("/inbox/c/" + conversationId + "/panel")
       .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html !== null) panel.innerHTML = html; });
+      .then(function (html) { if (html !== null && newest("panel", t)) panel.innerHTML = html; });
   }
 
   function refreshComposer(force) {
@@ -162,10 +171,11 @@
     if (!slot || !conversationId) return;
     var box = slot.querySelector("textarea[name=body]");
     // Never throw away what an agent is typing unless the window state changed.
+    var t = ticket();
     get("/inbox/c/" + conversationId + "/composer")
       .then(function (r) { return r.ok ? r.text() : null; })
       .then(function (html) {
-        if (html === null) return;
+        if (html === null || !newest("composer", t)) return;
         var next = fragment(html);
         var current = slot.querySelector("#composer");
         if (!force && current && next && current.getAttribute("data-window-open") === next.getAttribute("data-window-open")) {
@@ -272,6 +282,7 @@
     if (keyField && !keyField.value) keyField.value = newKey();
     if (button) button.disabled = true;
     formError(form, "");
+    var t = ticket();
     post(form.action, new FormData(form)).then(function (r) {
       return r.text().then(function (html) {
         return { ok: r.ok, status: r.status, html: html, refresh: r.headers.get("X-Inbox-Refresh") };
@@ -288,7 +299,7 @@
         }
         return;
       }
-      placeItem(fragment(res.html));
+      placeItem(fragment(res.html), t);
       scrollDown();
       form.reset();
       if (keyField) keyField.value = "";
@@ -438,12 +449,13 @@
   function submitNote(form) {
     var button = form.querySelector("button[type=submit]");
     if (button) button.disabled = true;
+    var t = ticket();
     post(form.action, new FormData(form)).then(function (r) {
       return r.text().then(function (html) { return { ok: r.ok, status: r.status, html: html }; });
     }).then(function (res) {
       if (!res.ok) { formError(form, errorText(res.html, res.status)); return; }
       formError(form, "");
-      placeItem(fragment(res.html));
+      placeItem(fragment(res.html), t);
       scrollDown();
       form.reset();
     }).then(function () { if (button) button.disabled = false; });

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -51,15 +51,22 @@ def _users(
 
 
 def _attempt(
-    request: Request, session: DbDep, me: WebContext, action: object, ok: str
+    request: Request,
+    session: DbDep,
+    me: WebContext,
+    action: Callable[[], object],
+    ok: str,
+    show: Callable[..., HTMLResponse] | None = None,
 ) -> HTMLResponse:
+    """Run one change in a savepoint and show the page again (the users page unless
+    `show` says which) with its confirmation or the reason it was refused."""
+    show = show or _users
     try:
         with session.begin_nested():
-            assert callable(action)
             action()
     except PuenteError as exc:
-        return _users(request, session, me, exc.status_code, error=translate(request, exc.message))
-    return _users(request, session, me, flash=translate(request, ok))
+        return show(request, session, me, exc.status_code, error=translate(request, exc.message))
+    return show(request, session, me, flash=translate(request, ok))
 
 
 @router.get("/settings/users", response_class=HTMLResponse)
@@ -198,18 +205,6 @@ def _teams(
     return render(request, "settings/teams.html", context, status_code=status)
 
 
-def _team_attempt(
-    request: Request, session: DbDep, me: WebContext, action: object, ok: str
-) -> HTMLResponse:
-    try:
-        with session.begin_nested():
-            assert callable(action)
-            action()
-    except PuenteError as exc:
-        return _teams(request, session, me, exc.status_code, error=translate(request, exc.message))
-    return _teams(request, session, me, flash=translate(request, ok))
-
-
 @router.get("/settings/teams", response_class=HTMLResponse)
 def teams_page(request: Request, session: DbDep, me: Admin) -> Response:
     return _teams(request, session, me)
@@ -219,12 +214,13 @@ def teams_page(request: Request, session: DbDep, me: Admin) -> Response:
 def teams_create(
     request: Request, session: DbDep, me: Admin, name: Annotated[str, Form(max_length=120)]
 ) -> Response:
-    return _team_attempt(
+    return _attempt(
         request,
         session,
         me,
         lambda: do_create_team(session, me.actor, name, ip=client_ip(request)),
         "Team created.",
+        show=_teams,
     )
 
 
@@ -236,7 +232,7 @@ def teams_members(
     team_id: int,
     user_ids: Annotated[list[int] | None, Form()] = None,
 ) -> Response:
-    return _team_attempt(
+    return _attempt(
         request,
         session,
         me,
@@ -244,17 +240,19 @@ def teams_members(
             session, me.actor, team_id, user_ids or [], ip=client_ip(request)
         ),
         "Team members saved.",
+        show=_teams,
     )
 
 
 @router.post("/settings/teams/{team_id}/delete", response_class=HTMLResponse)
 def teams_delete(request: Request, session: DbDep, me: Admin, team_id: int) -> Response:
-    return _team_attempt(
+    return _attempt(
         request,
         session,
         me,
         lambda: do_delete_team(session, me.actor, team_id, ip=client_ip(request)),
         "Team deleted.",
+        show=_teams,
     )
 
 

@@ -17,17 +17,36 @@
 
   // -- the counter and the list ------------------------------------------------------------
 
-  function setCount(n) {
+  // Events carry the count as of their commit; a fetch that started before an event came
+  // may answer after it with an older count, so it applies only if no event came since
+  // and no later fetch has answered.
+  var events = 0;
+  var fetches = 0;
+  var answered = 0;
+
+  function showCount(n) {
     var badge = document.getElementById("notif-count");
     if (!badge || typeof n !== "number") return;
     badge.textContent = String(n);
     badge.hidden = n <= 0;
   }
 
+  function setCount(n) {
+    events += 1;
+    showCount(n);
+  }
+
   function refreshCount() {
+    fetches += 1;
+    var mine = fetches;
+    var seen = events;
     fetch("/inbox/notifications/count", { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (body) { if (body) setCount(body.unread); })
+      .then(function (body) {
+        if (!body || events !== seen || mine < answered) return;
+        answered = mine;
+        showCount(body.unread);
+      })
       .catch(function () { /* the next event or reconnect tries again */ });
   }
 

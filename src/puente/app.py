@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -15,7 +17,19 @@ from puente.errors import PuenteError
 from puente.foreground import ForegroundMiddleware
 from puente.runtime import Runtime
 
+if TYPE_CHECKING:
+    from puente.conversations.realtime import RealtimeHub
+    from puente.ingest.worker import EventWriter
+
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Installed:
+    """What the web routes need of the background parts."""
+
+    hub: RealtimeHub
+    writer: EventWriter
 
 
 def create_app(
@@ -60,31 +74,47 @@ def create_app(
     return app
 
 
-def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
-    """Each part registers its routes and background workers here."""
+def install_workers(runtime: Runtime) -> Installed:
+    """Register every background worker on the runtime: the web process runs them in-process
+    (unless told not to), `puente worker` runs them without building the web app."""
     from puente.accounts.privacy import register as register_retention
-    from puente.api.routes import mount as mount_api
-    from puente.channels.web import router as channels_web
     from puente.conversations.media_worker import install as install_media_worker
-    from puente.ingest.routes import mount as mount_ingest
-    from puente.outbound.broadcast_web import router as broadcasts_web
+    from puente.conversations.realtime import HubCloser, RealtimeHub
+    from puente.events import bus
+    from puente.ingest.worker import install as install_ingest
     from puente.outbound.broadcast_worker import register as register_broadcasts
     from puente.outbound.templates import register as register_templates
     from puente.outbound.worker import OutboxWorker
-    from puente.web.inbox.routes import mount as mount_inbox
-    from puente.web.mount import mount as mount_web
 
-    mount_api(app, runtime)
-    mount_web(app, runtime)
-    app.include_router(channels_web)
-    mount_inbox(app, runtime)
-    mount_ingest(app, runtime)
+    # The hub relays this process's committed events to the agents' streams (and, on
+    # PostgreSQL, to the other processes' with NOTIFY), so a worker process needs it too.
+    hub = RealtimeHub(runtime.db, bus)
+    runtime.workers.append(HubCloser(hub))
+    writer = install_ingest(runtime)
     register_templates(runtime)
     runtime.workers.append(OutboxWorker(runtime))
-    app.include_router(broadcasts_web)
     register_broadcasts(runtime)
     install_media_worker(runtime)
     register_retention(runtime)
+    return Installed(hub, writer)
+
+
+def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
+    """Each part registers its routes here; the workers come from install_workers."""
+    from puente.api.routes import mount as mount_api
+    from puente.channels.web import router as channels_web
+    from puente.ingest.routes import mount as mount_ingest
+    from puente.outbound.broadcast_web import router as broadcasts_web
+    from puente.web.inbox.routes import mount as mount_inbox
+    from puente.web.mount import mount as mount_web
+
+    installed = install_workers(runtime)
+    mount_api(app, runtime)
+    mount_web(app, runtime)
+    app.include_router(channels_web)
+    mount_inbox(app, runtime, installed.hub)
+    mount_ingest(app, runtime, installed.writer)
+    app.include_router(broadcasts_web)
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -143,11 +143,13 @@ def worker() -> None:
     import signal
     import threading
 
-    from puente.app import create_app
+    from puente.app import install_workers
+    from puente.runtime import Runtime
 
     _setup_logging()
-    # Building the app registers every part's workers on its runtime.
-    runtime = create_app(get_settings(), run_workers=False).state.runtime
+    # Only the workers: the web app's routes and templates are not built here.
+    runtime = Runtime.from_settings(get_settings())
+    install_workers(runtime)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -27,6 +27,7 @@ from puente.accounts.gate import Actor, can_see_conversation
 from puente.conversations.models import Conversation
 from puente.db.session import Database
 from puente.events import DomainEvent, EventBus
+from puente.runtime import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
@@ -303,3 +304,21 @@ class _PgListener:
             except Exception:
                 log.exception("realtime LISTEN connection failed; retrying")
                 self._stop.wait(2.0)
+
+
+class HubCloser(BackgroundWorker):
+    """Closes the realtime hub when the app's workers stop (at shutdown), so a stopped
+    app never keeps relaying events; it runs nothing of its own."""
+
+    def __init__(self, hub: RealtimeHub) -> None:
+        super().__init__("realtime-hub", lambda: False)
+        self.hub = hub
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.hub.close()
+
+    def join(self, timeout: float = 10) -> None:
+        pass

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from puente.ingest.worker import EventWriter, install
+from puente.ingest.worker import EventWriter
 from puente.runtime import Runtime
 from puente.whatsapp.signature import SIGNATURE_HEADER, SignatureCheck
 
@@ -143,9 +143,10 @@ class _Disconnected(Exception):
     """The client went away before its body arrived."""
 
 
-def mount(app: FastAPI, runtime: Runtime) -> None:
-    """Register the webhook endpoint and the ingest workers."""
-    endpoint = WebhookEndpoint(runtime, install(runtime))
+def mount(app: FastAPI, runtime: Runtime, writer: EventWriter) -> None:
+    """Register the webhook endpoint; `writer` (from app.install_workers) stores what it
+    acknowledges."""
+    endpoint = WebhookEndpoint(runtime, writer)
     # First in the route list: routes are matched in turn, and Meta's POSTs outnumber
     # every other request.
     app.router.routes.insert(0, Route(WEBHOOK_PATH, endpoint, methods=["GET", "POST"]))

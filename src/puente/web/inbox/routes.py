@@ -1,4 +1,4 @@
-"""Registers the inbox on the application: its routers and the realtime hub."""
+"""Registers the inbox on the application: its routers, fed by the realtime hub."""
 
 from __future__ import annotations
 
@@ -6,33 +6,13 @@ from fastapi import FastAPI
 
 from puente.conversations.realtime import RealtimeHub
 from puente.conversations.search import ensure_inbox_indexes, ensure_search_index
-from puente.events import bus
-from puente.runtime import BackgroundWorker, Runtime
+from puente.runtime import Runtime
 from puente.web.inbox import actions, compose, manage, notify, pages, stream
 
 
-class _HubCloser(BackgroundWorker):
-    """Closes the realtime hub when the app's workers stop (at shutdown), so a stopped
-    app never keeps relaying events; it runs nothing of its own."""
-
-    def __init__(self, hub: RealtimeHub) -> None:
-        super().__init__("realtime-hub", lambda: False)
-        self.hub = hub
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        self.hub.close()
-
-    def join(self, timeout: float = 10) -> None:
-        pass
-
-
-def mount(app: FastAPI, runtime: Runtime) -> None:
-    hub = RealtimeHub(runtime.db, bus)
+def mount(app: FastAPI, runtime: Runtime, hub: RealtimeHub) -> None:
+    """The inbox's routes; `hub` (from app.install_workers) feeds their event streams."""
     app.state.inbox_hub = hub
-    runtime.workers.append(_HubCloser(hub))
     # Create the full-text index now rather than inside the first search's request (a
     # database without tables yet gets it on that first search instead).
     ensure_search_index(runtime.db.engine)

@@ -11,7 +11,7 @@ from puente.accounts.privacy_cli import register as register_privacy
 from puente.channels.cli import channels_cli
 from puente.config import get_settings
 from puente.contacts.cli import contacts_cli
-from puente.conversations.media_api import media_cli
+from puente.conversations.media_cli import media_cli
 from puente.outbound.broadcast_cli import broadcasts_cli
 from puente.outbound.outbox_cli import outbox_cli
 from puente.outbound.outbox_cli import send as send_command

@@ -26,8 +26,13 @@ from puente.outbound.models import OutboxItem
 from puente.runtime import Runtime
 from puente.sandbox.seed import DEMO_NUMBER
 from tests.conftest import LiveServer
-from tests.e2e.world import add_demo_number, sandbox_control, start_sandbox_and_puente
-from tests.factories import PASSWORD, make_user, make_workspace
+from tests.e2e.world import (
+    add_demo_number,
+    sandbox_control,
+    sign_in_browser,
+    start_sandbox_and_puente,
+)
+from tests.factories import make_user, make_workspace
 
 pytestmark = pytest.mark.browser
 
@@ -91,15 +96,7 @@ def _queued(db: Database) -> int:
 
 
 def _sign_in(live: Live, browser: Any) -> Any:
-    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 900})
-    context.set_default_timeout(60_000)  # a shared, busy machine must not fail the walk
-    page = context.new_page()
-    page.goto(live.puente.url + "/inbox")
-    page.fill("input[name=email]", live.owner_email)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/inbox")
-    return page
+    return sign_in_browser(browser, live.puente.url, live.owner_email, height=900)
 
 
 def _open_conversation(live: Live, db: Database, agent: Any) -> None:

@@ -29,7 +29,12 @@ from puente.outbound.templates import do_sync_workspace
 from puente.runtime import Runtime
 from puente.sandbox.seed import DEMO_NUMBER
 from tests.conftest import LiveServer
-from tests.e2e.world import add_demo_number, sandbox_control, start_sandbox_and_puente
+from tests.e2e.world import (
+    add_demo_number,
+    sandbox_control,
+    sign_in_browser,
+    start_sandbox_and_puente,
+)
 from tests.factories import PASSWORD, make_user, make_workspace
 from tests.waiting import wait_until
 
@@ -211,7 +216,7 @@ def test_the_inbox_walk(live: Live, db: Database, browser: Any) -> None:
     small.close()
 
     assert not [e for e in errors if "Content Security Policy" in e], errors
-    context.close()
+    agent.context.close()
 
 
 def _messages_from_lucia(db: Database) -> int:
@@ -230,14 +235,7 @@ def test_what_arrives_before_the_stream_listens_still_shows(
 ) -> None:
     """A page is drawn, then its event stream connects: a message stored in between (or
     while the stream is down) must still reach the list and the open conversation."""
-    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 800})
-    context.set_default_timeout(60_000)
-    agent = context.new_page()
-    agent.goto(live.puente.url + "/inbox")
-    agent.fill("input[name=email]", live.owner_email)
-    agent.fill("input[name=password]", PASSWORD)
-    agent.click("button[type=submit]")
-    agent.wait_for_url("**/inbox")
+    agent = sign_in_browser(browser, live.puente.url, live.owner_email)
 
     def customer_writes(text: str, count: int) -> None:
         res = live.control.post(
@@ -265,21 +263,14 @@ def test_what_arrives_before_the_stream_listens_still_shows(
     late.wait_for()
     assert late.count() == 1
     agent.locator("[data-testid=conversation-row]", has_text="Siguen abiertos").wait_for()
-    context.close()
+    agent.context.close()
 
 
 def test_a_late_answer_never_turns_the_ticks_back(live: Live, db: Database, browser: Any) -> None:
     """Each status change makes the page fetch the message again; answers can come back
     out of order. The first fetch is held until the message shows as read, then answered
     with what it read then: the ticks must stay at read."""
-    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": 800})
-    context.set_default_timeout(60_000)
-    agent = context.new_page()
-    agent.goto(live.puente.url + "/inbox")
-    agent.fill("input[name=email]", live.owner_email)
-    agent.fill("input[name=password]", PASSWORD)
-    agent.click("button[type=submit]")
-    agent.wait_for_url("**/inbox")
+    agent = sign_in_browser(browser, live.puente.url, live.owner_email)
     res = live.control.post(
         f"/numbers/{DEMO_NUMBER}/inbound", json={"from": LUCIA, "name": "Lucía", "text": "Hola"}
     )
@@ -313,4 +304,4 @@ def test_a_late_answer_never_turns_the_ticks_back(live: Live, db: Database, brow
     agent.evaluate("() => new Promise(done => setTimeout(done, 200))")
     assert reply.count() == 1
     assert reply.get_attribute("data-status") == "read"
-    context.close()
+    agent.context.close()

@@ -17,7 +17,7 @@ from puente.runtime import Runtime
 from puente.sandbox import SandboxConfig, create_sandbox_app
 from puente.sandbox.seed import DEMO_NUMBER, DEMO_PHONE, DEMO_WABA
 from tests.conftest import APP_SECRET, VERIFY_TOKEN, LiveServer
-from tests.factories import make_channel
+from tests.factories import PASSWORD, make_channel
 
 
 def start_sandbox_and_puente(
@@ -67,3 +67,17 @@ def sandbox_control(sandbox: LiveServer, puente: LiveServer) -> httpx.Client:
     res = control.patch("/config", json={"callback_url": f"{puente.url}/webhooks/whatsapp"})
     assert res.status_code == 200, res.text
     return control
+
+
+def sign_in_browser(browser: Any, url: str, email: str, *, height: int = 800) -> Any:
+    """A fresh browser context signed in at `url`'s inbox; returns its page. The generous
+    default wait is for a shared, busy machine, not for Puente."""
+    context = browser.new_context(locale="en-US", viewport={"width": 1366, "height": height})
+    context.set_default_timeout(60_000)
+    page = context.new_page()
+    page.goto(url + "/inbox")
+    page.fill("input[name=email]", email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/inbox")
+    return page

@@ -143,8 +143,8 @@ def worker() -> None:
     import signal
     import threading
 
-    from puente.app import install_workers
     from puente.runtime import Runtime
+    from puente.workers import install_workers
 
     _setup_logging()
     # Only the workers: the web app's routes and templates are not built here.

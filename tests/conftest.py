@@ -15,12 +15,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import argon2
 import pytest
 import sqlalchemy as sa
 import uvicorn
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
 
+from puente.accounts import credentials
 from puente.config import Settings
 from puente.db.models import Base
 from puente.db.session import Database
@@ -32,6 +34,11 @@ PG_URL = os.environ.get(
 APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 SECRET_KEY = Fernet.generate_key().decode()
+
+# Passwords are hashed with argon2's cheapest profile in the test processes (the real
+# argon2id code, a fraction of the cost); tests/accounts/test_password_profile.py checks
+# that a process that is not a test hashes with the production profile.
+credentials.use_hash_profile(argon2.profiles.CHEAPEST)
 
 
 def _ensure_pg_database(url: str) -> None:

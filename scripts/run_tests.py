@@ -1,6 +1,11 @@
-"""Run the test suite on SQLite and then on PostgreSQL, and say plainly what ran.
+"""Run the test suite on SQLite and on PostgreSQL, and say plainly what ran.
 
-Used by `make test` (and so by CI). Extra arguments go to pytest.
+Used by `make test` (and so by CI). Extra arguments go to pytest. The two legs share
+nothing (each test has its own SQLite file; only the PostgreSQL leg uses the server), so
+they run at the same time, one on each core: much of a leg's time is spent waiting on
+live servers and the browser, not computing. Each leg's output is written to a file as it
+runs and printed whole when the leg ends, so the two never interleave.
+PUENTE_TEST_SERIAL=1 runs them one after the other, printing as they go.
 """
 
 from __future__ import annotations
@@ -8,6 +13,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -28,22 +36,59 @@ def postgres_reachable() -> str | None:
     return None
 
 
-def run(db: str, args: list[str]) -> int:
-    print(f"\n=== tests on {db} ===", flush=True)
-    env = dict(os.environ, PUENTE_TEST_DB=db)
-    return subprocess.call([sys.executable, "-m", "pytest", *args], env=env)
+def command(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "pytest", *args]
+
+
+def environment(db: str) -> dict[str, str]:
+    return dict(os.environ, PUENTE_TEST_DB=db)
+
+
+def run_serial(dbs: list[str], args: list[str]) -> int:
+    status = 0
+    for db in dbs:
+        print(f"\n=== tests on {db} ===", flush=True)
+        status = subprocess.call(command(args), env=environment(db)) or status
+    return status
+
+
+def run_together(dbs: list[str], args: list[str]) -> int:
+    started = time.monotonic()
+    logs = Path(tempfile.mkdtemp(prefix="puente-tests-"))
+    running = []
+    for db in dbs:
+        log = (logs / f"{db}.log").open("w")
+        proc = subprocess.Popen(
+            command(args), env=environment(db), stdout=log, stderr=subprocess.STDOUT
+        )
+        running.append((db, proc, log))
+    print(f"running the {' and '.join(dbs)} legs at once; output in {logs}", flush=True)
+    status = 0
+    for db, proc, log in running:
+        code = proc.wait()
+        log.close()
+        minutes = (time.monotonic() - started) / 60
+        print(f"\n=== tests on {db} (exit {code}, done after {minutes:.1f} min) ===", flush=True)
+        sys.stdout.write((logs / f"{db}.log").read_text(errors="replace"))
+        sys.stdout.flush()
+        status = code or status
+    return status
 
 
 def main() -> int:
     args = sys.argv[1:]
-    status = run("sqlite", args)
+    dbs = ["sqlite"]
     problem = postgres_reachable()
     if problem is None:
-        status = run("postgres", args) or status
+        dbs.append("postgres")
     elif os.environ.get("PUENTE_REQUIRE_POSTGRES") == "1":
         print(f"PostgreSQL is required but unreachable: {problem}", file=sys.stderr)
         return 1
+    if os.environ.get("PUENTE_TEST_SERIAL") == "1" or len(dbs) == 1:
+        status = run_serial(dbs, args)
     else:
+        status = run_together(dbs, args)
+    if problem is not None:
         print(f"\nNOTICE: PostgreSQL unreachable ({problem}); the PostgreSQL run was skipped.")
     return status
 

@@ -35,7 +35,14 @@ from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
 from puente.runtime import BackgroundWorker, Runtime
 from puente.whatsapp.client import GraphClient
-from puente.whatsapp.errors import GraphError, MediaTooLarge, MediaUrlExpired
+from puente.whatsapp.errors import (
+    BadMediaId,
+    GraphError,
+    MediaRedirected,
+    MediaTooLarge,
+    MediaUrlExpired,
+    UntrustedMediaLink,
+)
 
 log = logging.getLogger(__name__)
 
@@ -420,6 +427,9 @@ class MediaDownloader:
             return Outcome(job, error=f"the file is larger than {limit} MB", permanent=True)
         except MediaUrlExpired:
             return Outcome(job, error="Meta's download link kept answering 404 (expired)")
+        except (UntrustedMediaLink, BadMediaId, MediaRedirected) as exc:
+            # Bad input from a webhook: trying again would only repeat the refusal.
+            return Outcome(job, error=exc.reason, permanent=True)
         except GraphError as exc:
             return Outcome(job, error=exc.reason, retry_after=exc.retry_after)
         except OSError as exc:

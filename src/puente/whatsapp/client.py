@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json as jsonlib
+import re
+import urllib.parse
 import urllib.request
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -19,17 +21,34 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
 from puente.whatsapp.errors import (
+    BadMediaId,
     GraphError,
     GraphTimeout,
     GraphTransportError,
+    MediaRedirected,
     MediaTooLarge,
     MediaUrlExpired,
+    UntrustedMediaLink,
     parse_graph_error,
 )
 from puente.whatsapp.http1 import Answer, ConnectFailed, KeepAlivePool, RequestFailed
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 DEFAULT_API_VERSION = "v23.0"
+# Where Meta serves media downloads (the URL `GET /{media-id}` answers, and the `url` of
+# a webhook's media object). With the Graph host itself, the only hosts a number's token
+# is ever sent to when downloading.
+META_MEDIA_HOSTS = frozenset({"lookaside.fbsbx.com"})
+# Meta's media ids are decimal numbers; anything else is refused before it can become a
+# path segment ("../../etc/passwd") or a query ("x?access_token=1#") of a Graph request.
+_MEDIA_ID = re.compile(r"[0-9]{1,40}")
+
+
+def check_media_id(media_id: str) -> str:
+    if not _MEDIA_ID.fullmatch(media_id):
+        raise BadMediaId(f"not a Meta media id: {media_id[:40]!r}")
+    return media_id
+
 
 T = TypeVar("T")
 
@@ -91,6 +110,11 @@ class TokenResult(GraphModel):
     expires_in: int | None = None
 
 
+def _media_origins(base_url: str) -> set[tuple[str, str, int | None]]:
+    parts = urllib.parse.urlsplit(base_url)
+    return {(parts.scheme, parts.hostname or "", parts.port)}
+
+
 class GraphClient:
     """Graph API calls with one access token (a channel's business token)."""
 
@@ -107,6 +131,7 @@ class GraphClient:
         self.base_url = base_url.rstrip("/")
         self.api_version = api_version.strip("/")
         self._token = access_token
+        self._media_origins = _media_origins(self.base_url)
         limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
         self._http = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
@@ -289,26 +314,41 @@ class GraphClient:
     async def get_media(self, media_id: str, *, phone_number_id: str | None = None) -> MediaInfo:
         """The download URL (valid 5 minutes) and facts of a media id."""
         params = {"phone_number_id": phone_number_id} if phone_number_id else None
-        body = await self._call("GET", media_id, params=params)
+        body = await self._call("GET", check_media_id(media_id), params=params)
         if not body.get("url"):
             raise GraphError("the Graph API returned no URL for this media")
         return MediaInfo.model_validate(body)
 
     async def download_media(self, url: str) -> bytes:
         """The bytes behind a URL from `get_media`. A 404 raises MediaUrlExpired."""
+        self.check_media_link(url)
         response = await self._request("GET", url)
         if response.status_code == 404:
             raise MediaUrlExpired("the media URL expired or is unknown", http_status=404)
         if response.status_code >= 400:
             raise _error_of(response)
+        if response.status_code >= 300:
+            raise MediaRedirected(f"answered {response.status_code}", http_status=200)
         return response.content
+
+    def check_media_link(self, url: str) -> None:
+        """Refuse a download link that is not Meta's (or the configured Graph host's):
+        the token goes with the request, so the link decides who receives it."""
+        parts = urllib.parse.urlsplit(url)
+        origin = (parts.scheme, parts.hostname or "", parts.port)
+        if origin not in self._media_origins and not (
+            parts.scheme == "https" and parts.hostname in META_MEDIA_HOSTS and parts.port is None
+        ):
+            raise UntrustedMediaLink(f"the link's host is {parts.hostname or 'missing'}")
 
     async def stream_media(
         self, url: str, sink: Callable[[bytes], object], *, max_bytes: int
     ) -> int:
         """Feed the bytes behind a URL from `get_media` to `sink` chunk by chunk, so a large
         file never sits in memory; returns the size. A 404 raises MediaUrlExpired; a file
-        over `max_bytes` raises MediaTooLarge before more than that is read."""
+        over `max_bytes` raises MediaTooLarge before more than that is read. Only links to
+        Meta's hosts are fetched (UntrustedMediaLink), and redirects are not followed."""
+        self.check_media_link(url)
         try:
             async with self._http.stream("GET", url, headers=self._auth()) as response:
                 if response.status_code == 404:
@@ -316,6 +356,8 @@ class GraphClient:
                 if response.status_code >= 400:
                     await response.aread()
                     raise _error_of(response)
+                if response.status_code >= 300:
+                    raise MediaRedirected(f"answered {response.status_code}", http_status=200)
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > max_bytes:
                     raise MediaTooLarge(f"the file has {declared} bytes", http_status=200)
@@ -334,7 +376,7 @@ class GraphClient:
             ) from exc
 
     async def delete_media(self, media_id: str) -> bool:
-        body = await self._call("DELETE", media_id)
+        body = await self._call("DELETE", check_media_id(media_id))
         return bool(body.get("success"))
 
     # -- templates ----------------------------------------------------------------------

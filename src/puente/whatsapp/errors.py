@@ -176,6 +176,26 @@ class MediaUrlExpired(GraphError):
     plain = "The media download link expired; ask for a new one"
 
 
+class UntrustedMediaLink(MediaError):
+    """A media link that does not point at Meta: Puente never sends a number's token
+    there (a webhook's `url` is data from outside, not an address to trust)."""
+
+    plain = "The media link does not point at Meta; Puente did not download it"
+
+
+class BadMediaId(MediaError):
+    """A media id that is not Meta's shape (digits): it never becomes part of a Graph
+    request path or query."""
+
+    plain = "The media id is not one Meta gives"
+
+
+class MediaRedirected(MediaError):
+    """A media download answered with a redirect instead of the file."""
+
+    plain = "The media download was redirected instead of answered; Puente did not follow"
+
+
 class MediaTooLarge(MediaError):
     """A media download grew past the caller's size cap (Meta's own cap is 100 MB)."""
 

@@ -120,3 +120,25 @@ def test_another_workspaces_channel_is_not_found(
     other = make_tenant(db, "Other")
     assert client.get(f"/channels/{mine['id']}", headers=other.auth).status_code == 404
     assert client.get("/channels", headers=other.auth).json() == []
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "EAAG…",
+        "EAAGabcdefgh\r\nX-Evil: 1",
+        "EAAG token with spaces",
+        "EAAGñandú-token",
+        "EAAG\x00abcdef",
+    ],
+)
+def test_a_token_that_is_not_metas_shape_is_refused_before_it_is_stored(
+    client: TestClient, tenant: Tenant, db: Database, token: str
+) -> None:
+    res = client.post("/channels", json={**NEW, "access_token": token}, headers=tenant.auth)
+    assert res.status_code == 422, res.text
+    details = res.json()["error"]["details"]
+    assert details[0]["field"] == "access_token"
+    assert "not a Meta access token" in details[0]["message"]
+    with db.read() as session:
+        assert session.scalars(select(Channel)).all() == []

@@ -18,6 +18,7 @@ from puente.whatsapp.client import GraphClient
 from puente.whatsapp.errors import MediaRedirected, UntrustedMediaLink
 from tests.conftest import LiveServer
 from tests.conversations.conftest import LUCIA, World
+from tests.factories import make_channel, make_workspace
 from tests.ingest.helpers import dumps, envelope, messages_change, signed
 
 PHONE_NUMBER_ID = "106540352242922"  # the sandbox's demo number, as in the world fixture
@@ -125,3 +126,30 @@ def test_the_token_goes_to_the_graph_host_and_metas_media_host_only() -> None:
         with pytest.raises(UntrustedMediaLink):
             client.check_media_link(url)
     asyncio.run(client.aclose())
+
+
+def test_a_bad_token_stored_in_one_workspace_does_not_stall_anothers_media(
+    world: World,
+) -> None:
+    # A token with a non-ASCII character, stored before tokens were checked.
+    with world.runtime.db.unit_of_work() as session:
+        other = make_channel(session, make_workspace(session), phone_number_id="109999000111")
+        other.access_token_encrypted = world.runtime.secrets.encrypt("EAAGñandú-token")
+    message = {
+        "from": LUCIA,
+        "id": "wamid.OTHER1",
+        "timestamp": "1749416383",
+        "type": "image",
+        "image": {"id": "1065403522999", "mime_type": "image/png"},
+    }
+    body = dumps(envelope(messages_change([message], phone_number_id="109999000111")))
+    base = str(world.api.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
+    assert httpx.post(f"{base}/webhooks/whatsapp", content=body, headers=signed(body)).is_success
+    mine = world.customer_sends("image")  # the sandbox's number, with a good token
+
+    world.downloader.step()
+
+    assert world.media_of(mine.id).state == "stored"
+    state, error, _ = _media_by_wamid(world, "wamid.OTHER1")
+    assert state == "pending"  # waits for a usable token; it is not lost
+    assert "no usable access token" in error

@@ -13,6 +13,7 @@ from puente.config import Settings
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.secrets import SecretBox
+from puente.whatsapp.client import is_access_token
 
 _META_ID = re.compile(r"^[0-9]{1,64}$")
 
@@ -64,6 +65,11 @@ def check_create_channel(
         raise _field_error("display_phone_number", "must hold the full number with country code")
     if not new.access_token.strip():
         raise _field_error("access_token", "must not be empty")
+    if not is_access_token(new.access_token.strip()):
+        raise _field_error(
+            "access_token",
+            "is not a Meta access token (letters and digits only, no spaces, copied whole)",
+        )
     count = session.scalar(
         select(func.count()).select_from(Channel).where(Channel.workspace_id == workspace_id)
     )

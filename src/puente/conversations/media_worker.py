@@ -34,7 +34,7 @@ from puente.conversations.models import Media, Message
 from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
 from puente.runtime import BackgroundWorker, Runtime
-from puente.whatsapp.client import GraphClient
+from puente.whatsapp.client import GraphClient, is_access_token
 from puente.whatsapp.errors import (
     BadMediaId,
     GraphError,
@@ -390,10 +390,13 @@ class MediaDownloader:
         if not token:
             return None
         try:
-            return self.runtime.secrets.decrypt(token)
+            secret = self.runtime.secrets.decrypt(token)
         except ValueError:
             log.warning("a channel's access token cannot be decrypted with the current keys")
             return None
+        # A token stored before tokens were checked could break the whole batch (every
+        # workspace's media) inside httpx; such a number's media waits for a new token.
+        return secret if is_access_token(secret) else None
 
     async def _fetch(
         self, client: GraphClient, job: Job, now: dt.datetime, *, has_token: bool

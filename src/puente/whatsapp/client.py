@@ -44,6 +44,16 @@ META_MEDIA_HOSTS = frozenset({"lookaside.fbsbx.com"})
 _MEDIA_ID = re.compile(r"[0-9]{1,40}")
 
 
+# Meta's access tokens are long runs of letters and digits; the sandbox's and tests' use
+# hyphens too. Nothing else may go into an Authorization header: a non-ASCII character
+# made httpx raise for a whole batch, and CR/LF would split the header.
+_ACCESS_TOKEN = re.compile(r"[A-Za-z0-9._~+/=-]{8,4096}")
+
+
+def is_access_token(value: str) -> bool:
+    return bool(_ACCESS_TOKEN.fullmatch(value))
+
+
 def check_media_id(media_id: str) -> str:
     if not _MEDIA_ID.fullmatch(media_id):
         raise BadMediaId(f"not a Meta media id: {media_id[:40]!r}")

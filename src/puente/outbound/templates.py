@@ -115,6 +115,28 @@ def workspace_wabas(session: Session, workspace_id: int) -> list[str]:
     )
 
 
+@dataclass(frozen=True)
+class WabaChoice:
+    """A WhatsApp Business Account of the workspace, named by the numbers it holds."""
+
+    waba_id: str
+    numbers: list[str]  # "Tienda La Esquina (+573001112233)", in connection order
+
+
+def waba_choices(session: Session, workspace_id: int) -> list[WabaChoice]:
+    """The workspace's accounts, the one of its first connected number first: a person
+    knows an account by its numbers, not by Meta's id."""
+    numbers: dict[str, list[str]] = {}
+    for waba, name, phone in session.execute(
+        select(Channel.waba_id, Channel.name, Channel.display_phone_number)
+        .where(Channel.workspace_id == workspace_id)
+        .order_by(Channel.id)
+    ).tuples():
+        shown = f"+{phone.lstrip('+')}"
+        numbers.setdefault(waba, []).append(f"{name} ({shown})" if name else shown)
+    return [WabaChoice(waba, names) for waba, names in numbers.items()]
+
+
 def resolve_waba(session: Session, workspace_id: int, waba_id: str | None) -> str:
     """The WABA a template call is for: the one given, or the workspace's only one."""
     wabas = workspace_wabas(session, workspace_id)
@@ -452,7 +474,9 @@ def apply_template_status_event(
             parameter_format="positional",
         )
         session.add(row)
-    elif row.status_changed_at is not None and at < row.status_changed_at:
+    elif row.status_changed_at is not None and at < row.status_changed_at.replace(microsecond=0):
+        # Meta's times are whole seconds while ours are not: an approval arriving within
+        # the second the template was submitted in is newer, not older.
         return row
     row.meta_id = meta_id or row.meta_id
     row.status = status.value

@@ -28,6 +28,7 @@ router = APIRouter(include_in_schema=False)
 Manager = Annotated[WebContext, Depends(require_permission(Perm.TEMPLATES))]
 
 FORM_FIELDS = (
+    "waba_id",
     "name",
     "category",
     "language",
@@ -132,11 +133,17 @@ async def _form(request: Request) -> dict[str, str]:
     return {k: str(data.get(k) or "") for k in FORM_FIELDS}
 
 
-def _form_context(form: dict[str, str], problems: list[dict[str, str]]) -> dict[str, Any]:
+def _form_context(
+    form: dict[str, str],
+    problems: list[dict[str, str]],
+    accounts: list[service.WabaChoice] | None = None,
+) -> dict[str, Any]:
     data = template_from_form(form)
     preview = render_preview(data["components"]) if not problems else None
     return {
         "form": form,
+        # The account choice shows only when there are several to choose from.
+        "accounts": accounts or [],
         "problems": problems,
         "preview": preview,
         "categories": CATEGORIES,
@@ -186,10 +193,13 @@ def templates_sync(request: Request, session: DbDep, runtime: RuntimeDep, me: Ma
 
 
 @router.get("/templates/new", response_class=HTMLResponse)
-def template_new(request: Request, me: Manager) -> Response:
+def template_new(request: Request, session: DbDep, me: Manager) -> Response:
+    accounts = service.waba_choices(session, me.actor.workspace_id)
     form = dict.fromkeys(FORM_FIELDS, "")
     form.update(category="UTILITY", language="es", parameter_format="positional")
-    return render(request, "templates/new.html", _form_context(form, []))
+    # The account of the first number connected: in most workspaces the main one.
+    form["waba_id"] = accounts[0].waba_id if accounts else ""
+    return render(request, "templates/new.html", _form_context(form, [], accounts))
 
 
 @router.post("/templates/check", response_class=HTMLResponse)
@@ -212,6 +222,7 @@ async def template_create(
 def _create(
     request: Request, session: DbDep, runtime: RuntimeDep, me: WebContext, form: dict[str, str]
 ) -> Response:
+    accounts = service.waba_choices(session, me.actor.workspace_id)
     try:
         with session.begin_nested():
             template = service.do_create_template(
@@ -219,13 +230,15 @@ def _create(
                 runtime,
                 workspace_id=me.actor.workspace_id,
                 data=template_from_form(form),
+                waba_id=form["waba_id"] or None,
                 created_by_id=me.user.id,
             )
     except TemplateInvalid as exc:
         problems = list(exc.details or [])
-        return render(request, "templates/new.html", _form_context(form, problems), status_code=422)
+        context = _form_context(form, problems, accounts)
+        return render(request, "templates/new.html", context, status_code=422)
     except PuenteError as exc:
-        context = {**_form_context(form, []), "error": translate(request, exc.message)}
+        context = {**_form_context(form, [], accounts), "error": translate(request, exc.message)}
         return render(request, "templates/new.html", context, status_code=exc.status_code)
     return RedirectResponse(f"/templates/{template.id}", status_code=303)
 
@@ -240,11 +253,25 @@ def template_detail(request: Request, template_id: int, session: DbDep, me: Mana
         if part in values and name and value:
             values[part][name] = value
     preview = render_preview(template.components or [], values)
+    accounts = service.waba_choices(session, me.actor.workspace_id)
+    account = next((a for a in accounts if a.waba_id == template.waba_id), None)
     return render(
         request,
         "templates/detail.html",
-        {"t": template, "preview": preview, "values": values},
+        {
+            "t": template,
+            "preview": preview,
+            "values": values,
+            "account": account if len(accounts) > 1 else None,
+        },
     )
+
+
+@router.get("/templates/{template_id}/status", response_class=HTMLResponse)
+def template_status(request: Request, template_id: int, session: DbDep, me: Manager) -> Response:
+    """The status line, polled by the detail page while Meta reviews the template."""
+    template = service.access_template(session, me.actor.workspace_id, template_id)
+    return render(request, "templates/_status.html", {"t": template})
 
 
 @router.post("/templates/{template_id}/delete", response_class=HTMLResponse)

@@ -1,9 +1,11 @@
 """Web pages for broadcasts: the list, the new-broadcast form (audience picker with CSV
 upload, template and its values, estimate, schedule), and the detail page with live
-progress (htmx polling), pause/resume/cancel/retry and the CSV export."""
+progress (htmx polling of the counts, buttons and recipients together), pause/resume/
+cancel/retry and the CSV export."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,17 +15,32 @@ from sqlalchemy import select
 from puente.accounts.permissions import Perm
 from puente.channels.models import Channel
 from puente.contacts.models import Tag
+from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.outbound import broadcasts as service
 from puente.outbound.audience import list_segments
 from puente.outbound.broadcast_params import FIELDS_HELP, template_targets
-from puente.outbound.models import MessageTemplate
+from puente.outbound.models import Broadcast, BroadcastState, MessageTemplate
 from puente.outbound.templates import SENDABLE
 from puente.web.deps import DbDep, WebContext, require_permission
 from puente.web.templating import render, translate
 
 router = APIRouter(include_in_schema=False)
 Manager = Annotated[WebContext, Depends(require_permission(Perm.BROADCASTS))]
+
+# Delivery and read receipts keep arriving after the last message went out: a finished
+# or paused broadcast's page keeps listening this long, at a calmer pace.
+SETTLING = dt.timedelta(minutes=10)
+
+
+def poll_seconds(broadcast: Broadcast, now: dt.datetime | None = None) -> int | None:
+    """How often the detail page re-reads the broadcast; None once nothing will change."""
+    if broadcast.state in (BroadcastState.SENDING.value, BroadcastState.SCHEDULED.value):
+        return 1
+    if broadcast.state not in (BroadcastState.COMPLETED.value, BroadcastState.PAUSED.value):
+        return None
+    since = broadcast.finished_at or broadcast.updated_at
+    return 5 if since is not None and (now or utcnow()) - since < SETTLING else None
 
 
 def _choices(session: DbDep, workspace_id: int) -> dict[str, Any]:
@@ -169,6 +186,7 @@ def _detail_context(
         ),
         "state_filter": state or "",
         "states": service.SHOWN_STATES,
+        "poll_seconds": poll_seconds(broadcast),
     }
 
 
@@ -182,11 +200,11 @@ def broadcast_detail(
 
 @router.get("/broadcasts/{broadcast_id}/progress", response_class=HTMLResponse)
 def broadcast_progress(
-    request: Request, broadcast_id: int, session: DbDep, me: Manager
+    request: Request, broadcast_id: int, session: DbDep, me: Manager, state: str | None = None
 ) -> Response:
-    """The progress bar and counts, polled by the detail page every second."""
-    broadcast = service.access_broadcast(session, me.actor.workspace_id, broadcast_id)
-    context = {"b": broadcast, "p": service.progress(session, broadcast)}
+    """The progress bar and counts, polled by the detail page, with the action buttons
+    and the recipients' rows (as filtered on the page) swapped out of band."""
+    context = {**_detail_context(session, me, broadcast_id, state), "oob": True}
     return render(request, "broadcasts/_progress.html", context)
 
 

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=0.5, gt=0)
 
     max_webhook_bytes: int = 3 * 1024 * 1024
+    # The largest body the REST API reads (a broadcast's CSV travels inside one).
+    max_api_body_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     # Raw webhook bodies hold message text and phone numbers: processed ones (DONE) older
     # than this are deleted by the retention run. 0 keeps them forever.
     webhook_retention_days: int = Field(default=30, ge=0)

@@ -60,7 +60,7 @@ def test_channels_add_then_list(cli_env: None, db: Database, settings: Settings)
         app,
         [
             "channels", "add", "--workspace", "tienda", "--phone-number-id", "106540352242922",
-            "--waba-id", "1", "--display-phone", "15550783881", "--token", "x",
+            "--waba-id", "1", "--display-phone", "15550783881", "--token", "EAAG-another-token",
         ],
     )  # fmt: skip
     assert again.exit_code != 0

@@ -7,6 +7,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from puente.api.gate import ApiGate
 from puente.errors import PuenteError
 from puente.runtime import Runtime
 
@@ -55,6 +56,7 @@ def build_api(runtime: Runtime) -> FastAPI:
 
     for router in _routers():
         api.include_router(router)
+    api.add_middleware(ApiGate, db=runtime.db, max_body=runtime.settings.max_api_body_bytes)
     return api
 
 

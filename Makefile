@@ -27,8 +27,9 @@ $(STAMP): requirements-dev.lock pyproject.toml package-lock.json
 install: $(STAMP)
 
 ## demo: Puente and the Meta sandbox on SQLite, seeded, at http://127.0.0.1:8000
+## (options go in ARGS: make demo ARGS="--port 8100 --sandbox-port 8101 --no-traffic")
 demo: $(STAMP)
-	$(BIN)/puente demo
+	$(BIN)/puente demo $(ARGS)
 
 ## test: the whole suite on SQLite, then on PostgreSQL (skipped with a notice if unreachable,
 ## required when PUENTE_REQUIRE_POSTGRES=1)
@@ -47,7 +48,7 @@ migrate: $(STAMP)
 	$(BIN)/puente migrate
 
 serve: $(STAMP)
-	$(BIN)/puente serve
+	$(BIN)/puente serve $(ARGS)
 
 sandbox: $(STAMP)
 	$(BIN)/puente sandbox

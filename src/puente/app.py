@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from puente.config import Settings
+from puente.db.schema import readiness_problem
 from puente.db.session import Database
 from puente.errors import PuenteError
 from puente.foreground import ForegroundMiddleware
@@ -55,7 +57,15 @@ def create_app(
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
+        # Liveness only: the process answers. Whether it can serve is /readyz.
         return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        problem = await run_in_threadpool(readiness_problem, runtime.db)
+        if problem is not None:
+            return JSONResponse({"status": "not_ready", "reason": problem}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     _mount_parts(app, runtime)
     return app

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import typer
 
 from puente.accounts.cli import register as register_accounts
 from puente.accounts.privacy_cli import register as register_privacy
 from puente.channels.cli import channels_cli
+from puente.cli_errors import handled_errors
 from puente.config import get_settings
 from puente.contacts.cli import contacts_cli
 from puente.conversations.media_cli import media_cli
@@ -17,6 +19,9 @@ from puente.outbound.outbox_cli import outbox_cli
 from puente.outbound.outbox_cli import send as send_command
 from puente.outbound.template_cli import templates_cli
 from puente.sandbox.cli import sandbox_command
+
+if TYPE_CHECKING:
+    from puente.runtime import Runtime
 
 app = typer.Typer(help="Puente: a WhatsApp team inbox built for coexistence.", no_args_is_help=True)
 workspaces_cli = typer.Typer(help="Workspaces.", no_args_is_help=True)
@@ -42,6 +47,17 @@ def _setup_logging() -> None:
         level=get_settings().log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic announces each of its plugins whenever the schema is checked at start.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def _prepare_database(runtime: Runtime) -> None:
+    """Refuse to start on a database whose schema is not current (its pages would fail and
+    its workers log errors in a loop); a new SQLite database is migrated here."""
+    from puente.db.schema import prepare_schema
+
+    if prepare_schema(runtime.db):
+        typer.echo(f"new database: created its schema in {runtime.db.engine.url.database}")
 
 
 @app.command()
@@ -65,10 +81,13 @@ def serve(
     import uvicorn
 
     from puente.app import create_app
+    from puente.runtime import Runtime
 
     _setup_logging()
     settings = get_settings()
-    application = create_app(settings, run_workers=workers)
+    runtime = Runtime.from_settings(settings)
+    _prepare_database(runtime)
+    application = create_app(settings, runtime.db, run_workers=workers)
     uvicorn.run(
         application,
         host=host or settings.host,
@@ -149,6 +168,7 @@ def worker() -> None:
     _setup_logging()
     # Only the workers: the web app's routes and templates are not built here.
     runtime = Runtime.from_settings(get_settings())
+    _prepare_database(runtime)
     install_workers(runtime)
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -222,5 +242,7 @@ def events_retry(
     typer.echo(message + "; a running worker picks it up")
 
 
-def main() -> None:
-    app()
+def main(argv: list[str] | None = None) -> None:
+    """The `puente` command: every error it knows ends in one line and an exit status."""
+    with handled_errors():
+        app(args=argv, prog_name="puente")

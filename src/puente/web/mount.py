@@ -4,6 +4,7 @@ security headers, error pages and the routers of the account and settings pages.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -16,6 +17,7 @@ from starlette.routing import Route
 from puente.errors import PuenteError
 from puente.runtime import Runtime
 from puente.secrets import session_secret
+from puente.startup import NotReady
 from puente.web.deps import LoginRequired, resolve_member
 from puente.web.security import SecurityHeadersMiddleware
 from puente.web.templating import render, translate
@@ -28,20 +30,33 @@ VENDOR_FILES = {
 }
 
 
-def node_modules_dir() -> Path:
+class WebAssetsMissing(NotReady):
+    pass
+
+
+def node_modules_dir() -> Path | None:
+    """The node_modules folder of Puente's checkout, wherever the process was started:
+    PUENTE_NODE_MODULES, else the first one above the package (an editable install) or
+    above the Python environment (an install into the checkout's .venv). Never the
+    working directory, which is / or a service's home under a service manager."""
     configured = os.environ.get("PUENTE_NODE_MODULES")
     if configured:
         return Path(configured)
-    here = Path(__file__).resolve()
-    for parent in here.parents:
-        candidate = parent / "node_modules"
-        if candidate.is_dir():
-            return candidate
-    return Path.cwd() / "node_modules"
+    for start in (Path(__file__).resolve(), Path(sys.prefix).resolve() / "bin"):
+        for parent in start.parents:
+            candidate = parent / "node_modules"
+            if candidate.is_dir():
+                return candidate
+    return None
 
 
 def vendor_paths() -> dict[str, Path]:
     root = node_modules_dir()
+    if root is None:
+        raise WebAssetsMissing(
+            "the front-end libraries (htmx) are missing: run `npm ci` in Puente's project "
+            "directory, or set PUENTE_NODE_MODULES to a node_modules folder"
+        )
     found: dict[str, Path] = {}
     for name, (package, rel) in VENDOR_FILES.items():
         path = root / package / rel
@@ -49,9 +64,10 @@ def vendor_paths() -> dict[str, Path]:
             # Fall back to the unminified build when a package ships only that.
             alt = path.with_name(path.name.replace(".min", ""))
             if not alt.is_file():
-                raise RuntimeError(
-                    f"{path} is missing: install the front-end libraries with `npm ci` in the "
-                    "project directory (or set PUENTE_NODE_MODULES to a node_modules folder)"
+                raise WebAssetsMissing(
+                    f"{path} is missing: install the front-end libraries with `npm ci` in "
+                    "Puente's project directory (or set PUENTE_NODE_MODULES to a "
+                    "node_modules folder)"
                 )
             path = alt
         found[name] = path

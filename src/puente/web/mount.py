@@ -3,15 +3,19 @@ security headers, error pages and the routers of the account and settings pages.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
+from http import HTTPStatus
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Route
 
 from puente.errors import PuenteError
@@ -21,6 +25,8 @@ from puente.startup import NotReady
 from puente.web.deps import LoginRequired, resolve_member
 from puente.web.security import SecurityHeadersMiddleware
 from puente.web.templating import render, translate
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 # Front-end libraries come from npm (package-lock.json), served straight from node_modules.
@@ -104,11 +110,46 @@ def _reload_member(request: Request) -> None:
         resolve_member(request, session)
 
 
+def _reload_member_if_possible(request: Request) -> None:
+    # After an unexpected failure the database itself may be what failed: the error page
+    # then goes without the signed-in header rather than failing in turn.
+    try:
+        _reload_member(request)
+    except Exception:
+        log.warning("error page: the signed-in member could not be loaded", exc_info=True)
+        if hasattr(request.state, "web"):
+            del request.state.web
+
+
+# What a browser shows for Starlette's own refusals (an unknown address, a wrong method)
+# and for unexpected failures, instead of their English one-word reasons.
+HTTP_MESSAGES = {
+    403: "You are not allowed to open this page.",
+    404: "There is no page at this address.",
+    405: "This page cannot be used that way.",
+    500: "Something went wrong on our side. Try again in a moment.",
+}
+TITLES = {
+    401: "Sign in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Not allowed",
+    409: "Conflict",
+    500: "Something went wrong",
+}
+
+
+def _reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
 def _error_response(request: Request, status: int, message: str) -> Response:
     if not _wants_html(request):
         return JSONResponse({"error": {"code": str(status), "message": message}}, status)
-    titles = {401: "Sign in", 403: "Not allowed", 404: "Not found", 409: "Conflict"}
-    title = translate(request, titles.get(status, "Something is wrong"))
+    title = translate(request, TITLES.get(status, "Something is wrong"))
     return render(
         request,
         "error.html",
@@ -154,6 +195,27 @@ def install_error_pages(app: FastAPI) -> None:
             {"title": translate(request, "Something is wrong"), "message": message},
             status_code=422,
         )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if not _wants_html(request):
+            return await http_exception_handler(request, exc)
+        await run_in_threadpool(_reload_member_if_possible, request)
+        message = str(exc.detail)
+        if message == _reason_phrase(exc.status_code):
+            message = HTTP_MESSAGES.get(exc.status_code, message)
+        response = _error_response(request, exc.status_code, message)
+        response.headers.update(exc.headers or {})
+        return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, _exc: Exception) -> Response:
+        # Starlette logs the exception after this answer; a browser gets the usual page.
+        if not _wants_html(request):
+            body = {"error": {"code": "internal", "message": "internal server error"}}
+            return JSONResponse(body, status_code=500)
+        await run_in_threadpool(_reload_member_if_possible, request)
+        return _error_response(request, 500, HTTP_MESSAGES[500])
 
 
 def mount(app: FastAPI, runtime: Runtime) -> None:

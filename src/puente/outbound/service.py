@@ -35,6 +35,7 @@ from puente.db.session import on_commit
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.events import DomainEvent, publish
 from puente.outbound.models import OutboxItem, OutboxState
+from puente.outbound.template_sent import sent_text
 from puente.outbound.templates import check_template_message
 from puente.outbound.tiers import check_tier_room
 from puente.whatsapp.send import SendValidationError, build_payload, preview_text
@@ -341,6 +342,10 @@ def do_queue_message(
         # The messaging-limit tier applies to every template, not only broadcasts'.
         check_tier_room(session, recipient.channel, recipient.contact.id)
     wire = payload[message_type]
+    text = preview_text(message_type, wire)
+    if message_type == "template":
+        # The list preview and search read what the customer reads, not the template's name.
+        text = sent_text(session, recipient.channel, wire) or text
     message = Message(
         workspace_id=workspace_id,
         channel_id=recipient.channel.id,
@@ -352,7 +357,7 @@ def do_queue_message(
         type=message_type,
         # Message.content is an object; a contacts message is a list on the wire.
         content=wire if isinstance(wire, dict) else {message_type: wire},
-        text=preview_text(message_type, wire),
+        text=text,
         timestamp=now,
         status=MessageStatus.QUEUED.value,
         status_at=now,

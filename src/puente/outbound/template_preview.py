@@ -64,12 +64,18 @@ def _fill(text: str, values: Mapping[str, str], missing: list[str], where: str) 
 
 
 def render_preview(
-    components: list[dict[str, Any]], values: Mapping[str, Mapping[str, str]] | None = None
+    components: list[dict[str, Any]],
+    values: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    samples: bool = True,
 ) -> Preview:
     """The message as a customer would see it, with `values` (by "header", "body",
-    "buttons" and variable name) or else the template's own samples."""
-    samples = sample_values(components)
-    merged = {k: {**samples.get(k, {}), **dict((values or {}).get(k, {}))} for k in samples}
+    "buttons" and variable name) or else the template's own samples (unless `samples`
+    is False: a message already sent shows only what it carried)."""
+    given = sample_values(components)
+    if not samples:
+        given = {k: {} for k in given}
+    merged = {k: {**given.get(k, {}), **dict((values or {}).get(k, {}))} for k in given}
     missing: list[str] = []
     header_format = header = footer = None
     body = ""

@@ -40,6 +40,8 @@ from puente.conversations.models import (
 )
 from puente.conversations.search import contact_search_ready
 from puente.errors import NotFound
+from puente.outbound.template_preview import Preview
+from puente.outbound.template_sent import sent_templates
 
 PAGE_SIZE = 50
 MESSAGES_SHOWN = 50
@@ -338,6 +340,7 @@ class MessageView:
     quoted: Message | None = None
     reactions: list[Message] = field(default_factory=list)
     media: Media | None = None
+    template: Preview | None = None  # a template message as its customer read it
 
 
 @dataclass
@@ -447,7 +450,8 @@ def message_views(
     loaded: Loaded | None = None,
 ) -> list[MessageView]:
     """Messages with their quoted message, reactions, media and sender names, in at most
-    four queries however many messages there are (one when `loaded` has media and names)."""
+    four queries however many messages there are (one when `loaded` has media and names),
+    and one more for the templates when the page holds template messages."""
     if not messages:
         return []
     shown = [m for m in messages if m.type != "reaction"]
@@ -509,6 +513,7 @@ def message_views(
         )
     # Reactions whose target is not on this page still show, on their own.
     orphans = [r for r in reactions if r.reply_to_wamid not in by_wamid and r.text]
+    templates = sent_templates(session, conversation.workspace_id, conversation.channel_id, shown)
     views = [
         MessageView(
             message=m,
@@ -516,6 +521,7 @@ def message_views(
             quoted=by_wamid.get(m.reply_to_wamid) if m.reply_to_wamid else None,
             reactions=reactions_by_target.get(m.wamid or "", []),
             media=media.get(m.id),
+            template=templates.get(m.id),
         )
         for m in [*shown, *orphans]
     ]

@@ -40,6 +40,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/python scripts/i18n.py check
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

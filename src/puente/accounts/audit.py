@@ -39,11 +39,13 @@ class Action:
     LOGOUT = "auth.logout"
     PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"  # noqa: S105
     PASSWORD_RESET = "auth.password_reset"  # noqa: S105
+    PASSWORD_CHANGED = "auth.password_changed"  # noqa: S105
     LINK_REFUSED = "auth.link_refused"
     CSRF_REFUSED = "auth.csrf_refused"
     WORKSPACE_CREATED = "workspace.created"
     INVITATION_SENT = "user.invited"
     INVITATION_ACCEPTED = "user.joined"
+    INVITATION_REVOKED = "user.invitation_revoked"
     ROLE_CHANGED = "user.role_changed"
     PERMISSIONS_CHANGED = "user.permissions_changed"
     USER_DEACTIVATED = "user.deactivated"

@@ -29,6 +29,7 @@ from puente.accounts.credentials import (
 )
 from puente.accounts.gate import Actor
 from puente.accounts.models import AuthLink, Membership, RecoveryCode, Role, User, Workspace
+from puente.accounts.permissions import ASSIGNABLE_ROLES
 from puente.accounts.service import (
     access_member,
     check_manage_member,
@@ -39,7 +40,14 @@ from puente.accounts.service import (
 )
 from puente.accounts.sessions import do_end_user_sessions
 from puente.db.base import utcnow
-from puente.errors import Conflict, InvalidInput, NotFound, PuenteError, TooManyRequests
+from puente.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PuenteError,
+    TooManyRequests,
+)
 from puente.secrets import SecretBox
 
 INVITE_LIFETIME = dt.timedelta(days=7)
@@ -309,13 +317,24 @@ def access_link(session: Session, kind: str, token: str) -> AuthLink:
     link = session.scalar(
         select(AuthLink).where(AuthLink.token_hash == sha256_hex(token), AuthLink.kind == kind)
     )
-    what = "invitation" if kind == "invite" else "password reset link"
+    # Each message written out whole, so the catalogue has it (scripts/i18n.py).
+    invite = kind == "invite"
     if link is None:
-        raise NotFound(f"this {what} is not valid", code="link_invalid")
+        if invite:
+            raise NotFound("this invitation is not valid", code="link_invalid")
+        raise NotFound("this password reset link is not valid", code="link_invalid")
     if link.used_at is not None:
-        raise Conflict(f"this {what} has been used already", code="link_used")
+        if invite:
+            raise Conflict("this invitation has been used already", code="link_used")
+        raise Conflict("this password reset link has been used already", code="link_used")
     if link.expires_at <= utcnow():
-        raise InvalidInput(f"this {what} has expired; ask for a new one", code="link_expired")
+        if invite:
+            raise InvalidInput(
+                "this invitation has expired; ask for a new one", code="link_expired"
+            )
+        raise InvalidInput(
+            "this password reset link has expired; ask for a new one", code="link_expired"
+        )
     return link
 
 
@@ -368,6 +387,88 @@ def do_invite(
         ip=ip,
     )
     return token
+
+
+def list_pending_invitations(session: Session, workspace_id: int) -> list[AuthLink]:
+    """Invitations not yet accepted, newest first; expired ones too, so they can be sent again."""
+    return list(
+        session.scalars(
+            select(AuthLink)
+            .where(
+                AuthLink.workspace_id == workspace_id,
+                AuthLink.kind == "invite",
+                AuthLink.used_at.is_(None),
+            )
+            .order_by(AuthLink.created_at.desc(), AuthLink.id.desc())
+        )
+    )
+
+
+def access_pending_invitation(session: Session, actor: Actor, link_id: int) -> AuthLink:
+    """A pending invitation of the actor's workspace, for a role the actor may give."""
+    link = session.scalar(
+        select(AuthLink).where(
+            AuthLink.id == link_id,
+            AuthLink.workspace_id == actor.workspace_id,
+            AuthLink.kind == "invite",
+            AuthLink.used_at.is_(None),
+        )
+    )
+    if link is None:
+        raise NotFound("this invitation is no longer pending", code="invitation_not_found")
+    role = Role(link.role or Role.AGENT.value)
+    if actor.role is None or role not in ASSIGNABLE_ROLES[actor.role]:
+        raise Forbidden("you cannot invite someone with this role")
+    return link
+
+
+def do_revoke_invitation(session: Session, actor: Actor, link_id: int, *, ip: str | None) -> str:
+    """Withdraw an invitation: its link stops working. Returns the invited address."""
+    link = access_pending_invitation(session, actor, link_id)
+    email = link.email
+    session.delete(link)
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor=actor,
+        action=Action.INVITATION_REVOKED,
+        target=f"user {email}",
+        ip=ip,
+    )
+    session.flush()
+    return email
+
+
+def do_resend_invitation(
+    session: Session, actor: Actor, link_id: int, *, invited_by: User, ip: str | None
+) -> tuple[AuthLink, str]:
+    """A new link (and a new week) for a pending invitation; the old link stops working.
+    Returns the new invitation and its token for the e-mail."""
+    old = access_pending_invitation(session, actor, link_id)
+    email, role = old.email, old.role
+    session.delete(old)
+    session.flush()
+    token = _new_link(
+        session,
+        kind="invite",
+        workspace_id=actor.workspace_id,
+        email=email,
+        role=role,
+        created_by_id=invited_by.id,
+        expires_at=utcnow() + INVITE_LIFETIME,
+    )
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor=actor,
+        action=Action.INVITATION_SENT,
+        target=f"user {email}",
+        details={"role": role, "resent": True},
+        ip=ip,
+    )
+    link = session.scalar(select(AuthLink).where(AuthLink.token_hash == sha256_hex(token)))
+    assert link is not None
+    return link, token
 
 
 def do_accept_invitation(
@@ -447,3 +548,32 @@ def do_reset_password(session: Session, *, token: str, password: str, ip: str | 
         ip=ip,
     )
     return user
+
+
+def do_change_password(
+    session: Session,
+    user: User,
+    workspace_id: int,
+    *,
+    current: str,
+    new: str,
+    again: str,
+    keep_session: str | None,
+    ip: str | None,
+) -> None:
+    """Change one's own password. Every other session ends: one of them may be the reason."""
+    if not verify_password(user, current):
+        raise InvalidInput("the current password is not right", code="wrong_password")
+    if new != again:
+        raise InvalidInput("the two new passwords are not the same", code="password_mismatch")
+    check_password_strength(new)
+    user.password_hash = hash_password(new)
+    do_end_user_sessions(session, user.id, keep=keep_session)
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor=user.email,
+        action=Action.PASSWORD_CHANGED,
+        ip=ip,
+    )
+    session.flush()

@@ -55,7 +55,11 @@ def sha256_hex(value: str) -> str:
 
 def check_password_strength(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise InvalidInput(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+        params = {"n": MIN_PASSWORD_LENGTH}
+        raise InvalidInput(
+            "the password needs at least %(n)s characters" % params,  # noqa: UP031 (catalogue text)
+            details={"template": "the password needs at least %(n)s characters", "params": params},
+        )
     if len(password) > 1024:
         raise InvalidInput("the password is too long")
 

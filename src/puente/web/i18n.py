@@ -18,6 +18,8 @@ from babel.dates import format_datetime
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
+from puente.errors import PuenteError
+
 LOCALE_DIR = Path(__file__).resolve().parent.parent / "locale"
 LANGUAGES = ("en", "es")
 DEFAULT_LANGUAGE = "en"
@@ -43,6 +45,23 @@ def _load(lang: str) -> gettext_module.NullTranslations:
 @lru_cache(maxsize=len(LANGUAGES))
 def translations(lang: str) -> gettext_module.NullTranslations:
     return _load(lang if lang in LANGUAGES else DEFAULT_LANGUAGE)
+
+
+def N_(message: str) -> str:
+    """Mark a message for the catalogue (scripts/i18n.py extracts it) that is translated
+    later, where it is shown: a confirmation passed along, a label in a table."""
+    return message
+
+
+def error_message(lang: str, exc: PuenteError) -> str:
+    """A domain error in the reader's language. An error whose message has numbers or
+    names in it carries its catalogue text and values in details ("template", "params")."""
+    tr = translations(lang)
+    details = exc.details if isinstance(exc.details, dict) else {}
+    template = details.get("template")
+    if isinstance(template, str):
+        return tr.gettext(template) % (details.get("params") or {})
+    return tr.gettext(exc.message)
 
 
 def pick_language(user_choice: str | None, cookie: str | None, accept_language: str | None) -> str:

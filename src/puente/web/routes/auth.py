@@ -18,9 +18,9 @@ from puente.accounts.service import do_setup, needs_setup
 from puente.accounts.sessions import do_create_session, do_end_session, load_session
 from puente.errors import PuenteError
 from puente.web.deps import DbDep, MaybeMember, RuntimeDep, client_ip, public_page
-from puente.web.i18n import common_timezones
+from puente.web.i18n import common_timezones, error_message
 from puente.web.security import SESSION_COOKIE, clear_session_cookie, set_session_cookie
-from puente.web.templating import render, translate
+from puente.web.templating import render, request_language, translate
 
 router = APIRouter(include_in_schema=False)
 Public = Depends(public_page)
@@ -44,7 +44,7 @@ def _error_page(request: Request, template: str, error: PuenteError, **ctx: obje
     return render(
         request,
         template,
-        {"error": translate(request, error.message), **ctx},
+        {"error": error_message(request_language(request), error), **ctx},
         status_code=error.status_code,
     )
 

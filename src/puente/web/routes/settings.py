@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import segno
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup
 
 from puente.accounts import auth
 from puente.accounts.credentials import remaining_recovery_codes, totp_uri
@@ -23,8 +25,8 @@ from puente.conversations.notifications import KINDS as NOTIFICATION_KINDS
 from puente.conversations.notifications import do_set_notification_prefs, wants
 from puente.errors import PuenteError
 from puente.web.deps import DbDep, Member, RuntimeDep, WebContext, client_ip, require_permission
-from puente.web.i18n import common_timezones
-from puente.web.templating import render, translate
+from puente.web.i18n import common_timezones, error_message
+from puente.web.templating import render, request_language, translate
 
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[WebContext, Depends(require_permission(Perm.SETTINGS))]
@@ -74,7 +76,11 @@ def profile_submit(
     except PuenteError as exc:
         session.refresh(me.user)
         return _profile(
-            request, session, me, exc.status_code, error=translate(request, exc.message)
+            request,
+            session,
+            me,
+            exc.status_code,
+            error=error_message(request_language(request), exc),
         )
     return _profile(request, session, me, flash=translate(request, "Your profile was saved."))
 
@@ -92,14 +98,56 @@ def notification_prefs_submit(
     )
 
 
+@router.post("/settings/profile/password", response_class=HTMLResponse)
+def password_submit(
+    request: Request,
+    session: DbDep,
+    me: Member,
+    current_password: Annotated[str, Form(max_length=1024)],
+    new_password: Annotated[str, Form(max_length=1024)],
+    new_password_again: Annotated[str, Form(max_length=1024)],
+) -> Response:
+    try:
+        with session.begin_nested():
+            auth.do_change_password(
+                session,
+                me.user,
+                me.actor.workspace_id,
+                current=current_password,
+                new=new_password,
+                again=new_password_again,
+                keep_session=me.session_token,
+                ip=client_ip(request),
+            )
+    except PuenteError as exc:
+        session.refresh(me.user)
+        error = error_message(request_language(request), exc)
+        return _profile(request, session, me, exc.status_code, password_error=error)
+    return _profile(
+        request,
+        session,
+        me,
+        flash=translate(request, "Your password was changed. Your other sessions were signed out."),
+    )
+
+
+def _totp_setup(
+    request: Request, me: WebContext, secret: str, status: int = 200, **extra: object
+) -> HTMLResponse:
+    """The enrolment page: the key as a QR code to scan, and as text to type."""
+    uri = totp_uri(secret, me.user.email, f"Puente ({me.workspace.name})")
+    # Inline SVG (no script, no style attribute): the CSP allows it as it is.
+    qr = segno.make(uri, error="m").svg_inline(
+        scale=5, border=4, light="#fff", svgclass="totp-qr", title=translate(request, "QR code")
+    )
+    context = {"secret": secret, "uri": uri, "qr": Markup(qr), **extra}  # noqa: S704 (segno's own SVG)
+    return render(request, "settings/totp_setup.html", context, status_code=status)
+
+
 @router.post("/settings/profile/2fa/start", response_class=HTMLResponse)
 def totp_start(request: Request, session: DbDep, runtime: RuntimeDep, me: Member) -> Response:
     secret = auth.do_start_totp(session, runtime.secrets, me.user)
-    return render(
-        request,
-        "settings/totp_setup.html",
-        {"secret": secret, "uri": totp_uri(secret, me.user.email, f"Puente ({me.workspace.name})")},
-    )
+    return _totp_setup(request, me, secret)
 
 
 @router.post("/settings/profile/2fa/confirm", response_class=HTMLResponse)
@@ -119,16 +167,8 @@ def totp_confirm(
         from puente.accounts.credentials import user_totp_secret
 
         secret = user_totp_secret(runtime.secrets, me.user) or ""
-        return render(
-            request,
-            "settings/totp_setup.html",
-            {
-                "secret": secret,
-                "uri": totp_uri(secret, me.user.email, f"Puente ({me.workspace.name})"),
-                "error": translate(request, exc.message),
-            },
-            status_code=exc.status_code,
-        )
+        error = error_message(request_language(request), exc)
+        return _totp_setup(request, me, secret, exc.status_code, error=error)
     # Other sessions were opened without the second factor: end them.
     do_end_user_sessions(session, me.user.id, keep=me.session_token)
     return render(request, "settings/recovery_codes.html", {"codes": codes})
@@ -151,7 +191,11 @@ def totp_disable(
     except PuenteError as exc:
         session.refresh(me.user)
         return _profile(
-            request, session, me, exc.status_code, error=translate(request, exc.message)
+            request,
+            session,
+            me,
+            exc.status_code,
+            error=error_message(request_language(request), exc),
         )
     return _profile(
         request, session, me, flash=translate(request, "Two-factor sign-in is now off.")
@@ -197,7 +241,13 @@ def tokens_create(
                 ip=client_ip(request),
             )
     except PuenteError as exc:
-        return _tokens(request, session, me, exc.status_code, error=translate(request, exc.message))
+        return _tokens(
+            request,
+            session,
+            me,
+            exc.status_code,
+            error=error_message(request_language(request), exc),
+        )
     return _tokens(request, session, me, new_secret=issued.secret, new_name=issued.token.name)
 
 

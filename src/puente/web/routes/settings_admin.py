@@ -9,7 +9,13 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from puente.accounts import audit
-from puente.accounts.auth import do_invite, do_reset_member_totp
+from puente.accounts.auth import (
+    do_invite,
+    do_resend_invitation,
+    do_reset_member_totp,
+    do_revoke_invitation,
+    list_pending_invitations,
+)
 from puente.accounts.mail import do_queue_mail
 from puente.accounts.models import Role
 from puente.accounts.permissions import ASSIGNABLE_ROLES, Perm, Scope
@@ -26,11 +32,12 @@ from puente.accounts.service import (
     mfa_policy,
     retention_days,
 )
+from puente.db.base import utcnow
 from puente.errors import InvalidInput, PuenteError
 from puente.request_session import writes
 from puente.web.deps import DbDep, RuntimeDep, WebContext, client_ip, require_permission
-from puente.web.i18n import translations
-from puente.web.templating import render, translate
+from puente.web.i18n import N_, error_message, translations
+from puente.web.templating import render, request_language, translate
 
 router = APIRouter(include_in_schema=False)
 Admin = Annotated[WebContext, Depends(require_permission(Perm.SETTINGS))]
@@ -41,10 +48,16 @@ def _users(
     request: Request, session: DbDep, me: WebContext, status: int = 200, **extra: object
 ) -> HTMLResponse:
     role = me.actor.role
+    members = list_members(session, me.actor.workspace_id)
+    invitations = list_pending_invitations(session, me.actor.workspace_id)
+    now = utcnow()
     context = {
-        "members": list_members(session, me.actor.workspace_id),
+        "members": members,
         "assignable": [r.value for r in ASSIGNABLE_ROLES[role]] if role else [],
         "scopes": [s.value for s in Scope],
+        "invitations": invitations,
+        "expired": {i.id for i in invitations if i.expires_at <= now},
+        "inviters": {user.id: user.name for user, _m in members},
         **extra,
     }
     return render(request, "settings/users.html", context, status_code=status)
@@ -65,7 +78,8 @@ def _attempt(
         with session.begin_nested():
             action()
     except PuenteError as exc:
-        return show(request, session, me, exc.status_code, error=translate(request, exc.message))
+        error = error_message(request_language(request), exc)
+        return show(request, session, me, exc.status_code, error=error)
     return show(request, session, me, flash=translate(request, ok))
 
 
@@ -79,6 +93,28 @@ def _parse_role(value: str) -> Role:
         return Role(value)
     except ValueError as exc:
         raise InvalidInput("choose owner, admin, supervisor or agent") from exc
+
+
+def _mail_invitation(
+    session: DbDep, runtime: RuntimeDep, me: WebContext, email: str, token: str
+) -> None:
+    """The invitation e-mail, in the inviter's language (the invitee has none yet)."""
+    link = f"{runtime.settings.base_url.rstrip('/')}/invite/{token}"
+    tr = translations(me.user.locale or "en")
+    do_queue_mail(
+        session,
+        runtime.db,
+        runtime.settings,
+        workspace_id=me.actor.workspace_id,
+        to=email.strip().lower(),
+        subject=tr.gettext("You are invited to %(workspace)s on Puente")
+        % {"workspace": me.workspace.name},
+        body=tr.gettext(
+            "%(name)s invited you to the %(workspace)s team inbox on Puente.\n\n"
+            "Accept within 7 days:\n%(link)s"
+        )
+        % {"name": me.user.name, "workspace": me.workspace.name, "link": link},
+    )
 
 
 @router.post("/settings/users/invite", response_class=HTMLResponse)
@@ -103,24 +139,30 @@ def users_invite(
             actor=me.actor,
             ip=client_ip(request),
         )
-        link = f"{runtime.settings.base_url.rstrip('/')}/invite/{token}"
-        tr = translations(me.user.locale or "en")
-        do_queue_mail(
-            session,
-            runtime.db,
-            runtime.settings,
-            workspace_id=me.actor.workspace_id,
-            to=email.strip().lower(),
-            subject=tr.gettext("You are invited to %(workspace)s on Puente")
-            % {"workspace": me.workspace.name},
-            body=tr.gettext(
-                "%(name)s invited you to the %(workspace)s team inbox on Puente.\n\n"
-                "Accept within 7 days:\n%(link)s"
-            )
-            % {"name": me.user.name, "workspace": me.workspace.name, "link": link},
-        )
+        _mail_invitation(session, runtime, me, email, token)
 
-    return _attempt(request, session, me, invite, "Invitation sent.")
+    return _attempt(request, session, me, invite, N_("Invitation sent."))
+
+
+@router.post("/settings/invitations/{link_id}/resend", response_class=HTMLResponse)
+def invitation_resend(
+    request: Request, session: DbDep, runtime: RuntimeDep, me: Admin, link_id: int
+) -> Response:
+    def resend() -> None:
+        link, token = do_resend_invitation(
+            session, me.actor, link_id, invited_by=me.user, ip=client_ip(request)
+        )
+        _mail_invitation(session, runtime, me, link.email, token)
+
+    return _attempt(request, session, me, resend, N_("The invitation was sent again."))
+
+
+@router.post("/settings/invitations/{link_id}/revoke", response_class=HTMLResponse)
+def invitation_revoke(request: Request, session: DbDep, me: Admin, link_id: int) -> Response:
+    def revoke() -> None:
+        do_revoke_invitation(session, me.actor, link_id, ip=client_ip(request))
+
+    return _attempt(request, session, me, revoke, N_("The invitation was withdrawn."))
 
 
 @router.post("/settings/users/{user_id}/role", response_class=HTMLResponse)
@@ -134,7 +176,7 @@ def users_role(
     def change() -> None:
         do_change_role(session, me.actor, user_id, _parse_role(role), ip=client_ip(request))
 
-    return _attempt(request, session, me, change, "Role changed.")
+    return _attempt(request, session, me, change, N_("Role changed."))
 
 
 @router.post("/settings/users/{user_id}/permissions", response_class=HTMLResponse)
@@ -158,7 +200,7 @@ def users_permissions(
             session, me.actor, user_id, scope=chosen, grants=overrides, ip=client_ip(request)
         )
 
-    return _attempt(request, session, me, change, "Permissions changed.")
+    return _attempt(request, session, me, change, N_("Permissions changed."))
 
 
 @router.post("/settings/users/{user_id}/deactivate", response_class=HTMLResponse)
@@ -166,7 +208,7 @@ def users_deactivate(request: Request, session: DbDep, me: Admin, user_id: int) 
     def change() -> None:
         do_set_member_active(session, me.actor, user_id, active=False, ip=client_ip(request))
 
-    return _attempt(request, session, me, change, "User deactivated.")
+    return _attempt(request, session, me, change, N_("User deactivated."))
 
 
 @router.post("/settings/users/{user_id}/reactivate", response_class=HTMLResponse)
@@ -174,7 +216,7 @@ def users_reactivate(request: Request, session: DbDep, me: Admin, user_id: int) 
     def change() -> None:
         do_set_member_active(session, me.actor, user_id, active=True, ip=client_ip(request))
 
-    return _attempt(request, session, me, change, "User reactivated.")
+    return _attempt(request, session, me, change, N_("User reactivated."))
 
 
 @router.post("/settings/users/{user_id}/reset-2fa", response_class=HTMLResponse)
@@ -187,7 +229,7 @@ def users_reset_2fa(request: Request, session: DbDep, me: Admin, user_id: int) -
         session,
         me,
         change,
-        "Two-factor sign-in was reset. They sign in with their password and set it up again.",
+        N_("Two-factor sign-in was reset. They sign in with their password and set it up again."),
     )
 
 
@@ -219,7 +261,7 @@ def teams_create(
         session,
         me,
         lambda: do_create_team(session, me.actor, name, ip=client_ip(request)),
-        "Team created.",
+        N_("Team created."),
         show=_teams,
     )
 
@@ -239,7 +281,7 @@ def teams_members(
         lambda: do_set_team_members(
             session, me.actor, team_id, user_ids or [], ip=client_ip(request)
         ),
-        "Team members saved.",
+        N_("Team members saved."),
         show=_teams,
     )
 
@@ -251,7 +293,7 @@ def teams_delete(request: Request, session: DbDep, me: Admin, team_id: int) -> R
         session,
         me,
         lambda: do_delete_team(session, me.actor, team_id, ip=client_ip(request)),
-        "Team deleted.",
+        N_("Team deleted."),
         show=_teams,
     )
 

@@ -94,6 +94,7 @@ def test_broadcast_pages_in_spanish(spanish: tuple[WebClient, int]) -> None:
     for text in ("Pausar", "Cancelar", "Exportar resultados (CSV)", "Teléfono", "en cola"):
         assert text in detail, text
     assert "Pause" not in detail
+    assert "(es, utilidad)" in detail  # the template's category
 
     progress = web.get(f"/broadcasts/{broadcast_id}/progress").text
     assert ">programada<" in progress and ">scheduled<" not in progress

@@ -18,6 +18,7 @@ from puente.db.session import Database
 from puente.outbound.models import MessageTemplate, TemplateStatus
 from puente.outbound.template_rules import CATEGORIES, HEADER_FORMATS
 from puente.web import i18n
+from puente.web.routes.templates import LABELS
 from tests.factories import PASSWORD, make_channel, make_user, make_workspace
 from tests.webclient import WebClient
 
@@ -125,3 +126,10 @@ def test_every_templates_text_and_label_has_a_spanish_translation() -> None:
     spanish = i18n.translations("es")
     missing = sorted(t for t in texts if spanish.gettext(t) == t and t not in SAME_IN_SPANISH)
     assert missing == []
+
+
+def test_every_label_is_marked_for_the_catalogue() -> None:
+    # Shown through a variable, the labels are found by extraction only where marked.
+    labels = {s.value.lower() for s in TemplateStatus}
+    labels |= {c.lower() for c in CATEGORIES} | {f.lower() for f in HEADER_FORMATS}
+    assert labels == set(LABELS)

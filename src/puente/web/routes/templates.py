@@ -22,10 +22,37 @@ from puente.outbound.template_rules import (
 )
 from puente.outbound.templates import TemplateInvalid
 from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
+from puente.web.i18n import N_
 from puente.web.templating import render, translate
 
 router = APIRouter(include_in_schema=False)
 Manager = Annotated[WebContext, Depends(require_permission(Perm.TEMPLATES))]
+
+# The pages show a template's status, category and header kind as `_(value|lower)`;
+# marked here for the catalogue (one per TemplateStatus, CATEGORIES and HEADER_FORMATS).
+LABELS = (
+    N_("draft"),
+    N_("pending"),
+    N_("approved"),
+    N_("rejected"),
+    N_("paused"),
+    N_("disabled"),
+    N_("flagged"),
+    N_("in_appeal"),
+    N_("locked"),
+    N_("limit_exceeded"),
+    N_("archived"),
+    N_("pending_deletion"),
+    N_("deleted"),
+    N_("marketing"),
+    N_("utility"),
+    N_("authentication"),
+    N_("text"),
+    N_("image"),
+    N_("video"),
+    N_("document"),
+    N_("location"),
+)
 
 FORM_FIELDS = (
     "waba_id",

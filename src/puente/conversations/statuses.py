@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
 from puente.contacts.consent import record_optout_from_meta
-from puente.conversations.models import STATUS_RANK, Message, MessageStatus, StatusEvent
+from puente.conversations.models import (
+    STATUS_RANK,
+    Direction,
+    Message,
+    MessageStatus,
+    StatusEvent,
+)
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
 from puente.events import DomainEvent, publish
@@ -234,6 +240,10 @@ def _apply_events(
         if message is None:
             continue
         event.applied = True
+        if message.direction == Direction.INBOUND.value:
+            # Meta reports the delivery of what the business sends; a status naming a
+            # customer's message is not Meta's and must not mark it failed or read.
+            continue
         if apply_status(message, event):
             changed[message.id] = message
             if message.status == MessageStatus.FAILED.value:

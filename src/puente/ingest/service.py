@@ -207,10 +207,15 @@ def parse_changes(event_id: int, body: bytes) -> list[ChangeRef]:
         data = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UnusableBody(f"body is not JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        # Python's own limits: an integer of thousands of digits, nesting past the stack.
+        raise UnusableBody(f"body is not JSON Puente can read: {exc}") from None
     try:
         envelope = Envelope.model_validate(data)
     except ValidationError as exc:
         raise UnusableBody(f"not a webhook envelope: {_validation_summary(exc)}") from None
+    except RecursionError:
+        raise UnusableBody("not a webhook envelope: nested too deeply") from None
     if envelope.object != ENVELOPE_OBJECT:
         raise UnusableBody(f"unexpected object {envelope.object!r}, not {ENVELOPE_OBJECT!r}")
     return [

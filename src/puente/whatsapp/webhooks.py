@@ -6,9 +6,17 @@ Puente does not know still validate (their object stays in the extra fields).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# A WhatsApp user's id on the wire is a phone number in international form, digits only
+# (empty for users known only by their business-scoped id). Anything else, "<script>"
+# included, is not a person and must not become a contact.
+WaId = Annotated[str, Field(pattern=r"^[0-9]{0,20}$")]
+# Unix seconds between 2001 and 2100: a negative or far-future time is not Meta's and would
+# either be stored as nonsense or overflow the date conversion.
+UnixTime = Annotated[int, Field(ge=1_000_000_000, le=4_102_444_800)]
 
 
 class WireModel(BaseModel):
@@ -60,7 +68,7 @@ class WebhookContact(WireModel):
     """`value.contacts[]`: who wrote. `wa_id` may be empty for users known only by BSUID."""
 
     profile: Profile | None = None
-    wa_id: str | None = None
+    wa_id: WaId | None = None
     user_id: str | None = None  # business-scoped user id (BSUID)
     parent_user_id: str | None = None
     username: str | None = None
@@ -228,10 +236,10 @@ class Message(WireModel):
     model's extra fields, so `type_object()` works for every type.
     """
 
-    from_: str = Field(default="", alias="from")
-    to: str | None = None  # echoes and history messages sent by the business
+    from_: WaId = Field(default="", alias="from")
+    to: WaId | None = None  # echoes and history messages sent by the business
     id: str
-    timestamp: int
+    timestamp: UnixTime
     type: str = "unknown"
     from_user_id: str | None = None
     to_user_id: str | None = None
@@ -293,8 +301,8 @@ class Pricing(WireModel):
 class Status(WireModel):
     id: str
     status: str
-    timestamp: int
-    recipient_id: str | None = None
+    timestamp: UnixTime
+    recipient_id: WaId | None = None
     recipient_user_id: str | None = None
     conversation: dict[str, Any] | None = None
     pricing: Pricing | None = None

@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     true,
     update,
 )
@@ -361,6 +362,7 @@ def do_process_new_events(
     )
     now = utcnow()
     parsed = [(event_id, _parse_body(event_id, body)) for event_id, body in rows]
+    _lock_customers(session, [changes for _, changes in parsed])
     _lock_status_targets(session, [changes for _, changes in parsed])
     results = []
     for event_id, changes in parsed:
@@ -396,6 +398,62 @@ def _parse_body(event_id: int, body: bytes) -> list[ChangeRef] | UnusableBody:
         return parse_changes(event_id, body)
     except UnusableBody as exc:
         return exc
+
+
+# Where a change names the customers whose contact, conversation and messages it updates.
+_CUSTOMER_FIELDS = {
+    "messages": (
+        ("contacts", "wa_id"),
+        ("contacts", "user_id"),
+        ("messages", "from"),
+        ("messages", "from_user_id"),
+        ("statuses", "recipient_id"),
+        ("statuses", "recipient_user_id"),
+    ),
+    "smb_message_echoes": (("message_echoes", "to"), ("message_echoes", "to_user_id")),
+}
+
+
+def customers_of(changes: list[ChangeRef] | UnusableBody) -> Iterable[str]:
+    if isinstance(changes, UnusableBody):
+        return
+    for change in changes:
+        for key, field in _CUSTOMER_FIELDS.get(change.field, ()):
+            for item in change.value.get(key) or []:
+                if isinstance(item, dict) and isinstance(item.get(field), str) and item[field]:
+                    yield item[field]
+
+
+def customer_lock_key(customer: str) -> int:
+    """A signed 64-bit advisory lock key for one customer (by wa_id or BSUID)."""
+    digest = hashlib.blake2b(f"puente.customer:{customer}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _lock_customers(session: Session, parsed: Iterable[list[ChangeRef] | UnusableBody]) -> None:
+    """PostgreSQL: take the batch's customers, all at once and in key order, before
+    touching any of their rows.
+
+    Two `puente worker` processes whose batches hold messages of the same customer each
+    read the conversation, add one to its unread count and write it back: the second
+    write lost the first's increment, and the two batches' row locks, taken in message
+    order, deadlocked. Holding a transaction-scoped advisory lock per customer makes the
+    second batch wait for the first instead; taking them sorted, before any row lock, means
+    no two batches ever wait for each other. Batches of different customers still run
+    side by side. SQLite has one writer at a time: nothing to do."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({customer_lock_key(c) for changes in parsed for c in customers_of(changes)})
+    if not keys:
+        return
+    # The subquery fixes the order in which the locks are taken.
+    session.execute(
+        text(
+            "SELECT count(pg_advisory_xact_lock(k)) "
+            "FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS ordered"
+        ),
+        {"keys": keys},
+    )
 
 
 def _lock_status_targets(
@@ -479,6 +537,10 @@ def do_process_ready_changes(
     if only_id is not None:
         stmt = stmt.where(WebhookChange.id == only_id)
     rows = list(session.scalars(_claim(session, stmt.order_by(WebhookChange.id).limit(limit))))
+    _lock_customers(
+        session,
+        [[ChangeRef(r.event_id, r.waba_id, None, r.field, r.value)] for r in rows],
+    )
     entry_times: dict[int, dict[str, int | None]] = {}
     for row in rows:
         change = ChangeRef(

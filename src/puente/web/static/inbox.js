@@ -97,6 +97,22 @@
     if (tl) tl.scrollTop = tl.scrollHeight;
   }
 
+  // A conversation opens at its newest message and stays there while pictures and videos
+  // load above it (they grow from nothing to their height after the first scroll), until
+  // the agent scrolls up to read; scrolling back to the end sticks to it again.
+  var stuckToEnd = true;
+  function keepAtEnd() {
+    var tl = timeline();
+    if (!tl) return;
+    tl.addEventListener("scroll", function () {
+      stuckToEnd = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 40;
+    });
+    var follow = function () { if (stuckToEnd) scrollDown(); };
+    tl.addEventListener("load", follow, true);
+    tl.addEventListener("loadedmetadata", follow, true);
+    if (window.ResizeObserver) new ResizeObserver(follow).observe(tl);
+  }
+
   function placeItem(el, t) {
     var tl = timeline();
     if (!tl || !el) return;
@@ -382,9 +398,14 @@
     if (!menu) return;
     var match = /^\/([a-z0-9_\-]*)$/.exec(box.value);
     if (!match) { menu.hidden = true; return; }
+    var typed = box.value;
+    if (menu.getAttribute("data-dismissed") !== typed) menu.removeAttribute("data-dismissed");
+    var t = ticket();
     get("/inbox/c/" + conversationId + "/snippets?prefix=" + encodeURIComponent(match[1]))
       .then(function (r) { return r.json(); })
       .then(function (body) {
+        // Only the answer for what is typed now, and not once Escape closed the menu.
+        if (box.value !== typed || !newest("snippets", t) || menu.getAttribute("data-dismissed") === typed) return;
         menu.innerHTML = "";
         (body.items || []).forEach(function (item, i) {
           var b = document.createElement("button");
@@ -392,11 +413,44 @@
           b.className = "snippet-option" + (i === 0 ? " active" : "");
           b.textContent = "/" + item.shortcut + " — " + item.text.slice(0, 80);
           b.setAttribute("data-text", item.text);
-          b.addEventListener("click", function () { box.value = item.text; menu.hidden = true; box.focus(); });
+          b.addEventListener("click", function () { pickSnippet(box, b); });
           menu.appendChild(b);
         });
         menu.hidden = !menu.firstChild;
       });
+  }
+
+  function pickSnippet(box, option) {
+    var menu = option.parentElement;
+    box.value = option.getAttribute("data-text") || "";
+    menu.hidden = true;
+    box.focus();
+    box.setSelectionRange(box.value.length, box.value.length);
+  }
+
+  // While the snippet menu is open: arrows move the highlight, Enter or Tab picks the
+  // highlighted snippet, Escape closes the menu and leaves the text as typed.
+  function snippetKey(event) {
+    var box = event.target;
+    var menu = box.form && box.form.querySelector(".snippet-menu");
+    if (!menu || menu.hidden || !menu.firstChild) return false;
+    var options = Array.prototype.slice.call(menu.querySelectorAll(".snippet-option"));
+    var at = options.findIndex(function (o) { return o.classList.contains("active"); });
+    var key = event.key;
+    if (key === "ArrowDown" || key === "ArrowUp") {
+      var next = Math.max(0, Math.min(options.length - 1, at + (key === "ArrowDown" ? 1 : -1)));
+      options.forEach(function (o, i) { o.classList.toggle("active", i === next); });
+      options[next].scrollIntoView({ block: "nearest" });
+    } else if ((key === "Enter" || key === "Tab") && !event.shiftKey && !event.ctrlKey && !event.metaKey && !event.altKey) {
+      pickSnippet(box, options[Math.max(0, at)]);
+    } else if (key === "Escape") {
+      menu.hidden = true;
+      menu.setAttribute("data-dismissed", box.value);
+    } else {
+      return false;
+    }
+    event.preventDefault();
+    return true;
   }
 
   function sendTyping() {
@@ -486,6 +540,7 @@
     var target = event.target;
     var typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement;
     if (typing) {
+      if (target instanceof HTMLTextAreaElement && target.form && target.form.id === "send-form" && snippetKey(event)) return;
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey) && target.form) {
         event.preventDefault();
         target.form.requestSubmit();
@@ -516,6 +571,7 @@
     if (!root) return;
     conversationId = root.getAttribute("data-conversation-id") || "";
     scrollDown();
+    keepAtEnd();
     watchWindow();
     var list = document.getElementById("inbox-list");
     if (list && list.getAttribute("data-lazy") === "1") refreshList();

@@ -120,7 +120,7 @@ def test_search_box_finds_contacts_by_name_or_number(
         add_conversation(s, shop.workspace_id, shop.channel_id, "Pedro", at=NOW)
     assert _names(owner_web.get("/inbox?q=lucía").text) == ["Lucía Gómez"]
     assert _names(owner_web.get("/inbox?q=nadie").text) == []
-    assert "No conversations here." in owner_web.get("/inbox?q=nadie").text
+    assert "No open conversations here." in owner_web.get("/inbox?q=nadie").text
 
 
 def test_search_box_finds_any_piece_of_a_name_or_number(

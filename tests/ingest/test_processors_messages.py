@@ -251,7 +251,7 @@ def test_revoke_keeps_history_in_any_order(runtime: Runtime, db: Database) -> No
         "Hola, ¿tienen la talla M?",
         "Hola, ¿tienen la talla L?",
     ]
-    assert conversation_of(db).last_message_preview == "[text]"
+    assert conversation_of(db).last_message_preview == "[revoked]"
 
 
 def test_events_are_published_after_commit(runtime: Runtime, db: Database) -> None:

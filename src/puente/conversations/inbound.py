@@ -93,7 +93,14 @@ class StoreResult:
     conversations: dict[int, Conversation] = field(default_factory=dict)
 
 
+# The list's preview of a message deleted for everyone (its text is gone): pages show it
+# in the reader's language.
+REVOKED_PREVIEW = "[revoked]"
+
+
 def preview_of(message: NewMessage | Message) -> str:
+    if isinstance(message, Message) and message.revoked:
+        return REVOKED_PREVIEW
     if message.text:
         return message.text[:PREVIEW_LENGTH]
     return f"[{message.type}]"

@@ -271,13 +271,18 @@ def _queue_chunk(
     # The rows are built as they are sent: on PostgreSQL COPY streams them, and the
     # server, storing the rows before, is the slower side.
     wires: list[str] = []
+    # Each conversation's list row shows the broadcast as its last message (preview, and
+    # the "last message from: broadcast" filter), as a single send does.
+    latest: list[tuple[Any, ...]] = []
 
     def message_rows() -> Iterator[tuple[Any, ...]]:
         for mid, (_rid, cid, values, _wa_id) in zip(message_ids, usable, strict=True):
             wire_json = wire.json(values)
             wires.append(wire_json)
+            text = wire.text(values)
+            latest.append((at, mid, text[:200], source, conversations[cid]))
             yield (mid, ws, ch, conversations[cid], cid, outbound, source, "template",
-                   wire_json, wire.text(values), at, queued_message, at, "[]", False, False, at)  # fmt: skip
+                   wire_json, text, at, queued_message, at, "[]", False, False, at)  # fmt: skip
 
     def outbox_rows() -> Iterator[tuple[Any, ...]]:
         head = '{"messaging_product": "whatsapp", "recipient_type": "individual", "to": '
@@ -298,6 +303,7 @@ def _queue_chunk(
 
     insert_rows(session, Message, _MESSAGE_COLUMNS, message_rows())
     insert_rows(session, OutboxItem, _OUTBOX_COLUMNS, outbox_rows())
+    update_rows(session, Conversation, _LATEST_COLUMNS, latest)
     queued = RecipientState.QUEUED.value
     if outcomes is not None:
         for mid, (rid, *_rest) in zip(message_ids, usable, strict=True):
@@ -316,6 +322,9 @@ _MESSAGE_COLUMNS = (
     "id", "workspace_id", "channel_id", "conversation_id", "contact_id", "direction", "source",
     "type", "content", "text", "timestamp", "status", "status_at", "history", "edited",
     "revoked", "created_at",
+)  # fmt: skip
+_LATEST_COLUMNS = (
+    "last_activity_at", "last_message_id", "last_message_preview", "last_message_source",
 )  # fmt: skip
 _OUTBOX_COLUMNS = (
     "workspace_id", "channel_id", "message_id", "conversation_id", "priority", "state",

@@ -66,7 +66,16 @@ def inbox_filter(request: Request) -> q.InboxFilter:
 
 def _list_context(session: Session, me: WebContext, f: q.InboxFilter) -> dict[str, Any]:
     rows, more, counts = q.list_page(session, me.actor, f)
-    return {"f": f, "rows": rows, "more": more, "counts": counts}
+    # Said at the end of the list only (a full page has more to read first).
+    hidden = 0 if more else q.closed_hidden(session, me.actor, f)
+    return {
+        "f": f,
+        "rows": rows,
+        "more": more,
+        "counts": counts,
+        "closed_hidden": hidden,
+        "hidden_cap": q.HIDDEN_CAP,
+    }
 
 
 def _options(session: Session, me: WebContext) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import (
@@ -48,6 +48,8 @@ MESSAGES_SHOWN = 50
 TABS = ("mine", "unassigned", "all")
 STATUSES = ("open", "pending", "snoozed", "resolved", "any")
 SORTS = ("latest", "waiting")
+# Closed conversations hidden by the status filter are counted up to this many.
+HIDDEN_CAP = 1000
 
 
 @dataclass(frozen=True)
@@ -319,6 +321,22 @@ def list_rows(session: Session, actor: Actor, f: InboxFilter) -> tuple[list[Row]
         _ordered(session, _row_query().where(Conversation.id.in_(page_ids)), f)
     ).all()
     return [_row_of(r) for r in rows[:PAGE_SIZE]], len(rows) > PAGE_SIZE
+
+
+def closed_hidden(session: Session, actor: Actor, f: InboxFilter) -> int:
+    """How many closed conversations the status filter leaves out of this tab, counted up
+    to HIDDEN_CAP: imported history arrives closed, and a list showing only open ones must
+    say where the rest went."""
+    if f.status in ("any", "resolved"):
+        return 0
+    closed = replace(f, status="resolved")
+    capped = (
+        select(Conversation.id)
+        .where(*_filtered(session, actor, closed), _tab_condition(actor, f.tab))
+        .limit(HIDDEN_CAP)
+        .subquery()
+    )
+    return int(session.scalar(select(func.count()).select_from(capped)) or 0)
 
 
 def one_row(session: Session, actor: Actor, conversation_id: int) -> Row | None:

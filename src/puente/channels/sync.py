@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from puente.channels.models import (
@@ -69,6 +69,19 @@ def do_mark_sync_requested(
             state.contacts_state = SyncState.REQUESTED.value
     _publish_progress(session, channel, state)
     return state
+
+
+def history_messages_by_phase(session: Session, channel: Channel) -> dict[int, int]:
+    """Messages imported per history phase (0: last day, 1: 1-90 days, 2: 90-180 days),
+    for phases that sent any chunk. Meta's `progress` is a figure for the whole import,
+    not per phase, so what each phase brought is told in messages."""
+    chunks = HistoryChunkSeen.__table__.c
+    rows = session.execute(
+        select(chunks.phase, func.sum(chunks.messages))
+        .where(chunks.channel_id == channel.id)
+        .group_by(chunks.phase)
+    )
+    return {int(phase): int(total or 0) for phase, total in rows}
 
 
 def overall_progress(state: ChannelSync) -> int:

@@ -23,6 +23,7 @@ from puente.channels.models import (
     OnboardingState,
 )
 from puente.channels.service import NewChannel, access_channel, do_create_channel, list_channels
+from puente.channels.sync import history_messages_by_phase
 from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
@@ -289,6 +290,7 @@ def _detail_context(request: Request, session: Session, channel: Channel) -> dic
         "notes": notes,
         "labels": ob.SYNC_LABELS,
         "coexistence": channel.mode == ChannelMode.COEXISTENCE.value,
+        "phase_messages": history_messages_by_phase(session, channel),
         "pause_bot": (channel.settings or {}).get("pause_bot_on_owner_reply", True),
     }
 

@@ -10,6 +10,15 @@ Baseline, same run: a plain bulk insert of the same Message rows (Core executema
 into an empty schema whose contacts and conversations already exist.
 
     .venv/bin/python bench/process.py [--messages 20000] [--contacts 2000] [--per-post 10]
+
+PostgreSQL mode (several `puente worker` processes sharing one backlog): each worker
+count in --workers gets a fresh schema and the same stored events, then that many
+processes run the worker's step until the queue is empty; the figures are throughput per
+worker count, deadlocks (changes queued again) and lost unread counts. The baseline is the
+one-worker run of the same backlog.
+
+    .venv/bin/python bench/process.py --postgres postgresql+psycopg://postgres@127.0.0.1/puente_bench \
+        --workers 1,2,4 [--messages 20000] [--contacts 2000]
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
+import multiprocessing
 import random
 import sys
 import tempfile
@@ -26,7 +37,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 from pydantic import SecretStr
-from sqlalchemy import func, select
+from sqlalchemy import create_engine, func, make_url, select
 
 from puente.accounts.service import do_create_workspace
 from puente.channels.models import Channel
@@ -36,7 +47,11 @@ from puente.conversations.models import Conversation, Message
 from puente.db.models import Base
 from puente.db.session import Database
 from puente.ingest.models import WebhookEvent
-from puente.ingest.service import do_process_new_events, do_store_events
+from puente.ingest.service import (
+    do_process_new_events,
+    do_process_ready_changes,
+    do_store_events,
+)
 from puente.runtime import Runtime
 
 PNID = "106540352242922"
@@ -45,9 +60,10 @@ BUSINESS = "15550783881"
 T0 = 1_760_000_000
 
 
-def make_runtime(data_dir: Path) -> Runtime:
+def make_runtime(data_dir: Path, database_url: str | None = None) -> Runtime:
     settings = Settings(
         data_dir=data_dir,
+        database_url=database_url,
         secret_key=SecretStr(Fernet.generate_key().decode()),
         session_secret=SecretStr("bench"),
         run_workers=False,
@@ -55,6 +71,8 @@ def make_runtime(data_dir: Path) -> Runtime:
     )
     data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.sqlalchemy_url())
+    if database_url is not None:
+        Base.metadata.drop_all(db.engine)
     Base.metadata.create_all(db.engine)
     return Runtime.from_settings(settings, db)
 
@@ -191,14 +209,139 @@ def baseline(data_dir: Path, posts: list[list[dict[str, Any]]], contacts: int) -
     return elapsed
 
 
+class _RequeueCounter(logging.Handler):
+    """Counts the changes a worker had to queue again (a deadlock or serialization
+    failure on PostgreSQL: see puente.ingest.service.is_try_again)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "queued again" in record.getMessage():
+            self.count += 1
+
+
+def _worker(url: str, data_dir: str, batch: int, go: Any, results: Any) -> None:
+    settings = Settings(
+        data_dir=Path(data_dir),
+        database_url=url,
+        secret_key=SecretStr(Fernet.generate_key().decode()),
+        session_secret=SecretStr("bench"),
+        run_workers=False,
+        log_level="WARNING",
+    )
+    runtime = Runtime.from_settings(settings, Database(settings.sqlalchemy_url()))
+    counter = _RequeueCounter()
+    logging.getLogger("puente.ingest").addHandler(counter)
+    go.wait()
+    idle = 0
+    while idle < 3:  # another worker may still hold the last rows: look again briefly
+        with runtime.db.unit_of_work() as session:
+            done = do_process_new_events(session, runtime, limit=batch)
+            done += do_process_ready_changes(session, runtime, limit=batch)
+        idle = 0 if done else idle + 1
+        if not done:
+            time.sleep(0.05)
+    results.put(counter.count)
+    runtime.db.dispose()
+
+
+def postgres_run(
+    url: str, workers: int, bodies: list[bytes], batch: int, tmp: Path
+) -> tuple[float, int, dict[str, int]]:
+    runtime = make_runtime(tmp / f"pg{workers}", url)
+    make_channel(runtime)
+    with runtime.db.unit_of_work() as session:
+        do_store_events(session, bodies)
+    runtime.db.dispose()
+    ctx = multiprocessing.get_context("spawn")
+    go, results = ctx.Event(), ctx.Queue()
+    procs = [
+        ctx.Process(target=_worker, args=(url, str(tmp / f"w{workers}"), batch, go, results))
+        for _ in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    time.sleep(3)  # let every process import and connect before the clock starts
+    start = time.perf_counter()
+    go.set()
+    requeued = sum(results.get(timeout=3600) for _ in procs)
+    # The last 3 empty polls of each worker are not processing time.
+    elapsed = time.perf_counter() - start - 0.15
+    for proc in procs:
+        proc.join()
+    db = Database(url)
+    with db.read() as session:
+        counts = {
+            "rows": session.scalar(select(func.count()).select_from(Message)) or 0,
+            "distinct": session.scalar(select(func.count(func.distinct(Message.wamid)))) or 0,
+            "unread": session.scalar(select(func.sum(Conversation.unread_count))) or 0,
+            "pending": session.scalar(
+                select(func.count()).select_from(WebhookEvent).where(WebhookEvent.state != "done")
+            )
+            or 0,
+        }
+    db.dispose()
+    return elapsed, requeued, counts
+
+
+def _ensure_database(url: str) -> None:
+    target = make_url(url)
+    admin = create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        exists = conn.exec_driver_sql(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (target.database,)
+        ).scalar()
+        if not exists:
+            conn.exec_driver_sql(f'CREATE DATABASE "{target.database}"')
+    admin.dispose()
+
+
+def postgres_main(args: argparse.Namespace) -> int:
+    _ensure_database(args.postgres)
+    posts = generate(args.messages, args.contacts, args.per_post)
+    rng = random.Random(11)
+    resent = rng.sample(range(len(posts)), int(len(posts) * args.retries))
+    bodies = [body_of(p) for p in posts] + [body_of(posts[i], retry=True) for i in resent]
+    counts_of = [int(n) for n in args.workers.split(",")]
+    print(
+        f"process on PostgreSQL: {args.messages} inbound messages in {len(posts)} POSTs "
+        f"(+{len(resent)} resent) from {args.contacts} contacts, batch {args.batch}"
+    )
+    ok = True
+    base_rate = None
+    with tempfile.TemporaryDirectory(prefix="puente-bench-process-pg-") as tmp:
+        for workers in counts_of:
+            elapsed, requeued, c = postgres_run(
+                args.postgres, workers, bodies, args.batch, Path(tmp)
+            )
+            rate = args.messages / elapsed
+            base_rate = base_rate or rate
+            lost_unread = args.messages - c["unread"]
+            print(
+                f"  {workers} worker(s): {elapsed:7.2f} s {rate:8.0f} msg/s "
+                f"({rate / base_rate:4.2f}x one worker)  deadlocks/requeued: {requeued}  "
+                f"lost: {args.messages - c['distinct']}  duplicated: {c['rows'] - c['distinct']}  "
+                f"lost unread: {lost_unread}  not done: {c['pending']}"
+            )
+            ok = ok and requeued == 0 and lost_unread == 0 and c["pending"] == 0
+            ok = ok and c["rows"] == c["distinct"] == args.messages
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", help="a PostgreSQL URL: run the multi-worker mode")
+    parser.add_argument("--workers", default="1,2,4", help="worker counts (PostgreSQL mode)")
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--contacts", type=int, default=2_000)
     parser.add_argument("--per-post", type=int, default=10)
     parser.add_argument("--retries", type=float, default=0.05, help="share of POSTs resent")
     parser.add_argument("--batch", type=int, default=50, help="events per transaction")
     args = parser.parse_args()
+    if args.postgres:
+        return postgres_main(args)
 
     posts = generate(args.messages, args.contacts, args.per_post)
     rng = random.Random(11)

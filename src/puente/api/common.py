@@ -36,7 +36,9 @@ _ERROR_TEXT = {
     403: "The token lacks the scope this route needs",
     404: "Not found in the token's workspace",
     409: "Conflicts with existing data (duplicate, or a limit reached)",
+    413: "The body is larger than PUENTE_MAX_API_BODY_BYTES",
     422: "The request is not valid; `details` names each bad field",
+    502: "Meta could not be reached or refused; `message` says why",
 }
 
 

@@ -160,7 +160,7 @@ def check_template(body: TemplateIn, caller: ReadCaller) -> CheckOut:
     summary="Create a template and submit it to Meta for review",
     description="Refused with 422 `template_invalid` and every problem in `details` when the"
     " template breaks Meta's rules; nothing is sent to Meta then.",
-    responses=error_responses(403, 404, 409),
+    responses=error_responses(403, 404, 409, 502),
 )
 def create_template(
     body: TemplateIn, caller: WriteCaller, session: SessionDep, runtime: RuntimeDep
@@ -180,7 +180,7 @@ def create_template(
     "/sync",
     response_model=list[SyncOut],
     summary="Read every template from Meta now",
-    responses=error_responses(403),
+    responses=error_responses(403, 502),
 )
 def sync_templates(caller: WriteCaller, session: SessionDep, runtime: RuntimeDep) -> list[SyncOut]:
     results = service.do_sync_workspace(session, runtime, caller.workspace_id)
@@ -204,7 +204,7 @@ def get_template(template_id: TemplateId, caller: ReadCaller, session: SessionDe
     "/{template_id}/submit",
     response_model=TemplateOut,
     summary="Submit a draft to Meta for review",
-    responses=error_responses(403, 404, 409),
+    responses=error_responses(403, 404, 409, 502),
 )
 def submit_template(
     template_id: TemplateId, caller: WriteCaller, session: SessionDep, runtime: RuntimeDep
@@ -238,7 +238,7 @@ def preview_template(
     "/{template_id}",
     status_code=204,
     summary="Delete a template (this language variant) at Meta and here",
-    responses=error_responses(403, 404),
+    responses=error_responses(403, 404, 502),
 )
 def delete_template(
     template_id: TemplateId, caller: WriteCaller, session: SessionDep, runtime: RuntimeDep

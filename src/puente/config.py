@@ -49,6 +49,9 @@ class Settings(BaseSettings):
 
     smtp_url: str | None = None
     mail_from: str = "puente@localhost"
+    # Development only (`puente demo` turns it on): /dev/mail shows the mail Puente kept.
+    # Off, /dev/mail does not exist; it must stay off in production.
+    dev_mail: bool = False
 
     log_level: str = "INFO"
 

@@ -103,6 +103,8 @@ def demo_settings(settings: Settings, options: DemoOptions, keys: DemoSecrets) -
             "meta_app_secret": SecretStr(keys.app_secret),
             "meta_verify_token": SecretStr(keys.verify_token),
             "meta_config_id": "sandbox",
+            # The demo has no mail server: its invitations and resets show on /dev/mail.
+            "dev_mail": True,
         }
     )
 

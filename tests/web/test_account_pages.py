@@ -23,7 +23,8 @@ NEW_PASSWORD = "a-brand-new-passphrase"
 
 @pytest.fixture
 def app(settings: Settings, db: Database) -> FastAPI:
-    return create_app(settings, db, run_workers=False)
+    # With /dev/mail, as in the demo, where invitations are read without SMTP.
+    return create_app(settings.model_copy(update={"dev_mail": True}), db, run_workers=False)
 
 
 def workspace(db: Database, locale: str = "en") -> None:

@@ -39,6 +39,8 @@ class Action:
     LOGOUT = "auth.logout"
     PASSWORD_RESET_REQUESTED = "auth.password_reset_requested"  # noqa: S105
     PASSWORD_RESET = "auth.password_reset"  # noqa: S105
+    # An admin (web) or the operator (CLI) made a reset link for a member, shown to them.
+    PASSWORD_RESET_ISSUED = "auth.password_reset_issued"  # noqa: S105
     PASSWORD_CHANGED = "auth.password_changed"  # noqa: S105
     LINK_REFUSED = "auth.link_refused"
     CSRF_REFUSED = "auth.csrf_refused"

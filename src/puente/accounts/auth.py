@@ -18,12 +18,14 @@ from puente.accounts.credentials import (
     check_totp,
     do_issue_recovery_codes,
     do_record_attempt,
+    do_spend_totp_step,
     do_use_recovery_code,
     hash_password,
     lockout_remaining,
     new_totp_secret,
     random_token,
     sha256_hex,
+    totp_step,
     user_totp_secret,
     verify_password,
 )
@@ -141,7 +143,9 @@ def do_second_factor(
         return LoginOutcome(error=TooManyRequests("too many failed attempts; try again later"))
     secret = user_totp_secret(box, user)
     code = code.strip()
-    ok = secret is not None and check_totp(secret, code)
+    step = totp_step(secret, code) if secret is not None else None
+    ok = step is not None and do_spend_totp_step(session, user, step)
+    replayed = step is not None and not ok
     used_recovery = False
     if not ok and "-" in code:
         ok = used_recovery = do_use_recovery_code(session, user, code)
@@ -152,8 +156,11 @@ def do_second_factor(
             workspace_id=membership.workspace_id,
             actor=user.email,
             action=Action.MFA_FAILED,
+            details={"reason": "code_reused"} if replayed else {},
             ip=ip,
         )
+        if replayed:
+            return _refuse("that code was used already; wait for the next code in your app")
         return _refuse("that code is not right; use the current code from your app")
     do_finish_login(session, user, membership, ip)
     if used_recovery:
@@ -215,7 +222,8 @@ def do_disable_totp(
         raise Conflict("two-factor sign-in is not on")
     code = code.strip()
     used_recovery = False
-    if not check_totp(secret, code):
+    step = totp_step(secret, code)
+    if step is None or not do_spend_totp_step(session, user, step):
         if "-" not in code or not do_use_recovery_code(session, user, code):
             raise InvalidInput("that code is not right")
         used_recovery = True
@@ -234,6 +242,7 @@ def do_disable_totp(
 def _clear_totp(session: Session, user: User) -> None:
     user.totp_enabled = False
     user.totp_secret_encrypted = None
+    user.totp_last_step = None
     # Left-over recovery codes would be useless; enrolling again issues new ones.
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
 
@@ -528,6 +537,89 @@ def do_request_reset(session: Session, *, email: str, ip: str | None) -> tuple[U
         ip=ip,
     )
     return user, token
+
+
+def do_issue_member_reset(
+    session: Session, actor: Actor, user_id: int, *, ip: str | None = None
+) -> tuple[User, str]:
+    """An admin makes a password reset link for a member of their workspace (returns the
+    member and the token; the link is shown once to the admin, or mailed with SMTP).
+    Never for an owner, for oneself, or for someone who also belongs to another
+    workspace: holding the link means holding the account, and those accounts are not the
+    admin's to hold. The operator resets those with `puente users reset-password`."""
+    user, membership = access_member(session, actor, user_id)
+    check_manage_member(actor, membership, None)
+    if user.id == actor.user_id:
+        raise Conflict("use your profile to change your own password", code="self_reset")
+    memberships = session.execute(
+        select(Membership.workspace_id, Membership.role).where(Membership.user_id == user.id)
+    ).all()
+    if any(role == Role.OWNER.value for _ws, role in memberships):
+        raise Forbidden(
+            "an owner's password cannot be reset here; owners use Forgot password, or the "
+            "operator runs `puente users reset-password`",
+            code="owner_reset",
+        )
+    if any(ws != actor.workspace_id for ws, _role in memberships):
+        raise Conflict(
+            "this person also belongs to another workspace; the operator resets their "
+            "password with `puente users reset-password`",
+            code="other_workspaces",
+        )
+    if not user.is_active or not membership.is_active:
+        raise Conflict("reactivate this person first", code="inactive")
+    token = _issue_reset_link(session, user, actor.workspace_id, created_by_id=actor.user_id)
+    audit.record(
+        session,
+        workspace_id=actor.workspace_id,
+        actor=actor,
+        action=Action.PASSWORD_RESET_ISSUED,
+        target=f"user {user.email}",
+        ip=ip,
+    )
+    return user, token
+
+
+def do_operator_issue_reset(session: Session, workspace_id: int, email: str) -> tuple[User, str]:
+    """The operator (CLI) makes a reset link for a member of a workspace, owners included:
+    whoever runs the server holds its database already. Audited in that workspace."""
+    user = session.scalar(select(User).where(User.email == normalize_email(email)))
+    membership = (
+        session.scalar(
+            select(Membership).where(
+                Membership.user_id == user.id, Membership.workspace_id == workspace_id
+            )
+        )
+        if user is not None
+        else None
+    )
+    if user is None or membership is None:
+        raise NotFound(f"no member {email} in this workspace")
+    if not user.is_active or not membership.is_active:
+        raise Conflict(f"{user.email} is deactivated; reactivate them first", code="inactive")
+    token = _issue_reset_link(session, user, workspace_id, created_by_id=None)
+    audit.record(
+        session,
+        workspace_id=workspace_id,
+        actor="cli",
+        action=Action.PASSWORD_RESET_ISSUED,
+        target=f"user {user.email}",
+    )
+    return user, token
+
+
+def _issue_reset_link(
+    session: Session, user: User, workspace_id: int, *, created_by_id: int | None
+) -> str:
+    return _new_link(
+        session,
+        kind="reset",
+        workspace_id=workspace_id,
+        email=user.email,
+        user_id=user.id,
+        created_by_id=created_by_id,
+        expires_at=utcnow() + RESET_LIFETIME,
+    )
 
 
 def do_reset_password(session: Session, *, token: str, password: str, ip: str | None) -> User:

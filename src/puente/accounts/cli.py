@@ -1,5 +1,5 @@
-"""Account commands of the `puente` CLI: setup, tokens list/revoke, audit verify, secrets
-rotate, users reset-2fa."""
+"""Account commands of the `puente` CLI: setup, doctor, tokens list/revoke, audit verify,
+secrets rotate, users reset-2fa and reset-password."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ users_cli = typer.Typer(help="People's accounts, across workspaces.", no_args_is
 
 def register(app: typer.Typer, tokens_cli: typer.Typer) -> None:
     app.command("setup")(setup)
+    app.command("doctor")(doctor)
     app.add_typer(audit_cli, name="audit")
     app.add_typer(secrets_cli, name="secrets")
     app.add_typer(users_cli, name="users")
@@ -96,6 +97,43 @@ def users_reset_2fa(email: str = typer.Argument(..., help="The person's email ad
     except PuenteError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(1) from exc
+
+
+@users_cli.command("reset-password")
+def users_reset_password(
+    workspace: str = typer.Option(..., help="Workspace name or slug."),
+    email: str = typer.Option(..., help="The member's email address."),
+) -> None:
+    """Print a one-time link (valid one hour) that sets a new password for a member of the
+    workspace, owners included; audited in that workspace. For installations without
+    SMTP: pass the link on to the person yourself."""
+    from puente.accounts.auth import do_operator_issue_reset
+    from puente.accounts.service import access_workspace_by_name
+    from puente.runtime import Runtime
+
+    runtime = Runtime.from_settings()
+    with runtime.db.unit_of_work() as session:
+        ws = access_workspace_by_name(session, workspace)
+        user, token = do_operator_issue_reset(session, ws.id, email)
+        link = f"{runtime.settings.base_url.rstrip('/')}/reset/{token}"
+    typer.echo(f"password reset link for {user.email} (works once, for one hour):")
+    typer.echo(link)
+
+
+def doctor() -> None:
+    """Check the settings production needs (mail, keys, https, dev mail): one line each,
+    ok or warn; exits 1 when any is not ready for production."""
+    from puente.accounts.doctor import production_checks
+    from puente.config import get_settings
+
+    checks = production_checks(get_settings())
+    for check in checks:
+        typer.echo(check.line())
+    unsafe = [c for c in checks if not c.ok]
+    if unsafe:
+        typer.echo(f"{len(unsafe)} of {len(checks)} checks need attention before going live")
+        raise typer.Exit(1)
+    typer.echo("ready for production")
 
 
 @audit_cli.command("verify")

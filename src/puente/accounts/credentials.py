@@ -6,11 +6,12 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import time
 
 import pyotp
 from argon2 import Parameters, PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import LoginAttempt, RecoveryCode, User
@@ -93,12 +94,38 @@ def totp_uri(secret: str, email: str, issuer: str = "Puente") -> str:
     return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name=issuer)
 
 
-def check_totp(secret: str, code: str) -> bool:
+def totp_step(secret: str, code: str, at: float | None = None) -> int | None:
+    """The time step (30 s counter) whose code this is, or None when it matches none.
+    One step of drift either way covers phones whose clocks are a little off."""
     code = code.strip().replace(" ", "")
     if not (code.isdigit() and len(code) == 6):
-        return False
-    # One step of drift either way covers phones whose clocks are a little off.
-    return bool(pyotp.TOTP(secret).verify(code, valid_window=1))
+        return None
+    totp = pyotp.TOTP(secret)
+    now = time.time() if at is None else at
+    current = totp.timecode(now)
+    for step in (current + 1, current, current - 1):
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def check_totp(secret: str, code: str) -> bool:
+    return totp_step(secret, code) is not None
+
+
+def do_spend_totp_step(session: Session, user: User, step: int) -> bool:
+    """Record `step` as the user's last accepted code; False when a code of this step or a
+    later one was accepted already (a replay). The conditional update makes two requests
+    racing with the same code agree: only one of them changes the row."""
+    result = session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            or_(User.totp_last_step.is_(None), User.totp_last_step < step),
+        )
+        .values(totp_last_step=step)
+    )
+    return bool(getattr(result, "rowcount", 0))
 
 
 def user_totp_secret(box: SecretBox, user: User) -> str | None:

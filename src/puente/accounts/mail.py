@@ -1,18 +1,22 @@
 """Outgoing mail (invitations, password resets). Every message is stored; with
-PUENTE_SMTP_URL set it is also sent after the transaction commits, otherwise the
-/dev/mail page shows it (the demo and tests)."""
+PUENTE_SMTP_URL set it is also sent after the transaction commits. In development
+(PUENTE_DEV_MAIL, which the demo turns on) the /dev/mail page shows it to admins, but
+never a single-use link another workspace or an owner relies on."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import smtplib
+from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from puente.accounts.models import OutgoingMail
+from puente.accounts.models import Membership, OutgoingMail, Role, User
 from puente.config import Settings
 from puente.db.base import utcnow
 from puente.db.session import Database, on_commit
@@ -85,3 +89,54 @@ def list_mail(session: Session, workspace_id: int, limit: int = 50) -> list[Outg
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+# A single-use link in a mail body: an invitation or a password reset.
+_SINGLE_USE_LINK = re.compile(r"\S*/(?:invite|reset)/\S+")
+
+
+@dataclass(frozen=True)
+class ShownMail:
+    """A kept mail as the /dev/mail page may show it."""
+
+    to: str
+    subject: str
+    body: str
+    created_at: dt.datetime
+    sent_at: dt.datetime | None
+    link_withheld: bool
+
+
+def list_mail_for_viewer(
+    session: Session, workspace_id: int, viewer_email: str, limit: int = 50
+) -> list[ShownMail]:
+    """The workspace's kept mail, with every single-use link taken out unless the viewer is
+    its recipient or the recipient is nobody an admin here could not manage anyway: an
+    owner anywhere, or a member of any other workspace, keeps their link to themselves.
+    Otherwise a reset link for the owner, or for someone who is an admin elsewhere,
+    would let an admin here sign in as them."""
+    mails = list_mail(session, workspace_id, limit)
+    guarded = _guarded_recipients(session, {m.to for m in mails}, workspace_id)
+    shown = []
+    for m in mails:
+        withhold = (
+            m.to in guarded and m.to != viewer_email and bool(_SINGLE_USE_LINK.search(m.body))
+        )
+        body = _SINGLE_USE_LINK.sub("…", m.body) if withhold else m.body
+        shown.append(ShownMail(m.to, m.subject, body, m.created_at, m.sent_at, withhold))
+    return shown
+
+
+def _guarded_recipients(session: Session, emails: set[str], workspace_id: int) -> set[str]:
+    if not emails:
+        return set()
+    rows = session.execute(
+        select(User.email, Membership.workspace_id, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(User.email.in_(emails))
+    ).all()
+    return {
+        email
+        for email, member_of, role in rows
+        if member_of != workspace_id or role == Role.OWNER.value
+    }

@@ -6,7 +6,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
@@ -43,6 +43,9 @@ class User(IdMixin, TimestampMixin, Base):
     totp_secret_encrypted: Mapped[str | None] = mapped_column(String(500))
     # The secret above is only trusted once the user proved it with a first code.
     totp_enabled: Mapped[bool] = mapped_column(default=False)
+    # The TOTP time step of the last code accepted: a code is refused unless its step is
+    # newer, so one code cannot be used twice within the minute or so it stays valid.
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
     last_login_at: Mapped[dt.datetime | None]
 
 

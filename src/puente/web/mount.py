@@ -237,7 +237,9 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeadersMiddleware, hsts=runtime.settings.secure_cookies)
     install_error_pages(app)
-    for module in (home, auth, settings, settings_admin, privacy, dev, templates):
+    for module in (home, auth, settings, settings_admin, privacy, templates):
         app.include_router(module.router)
+    if runtime.settings.dev_mail:  # development only: /dev/mail is a 404 in production
+        app.include_router(dev.router)
     app.include_router(contacts.router)
     app.include_router(contacts_edit.router)

@@ -203,8 +203,9 @@ def logout(request: Request, session: DbDep, runtime: RuntimeDep, me: MaybeMembe
 
 
 @router.get("/forgot-password", response_class=HTMLResponse)
-def forgot_page(request: Request, _me: MaybeMember) -> Response:
-    return render(request, "auth/forgot.html")
+def forgot_page(request: Request, runtime: RuntimeDep, _me: MaybeMember) -> Response:
+    no_mail = not runtime.settings.smtp_url and not runtime.settings.dev_mail
+    return render(request, "auth/forgot.html", {"no_mail": no_mail})
 
 
 @router.post("/forgot-password", response_class=HTMLResponse)
@@ -215,6 +216,10 @@ def forgot_submit(
     _me: MaybeMember,
     email: Annotated[str, Form(max_length=320)],
 ) -> Response:
+    if not runtime.settings.smtp_url and not runtime.settings.dev_mail:
+        # No mail can reach anyone, so no link is made (a kept link would only be readable
+        # by others); the answer is the same whether the address has an account or not.
+        return render(request, "auth/forgot.html", {"no_mail": True})
     issued = auth.do_request_reset(session, email=email, ip=client_ip(request))
     if issued is not None:
         user, token = issued

@@ -1,4 +1,5 @@
-"""/dev/mail: the mail Puente would have sent, for the demo and tests without SMTP."""
+"""/dev/mail: the mail Puente kept, for the demo and development without SMTP. Mounted
+only with PUENTE_DEV_MAIL on (`puente demo` turns it on); in production it does not exist."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 
-from puente.accounts.mail import list_mail
+from puente.accounts.mail import list_mail_for_viewer
 from puente.accounts.permissions import Perm
 from puente.web.deps import DbDep, WebContext, require_permission
 from puente.web.templating import render
@@ -21,4 +22,5 @@ def mail_outbox(
     session: DbDep,
     me: Annotated[WebContext, Depends(require_permission(Perm.SETTINGS))],
 ) -> Response:
-    return render(request, "dev/mail.html", {"mails": list_mail(session, me.actor.workspace_id)})
+    mails = list_mail_for_viewer(session, me.actor.workspace_id, me.user.email)
+    return render(request, "dev/mail.html", {"mails": mails})

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from puente.accounts import audit
 from puente.accounts.auth import (
     do_invite,
+    do_issue_member_reset,
     do_resend_invitation,
     do_reset_member_totp,
     do_revoke_invitation,
@@ -141,7 +142,7 @@ def users_invite(
         )
         _mail_invitation(session, runtime, me, email, token)
 
-    return _attempt(request, session, me, invite, N_("Invitation sent."))
+    return _attempt(request, session, me, invite, _invitation_outcome(runtime, sent_again=False))
 
 
 @router.post("/settings/invitations/{link_id}/resend", response_class=HTMLResponse)
@@ -154,7 +155,18 @@ def invitation_resend(
         )
         _mail_invitation(session, runtime, me, link.email, token)
 
-    return _attempt(request, session, me, resend, N_("The invitation was sent again."))
+    return _attempt(request, session, me, resend, _invitation_outcome(runtime, sent_again=True))
+
+
+def _invitation_outcome(runtime: RuntimeDep, *, sent_again: bool) -> str:
+    """What the admin is told. Without a mail server nothing reached the person, and the
+    link is shown to nobody else (it may be for someone with an account elsewhere)."""
+    if not runtime.settings.smtp_url and not runtime.settings.dev_mail:
+        return N_(
+            "The invitation is saved but was not mailed: no mail server is set up "
+            "(PUENTE_SMTP_URL). Ask the operator to set one up, then send it again."
+        )
+    return N_("The invitation was sent again.") if sent_again else N_("Invitation sent.")
 
 
 @router.post("/settings/invitations/{link_id}/revoke", response_class=HTMLResponse)
@@ -230,6 +242,50 @@ def users_reset_2fa(request: Request, session: DbDep, me: Admin, user_id: int) -
         me,
         change,
         N_("Two-factor sign-in was reset. They sign in with their password and set it up again."),
+    )
+
+
+@router.post("/settings/users/{user_id}/reset-password", response_class=HTMLResponse)
+def users_reset_password(
+    request: Request, session: DbDep, runtime: RuntimeDep, me: Admin, user_id: int
+) -> Response:
+    """A reset link for a member: mailed to them with SMTP, else shown once, here, to
+    this admin to pass on (audited either way; never for owners, see the service)."""
+    smtp = bool(runtime.settings.smtp_url)
+    try:
+        with session.begin_nested():
+            user, token = do_issue_member_reset(session, me.actor, user_id, ip=client_ip(request))
+            link = f"{runtime.settings.base_url.rstrip('/')}/reset/{token}"
+            if smtp:
+                _mail_reset(session, runtime, me, user.email, user.locale, link)
+    except PuenteError as exc:
+        error = error_message(request_language(request), exc)
+        return _users(request, session, me, exc.status_code, error=error)
+    if smtp:
+        flash = translate(
+            request, "A password reset link was mailed to %(email)s.", email=user.email
+        )
+        return _users(request, session, me, flash=flash)
+    return _users(request, session, me, reset_link=link, reset_for=user.email)
+
+
+def _mail_reset(
+    session: DbDep, runtime: RuntimeDep, me: WebContext, to: str, locale: str | None, link: str
+) -> None:
+    tr = translations(locale or "en")
+    do_queue_mail(
+        session,
+        runtime.db,
+        runtime.settings,
+        workspace_id=me.actor.workspace_id,
+        to=to,
+        subject=tr.gettext("Reset your Puente password"),
+        body=tr.gettext(
+            "Someone asked to reset the password of your Puente account.\n\n"
+            "Choose a new password here (the link works for one hour):\n%(link)s\n\n"
+            "If it was not you, ignore this message."
+        )
+        % {"link": link},
     )
 
 

@@ -152,7 +152,7 @@ def _inbox(walk: Walk) -> None:
     composer = page.locator("[data-testid=composer]")
     composer.wait_for()
     if page.locator("[data-testid=send-form]").count():
-        walk.in_plain_view(page.locator("[data-testid=send]"), "the composer's Send button")
+        walk.main_action(page.locator("[data-testid=send]"), "the composer's Send button")
     else:
         # The 24-hour window is closed: the composer offers the template picker instead.
         walk.in_plain_view(
@@ -169,7 +169,7 @@ def _contacts(walk: Walk) -> None:
     walk.heading("Contacts")
     for testid, what in (("new-contact", "New contact"), ("import-contacts", "Import CSV")):
         button = walk.page.locator(f"[data-testid={testid}]")
-        walk.in_plain_view(button, f"the Contacts page's {what} button")
+        walk.main_action(button, f"the Contacts page's {what} button")
         if button.inner_text().strip() != walk.text(what):
             walk.problem(f"the {what} button says {button.inner_text()!r}")
     walk.shot(walk.shot_name("contacts"))
@@ -177,7 +177,7 @@ def _contacts(walk: Walk) -> None:
 
 def _channels(walk: Walk) -> None:
     walk.heading("Channels")
-    walk.in_plain_view(
+    walk.main_action(
         walk.page.locator("[data-testid=add-number]"), "the Channels page's button to connect"
     )
     walk.shot(walk.shot_name("channels"))
@@ -186,7 +186,7 @@ def _channels(walk: Walk) -> None:
 def _templates(walk: Walk) -> None:
     page = walk.page
     walk.heading("Message templates")
-    walk.in_plain_view(
+    walk.main_action(
         page.get_by_role("link", name=walk.text("New template"), exact=True),
         "the Templates page's New template button",
     )
@@ -202,7 +202,7 @@ def _templates(walk: Walk) -> None:
 
 def _broadcasts(walk: Walk) -> None:
     walk.heading("Broadcasts")
-    walk.in_plain_view(
+    walk.main_action(
         walk.page.get_by_role("link", name=walk.text("New broadcast"), exact=True),
         "the Broadcasts page's New broadcast button",
     )
@@ -211,7 +211,7 @@ def _broadcasts(walk: Walk) -> None:
 
 def _settings(walk: Walk) -> None:
     walk.heading("Profile")
-    walk.in_plain_view(
+    walk.main_action(
         walk.page.get_by_role("button", name=walk.text("Save"), exact=True),
         "the profile's Save button",
     )
@@ -292,7 +292,7 @@ def test_the_owner_creates_a_template_and_sees_it_approved(world: DemoWorld, chr
         page.locator("[data-testid=template-preview]", has_text="Hola Lucía").wait_for()
         walk.shot(walk.shot_name("template-new"))
         submit = form.locator("button[type=submit].primary").last
-        walk.in_plain_view(submit, "the New template form's submit button")
+        walk.main_action(submit, "the New template form's submit button")
         walk.click(submit, "submitting the new template")
         assert "aviso_entrega" in page.locator("main h1").first.inner_text(), page.url
         status = page.locator("[data-testid=template-status]")
@@ -328,7 +328,7 @@ def test_a_reply_goes_from_an_open_conversation_with_its_ticks(
         box = page.locator("[data-testid=reply-box]")
         walk.in_plain_view(box, "the composer's reply box")
         send = page.locator("[data-testid=send]")
-        walk.in_plain_view(send, "the composer's Send button")
+        walk.main_action(send, "the composer's Send button")
         if send.inner_text().strip() != walk.text("Send"):
             walk.problem(f"the Send button says {send.inner_text()!r}")
         reply = "¡Hola! Sí, seguimos abiertos hasta las 7."

@@ -62,6 +62,17 @@ IN_PLAIN_VIEW_JS = """
 }
 """
 
+# A page's main action is drawn as a button (filled or framed, not underlined), so a person
+# tells it from the links around it.
+LOOKS_LIKE_A_BUTTON_JS = """
+(el) => {
+  const s = getComputedStyle(el);
+  const filled = !['rgba(0, 0, 0, 0)', 'transparent'].includes(s.backgroundColor);
+  const framed = parseFloat(s.borderTopWidth) > 0 && s.borderTopStyle !== 'none';
+  return (filled || framed) && !s.textDecorationLine.includes('underline');
+}
+"""
+
 
 def tr(lang: str, msgid: str) -> str:
     """The catalogue's text for `msgid` in `lang` (the msgid itself when untranslated)."""
@@ -206,6 +217,12 @@ class Walk:
                 break
         for problem in found:
             self.problem(f"{what}: {problem}")
+
+    def main_action(self, locator: Any, what: str) -> None:
+        """The page's main action: in plain view, and drawn as a button."""
+        self.in_plain_view(locator, what)
+        if not locator.first.evaluate(LOOKS_LIKE_A_BUTTON_JS):
+            self.problem(f"{what} looks like a plain link, not a button")
 
     def heading(self, msgid: str) -> None:
         """The page's heading is the catalogue's text in the walk's language."""

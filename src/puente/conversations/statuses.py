@@ -27,7 +27,8 @@ from puente.conversations.models import (
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
 from puente.events import DomainEvent, publish
-from puente.outbound.models import OutboxItem, OutboxState
+from puente.outbound.models import OutboxItem
+from puente.outbound.service import do_recover_sent
 
 # What the outbox writes into biz_opaque_callback_data: "outbox:<OutboxItem.id>".
 OUTBOX_CALLBACK_PREFIX = "outbox:"
@@ -193,14 +194,7 @@ def _reconcile_outbox(session: Session, channel: Channel, event: StatusEvent) ->
     message = session.get(Message, item.message_id)
     if message is None or message.wamid is not None:
         return None
-    message.wamid = event.wamid
-    if item.state in (OutboxState.QUEUED.value, OutboxState.SENDING.value):
-        item.state = OutboxState.SENT.value
-        item.sent_at = item.sent_at or event.timestamp
-    if message.status in (MessageStatus.QUEUED.value, MessageStatus.SENDING.value):
-        message.status = MessageStatus.SENT.value
-        message.status_at = event.timestamp
-    session.flush()
+    do_recover_sent(session, item, message, event.wamid, event.timestamp)
     return message
 
 

@@ -438,6 +438,8 @@ def claim(
                 state=OutboxState.SENT.value,
                 # Typed as the column, so SQLite stores the same text form as other rows.
                 sent_at=func.coalesce(_O.sent_at, literal(now, _O.sent_at.type)),
+                last_error=None,
+                error_code=None,
             )
         )
     if not picked:

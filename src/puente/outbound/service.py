@@ -467,6 +467,30 @@ def set_message_status(
     publish_status(session, message)
 
 
+def do_recover_sent(
+    session: Session, item: OutboxItem, message: Message, wamid: str, at: dt.datetime
+) -> None:
+    """A status webhook names this item (its `biz_opaque_callback_data`): Meta has the
+    message although its answer never reached Puente. It is sent, with the wamid Meta
+    gave it; the wait for a retry, or the failure after the last one, is over and its
+    error goes (the webhook's own status, delivered or read, is applied next)."""
+    message.wamid = wamid
+    gave_up = item.state == OutboxState.FAILED.value and bool(
+        (message.error or {}).get("retryable")
+    )
+    if item.state in (OutboxState.QUEUED.value, OutboxState.SENDING.value) or gave_up:
+        item.state = OutboxState.SENT.value
+        item.sent_at = item.sent_at or at
+        item.last_error = None
+        item.error_code = None
+    waiting = (MessageStatus.QUEUED.value, MessageStatus.SENDING.value)
+    if message.status in waiting or (gave_up and message.status == MessageStatus.FAILED.value):
+        message.status = MessageStatus.SENT.value
+        message.status_at = at
+        message.error = None
+    session.flush()
+
+
 def do_cancel(session: Session, *, workspace_id: int, message_id: int) -> Message:
     """Cancel a message still waiting in the outbox; one being sent cannot be stopped."""
     message = access_message(session, workspace_id, message_id)

@@ -85,6 +85,13 @@ class SandboxConfig(BaseModel):
         description="HTTP statuses the next media downloads answer, one each, in order "
         "(e.g. [503] fails the next download once; 404 looks like an expired URL).",
     )
+    lose_send_answers: int = Field(
+        0,
+        ge=0,
+        description="The next n accepted sends lose their answer: Meta has the message (its "
+        "statuses follow, with biz_opaque_callback_data) but the connection closes before "
+        "the whole answer is written.",
+    )
     policy_errors_sync: bool = Field(
         False,
         description="Return 131047/131049/131050/131026 and the messaging limit in the HTTP "

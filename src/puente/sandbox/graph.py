@@ -175,7 +175,26 @@ def check_template_body(body: Any) -> dict[str, Any]:
 async def post_messages(request: Request) -> Response:
     sb = sandbox_of(request)
     number = sb.access_number(request.path_params["object_id"], token_of(request))
-    return ok(sb.do_send(number, await json_body(request)))
+    answer = sb.do_send(number, await json_body(request))
+    if sb.config.lose_send_answers > 0 and "messages" in answer:
+        sb.config.lose_send_answers -= 1
+        return LostAnswer()
+    return ok(answer)
+
+
+class LostAnswer(Response):
+    """An answer cut off on the way: the headers promise a body that never fully comes and
+    the connection closes, as when a network drops between Meta and the client."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"512"),
+            (b"connection", b"close"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        # The server closes the connection once the body falls short of its length.
+        await send({"type": "http.response.body", "body": b'{"messaging_product":'})
 
 
 @graph

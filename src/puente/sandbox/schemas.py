@@ -27,6 +27,7 @@ class ConfigPatch(BaseModel):
     history_chunk_messages: int | None = Field(None, ge=1)
     policy_errors_sync: bool | None = None
     media_download_faults: list[int] | None = Field(None, max_length=100)
+    lose_send_answers: int | None = Field(None, ge=0)
     played_delay: float | None = Field(None, ge=0)
     throughput_window: float | None = Field(None, gt=0)
     messaging_limit_code: int | None = Field(None, ge=1)

@@ -309,9 +309,12 @@ def test_contacts_sync_out_of_order_keeps_the_latest_action(runtime: Runtime, db
         identity = session.scalars(
             select(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
         ).one()
-        # The edit is older than the removal: the contact stays out of the address book.
+        # The edit is older than the removal: the contact stays out of the address book,
+        # and the name kept there went with it.
         assert identity.in_business_app is False
-    assert contact.business_app_name == "Pablo Morales"
+    assert contact.business_app_name is None
+    assert contact.business_app_removed_at is not None
+    assert contact.in_address_book is False
 
 
 def test_removal_of_a_contact_puente_never_saw_creates_nothing(

@@ -58,6 +58,16 @@ class Channel(IdMixin, TimestampMixin, Base):
     # coexistence numbers off after about 14 days of phone inactivity.
     last_phone_activity_at: Mapped[dt.datetime | None]
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The number's health as Meta reports it (phone_number_quality_update): the quality
+    # rating (GREEN, YELLOW, RED, NA; None until known) and the last event (FLAGGED, ...).
+    quality_rating: Mapped[str | None] = mapped_column(String(16))
+    quality_event: Mapped[str | None] = mapped_column(String(32))
+    quality_changed_at: Mapped[dt.datetime | None]
+    # The display name's review (phone_number_name_update): APPROVED, REJECTED, DEFERRED.
+    name_status: Mapped[str | None] = mapped_column(String(16))
+    requested_name: Mapped[str | None] = mapped_column(String(200))
+    name_rejection_reason: Mapped[str | None] = mapped_column(String(500))
+    name_changed_at: Mapped[dt.datetime | None]
 
 
 class SyncState(enum.StrEnum):

@@ -336,6 +336,7 @@ def _apply_adds(session: Session, channel: Channel, adds: list[AppContactChange]
         if name and found.contact.business_app_name != name:
             found.contact.business_app_name = name
         found.identity.in_business_app = True
+        found.contact.business_app_removed_at = None
         touched.append(found.contact.id)
     return touched
 
@@ -346,6 +347,7 @@ def _apply_removes(
     if not removes:
         return []
     candidates: dict[str, str] = {}
+    removes_by_phone = {change.phone: change.timestamp for change in removes}
     for change in removes:
         for wa_id in (change.phone, *wa_id_variants(change.phone)):
             candidates.setdefault(wa_id, change.phone)
@@ -354,17 +356,38 @@ def _apply_removes(
             Contact.workspace_id == channel.workspace_id, Contact.wa_id.in_(candidates)
         )
     ).tuples()
-    contact_ids = [contact_id for contact_id, _ in rows]
+    removed_at = {
+        contact_id: removes_by_phone[candidates[wa_id]]
+        for contact_id, wa_id in rows
+        if wa_id is not None
+    }
     touched = []
-    # The CRM contact stays: only its place in the owner's address book goes.
+    # The CRM contact stays (with the name agents gave it and the customer's profile
+    # name): only its place in the owner's address book, and the name kept there, go.
     for identity in session.scalars(
         select(ContactIdentity).where(
-            ContactIdentity.channel_id == channel.id, ContactIdentity.contact_id.in_(contact_ids)
+            ContactIdentity.channel_id == channel.id,
+            ContactIdentity.contact_id.in_(list(removed_at)),
         )
     ):
         if identity.in_business_app:
             identity.in_business_app = False
             touched.append(identity.contact_id)
+    still_in_a_book = set(
+        session.scalars(
+            select(ContactIdentity.contact_id).where(
+                ContactIdentity.contact_id.in_(touched),
+                ContactIdentity.channel_id != channel.id,
+                ContactIdentity.in_business_app,
+            )
+        )
+    )
+    for contact_id in touched:
+        contact = session.get(Contact, contact_id)
+        if contact is None or contact_id in still_in_a_book:
+            continue  # another of the workspace's numbers still has it in its book
+        contact.business_app_name = None
+        contact.business_app_removed_at = removed_at[contact_id]
     return touched
 
 

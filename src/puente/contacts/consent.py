@@ -56,6 +56,8 @@ SPANISH_CALLING_CODES = (
 class ConsentSource(enum.StrEnum):
     KEYWORD = "keyword"  # the customer wrote an opt-out keyword
     META_131050 = "meta_131050"  # Meta refused a send: the user stopped marketing messages
+    # The user stopped (or resumed) marketing messages in WhatsApp itself: user_preferences.
+    META_PREFERENCES = "meta_user_preferences"
     API = "api"
     AGENT = "agent"  # recorded by a person in the web inbox
     WEB_FORM = "web_form"
@@ -395,6 +397,52 @@ def record_optout_from_meta(session: Session, message: Any) -> ConsentEvent | No
         note="Meta: the user stopped marketing messages (131050)",
         message_id=message.id,
         at=message.status_at or utcnow(),
+    )
+
+
+# user_preferences values: "stop" opts out; "resume" (and "signup", joining through a
+# signup link) opt back in.
+_PREFERENCE_KINDS = {
+    "stop": ConsentKind.OPT_OUT,
+    "resume": ConsentKind.OPT_IN,
+    "signup": ConsentKind.OPT_IN,
+}
+_PREFERENCE_NOTES = {
+    "stop": "WhatsApp: the customer stopped marketing messages from this business",
+    "resume": "WhatsApp: the customer resumed marketing messages from this business",
+    "signup": "WhatsApp: the customer signed up for marketing messages",
+}
+
+
+def record_preference_from_meta(
+    session: Session, contact: Contact, value: str, at: dt.datetime
+) -> ConsentEvent | None:
+    """Record a marketing preference the customer set in WhatsApp (the `user_preferences`
+    webhook), as error 131050 does for a stop. The latest timestamp wins: an older
+    "resume" arriving after a newer "stop" is kept in the history and changes nothing.
+    The same webhook delivered twice is recorded once."""
+    kind = _PREFERENCE_KINDS.get(value.strip().lower())
+    if kind is None:
+        return None
+    duplicate = session.scalar(
+        select(ConsentEvent.id).where(
+            ConsentEvent.contact_id == contact.id,
+            ConsentEvent.scope == MARKETING,
+            ConsentEvent.source == ConsentSource.META_PREFERENCES,
+            ConsentEvent.kind == kind,
+            ConsentEvent.at == at,
+        )
+    )
+    if duplicate is not None:
+        return None
+    return do_record_consent(
+        session,
+        contact=contact,
+        kind=kind,
+        source=ConsentSource.META_PREFERENCES,
+        by_label="Meta",
+        note=_PREFERENCE_NOTES[value.strip().lower()],
+        at=at,
     )
 
 

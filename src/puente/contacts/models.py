@@ -36,11 +36,21 @@ class Contact(IdMixin, TimestampMixin, Base):
     name: Mapped[str | None] = mapped_column(String(200))
     profile_name: Mapped[str | None] = mapped_column(String(200))  # from the customer's profile
     business_app_name: Mapped[str | None] = mapped_column(String(200))  # kept in the owner's phone
+    # When the owner removed the contact from the Business app's address book (None while
+    # it is there, or never was).
+    business_app_removed_at: Mapped[dt.datetime | None]
     sources: Mapped[list[str]] = mapped_column(JSONType, default=list)
     custom_fields: Mapped[dict[str, Any]] = mapped_column(default=dict)
     # Legal hold: retention purges skip this contact's messages and media.
     legal_hold: Mapped[bool] = mapped_column(default=False)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @property
+    def in_address_book(self) -> bool:
+        """In the owner's Business app address book (synced, and not removed since)."""
+        return ContactSource.BUSINESS_APP in (self.sources or []) and (
+            self.business_app_removed_at is None
+        )
 
     @property
     def display_name(self) -> str:

@@ -19,6 +19,12 @@ class ContactOut(BaseModel):
     )
     profile_name: str | None = Field(description="the name on the customer's WhatsApp profile")
     business_app_name: str | None = Field(description="the name kept in the owner's Business app")
+    in_address_book: bool = Field(
+        description="whether the contact is in the owner's Business app address book"
+    )
+    removed_from_address_book_at: dt.datetime | None = Field(
+        description="when the owner removed it from the Business app address book"
+    )
     sources: list[str] = Field(description="e.g. whatsapp, business_app, history, api")
     custom_fields: dict[str, Any]
     tags: list[str] = []
@@ -33,6 +39,8 @@ class ContactOut(BaseModel):
             name=c.display_name or None,
             profile_name=c.profile_name,
             business_app_name=c.business_app_name,
+            in_address_book=c.in_address_book,
+            removed_from_address_book_at=c.business_app_removed_at,
             sources=c.sources or [],
             custom_fields=c.custom_fields or {},
             tags=tags or [],

@@ -21,7 +21,9 @@ from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput
 
 TIERS: dict[str, int | None] = {
+    "50": 50,  # Meta's TIER_50 and TIER_1K: still reported for some portfolios
     "250": 250,
+    "1000": 1000,
     "2000": 2000,
     "10000": 10000,
     "100000": 100000,

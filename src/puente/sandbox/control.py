@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from puente.sandbox import history, people, signup
+from puente.sandbox import health, history, people, signup
 from puente.sandbox.engine import Sandbox
 from puente.sandbox.graph import number_fields, template_fields
 from puente.sandbox.schemas import (
@@ -23,11 +23,14 @@ from puente.sandbox.schemas import (
     DecisionIn,
     HistoryIn,
     InboundIn,
+    MarketingPreferenceIn,
     MessagingLimitIn,
+    NameUpdateIn,
     NumberIn,
     NumberPatch,
     OwnerMessageIn,
     PacingIn,
+    QualityUpdateIn,
     SignupConfirmIn,
     SignupIn,
     TemplateIn,
@@ -351,6 +354,37 @@ async def account_event(request: Request, number_id: str, body: AccountEventIn) 
     sb = sb_of(request)
     need_number(sb, number_id)
     return people.do_account_event(sb, number_id, body.event, body.reason, body.initiated_by)
+
+
+@api.post("/numbers/{number_id}/quality")
+async def quality_update(request: Request, number_id: str, body: QualityUpdateIn) -> dict[str, Any]:
+    """Meta changes the number's quality or messaging limit (phone_number_quality_update)."""
+    sb = sb_of(request)
+    need_number(sb, number_id)
+    return health.do_quality_update(
+        sb, number_id, body.event, body.limit, body.old_limit, body.shape
+    )
+
+
+@api.post("/numbers/{number_id}/display-name")
+async def name_update(request: Request, number_id: str, body: NameUpdateIn) -> dict[str, Any]:
+    """Meta reviews the number's display name (phone_number_name_update)."""
+    sb = sb_of(request)
+    need_number(sb, number_id)
+    return health.do_name_update(
+        sb, number_id, body.decision, body.requested_verified_name, body.rejection_reason
+    )
+
+
+@api.post("/numbers/{number_id}/customers/{wa_id}/marketing")
+async def marketing_preference(
+    request: Request, number_id: str, wa_id: str, body: MarketingPreferenceIn
+) -> dict[str, Any]:
+    """The customer stops or resumes the business's marketing messages in WhatsApp
+    (user_preferences)."""
+    sb = sb_of(request)
+    need_number(sb, number_id)
+    return health.do_marketing_preference(sb, number_id, wa_id, body.value)
 
 
 @api.get("/numbers/{number_id}/chats/{wa_id}")

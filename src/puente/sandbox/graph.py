@@ -90,7 +90,7 @@ def number_fields(number: Number, messaging_limit: str = "TIER_UNLIMITED") -> di
         "verified_name": number.verified_name,
         "quality_rating": number.quality_rating,
         "code_verification_status": "VERIFIED",
-        "name_status": "APPROVED",
+        "name_status": number.name_status,
         "platform_type": "CLOUD_API" if number.connection == "connected" else "NOT_APPLICABLE",
         "is_on_biz_app": number.coexistence,
         # `mps` is a sandbox extension: Meta only reports the level.

@@ -181,3 +181,52 @@ def account_update_value(
     if event in ("ACCOUNT_OFFBOARDED", "ACCOUNT_RECONNECTED"):
         value = {"event": event, "phone_number": number.display_phone_number}
     return value
+
+
+def user_preferences_value(
+    number: Number, waba: Waba, customer: Customer, value: str, at: float
+) -> dict[str, Any]:
+    """`user_preferences`: the customer stopped or resumed marketing messages."""
+    words = "stop" if value == "stop" else "resume"
+    return {
+        "messaging_product": "whatsapp",
+        "metadata": metadata(number),
+        "contacts": [contact(waba, customer)],
+        "user_preferences": [
+            {
+                "wa_id": customer.wa_id,
+                "detail": f"User requested to {words} marketing messages",
+                "category": "marketing_messages",
+                "value": value,
+                "timestamp": int(at),
+            }
+        ],
+    }
+
+
+def quality_update_value(
+    number: Number, event: str, limit: str, old_limit: str | None, shape: str
+) -> dict[str, Any]:
+    """`phone_number_quality_update`. `current_limit` is being replaced (February 2026) by
+    `max_daily_conversations_per_business`; `shape` picks which of the two are sent."""
+    value: dict[str, Any] = {"display_phone_number": number.display_phone_number, "event": event}
+    if old_limit is not None:
+        value["old_limit"] = old_limit
+    if shape in ("legacy", "both"):
+        # For THROUGHPUT_UPGRADE the old field named the throughput level.
+        value["current_limit"] = "TIER_UNLIMITED" if event == "THROUGHPUT_UPGRADE" else limit
+    if shape in ("current", "both"):
+        value["max_daily_conversations_per_business"] = limit
+    return value
+
+
+def name_update_value(
+    number: Number, decision: str, requested_name: str, rejection_reason: str | None
+) -> dict[str, Any]:
+    """`phone_number_name_update`: the display name's review."""
+    return {
+        "display_phone_number": number.display_phone_number,
+        "decision": decision,
+        "requested_verified_name": requested_name,
+        "rejection_reason": rejection_reason or "NONE",
+    }

@@ -167,3 +167,43 @@ class SignupIn(BaseModel):
 class SignupConfirmIn(BaseModel):
     confirm_code: str
     share_history: bool = True
+
+
+# Meta's tier names in phone_number_quality_update (TIER_50 and TIER_1K are older tiers).
+QualityLimit = Literal[
+    "TIER_50",
+    "TIER_250",
+    "TIER_1K",
+    "TIER_2K",
+    "TIER_10K",
+    "TIER_100K",
+    "TIER_UNLIMITED",
+    "TIER_NOT_SET",
+]
+
+
+class QualityUpdateIn(BaseModel):
+    event: Literal[
+        "ONBOARDING", "THROUGHPUT_UPGRADE", "FLAGGED", "UNFLAGGED", "UPGRADE", "DOWNGRADE"
+    ]
+    limit: QualityLimit | None = Field(
+        None, description="The portfolio's messaging limit now; the current one if omitted."
+    )
+    old_limit: QualityLimit | None = Field(
+        None, description="Sent for UPGRADE and DOWNGRADE; the limit before, if omitted."
+    )
+    shape: Literal["current", "legacy", "both"] = Field(
+        "current",
+        description="current: max_daily_conversations_per_business only (from February "
+        "2026); legacy: current_limit only; both: the two, as during the change-over.",
+    )
+
+
+class NameUpdateIn(BaseModel):
+    decision: Literal["APPROVED", "REJECTED", "DEFERRED"]
+    requested_verified_name: str | None = Field(None, max_length=200)
+    rejection_reason: str | None = Field(None, max_length=500)
+
+
+class MarketingPreferenceIn(BaseModel):
+    value: Literal["stop", "resume"]

@@ -48,6 +48,7 @@ class Number:
     history_pending: bool = False  # requested, waiting for the owner's decision
     address_book: dict[str, dict[str, str]] = field(default_factory=dict)
     quality_rating: str = "GREEN"
+    name_status: str = "APPROVED"  # the display name's review: APPROVED, REJECTED, DEFERRED
     blocked_until: float = 0.0  # sends refused with 368 until then (sandbox clock)
 
 

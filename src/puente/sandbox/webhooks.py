@@ -62,12 +62,23 @@ def sign(body: bytes, app_secret: str) -> str:
     return "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+# Account-level fields: their entry carries `time` (and no metadata in the value).
+TIMED_FIELDS = frozenset(
+    {
+        "account_update",
+        "message_template_status_update",
+        "phone_number_quality_update",
+        "phone_number_name_update",
+    }
+)
+
+
 def envelope(updates: list[Update]) -> dict[str, Any]:
     """Meta's envelope; updates of one WABA share an entry, each update is one change."""
     entries: dict[str, dict[str, Any]] = {}
     for upd in updates:
         entry = entries.setdefault(upd.waba_id, {"id": upd.waba_id, "changes": []})
-        if upd.field in ("account_update", "message_template_status_update"):
+        if upd.field in TIMED_FIELDS:
             entry["time"] = upd.time
         entry["changes"].append({"field": upd.field, "value": upd.value})
     return {"object": "whatsapp_business_account", "entry": list(entries.values())}

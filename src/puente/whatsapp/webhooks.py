@@ -436,3 +436,71 @@ class TemplateStatusValue(WireModel):
     disable_info: dict[str, Any] | None = None
     other_info: dict[str, Any] | None = None
     rejection_info: dict[str, Any] | None = None
+
+
+# ---------------------------------------------------------------------------------------
+# field: user_preferences (§13): a customer stops or resumes marketing messages in WhatsApp
+
+
+class UserPreference(WireModel):
+    wa_id: WaId | None = None
+    user_id: str | None = None  # business-scoped user id, for users without a wa_id
+    detail: str | None = None
+    category: str  # "marketing_messages"
+    value: str  # "stop" | "resume" ("signup" seen in pywa: joined through a signup link)
+    timestamp: UnixTime
+
+
+class UserPreferencesValue(WireModel):
+    messaging_product: str | None = None
+    metadata: Metadata | None = None
+    contacts: list[WebhookContact] = []
+    user_preferences: list[UserPreference] = []
+
+
+MARKETING_PREFERENCES = "marketing_messages"
+
+
+# ---------------------------------------------------------------------------------------
+# fields: phone_number_quality_update, phone_number_name_update (§13): the number's health.
+# Account-level: no metadata; entry[].id is the WABA and `time` says when.
+
+
+class QualityUpdateValue(WireModel):
+    display_phone_number: str | None = None
+    # ONBOARDING, THROUGHPUT_UPGRADE, FLAGGED, UNFLAGGED, UPGRADE, DOWNGRADE
+    event: str
+    old_limit: str | None = None  # only for messaging-limit changes
+    current_limit: str | None = None  # removed from February 2026 ...
+    # ... in favour of this one: the business portfolio's limit, shared by its numbers.
+    # A tier name ("TIER_2K"); business_capability_update writes it as an integer.
+    max_daily_conversations_per_business: str | int | None = None
+
+    @property
+    def limit(self) -> str | int | None:
+        """The messaging limit the event reports, whichever spelling carries it."""
+        if self.max_daily_conversations_per_business not in (None, ""):
+            return self.max_daily_conversations_per_business
+        return self.current_limit or None
+
+
+# Meta's limit tiers as a number of unique people per 24 h (None: unlimited). TIER_NOT_SET
+# (the number has not sent yet) is absent: it says nothing about the limit.
+MESSAGING_LIMIT_TIERS: dict[str, int | None] = {
+    "TIER_50": 50,
+    "TIER_250": 250,
+    "TIER_1K": 1000,
+    "TIER_2K": 2000,
+    "TIER_10K": 10000,
+    "TIER_100K": 100000,
+    "TIER_UNLIMITED": None,
+}
+# Meta's throughput after THROUGHPUT_UPGRADE, in messages per second (§7).
+UPGRADED_THROUGHPUT_MPS = 1000
+
+
+class NameUpdateValue(WireModel):
+    display_phone_number: str | None = None
+    decision: str  # APPROVED | REJECTED | DEFERRED
+    requested_verified_name: str | None = None
+    rejection_reason: str | None = None

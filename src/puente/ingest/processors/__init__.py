@@ -48,6 +48,9 @@ PROCESSORS = {
     "smb_app_state_sync": "state_sync:process",
     "account_update": "account:process_account_update",
     "message_template_status_update": "templates:apply_template_status",
+    "user_preferences": "preferences:process",
+    "phone_number_quality_update": "number_health:process_quality_update",
+    "phone_number_name_update": "number_health:process_name_update",
 }
 _loaded: dict[str, Processor] = {}
 

@@ -45,6 +45,7 @@ from puente.conversations.models import Conversation, Message
 from puente.conversations.search import ensure_inbox_indexes, ensure_search_index
 from puente.db.models import Base
 from puente.db.session import Database
+from puente.secrets import audit_keys
 
 PASSWORD = "bench-password-long-enough"
 APP_SECRET = "bench-app-secret"
@@ -586,6 +587,7 @@ def main() -> int:
             else _has_data(args.postgres)
         )
         db = Database(settings.sqlalchemy_url())
+        db.use_audit_keys(audit_keys(settings))
         engine = "PostgreSQL" if db.is_postgres else "SQLite"
         if reused:
             world = existing_world(db)

@@ -26,6 +26,7 @@ from puente.accounts import credentials
 from puente.config import Settings
 from puente.db.models import Base
 from puente.db.session import Database
+from puente.secrets import audit_keys
 
 TEST_DB = os.environ.get("PUENTE_TEST_DB", "sqlite")
 PG_URL = os.environ.get(
@@ -96,6 +97,8 @@ def settings(tmp_path: Path, pg_schema: str | None) -> Settings:
 def db(settings: Settings) -> Iterator[Database]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.sqlalchemy_url())
+    # The keys Puente's own processes on this data directory sign the audit log with.
+    database.use_audit_keys(audit_keys(settings))
     if database.is_sqlite:
         Base.metadata.create_all(database.engine)
     else:

@@ -31,6 +31,10 @@ class Settings(BaseSettings):
 
     # Key for secrets at rest (Fernet, urlsafe base64). Generated into data_dir if unset.
     secret_key: SecretStr | None = None
+    # Keys the audit log's chain is signed with (comma-separated: the first signs, all
+    # verify). Kept outside the database so that someone who can write to it cannot
+    # rewrite the log and recompute the chain. Unset: generated once into the data dir.
+    audit_key: SecretStr | None = None
     # Signs session cookies; generated into data_dir if unset.
     session_secret: SecretStr | None = None
     secure_cookies: bool = False

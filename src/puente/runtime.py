@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from puente.config import Settings, get_settings
 from puente.db.session import Database
-from puente.secrets import SecretBox, secret_box
+from puente.secrets import SecretBox, audit_keys, secret_box
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +26,9 @@ class Runtime:
     def from_settings(cls, settings: Settings | None = None, db: Database | None = None) -> Runtime:
         settings = settings or get_settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(
-            settings=settings,
-            db=db or Database(settings.sqlalchemy_url()),
-            secrets=secret_box(settings),
-        )
+        db = db or Database(settings.sqlalchemy_url())
+        db.use_audit_keys(audit_keys(settings))
+        return cls(settings=settings, db=db, secrets=secret_box(settings))
 
     def start_workers(self) -> None:
         for worker in self.workers:

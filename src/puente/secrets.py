@@ -68,3 +68,13 @@ def session_secret(settings: Settings) -> str:
     if settings.session_secret is not None:
         return settings.session_secret.get_secret_value()
     return _key_file(settings, "session.key")
+
+
+def audit_keys(settings: Settings) -> list[bytes]:
+    """The audit chain's signing keys: PUENTE_AUDIT_KEY, else one generated into the data
+    directory (like the secret key: back it up with the database's backups, apart)."""
+    if settings.audit_key is not None:
+        raw = [k.strip() for k in settings.audit_key.get_secret_value().split(",")]
+    else:
+        raw = [_key_file(settings, "audit.key")]
+    return [k.encode() for k in raw if k]

@@ -50,7 +50,7 @@ def test_intact_chain_verifies(
 ) -> None:
     code, output = _verify(settings, monkeypatch)
     assert code == 0, output
-    assert "intact: 5 entries" in output
+    assert "intact: 6 entries" in output  # the workspace's creation, then the five
 
 
 def test_altered_entry_is_named(
@@ -89,6 +89,64 @@ def test_reordered_entries_are_detected(chain: int, db: Database) -> None:
         session.flush()
         rows[2].seq, rows[4].seq = 4, 2
     with db.read() as session:
-        _checked, problems = audit.verify(session, chain, all_chains=False)
+        problems = audit.verify(session, chain, all_chains=False).problems
     assert problems and problems[0].seq == 2
     assert problems[0].kind in ("reordered", "altered")
+
+
+def test_a_rewrite_with_the_chain_recomputed_is_detected(
+    chain: int, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Someone with write access to the database edits entry #3 and recomputes every hash
+    # after it, as the old unkeyed chain allowed; without the key the result is not signed.
+    with db.unit_of_work() as session:
+        entries = (
+            session.query(AuditEntry)
+            .filter(AuditEntry.workspace_id == chain)
+            .order_by(AuditEntry.seq)
+            .all()
+        )
+        entries[3].details = {"to": "owner"}
+        prev = entries[2].hash
+        for entry in entries[3:]:
+            entry.prev_hash = prev
+            entry.hash = audit.entry_hash(b"a key the intruder made up", prev, entry)
+            prev = entry.hash
+    code, output = _verify(settings, monkeypatch)
+    assert code == 1
+    assert "entry #4" in output and "altered" in output
+
+
+def test_deleting_a_workspaces_whole_log_is_detected(
+    chain: int, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with db.unit_of_work() as session:
+        session.query(AuditEntry).filter(AuditEntry.workspace_id == chain).delete()
+    code, output = _verify(settings, monkeypatch)
+    assert code == 1
+    assert f"workspace {chain}" in output and "whole audit log was deleted" in output
+
+
+def test_entries_from_before_the_key_verify_but_are_reported(
+    chain: int, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An install upgraded from the unkeyed chain: its old entries carry plain sha256.
+    with db.unit_of_work() as session:
+        entries = (
+            session.query(AuditEntry)
+            .filter(AuditEntry.workspace_id == chain)
+            .order_by(AuditEntry.seq)
+            .all()
+        )
+        prev = audit.GENESIS
+        for entry in entries[:3]:
+            entry.prev_hash = prev
+            entry.hash = audit._unkeyed_hash(prev, entry)
+            prev = entry.hash
+        for entry in entries[3:]:
+            entry.prev_hash = prev
+            entry.hash = audit.entry_hash(db.audit_keys[0], prev, entry)
+            prev = entry.hash
+    code, output = _verify(settings, monkeypatch)
+    assert code == 0, output
+    assert "3 older entries were written before the log was keyed" in output

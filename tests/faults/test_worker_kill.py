@@ -285,6 +285,7 @@ def deploy(tmp_path: Path) -> Iterator[Callable[[int, int], Deployment]]:
         procs.append(p)
         subprocess.run([PUENTE_BIN, "migrate"], env=env, check=True, capture_output=True)
         db = Database(url or f"sqlite:///{tmp_path / 'data' / 'puente.sqlite3'}")
+        db.use_audit_keys([b"fault-test-audit-key"])
         dbs.append(db)
         workspace_id, channel_id, token = _seed(db, RECIPIENTS)
         # The first web process receives the webhooks; statuses come 200 to a POST.

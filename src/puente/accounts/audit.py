@@ -1,7 +1,12 @@
 """The audit log: append-only, hash-chained per workspace, checked by `puente audit verify`.
 
-Each entry's hash is sha256(previous hash + canonical JSON of the entry), so editing,
-deleting or reordering a stored row breaks the chain at that row.
+Each entry's hash is HMAC-SHA256(audit key, previous hash + canonical JSON of the entry),
+so editing, deleting or reordering a stored row breaks the chain at that row, and the key
+(PUENTE_AUDIT_KEY or a file in the data directory, never in the database) keeps someone
+who can write to the database from recomputing the chain after a rewrite. Every workspace's
+chain starts with its `workspace.created` entry, so deleting a whole chain shows too.
+Entries written before the chain was keyed (plain sha256) still verify, but are reported
+as unprovable.
 """
 
 from __future__ import annotations
@@ -9,17 +14,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import hashlib
+import hmac
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from puente.accounts.models import AuditEntry
+from puente.accounts.models import AuditEntry, Workspace
 from puente.db.base import utcnow
+from puente.db.session import AUDIT_KEYS
 
 GENESIS = "0" * 64
 
@@ -81,8 +88,21 @@ def _canonical(entry: AuditEntry) -> str:
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def entry_hash(prev_hash: str, entry: AuditEntry) -> str:
+def entry_hash(key: bytes, prev_hash: str, entry: AuditEntry) -> str:
+    return hmac.new(key, (prev_hash + _canonical(entry)).encode(), hashlib.sha256).hexdigest()
+
+
+def _unkeyed_hash(prev_hash: str, entry: AuditEntry) -> str:
+    # How entries were hashed before the chain was keyed.
     return hashlib.sha256((prev_hash + _canonical(entry)).encode()).hexdigest()
+
+
+def _keys(session: Session) -> list[bytes]:
+    keys: list[bytes] = session.info.get(AUDIT_KEYS) or []
+    if not keys:
+        # Never fall back to an unkeyed hash: that entry could be rewritten unnoticed.
+        raise RuntimeError("the audit log has no signing key (Runtime.from_settings sets it)")
+    return keys
 
 
 def _lock_chain(session: Session, workspace_id: int | None) -> None:
@@ -135,7 +155,7 @@ def record(
         prev_hash=prev,
         hash="",
     )
-    entry.hash = entry_hash(prev, entry)
+    entry.hash = entry_hash(_keys(session)[0], prev, entry)
     session.add(entry)
     session.flush()
     return entry
@@ -146,44 +166,76 @@ class ChainProblem:
     workspace_id: int | None
     seq: int
     entry_id: int | None
-    kind: str  # "altered" | "removed" | "reordered"
+    kind: str  # "altered" | "removed" | "reordered" | "deleted"
     message: str
+
+
+@dataclass
+class Verification:
+    checked: int = 0
+    # Entries that verify only with the old, unkeyed hash: intact as far as the chain
+    # goes, but someone with database access could have rewritten them.
+    unkeyed: int = 0
+    problems: list[ChainProblem] = field(default_factory=list)
 
 
 def _chains(session: Session, workspace_id: int | None, all_chains: bool) -> list[int | None]:
     if not all_chains:
         return [workspace_id]
-    rows = session.scalars(select(AuditEntry.workspace_id).distinct()).all()
+    rows = set(session.scalars(select(AuditEntry.workspace_id).distinct()).all())
+    # A workspace with no chain at all had it deleted: each one starts with its creation.
+    rows |= set(session.scalars(select(Workspace.id)).all())
     return sorted(rows, key=lambda w: -1 if w is None else w)
 
 
 def verify(
     session: Session, workspace_id: int | None = None, *, all_chains: bool = True
-) -> tuple[int, list[ChainProblem]]:
-    """Check every chain (or one). Returns how many entries were checked and the first
-    problem found in each chain."""
-    checked = 0
-    problems: list[ChainProblem] = []
+) -> Verification:
+    """Check every chain (or one). Returns how many entries were checked, how many carry
+    only the old unkeyed hash, and the first problem found in each chain."""
+    keys = _keys(session)
+    result = Verification()
     for ws in _chains(session, workspace_id, all_chains):
         where = AuditEntry.workspace_id.is_(None) if ws is None else AuditEntry.workspace_id == ws
         prev_hash, expected_seq = GENESIS, 1
+        keyed_seen = False
         for entry in session.scalars(select(AuditEntry).where(where).order_by(AuditEntry.seq)):
-            checked += 1
-            problem = _check_entry(ws, entry, prev_hash, expected_seq)
+            result.checked += 1
+            keyed = _signed_with(keys, entry)
+            # Unkeyed entries are accepted only before the first keyed one: an upgrade
+            # leaves an old prefix, never a later entry without the key.
+            unkeyed = not keyed and not keyed_seen and _unkeyed_ok(entry)
+            problem = _check_entry(ws, entry, prev_hash, expected_seq, keyed or unkeyed)
             if problem is not None:
-                problems.append(problem)
+                result.problems.append(problem)
                 break
+            keyed_seen = keyed_seen or keyed
+            result.unkeyed += int(unkeyed)
             prev_hash, expected_seq = entry.hash, entry.seq + 1
-    return checked, problems
+        if expected_seq == 1 and ws is not None and all_chains:
+            result.problems.append(
+                ChainProblem(ws, 1, None, "deleted", "the whole audit log was deleted")
+            )
+    return result
+
+
+def _signed_with(keys: list[bytes], entry: AuditEntry) -> bool:
+    return any(
+        hmac.compare_digest(entry_hash(key, entry.prev_hash, entry), entry.hash) for key in keys
+    )
+
+
+def _unkeyed_ok(entry: AuditEntry) -> bool:
+    return hmac.compare_digest(_unkeyed_hash(entry.prev_hash, entry), entry.hash)
 
 
 def _check_entry(
-    ws: int | None, entry: AuditEntry, prev_hash: str, expected_seq: int
+    ws: int | None, entry: AuditEntry, prev_hash: str, expected_seq: int, hash_ok: bool
 ) -> ChainProblem | None:
     def problem(kind: str, message: str) -> ChainProblem:
         return ChainProblem(ws, entry.seq, entry.id, kind, message)
 
-    if entry_hash(entry.prev_hash, entry) != entry.hash:
+    if not hash_ok:
         return problem("altered", f"entry #{entry.seq} (id {entry.id}) was altered")
     if entry.seq != expected_seq:
         return problem("removed", f"entry #{expected_seq} is missing (next found is #{entry.seq})")

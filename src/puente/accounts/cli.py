@@ -149,15 +149,20 @@ def audit_verify(
     with runtime.db.read() as session:
         if workspace:
             ws = access_workspace_by_name(session, workspace)
-            checked, problems = verify(session, ws.id, all_chains=False)
+            result = verify(session, ws.id, all_chains=False)
         else:
-            checked, problems = verify(session)
-    for p in problems:
+            result = verify(session)
+    for p in result.problems:
         where = f"workspace {p.workspace_id}" if p.workspace_id else "no workspace"
         typer.echo(f"TAMPERED ({where}): {p.message} [{p.kind}]")
-    if problems:
+    if result.problems:
         raise typer.Exit(1)
-    typer.echo(f"audit log intact: {checked} entries checked")
+    typer.echo(f"audit log intact: {result.checked} entries checked")
+    if result.unkeyed:
+        typer.echo(
+            f"note: {result.unkeyed} older entries were written before the log was keyed; "
+            "their chain holds, but it cannot prove they were not rewritten"
+        )
 
 
 @secrets_cli.command("rotate")

@@ -106,6 +106,10 @@ def check_nothing_written(session: Session) -> None:
         raise RuntimeError("after-commit work queued on a read-only session")
 
 
+# Session.info key: the audit log's signing keys (see puente.accounts.audit).
+AUDIT_KEYS = "puente.audit_keys"
+
+
 class UnitOfWork:
     """A session whose commit is owned by the caller of `Database.unit_of_work`."""
 
@@ -117,7 +121,11 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
-        self.session_factory = sessionmaker(self.engine, expire_on_commit=False)
+        # Shared with every session (the list itself, so keys given later reach them).
+        self.audit_keys: list[bytes] = []
+        self.session_factory = sessionmaker(
+            self.engine, expire_on_commit=False, info={AUDIT_KEYS: self.audit_keys}
+        )
         event.listen(self.session_factory, "after_commit", _run_after_commit)
         event.listen(self.session_factory, "after_soft_rollback", _after_soft_rollback)
         # SQLite readers must not queue behind the write lock: they get their own engine
@@ -129,8 +137,16 @@ class Database:
             # as SQLite's query-only readers, without a SET TRANSACTION round trip).
             self.read_engine = self.engine.execution_options(postgresql_readonly=True)
         self.read_factory = sessionmaker(
-            self.read_engine, expire_on_commit=False, info={READ_ONLY: True}
+            self.read_engine,
+            expire_on_commit=False,
+            info={READ_ONLY: True, AUDIT_KEYS: self.audit_keys},
         )
+
+    def use_audit_keys(self, keys: list[bytes]) -> None:
+        """Sign the audit log with the first of `keys` from now on; entries signed with any
+        key given before still verify (a rotation keeps the old keys after the new)."""
+        kept = [k for k in self.audit_keys if k not in keys]
+        self.audit_keys[:] = [*keys, *kept]
 
     @property
     def is_sqlite(self) -> bool:

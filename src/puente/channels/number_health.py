@@ -11,8 +11,8 @@ import logging
 
 from sqlalchemy.orm import Session
 
+from puente.channels.events import publish_channel_updated
 from puente.channels.models import Channel, ChannelMode
-from puente.events import DomainEvent, publish
 from puente.outbound import tiers
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,9 @@ def do_apply_quality_update(
             if tiers.tier_of(other) != tier:
                 other.settings = {**(other.settings or {}), tiers.SETTING: tier}
                 if other is not channel:
-                    _publish(session, other)
+                    publish_channel_updated(session, other)
     session.flush()
-    _publish(session, channel)
+    publish_channel_updated(session, channel)
     return True
 
 
@@ -86,7 +86,7 @@ def do_apply_name_update(
     channel.name_rejection_reason = (reason or None) and reason[:500]
     channel.name_changed_at = at
     session.flush()
-    _publish(session, channel)
+    publish_channel_updated(session, channel)
     return True
 
 
@@ -94,21 +94,3 @@ def _portfolio(session: Session, channel: Channel) -> list[Channel]:
     ids = set(tiers.portfolio_channels(session, channel))
     others = [session.get(Channel, i) for i in sorted(ids - {channel.id})]
     return [channel, *(c for c in others if c is not None)]
-
-
-def _publish(session: Session, channel: Channel) -> None:
-    publish(
-        session,
-        DomainEvent(
-            workspace_id=channel.workspace_id,
-            kind="channel.updated",
-            data={
-                "channel_id": channel.id,
-                "quality_rating": channel.quality_rating,
-                "quality_event": channel.quality_event,
-                "messaging_limit_tier": tiers.tier_of(channel),
-                "throughput_mps": channel.throughput_mps,
-                "name_status": channel.name_status,
-            },
-        ),
-    )

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from puente.channels.events import publish_channel_updated
 from puente.channels.models import (
     AppContactSync,
     Channel,
@@ -303,7 +304,7 @@ def do_apply_contact_sync(
                 data={"contact_id": contact_id},
             ),
         )
-    _publish_channel(session, channel)
+    publish_channel_updated(session, channel)
     return len(fresh)
 
 
@@ -411,25 +412,5 @@ def do_set_connection_state(
     channel.connection_state = state.value
     channel.state_reason = reason
     channel.state_changed_at = at
-    _publish_channel(session, channel)
+    publish_channel_updated(session, channel)
     return True
-
-
-def _publish_channel(session: Session, channel: Channel) -> None:
-    publish(
-        session,
-        DomainEvent(
-            workspace_id=channel.workspace_id,
-            kind="channel.updated",
-            data={
-                "channel_id": channel.id,
-                "connection_state": channel.connection_state,
-                "state_reason": channel.state_reason,
-                "last_phone_activity_at": (
-                    channel.last_phone_activity_at.isoformat()
-                    if channel.last_phone_activity_at
-                    else None
-                ),
-            },
-        ),
-    )

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from puente.accounts.models import Role
 from puente.config import Settings
@@ -162,6 +163,8 @@ def _inbox(walk: Walk) -> None:
             ),
             "the composer's template choice",
         )
+    if not walk.phone:  # beside the conversation, the list loads after the page
+        page.locator("[data-testid=inbox-list] [data-testid=conversation-row]").first.wait_for()
     walk.shot(walk.shot_name("conversation"))
 
 
@@ -289,7 +292,9 @@ def test_the_owner_creates_a_template_and_sees_it_approved(world: DemoWorld, chr
         form.locator("textarea[name=body_text]").fill("Hola {{1}}, tu pedido llega hoy.")
         form.locator("textarea[name=body_samples]").fill("Lucía")
         # Checked against Meta's rules as the person types: the preview shows the sample.
-        page.locator("[data-testid=template-preview]", has_text="Hola Lucía").wait_for()
+        preview = page.locator("[data-testid=template-preview]", has_text="Hola Lucía")
+        preview.wait_for()
+        preview.scroll_into_view_if_needed()
         walk.shot(walk.shot_name("template-new"))
         submit = form.locator("button[type=submit].primary").last
         walk.main_action(submit, "the New template form's submit button")
@@ -338,9 +343,22 @@ def test_a_reply_goes_from_an_open_conversation_with_its_ticks(
         sent = page.locator("[data-testid=message].outbound", has_text=reply)
         sent.wait_for()
         # Sent, then delivered and read on the customer's phone: the ticks follow.
-        page.wait_for_selector(
-            "[data-testid=message].outbound[data-status=read]:has-text('seguimos abiertos')"
-        )
+        try:
+            page.wait_for_selector(
+                "[data-testid=message].outbound[data-status=read]:has-text('seguimos abiertos')"
+            )
+        except PlaywrightTimeout:
+            # Tell a page that missed the news from news that never came.
+            conversation = page.url.split("/inbox/c/")[1].split("?")[0]
+            stored = [
+                m["status"]
+                for m in world.api.get(f"/conversations/{conversation}/messages").json()["items"]
+                if m["direction"] == "outbound"
+            ]
+            shown = sent.first.get_attribute("data-status")
+            raise AssertionError(
+                f"the reply shows {shown!r} after a minute; Puente stored {stored}"
+            ) from None
         assert sent.locator("[data-testid=tick]").count() == 1
         assert box.input_value() == ""
         walk.check()

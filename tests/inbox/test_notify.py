@@ -4,6 +4,7 @@ colleagues' event streams."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import httpx
@@ -117,6 +118,49 @@ def test_the_profile_keeps_each_agents_notification_choices(
         assert sorted(kinds) == ["assigned", "assigned"]
 
 
+def _availability(web: WebClient, user_id: int) -> str:
+    """What the inbox's agent list says of `user_id`, as `web`'s person sees it."""
+    found = re.search(
+        rf'data-presence-user="{user_id}" data-presence="(\w+)" data-testid="agent"',
+        web.get("/inbox").text,
+    )
+    assert found, "no such agent in the list"
+    return found.group(1)
+
+
+def test_signing_in_puts_a_person_online_until_they_choose(
+    owner_web: WebClient, shop: Shop
+) -> None:
+    app = owner_web.http.app  # type: ignore[attr-defined]
+    assert _availability(owner_web, shop.ana_id) == "offline"
+    ana = login(TestClient(app), shop.ana_email)
+    assert 'class="dot dot-online" aria-hidden="true"></span>Ana Pérez' in ana.get("/inbox").text
+    assert _availability(owner_web, shop.ana_id) == "online"
+    ana.post("/logout")
+    assert _availability(owner_web, shop.ana_id) == "offline"
+
+    # Once she chooses, signing in and out leave her choice as it is.
+    for choice in ("away", "offline"):
+        ana = login(TestClient(app), shop.ana_email)
+        ana.post("/me/availability", {"availability": choice})
+        ana.post("/logout")
+        ana = login(TestClient(app), shop.ana_email)
+        assert _availability(owner_web, shop.ana_id) == choice
+        ana.post("/logout")
+
+
+def test_opening_the_inbox_brings_a_signed_in_person_back_online(
+    owner_web: WebClient, shop: Shop
+) -> None:
+    app = owner_web.http.app  # type: ignore[attr-defined]
+    laptop = login(TestClient(app), shop.ana_email)
+    phone = login(TestClient(app), shop.ana_email)
+    phone.post("/logout")  # signing out of the phone says she left…
+    assert _availability(owner_web, shop.ana_id) == "offline"
+    laptop.get("/inbox")  # …until she uses the inbox on her laptop
+    assert _availability(owner_web, shop.ana_id) == "online"
+
+
 @pytest.fixture
 def server(settings: Settings, db: Database, live_server_factory: type[LiveServer]) -> LiveServer:
     return live_server_factory(create_app(settings, db, run_workers=False)).start()
@@ -143,12 +187,14 @@ def test_availability_and_reads_reach_browsers_live(
         streams.append(beto.http)
         assert beto.login(shop.beto_email, PASSWORD).status_code == 200
         assert beto.post("/me/availability", {"availability": "away"}).status_code == 303
+        # Colleagues see Beto arrive (signing in puts him online), then step away.
         for stream in (owner_stream, ana_stream):
-            event = stream.next_event()
-            assert (event["kind"], event["data"]) == (
-                "presence.changed",
-                {"user_id": shop.beto_id, "availability": "away"},
-            )
+            seen: list[str] = []
+            while seen[-1:] != ["away"]:
+                event = stream.next_event()
+                if event["kind"] == "presence.changed" and event["data"]["user_id"] == shop.beto_id:
+                    seen.append(event["data"]["availability"])
+            assert seen == ["online", "away"]
         with db.read() as s:
             user = s.get(User, shop.beto_id)
             assert user is not None and user.availability == "away"

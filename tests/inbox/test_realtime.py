@@ -105,8 +105,14 @@ def test_events_reach_only_agents_who_may_see_the_conversation(
             _publish(
                 db, DomainEvent(shop.workspace_id, "message.created", {"conversation_id": cid}, cid)
             )
-        # The owner sees everything, in order; Ana's first event is the one she may see.
+        # The owner sees everything, in order. Ana hears the owner sign in (presence goes to
+        # the whole workspace), then the one conversation event she may see.
         assert [owner_stream.next_event()["conversation_id"] for _ in range(2)] == [hidden, visible]
+        arrived = ana_stream.next_event()
+        assert (arrived["kind"], arrived["data"]) == (
+            "presence.changed",
+            {"user_id": shop.owner_id, "availability": "online"},
+        )
         first = ana_stream.next_event()
         assert (first["kind"], first["conversation_id"]) == ("message.created", visible)
         # A notification goes to its user only.

@@ -37,6 +37,9 @@ class User(IdMixin, TimestampMixin, Base):
     locale: Mapped[str | None] = mapped_column(String(10))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
     availability: Mapped[str] = mapped_column(String(16), default="offline")
+    # When the person last chose their availability themselves. Until they do, signing in
+    # (or opening the inbox) puts them online and signing out offline, as they come and go.
+    availability_chosen_at: Mapped[dt.datetime | None]
     # {"message.browser": false, ...}: a missing key means on (see conversations.notifications).
     notification_prefs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)

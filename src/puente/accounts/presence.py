@@ -7,12 +7,41 @@ from sqlalchemy.orm import Session
 
 from puente.accounts.models import Membership, User
 from puente.accounts.service import do_update_profile
+from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
 
 
 def do_set_availability(session: Session, user: User, availability: str) -> bool:
-    """Set the user's availability; after commit every workspace they belong to hears of
-    it (the assignee picker and the agent list update). False when nothing changed."""
+    """The person chooses their availability; it stays theirs across sign-ins. After commit
+    every workspace they belong to hears of it (the assignee picker and the agent list
+    update). False when nothing changed."""
+    changed = _change(session, user, availability)
+    if changed:
+        user.availability_chosen_at = utcnow()
+    return changed
+
+
+def arriving(user: User) -> bool:
+    """Whether `do_arrive` would put `user` online."""
+    return user.availability_chosen_at is None and user.availability != "online"
+
+
+def do_arrive(session: Session, user: User) -> bool:
+    """Signing in, or opening the inbox, says the person is here: online, as Chatwoot and
+    Wati show an agent who is using the inbox, unless they chose their availability."""
+    if not arriving(user):
+        return False
+    return _change(session, user, "online")
+
+
+def do_leave(session: Session, user: User) -> bool:
+    """Signing out: offline again, unless they chose their availability."""
+    if user.availability_chosen_at is not None:
+        return False
+    return _change(session, user, "offline")
+
+
+def _change(session: Session, user: User, availability: str) -> bool:
     before = user.availability
     do_update_profile(session, user, availability=availability)
     if user.availability == before:

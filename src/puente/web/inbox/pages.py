@@ -12,9 +12,11 @@ from fastapi import APIRouter, BackgroundTasks, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy import String, cast, literal, literal_column, null, select, union_all
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from puente.accounts.gate import access_conversation, conversation_scope, load_member_actor
 from puente.accounts.models import Team, User
+from puente.accounts.presence import arriving, do_arrive
 from puente.channels.models import Channel
 from puente.conversations import collab
 from puente.conversations.models import (
@@ -105,8 +107,22 @@ def _options(session: Session, me: WebContext) -> dict[str, Any]:
     }
 
 
+def _arrive(runtime: Runtime, me: WebContext) -> None:
+    """A person who never chose their availability and uses the inbox is online (signing
+    in did it, unless they signed out on another device since). The page's own session
+    only reads: the change has a unit of work of its own, once."""
+    if not arriving(me.user):
+        return
+    with runtime.db.unit_of_work() as writer:
+        user = writer.get(User, me.user.id)
+        if user is not None:
+            do_arrive(writer, user)
+    set_committed_value(me.user, "availability", "online")
+
+
 @router.get("/inbox", response_class=HTMLResponse)
-def inbox(request: Request, gate_session: DbDep, me: Viewer) -> Response:
+def inbox(request: Request, gate_session: DbDep, runtime: RuntimeDep, me: Viewer) -> Response:
+    _arrive(runtime, me)
     with reading(request, gate_session) as session:
         f = inbox_filter(request)
         context = {**_list_context(session, me, f), **_options(session, me), "view": None}
@@ -191,6 +207,7 @@ def conversation_page(
 ) -> Response:
     if before is not None and before.tzinfo is None:
         before = before.replace(tzinfo=dt.UTC)
+    _arrive(runtime, me)
     with reading(request, gate_session) as session:
         header = q.load_header(session, me.actor, conversation_id)
         conversation = header.conversation

@@ -14,6 +14,7 @@ from puente.accounts import auth
 from puente.accounts.audit import Action, record, record_when_done
 from puente.accounts.mail import do_queue_mail
 from puente.accounts.models import User, Workspace
+from puente.accounts.presence import do_arrive, do_leave
 from puente.accounts.service import do_setup, needs_setup
 from puente.accounts.sessions import do_create_session, do_end_session, load_session
 from puente.errors import PuenteError
@@ -103,6 +104,8 @@ def _start_session(
         user_agent=request.headers.get("user-agent"),
         replaces=request.cookies.get(SESSION_COOKIE),
     )
+    if stage == "full":
+        do_arrive(session, user)
     target = next_url if stage == "full" else f"/login/code?next={next_url}"
     response = _redirect(target)
     set_session_cookie(response, token, secure=runtime.settings.secure_cookies)
@@ -190,6 +193,7 @@ def logout(request: Request, session: DbDep, runtime: RuntimeDep, me: MaybeMembe
     if token:
         do_end_session(session, token)
     if me is not None:
+        do_leave(session, me.user)
         record(
             session,
             workspace_id=me.actor.workspace_id,

@@ -9,7 +9,19 @@ class PuenteError(Exception):
     status_code = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, details: Any = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: Any = None,
+        code: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> None:
+        # With `params`, `message` is a msgid with %(name)s placeholders: `self.message` is
+        # the English text (the API's), and the web translates `template` and fills it in.
+        self.template = message
+        self.params = params or {}
+        message = message % self.params if params else message
         super().__init__(message)
         self.message = message
         self.details = details

@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -47,7 +48,15 @@ NAMED_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 class TemplateProblem:
     field: str  # where, e.g. "components[2].buttons[0].text"
     code: str  # machine-readable, e.g. "button_text_too_long"
-    message: str  # for a person
+    # For a person: a msgid with %(name)s placeholders (the web shows it translated) and
+    # the values that fill them.
+    template: str
+    params: Mapping[str, Any] = dataclass_field(default_factory=dict, hash=False)
+
+    @property
+    def message(self) -> str:
+        """The English text, as the API gives it."""
+        return self.template % dict(self.params)
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "code": self.code, "message": self.message}
@@ -125,8 +134,9 @@ class _Checker:
         fmt = data.get("parameter_format")
         self.parameter_format = fmt if fmt in PARAMETER_FORMATS else None
 
-    def add(self, field: str, code: str, message: str) -> None:
-        self.problems.append(TemplateProblem(field, code, message))
+    def add(self, where: str, code: str, template: str, **params: Any) -> None:
+        """A problem: `template` is a msgid (scripts/i18n.py extracts it), `params` its values."""
+        self.problems.append(TemplateProblem(where, code, template, params))
 
     def run(self) -> None:
         self.check_name()
@@ -140,7 +150,13 @@ class _Checker:
         if not isinstance(name, str) or not name:
             self.add("name", "name_missing", "a template needs a name")
         elif len(name) > 512:
-            self.add("name", "name_too_long", f"the name has {len(name)} characters; at most 512")
+            self.add(
+                "name",
+                "name_too_long",
+                "the name has %(count)s characters; at most %(limit)s",
+                count=len(name),
+                limit=512,
+            )
         elif not NAME_RE.match(name):
             self.add(
                 "name",
@@ -153,7 +169,8 @@ class _Checker:
             self.add(
                 "category",
                 "category_invalid",
-                f"the category must be one of {', '.join(CATEGORIES)}",
+                "the category must be one of %(choices)s",
+                choices=", ".join(CATEGORIES),
             )
 
     def check_language(self) -> None:
@@ -164,7 +181,9 @@ class _Checker:
             self.add(
                 "language",
                 "language_unknown",
-                f"'{language}' is not a language WhatsApp templates support (e.g. es, es_MX, en_US)",
+                "'%(language)s' is not a language WhatsApp templates support"
+                " (e.g. es, es_MX, en_US)",
+                language=language,
             )
 
     def check_parameter_format(self) -> None:
@@ -191,12 +210,18 @@ class _Checker:
                 self.add(
                     f"{where}.type",
                     "component_type_invalid",
-                    f"component type must be one of {', '.join(COMPONENT_TYPES)}",
+                    "component type must be one of %(choices)s",
+                    choices=", ".join(COMPONENT_TYPES),
                 )
                 continue
             seen[kind] = seen.get(kind, 0) + 1
             if seen[kind] > 1:
-                self.add(where, f"{kind.lower()}_repeated", f"a template has at most one {kind}")
+                self.add(
+                    where,
+                    f"{kind.lower()}_repeated",
+                    "a template has at most one %(kind)s",
+                    kind=kind,
+                )
                 continue
             getattr(self, f"check_{kind.lower()}")(where, comp)
         if "BODY" not in seen:
@@ -220,22 +245,25 @@ class _Checker:
                     self.add(
                         where,
                         "variable_not_named",
-                        f"{{{{{name}}}}} is positional but parameter_format is 'named'",
+                        "%(variable)s is positional but parameter_format is 'named'",
+                        variable=_braced(name),
                     )
             elif NAMED_RE.match(inner) and inner == name:
                 if self.parameter_format == "positional":
                     self.add(
                         where,
                         "variable_not_positional",
-                        f"{{{{{name}}}}} is named but parameter_format is 'positional'"
+                        "%(variable)s is named but parameter_format is 'positional'"
                         " (use {{1}}, {{2}}...)",
+                        variable=_braced(name),
                     )
             else:
                 self.add(
                     where,
                     "variable_format",
-                    f"{{{{{name}}}}} is not a variable: use {{{{1}}}} or {{{{lowercase_name}}}}"
+                    "%(variable)s is not a variable: use {{1}} or {{lowercase_name}}"
                     " with no spaces",
+                    variable=_braced(name),
                 )
         numbers = sorted({int(n) for n in names if POSITIONAL_RE.match(n)})
         if self.parameter_format == "positional" and numbers != list(range(1, len(numbers) + 1)):
@@ -243,7 +271,8 @@ class _Checker:
                 where,
                 "variables_not_consecutive",
                 "positional variables must be numbered {{1}}, {{2}}... in sequence;"
-                f" found {', '.join(_braced(n) for n in numbers)}",
+                " found %(found)s",
+                found=", ".join(_braced(n) for n in numbers),
             )
         return list(dict.fromkeys(names))
 
@@ -285,8 +314,8 @@ class _Checker:
             self.add(
                 f"{where}.example.{key}",
                 "example_missing",
-                "every variable needs a sample value for Meta's review; missing for "
-                + ", ".join(_braced(n) for n in missing),
+                "every variable needs a sample value for Meta's review; missing for %(missing)s",
+                missing=", ".join(_braced(n) for n in missing),
             )
 
     # --- components ------------------------------------------------------------------------
@@ -300,7 +329,8 @@ class _Checker:
             self.add(
                 f"{where}.format",
                 "header_format_invalid",
-                f"the header format must be one of {', '.join(HEADER_FORMATS)}",
+                "the header format must be one of %(choices)s",
+                choices=", ".join(HEADER_FORMATS),
             )
             return
         if fmt == "TEXT":
@@ -312,7 +342,9 @@ class _Checker:
                 self.add(
                     f"{where}.text",
                     "header_text_too_long",
-                    f"the header has {len(text)} characters; at most {MAX_HEADER_TEXT}",
+                    "the header has %(count)s characters; at most %(limit)s",
+                    count=len(text),
+                    limit=MAX_HEADER_TEXT,
                 )
             names = self.check_variables(f"{where}.text", text)
             if len(variables_in(text)) > 1:
@@ -329,7 +361,8 @@ class _Checker:
                 self.add(
                     f"{where}.example.header_handle",
                     "example_missing",
-                    f"an {fmt} header needs a sample file (an upload handle) for Meta's review",
+                    "an %(format)s header needs a sample file (an upload handle) for Meta's review",
+                    format=fmt,
                 )
 
     def check_body(self, where: str, comp: Mapping[str, Any]) -> None:
@@ -343,7 +376,9 @@ class _Checker:
             self.add(
                 f"{where}.text",
                 "body_text_too_long",
-                f"the body has {len(text)} characters; at most {MAX_BODY_TEXT}",
+                "the body has %(count)s characters; at most %(limit)s",
+                count=len(text),
+                limit=MAX_BODY_TEXT,
             )
         names = self.check_variables(f"{where}.text", text)
         stripped = text.strip()
@@ -377,7 +412,9 @@ class _Checker:
             self.add(
                 f"{where}.text",
                 "footer_text_too_long",
-                f"the footer has {len(text)} characters; at most {MAX_FOOTER_TEXT}",
+                "the footer has %(count)s characters; at most %(limit)s",
+                count=len(text),
+                limit=MAX_FOOTER_TEXT,
             )
         if variables_in(text):
             self.add(f"{where}.text", "footer_has_variables", "the footer cannot hold variables")
@@ -392,7 +429,9 @@ class _Checker:
             self.add(
                 f"{where}.buttons",
                 "too_many_buttons",
-                f"{len(buttons)} buttons; a template has at most {MAX_BUTTONS}",
+                "%(count)s buttons; a template has at most %(limit)s",
+                count=len(buttons),
+                limit=MAX_BUTTONS,
             )
         kinds = [b.get("type") if isinstance(b, Mapping) else None for b in buttons]
         for kind, limit in MAX_BUTTONS_BY_TYPE.items():
@@ -401,7 +440,10 @@ class _Checker:
                 self.add(
                     f"{where}.buttons",
                     f"too_many_{kind.lower()}_buttons",
-                    f"{count} {kind} buttons; at most {limit}",
+                    "%(count)s %(kind)s buttons; at most %(limit)s",
+                    count=count,
+                    kind=kind,
+                    limit=limit,
                 )
         self.check_button_grouping(where, kinds)
         if self.category == "AUTHENTICATION" and (len(buttons) != 1 or kinds[0] != "OTP"):
@@ -436,7 +478,8 @@ class _Checker:
             self.add(
                 f"{where}.type",
                 "button_type_invalid",
-                f"button type must be one of {', '.join(BUTTON_TYPES)}",
+                "button type must be one of %(choices)s",
+                choices=", ".join(BUTTON_TYPES),
             )
             return
         text = button.get("text")
@@ -448,7 +491,10 @@ class _Checker:
             self.add(
                 f"{where}.text",
                 "button_text_too_long",
-                f"'{text}' has {len(text)} characters; button text is at most {MAX_BUTTON_TEXT}",
+                "'%(text)s' has %(count)s characters; button text is at most %(limit)s",
+                text=text,
+                count=len(text),
+                limit=MAX_BUTTON_TEXT,
             )
         getattr(self, f"check_{kind.lower()}_button")(where, button)
 
@@ -461,7 +507,12 @@ class _Checker:
             self.add(f"{where}.url", "url_invalid", "a URL button needs a url starting http(s)://")
             return
         if len(url) > MAX_URL:
-            self.add(f"{where}.url", "url_too_long", f"the url is longer than {MAX_URL} characters")
+            self.add(
+                f"{where}.url",
+                "url_too_long",
+                "the url is longer than %(limit)s characters",
+                limit=MAX_URL,
+            )
         names = variables_in(url)
         if not names:
             return
@@ -486,8 +537,9 @@ class _Checker:
             self.add(
                 f"{where}.phone_number",
                 "phone_number_invalid",
-                f"a PHONE_NUMBER button needs a number in international form, at most {MAX_PHONE}"
+                "a PHONE_NUMBER button needs a number in international form, at most %(limit)s"
                 " characters (e.g. +5215512345678)",
+                limit=MAX_PHONE,
             )
 
     def check_copy_code_button(self, where: str, button: Mapping[str, Any]) -> None:
@@ -509,7 +561,8 @@ class _Checker:
             self.add(
                 f"{where}.example",
                 "copy_code_too_long",
-                f"the sample code is at most {MAX_COPY_CODE} characters",
+                "the sample code is at most %(limit)s characters",
+                limit=MAX_COPY_CODE,
             )
 
     def check_otp_button(self, where: str, button: Mapping[str, Any]) -> None:
@@ -523,5 +576,6 @@ class _Checker:
             self.add(
                 f"{where}.otp_type",
                 "otp_type_invalid",
-                f"otp_type must be one of {', '.join(OTP_TYPES)}",
+                "otp_type must be one of %(choices)s",
+                choices=", ".join(OTP_TYPES),
             )

@@ -20,7 +20,11 @@ from puente.channels.models import Channel
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound, PuenteError
 from puente.outbound.models import MessageTemplate, TemplateStatus
-from puente.outbound.template_rules import normalize_template, validate_template
+from puente.outbound.template_rules import (
+    TemplateProblem,
+    normalize_template,
+    validate_template,
+)
 from puente.runtime import BackgroundWorker, Runtime
 from puente.whatsapp.client import SyncGraphClient, TemplateInfo
 from puente.whatsapp.errors import GraphError
@@ -53,9 +57,11 @@ EVENT_STATUS = {
 
 
 class TemplateInvalid(InvalidInput):
-    """The template breaks Meta's rules; `details` lists every problem."""
+    """The template breaks Meta's rules; `details` lists every problem (as the API gives
+    them) and `problems` keeps them whole, for the web to show in the reader's language."""
 
     code = "template_invalid"
+    problems: tuple[TemplateProblem, ...] = ()
 
 
 class MetaRefused(PuenteError):
@@ -80,7 +86,7 @@ def access_template(session: Session, workspace_id: int, template_id: int) -> Me
         )
     )
     if template is None:
-        raise NotFound(f"no template {template_id} in this workspace")
+        raise NotFound("no template %(id)s in this workspace", params={"id": template_id})
     return template
 
 
@@ -142,7 +148,10 @@ def resolve_waba(session: Session, workspace_id: int, waba_id: str | None) -> st
     wabas = workspace_wabas(session, workspace_id)
     if waba_id:
         if waba_id not in wabas:
-            raise NotFound(f"no channel of this workspace belongs to WABA {waba_id}")
+            raise NotFound(
+                "no channel of this workspace belongs to WABA %(waba_id)s",
+                params={"waba_id": waba_id},
+            )
         return waba_id
     if not wabas:
         raise InvalidInput("connect a WhatsApp number first: templates belong to its WABA")
@@ -180,12 +189,17 @@ def graph_for_waba(
         .limit(1)
     )
     if channel is None or channel.access_token_encrypted is None:
-        raise InvalidInput(f"no channel of WABA {waba_id} has an access token to call Meta with")
+        raise InvalidInput(
+            "no channel of WABA %(waba_id)s has an access token to call Meta with",
+            params={"waba_id": waba_id},
+        )
     return _default_graph(runtime, runtime.secrets.decrypt(channel.access_token_encrypted))
 
 
-def _meta_refused(exc: GraphError, what: str) -> MetaRefused:
-    return MetaRefused(f"Meta refused to {what}: {exc.reason}", details=exc.as_dict())
+def _meta_refused(exc: GraphError, template: str) -> MetaRefused:
+    """`template` is a msgid with %(reason)s, filled with Meta's reason (scripts/i18n.py
+    extracts it)."""
+    return MetaRefused(template, params={"reason": exc.reason}, details=exc.as_dict())
 
 
 # --- creating --------------------------------------------------------------------------------
@@ -196,11 +210,13 @@ def check_template(data: Mapping[str, Any]) -> dict[str, Any]:
     problems = validate_template(data)
     if problems:
         count = len(problems)
-        raise TemplateInvalid(
+        error = TemplateInvalid(
             f"the template breaks {count} of Meta's rule{'s' if count > 1 else ''}: "
             + "; ".join(f"{p.field}: {p.message}" for p in problems),
             details=[p.as_dict() for p in problems],
         )
+        error.problems = tuple(problems)
+        raise error
     return _meta_body(normalize_template(data))
 
 
@@ -234,8 +250,9 @@ def do_create_template(
     )
     if existing is not None and existing.status != TemplateStatus.DRAFT:
         raise Conflict(
-            f"a template '{body['name']}' in {body['language']} exists already"
-            f" (status {existing.status}); use another name or delete it first",
+            "a template '%(name)s' in %(language)s exists already (status %(status)s);"
+            " use another name or delete it first",
+            params={"name": body["name"], "language": body["language"], "status": existing.status},
             details={"existing_id": existing.id},
         )
     template = existing or MessageTemplate(
@@ -254,7 +271,7 @@ def do_create_template(
             try:
                 created = graph.run(lambda c: c.create_template(waba, body))
             except GraphError as exc:
-                raise _meta_refused(exc, "create the template") from exc
+                raise _meta_refused(exc, "Meta refused to create the template: %(reason)s") from exc
         template.meta_id = created.id
         template.status = (created.status or TemplateStatus.PENDING.value).upper()
         # Meta may file the template under another category than asked (§9).
@@ -270,7 +287,10 @@ def do_submit_template(
 ) -> MessageTemplate:
     """Submit a local draft to Meta."""
     if template.status != TemplateStatus.DRAFT:
-        raise Conflict(f"template {template.id} was submitted already (status {template.status})")
+        raise Conflict(
+            "template %(id)s was submitted already (status %(status)s)",
+            params={"id": template.id, "status": template.status},
+        )
     return do_create_template(
         session,
         runtime,
@@ -304,7 +324,7 @@ def do_delete_template(session: Session, runtime: Runtime, template: MessageTemp
                     )
                 )
             except GraphError as exc:
-                raise _meta_refused(exc, "delete the template") from exc
+                raise _meta_refused(exc, "Meta refused to delete the template: %(reason)s") from exc
     session.delete(template)
     session.flush()
 
@@ -329,7 +349,7 @@ def do_sync_templates(
         try:
             remote = graph.run(lambda c: c.list_all_templates(waba_id))
         except GraphError as exc:
-            raise _meta_refused(exc, "list the templates") from exc
+            raise _meta_refused(exc, "Meta refused to list the templates: %(reason)s") from exc
     return apply_remote_templates(
         session, workspace_id=workspace_id, waba_id=waba_id, remote=remote
     )
@@ -539,8 +559,14 @@ def check_template_send(
     if template.status not in SENDABLE:
         reason = f" ({template.status_reason})" if template.status_reason else ""
         raise TemplateNotSendable(
-            f"template '{name}' ({language}) is {template.status.lower()}{reason};"
+            "template '%(name)s' (%(language)s) is %(status)s%(reason)s;"
             " only approved templates can be sent",
+            params={
+                "name": name,
+                "language": language,
+                "status": template.status.lower(),
+                "reason": reason,
+            },
             details={"template_id": template.id, "status": template.status},
         )
     if template.category == "MARKETING":

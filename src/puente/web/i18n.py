@@ -61,6 +61,8 @@ def error_message(lang: str, exc: PuenteError) -> str:
     template = details.get("template")
     if isinstance(template, str):
         return tr.gettext(template) % (details.get("params") or {})
+    if exc.params:  # raised as NotFound("no template %(id)s ...", params={"id": 7})
+        return tr.gettext(exc.template) % exc.params
     return tr.gettext(exc.message)
 
 

@@ -146,14 +146,16 @@ def _reason_phrase(status: int) -> str:
         return ""
 
 
-def _error_response(request: Request, status: int, message: str) -> Response:
+def _error_response(request: Request, status: int, message: str, **params: object) -> Response:
+    """`message` is a msgid; `params` fill its %(name)s placeholders after translation."""
     if not _wants_html(request):
-        return JSONResponse({"error": {"code": str(status), "message": message}}, status)
+        text = message % params if params else message
+        return JSONResponse({"error": {"code": str(status), "message": text}}, status)
     title = translate(request, TITLES.get(status, "Something is wrong"))
     return render(
         request,
         "error.html",
-        {"title": title, "message": translate(request, message)},
+        {"title": title, "message": translate(request, message, **params)},
         status_code=status,
     )
 
@@ -171,7 +173,7 @@ def install_error_pages(app: FastAPI) -> None:
             return RedirectResponse(target, status_code=303)
         if not _wants_html(request):
             return JSONResponse(exc.to_json(), status_code=exc.status_code)
-        return _error_response(request, exc.status_code, exc.message)
+        return _error_response(request, exc.status_code, exc.template, **exc.params)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

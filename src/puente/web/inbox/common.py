@@ -53,6 +53,8 @@ def translated(request: Request, exc: PuenteError) -> str:
     if isinstance(template, str):
         params = details.get("params") or {}
         return translate(request, template, **params)
+    if exc.params:  # raised as TemplateNotSendable("... %(name)s ...", params={...})
+        return translate(request, exc.template, **exc.params)
     return translate(request, exc.message)
 
 

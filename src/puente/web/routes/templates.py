@@ -3,6 +3,7 @@ live against Meta's rules, the preview with sample values, sync and delete."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -17,13 +18,14 @@ from puente.outbound.template_rules import (
     BUTTON_TYPES,
     CATEGORIES,
     HEADER_FORMATS,
+    TemplateProblem,
     template_languages,
     validate_template,
 )
 from puente.outbound.templates import TemplateInvalid
 from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
-from puente.web.i18n import N_
-from puente.web.templating import render, translate
+from puente.web.i18n import N_, error_message
+from puente.web.templating import render, request_language, translate
 
 router = APIRouter(include_in_schema=False)
 Manager = Annotated[WebContext, Depends(require_permission(Perm.TEMPLATES))]
@@ -155,6 +157,14 @@ def _button(line: str) -> dict[str, Any]:
     return button
 
 
+def _shown(request: Request, problems: Sequence[TemplateProblem]) -> list[dict[str, str]]:
+    """The problems as the page lists them, each in the reader's language."""
+    return [
+        {"field": p.field, "code": p.code, "message": translate(request, p.template, **p.params)}
+        for p in problems
+    ]
+
+
 async def _form(request: Request) -> dict[str, str]:
     data = await request.form()
     return {k: str(data.get(k) or "") for k in FORM_FIELDS}
@@ -214,7 +224,8 @@ def templates_sync(request: Request, session: DbDep, runtime: RuntimeDep, me: Ma
         groups: dict[str, list[Any]] = {}
         for t in rows:
             groups.setdefault(t.name, []).append(t)
-        context = {"groups": groups, "status": "", "error": translate(request, exc.message)}
+        error = error_message(request_language(request), exc)
+        context = {"groups": groups, "status": "", "error": error}
         return render(request, "templates/list.html", context, status_code=exc.status_code)
     return RedirectResponse("/templates?flash=synced", status_code=303)
 
@@ -233,7 +244,7 @@ def template_new(request: Request, session: DbDep, me: Manager) -> Response:
 async def template_check(request: Request, me: Manager) -> Response:
     """The live check: problems (or the preview) for the form as typed so far."""
     form = await _form(request)
-    problems = [p.as_dict() for p in validate_template(template_from_form(form))]
+    problems = _shown(request, validate_template(template_from_form(form)))
     return render(request, "templates/_check.html", _form_context(form, problems))
 
 
@@ -261,11 +272,12 @@ def _create(
                 created_by_id=me.user.id,
             )
     except TemplateInvalid as exc:
-        problems = list(exc.details or [])
+        problems = _shown(request, exc.problems)
         context = _form_context(form, problems, accounts)
         return render(request, "templates/new.html", context, status_code=422)
     except PuenteError as exc:
-        context = {**_form_context(form, [], accounts), "error": translate(request, exc.message)}
+        error = error_message(request_language(request), exc)
+        context = {**_form_context(form, [], accounts), "error": error}
         return render(request, "templates/new.html", context, status_code=exc.status_code)
     return RedirectResponse(f"/templates/{template.id}", status_code=303)
 

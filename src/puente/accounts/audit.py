@@ -72,6 +72,44 @@ class Action:
     RETENTION_PURGED = "retention.purged"
     WEBHOOKS_PURGED = "retention.webhooks_purged"
     ACCESS_DENIED = "access.denied"
+    PROFILE_CHANGED = "user.profile_changed"
+    # What members and API tokens do to the workspace's data (puente.accounts.audit_policy
+    # lists which route writes which, and the routes that write nothing, with the reason).
+    CONVERSATION_ASSIGNED = "conversation.assigned"
+    CONVERSATION_CLOSED = "conversation.closed"
+    CONVERSATION_REOPENED = "conversation.reopened"
+    CONVERSATION_SNOOZED = "conversation.snoozed"
+    CONVERSATION_LABELLED = "conversation.labelled"
+    CONVERSATION_UNLABELLED = "conversation.unlabelled"
+    BOT_PAUSED = "conversation.bot_paused"
+    BOT_RESUMED = "conversation.bot_resumed"
+    NOTE_ADDED = "note.added"
+    MESSAGE_SENT = "message.sent"
+    MESSAGE_CANCELLED = "message.cancelled"
+    MESSAGE_RESENT = "message.resent"
+    SNIPPET_CREATED = "snippet.created"
+    SNIPPET_DELETED = "snippet.deleted"
+    CONTACT_CREATED = "contact.created"
+    CONTACT_UPDATED = "contact.updated"
+    CONTACT_TAGS_CHANGED = "contact.tags_changed"
+    CONSENT_RECORDED = "contact.consent_recorded"
+    CONTACTS_IMPORTED = "contacts.imported"
+    CHANNEL_ONBOARDING_STARTED = "channel.onboarding_started"
+    CHANNEL_CONNECTED = "channel.connected"
+    CHANNEL_SETTINGS_CHANGED = "channel.settings_changed"
+    CHANNEL_SYNC_REQUESTED = "channel.sync_requested"
+    MESSAGING_LIMIT_SET = "channel.messaging_limit_set"
+    TEMPLATE_CREATED = "template.created"
+    TEMPLATE_SUBMITTED = "template.submitted"
+    TEMPLATE_DELETED = "template.deleted"
+    TEMPLATES_SYNCED = "templates.synced"
+    BROADCAST_CREATED = "broadcast.created"
+    BROADCAST_PAUSED = "broadcast.paused"
+    BROADCAST_RESUMED = "broadcast.resumed"
+    BROADCAST_CANCELLED = "broadcast.cancelled"
+    BROADCAST_RETRIED = "broadcast.retried"
+    SEGMENT_SAVED = "segment.saved"
+    WEBHOOK_RETRIED = "webhook.retried"
 
 
 def _canonical(entry: AuditEntry) -> str:
@@ -312,12 +350,8 @@ def record_when_done(session: Session, **entry: Any) -> None:
     whether it committed or rolled back. For refusals: the refused request rolls back,
     but the attempt must stay in the log. The unit of work's owner calls
     `write_deferred` after closing it (the web's request session does)."""
-    actor = entry.get("actor")
     # Keep plain values: the actor's rows expire when the refused transaction rolls back.
-    entry["actor"] = ActorRef(
-        label=actor if isinstance(actor, str) else getattr(actor, "label", None) or "system",
-        user_id=getattr(actor, "user_id", None),
-    )
+    entry["actor"] = actor_ref(entry.get("actor"))
     session.info.setdefault(DEFERRED_KEY, []).append(entry)
 
 
@@ -325,6 +359,14 @@ def record_when_done(session: Session, **entry: Any) -> None:
 class ActorRef:
     label: str
     user_id: int | None
+
+
+def actor_ref(actor: Any) -> ActorRef:
+    """The actor as plain values, to record it from another session or transaction."""
+    return ActorRef(
+        label=actor if isinstance(actor, str) else getattr(actor, "label", None) or "system",
+        user_id=getattr(actor, "user_id", None),
+    )
 
 
 def take_deferred(session: Session) -> list[dict[str, Any]]:

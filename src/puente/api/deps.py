@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from puente.accounts import audit
 from puente.accounts.audit import Action
+from puente.accounts.gate import Actor, token_actor
 from puente.accounts.models import ApiToken
 from puente.accounts.tokens import access_token, do_touch_token, has_scope, token_touch_due
 from puente.db.base import utcnow
@@ -121,6 +122,11 @@ class ApiCaller:
     @property
     def workspace_id(self) -> int:
         return self.token.workspace_id
+
+    @property
+    def actor(self) -> Actor:
+        """The token as the gate and the audit log know it ("token <prefix>")."""
+        return token_actor(self.token)
 
     def require(self, scope: str) -> None:
         if not has_scope(self.token, scope):

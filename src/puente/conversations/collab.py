@@ -18,6 +18,8 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.accounts.gate import Actor, can_see_conversation
 from puente.accounts.models import Membership, Team, User
 from puente.conversations import notifications
@@ -125,6 +127,20 @@ def _record(
     return event
 
 
+def _audit(
+    session: Session, actor: Actor, conversation: Conversation, action: str, **details: Any
+) -> None:
+    """The audit entry for an agent's change (ids only: no note or message text)."""
+    audit.record(
+        session,
+        workspace_id=conversation.workspace_id,
+        actor=actor,
+        action=action,
+        target=f"conversation {conversation.id}",
+        details=details,
+    )
+
+
 def publish_conversation(
     session: Session, conversation: Conversation, change: str, **extra: Any
 ) -> None:
@@ -206,6 +222,15 @@ def do_assign(
         team_id=conversation.team_id,
         team_name=team.name if team else None,
     )
+    _audit(
+        session,
+        actor,
+        conversation,
+        Action.CONVERSATION_ASSIGNED,
+        from_user_id=before,
+        to_user_id=conversation.assignee_id,
+        team_id=conversation.team_id,
+    )
     session.flush()
     if assignee is not None and assignee.id != actor.user_id and assignee.id != before:
         by = actor.user.name if actor.user is not None else actor.label
@@ -265,6 +290,7 @@ def do_close(
     conversation.snoozed_until = None
     conversation.waiting_since = None
     event = _record(session, actor, conversation, "closed", note=closing_note or None)
+    _audit(session, actor, conversation, Action.CONVERSATION_CLOSED)
     publish_conversation(session, conversation, "status", event_id=event.id)
     return conversation
 
@@ -282,6 +308,7 @@ def do_reopen(
     conversation.status = ConversationStatus.OPEN.value
     conversation.snoozed_until = None
     event = _record(session, actor, conversation, "reopened")
+    _audit(session, actor, conversation, Action.CONVERSATION_REOPENED)
     publish_conversation(session, conversation, "status", event_id=event.id)
     return conversation
 
@@ -304,6 +331,7 @@ def do_snooze(
     conversation.status = ConversationStatus.SNOOZED.value
     conversation.snoozed_until = until
     event = _record(session, actor, conversation, "snoozed", until=until.isoformat())
+    _audit(session, actor, conversation, Action.CONVERSATION_SNOOZED, until=until.isoformat())
     publish_conversation(session, conversation, "status", event_id=event.id)
     return conversation
 
@@ -373,6 +401,7 @@ def do_add_note(session: Session, actor: Actor, conversation: Conversation, body
     )
     session.add(note)
     session.flush()
+    _audit(session, actor, conversation, Action.NOTE_ADDED, note_id=note.id)
     mentioned = mentioned_members(body, workspace_members(session, conversation.workspace_id))
     by = actor.user.name if actor.user is not None else actor.label
     for member in mentioned:
@@ -423,6 +452,7 @@ def do_add_label(session: Session, actor: Actor, conversation: Conversation, raw
         raise user_error(InvalidInput, "A conversation has at most %(n)s labels.", n=MAX_LABELS)
     conversation.labels = [*labels, label]
     event = _record(session, actor, conversation, "label_added", label=label)
+    _audit(session, actor, conversation, Action.CONVERSATION_LABELLED, label=label)
     publish_conversation(session, conversation, "labels", event_id=event.id)
 
 
@@ -433,6 +463,7 @@ def do_remove_label(session: Session, actor: Actor, conversation: Conversation, 
         return
     conversation.labels = [x for x in labels if x != label]
     event = _record(session, actor, conversation, "label_removed", label=label)
+    _audit(session, actor, conversation, Action.CONVERSATION_UNLABELLED, label=label)
     publish_conversation(session, conversation, "labels", event_id=event.id)
 
 
@@ -443,6 +474,7 @@ def do_set_bot_paused(
         return
     conversation.bot_paused = paused
     event = _record(session, actor, conversation, "bot_paused" if paused else "bot_resumed")
+    _audit(session, actor, conversation, Action.BOT_PAUSED if paused else Action.BOT_RESUMED)
     publish_conversation(session, conversation, "bot", event_id=event.id)
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.accounts.gate import Actor, can
 from puente.accounts.permissions import Perm
 from puente.contacts.models import Contact
@@ -70,7 +72,19 @@ def do_create_snippet(
     snippet = Snippet(workspace_id=actor.workspace_id, owner_id=owner, shortcut=shortcut, body=body)
     session.add(snippet)
     session.flush()
+    _audit(session, actor, snippet, Action.SNIPPET_CREATED)
     return snippet
+
+
+def _audit(session: Session, actor: Actor, snippet: Snippet, action: str) -> None:
+    audit.record(
+        session,
+        workspace_id=snippet.workspace_id,
+        actor=actor,
+        action=action,
+        target=f"snippet {snippet.id}",
+        details={"shortcut": snippet.shortcut, "shared": snippet.owner_id is None},
+    )
 
 
 def access_snippet(session: Session, actor: Actor, snippet_id: int) -> Snippet:
@@ -85,6 +99,7 @@ def access_snippet(session: Session, actor: Actor, snippet_id: int) -> Snippet:
 def do_delete_snippet(session: Session, actor: Actor, snippet: Snippet) -> None:
     if snippet.owner_id is None and not can(actor, Perm.TEMPLATES):
         raise user_error(Forbidden, "Only supervisors and admins can change shared snippets.")
+    _audit(session, actor, snippet, Action.SNIPPET_DELETED)
     session.delete(snippet)
     session.flush()
 

@@ -50,6 +50,7 @@ def send_message(body: SendMessageIn, caller: SendCaller, session: SessionDep) -
         channel_id=body.channel_id,
         reply_to=body.reply_to,
         source=MessageSource.API,
+        actor=caller.actor,
     )
     return MessageOut.of(message)
 
@@ -72,7 +73,9 @@ def get_message(message_id: MessageId, caller: ReadCaller, session: SessionDep) 
 )
 def cancel_message(message_id: MessageId, caller: SendCaller, session: SessionDep) -> MessageOut:
     return MessageOut.of(
-        do_cancel(session, workspace_id=caller.workspace_id, message_id=message_id)
+        do_cancel(
+            session, workspace_id=caller.workspace_id, message_id=message_id, actor=caller.actor
+        )
     )
 
 
@@ -117,4 +120,6 @@ def list_outbox(
 def resend(item_id: ItemId, caller: SendCaller, session: SessionDep) -> OutboxItemOut:
     """For an "unknown" item, first check on the phone that the customer did not get it:
     Puente cannot know whether Meta received the interrupted request."""
-    return OutboxItemOut.of(do_resend(session, workspace_id=caller.workspace_id, item_id=item_id))
+    return OutboxItemOut.of(
+        do_resend(session, workspace_id=caller.workspace_id, item_id=item_id, actor=caller.actor)
+    )

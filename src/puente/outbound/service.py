@@ -18,6 +18,8 @@ from typing import Any, Protocol
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.channels.models import SENDING_PAUSED_STATES, Channel, ConnectionState
 from puente.contacts.models import Contact, ContactIdentity, ContactSource
 from puente.contacts.phones import to_e164, wa_id_from_e164
@@ -316,8 +318,10 @@ def do_queue_message(
     source: MessageSource = MessageSource.API,
     sender_user_id: int | None = None,
     priority: int = PRIORITY_REPLY,
+    actor: Any = None,
 ) -> Message:
-    """Check the rules, then store the message (queued) and its outbox item."""
+    """Check the rules, then store the message (queued) and its outbox item. A send by a
+    person or an API token (`actor`) is audited; automated sends pass none."""
     recipient = resolve_recipient(
         session,
         workspace_id=workspace_id,
@@ -383,7 +387,21 @@ def do_queue_message(
     session.flush()
     _publish_message(session, message, "message.created", outbox_id=item.id)
     notify_outbox(session)
+    if actor is not None:
+        _audit(session, actor, message, Action.MESSAGE_SENT, type=message_type)
     return message
+
+
+def _audit(session: Session, actor: Any, message: Message, action: str, **details: Any) -> None:
+    # Ids and the message type only: never the text.
+    audit.record(
+        session,
+        workspace_id=message.workspace_id,
+        actor=actor,
+        action=action,
+        target=f"message {message.id}",
+        details={"conversation_id": message.conversation_id, **details},
+    )
 
 
 def _touch_conversation(conversation: Conversation, message: Message) -> None:
@@ -491,7 +509,9 @@ def do_recover_sent(
     session.flush()
 
 
-def do_cancel(session: Session, *, workspace_id: int, message_id: int) -> Message:
+def do_cancel(
+    session: Session, *, workspace_id: int, message_id: int, actor: Any = None
+) -> Message:
     """Cancel a message still waiting in the outbox; one being sent cannot be stopped."""
     message = access_message(session, workspace_id, message_id)
     item = item_of_message(session, message)
@@ -502,10 +522,14 @@ def do_cancel(session: Session, *, workspace_id: int, message_id: int) -> Messag
         )
     item.state = OutboxState.CANCELLED.value
     set_message_status(session, message, MessageStatus.CANCELLED)
+    if actor is not None:
+        _audit(session, actor, message, Action.MESSAGE_CANCELLED)
     return message
 
 
-def do_resend(session: Session, *, workspace_id: int, item_id: int) -> OutboxItem:
+def do_resend(
+    session: Session, *, workspace_id: int, item_id: int, actor: Any = None
+) -> OutboxItem:
     """Queue again a failed item, or one whose send is unknown, after a person checked."""
     item = access_outbox_item(session, workspace_id, item_id)
     message = session.get(Message, item.message_id)
@@ -523,6 +547,8 @@ def do_resend(session: Session, *, workspace_id: int, item_id: int) -> OutboxIte
     item.error_code = None
     set_message_status(session, message, MessageStatus.QUEUED)
     on_commit(session, wake_outbox_workers)
+    if actor is not None:
+        _audit(session, actor, message, Action.MESSAGE_RESENT, outbox_id=item.id)
     return item
 
 

@@ -92,6 +92,7 @@ def _queue(
             reply_to=reply_to or None,
             source=MessageSource.AGENT,
             sender_user_id=me.user.id,
+            actor=me.actor,
         )
 
     try:
@@ -515,5 +516,8 @@ def _contact_fields(
     if new_key:
         changes[new_key] = form.get("new_value", "").strip()[:500] or None
     if changes:
-        attempt(request, lambda: do_update_contact(session, contact, custom_fields=changes))
+        attempt(
+            request,
+            lambda: do_update_contact(session, contact, custom_fields=changes, actor=me.actor),
+        )
     return done(request, _back(conversation.id))

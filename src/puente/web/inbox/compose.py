@@ -156,6 +156,7 @@ def _send_media(
             reply_to=form.get("reply_to") or None,
             source=MessageSource.AGENT,
             sender_user_id=me.user.id,
+            actor=me.actor,
         )
         att.do_record_attachment(session, message, attachment, media_id)
         return message

@@ -116,6 +116,7 @@ def create_contact(body: ContactCreate, caller: WriteCaller, session: SessionDep
         name=body.name,
         custom_fields=body.custom_fields,
         tags=body.tags,
+        actor=caller.actor,
     )
     return ContactOut.of(contact, service.tags_of(session, [contact.id])[contact.id])
 
@@ -143,7 +144,9 @@ def update_contact(
     changes: dict[str, Any] = {}
     if "name" in body.model_fields_set:
         changes["name"] = body.name
-    service.do_update_contact(session, contact, custom_fields=body.custom_fields, **changes)
+    service.do_update_contact(
+        session, contact, custom_fields=body.custom_fields, actor=caller.actor, **changes
+    )
     return _out(session, contact_id, caller.workspace_id)
 
 
@@ -157,7 +160,7 @@ def set_tags(
     contact_id: ContactId, body: TagsIn, caller: WriteCaller, session: SessionDep
 ) -> ContactOut:
     contact = service.access_contact(session, caller.workspace_id, contact_id)
-    return ContactOut.of(contact, service.do_set_tags(session, contact, body.tags))
+    return ContactOut.of(contact, service.do_set_tags(session, contact, body.tags, caller.actor))
 
 
 @router.post(
@@ -170,7 +173,7 @@ def add_tags(
     contact_id: ContactId, body: TagsIn, caller: WriteCaller, session: SessionDep
 ) -> ContactOut:
     contact = service.access_contact(session, caller.workspace_id, contact_id)
-    return ContactOut.of(contact, service.do_add_tags(session, contact, body.tags))
+    return ContactOut.of(contact, service.do_add_tags(session, contact, body.tags, caller.actor))
 
 
 @router.delete(
@@ -186,4 +189,4 @@ def remove_tag(
     session: SessionDep,
 ) -> ContactOut:
     contact = service.access_contact(session, caller.workspace_id, contact_id)
-    return ContactOut.of(contact, service.do_remove_tag(session, contact, tag))
+    return ContactOut.of(contact, service.do_remove_tag(session, contact, tag, caller.actor))

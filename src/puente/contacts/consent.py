@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.accounts.models import Workspace
 from puente.contacts.models import ConsentEvent, ConsentKind, Contact, ContactConsent
 from puente.db.base import utcnow
@@ -206,6 +208,7 @@ def do_record_consent(
     note: str | None = None,
     message_id: int | None = None,
     at: dt.datetime | None = None,
+    actor: Any = None,
 ) -> ConsentEvent:
     """Append a consent event and make it the contact's current state for `scope`.
 
@@ -255,6 +258,15 @@ def do_record_consent(
             data={"contact_id": contact.id, "scope": scope, "state": current.state},
         ),
     )
+    if actor is not None:  # a person or token; keywords and Meta's signals are not
+        audit.record(
+            session,
+            workspace_id=contact.workspace_id,
+            actor=actor,
+            action=Action.CONSENT_RECORDED,
+            target=f"contact {contact.id}",
+            details={"kind": kind, "scope": scope, "source": source, "event_id": event.id},
+        )
     return event
 
 

@@ -127,5 +127,6 @@ def record_consent(
         by_label=f"API token '{caller.token.name}'",
         note=body.note,
         at=body.at,
+        actor=caller.actor,
     )
     return _out(session, caller.workspace_id, contact_id)

@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.contacts.models import Contact, ContactSource, ContactTag, Tag
 from puente.contacts.service import MAX_TAG_LENGTH, tags_of
 from puente.db.bulk import insert_ignore
@@ -205,6 +207,7 @@ def do_import_contacts(
     *,
     on_progress: ProgressFn | None = None,
     batch: int = BATCH,
+    actor: Any = None,
 ) -> ImportReport:
     """Create or update the contacts of the report's accepted rows, `batch` rows at a time.
     An existing contact (under any spelling of its number) gets the row's name, its
@@ -226,6 +229,16 @@ def do_import_contacts(
                 kind="contacts.imported",
                 data={"created": created, "updated": updated},
             ),
+        )
+    if actor is not None:
+        # One entry for the file, with counts only: the rows are personal data.
+        audit.record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            action=Action.CONTACTS_IMPORTED,
+            target="contacts",
+            details={"created": created, "updated": updated, "rows": len(report.rows)},
         )
     return report
 

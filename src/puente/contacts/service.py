@@ -11,6 +11,8 @@ from sqlalchemy import String, cast, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.contacts.models import Contact, ContactIdentity, ContactSource, ContactTag, Tag
 from puente.contacts.phones import to_e164, wa_id_from_e164
 from puente.errors import Conflict, InvalidInput, NotFound
@@ -247,6 +249,7 @@ def do_create_contact(
     custom_fields: dict[str, Any] | None = None,
     tags: Iterable[str] = (),
     source: str = ContactSource.API.value,
+    actor: Any = None,
 ) -> Contact:
     e164, wa_id = check_create_contact(session, workspace_id, phone=phone, wa_id=wa_id)
     contact = Contact(
@@ -269,7 +272,23 @@ def do_create_contact(
         raise _duplicate_error(duplicate) from None
     do_add_tags(session, contact, tags)
     _publish_contact(session, contact, "contact.created")
+    _audit(session, actor, contact, Action.CONTACT_CREATED, source=source)
     return contact
+
+
+def _audit(session: Session, actor: Any, contact: Contact, action: str, **details: Any) -> None:
+    """A person's or token's change (`actor`); automated callers pass none. Ids, field
+    and tag names only: never the values, which may be personal data."""
+    if actor is None:
+        return
+    audit.record(
+        session,
+        workspace_id=contact.workspace_id,
+        actor=actor,
+        action=action,
+        target=f"contact {contact.id}",
+        details=details,
+    )
 
 
 def _merge_fields(current: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -293,6 +312,7 @@ def do_update_contact(
     *,
     name: str | None = _UNSET,
     custom_fields: dict[str, Any] | None = None,
+    actor: Any = None,
 ) -> Contact:
     """Change what agents own. `custom_fields` merges: a null value removes that field.
 
@@ -305,6 +325,8 @@ def do_update_contact(
         contact.custom_fields = _merge_fields(contact.custom_fields or {}, custom_fields)
     session.flush()
     _publish_contact(session, contact, "contact.updated")
+    fields = (["name"] if name is not _UNSET else []) + sorted(custom_fields or {})
+    _audit(session, actor, contact, Action.CONTACT_UPDATED, fields=fields)
     return contact
 
 
@@ -346,12 +368,16 @@ def _tag_ids(session: Session, workspace_id: int, names: list[str]) -> dict[str,
     return found
 
 
-def do_add_tags(session: Session, contact: Contact, names: Iterable[str]) -> list[str]:
+def do_add_tags(
+    session: Session, contact: Contact, names: Iterable[str], actor: Any = None
+) -> list[str]:
     """Tag the contact; tags it has already are left alone. Returns all its tags."""
     wanted = _clean_tags(names)
     if wanted:
         have = set(tags_of(session, [contact.id])[contact.id])
-        ids = _tag_ids(session, contact.workspace_id, [n for n in wanted if n not in have])
+        added = [n for n in wanted if n not in have]
+        _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, added=added)
+        ids = _tag_ids(session, contact.workspace_id, added)
         for tag_id in ids.values():
             session.add(
                 ContactTag(workspace_id=contact.workspace_id, contact_id=contact.id, tag_id=tag_id)
@@ -360,7 +386,7 @@ def do_add_tags(session: Session, contact: Contact, names: Iterable[str]) -> lis
     return tags_of(session, [contact.id])[contact.id]
 
 
-def do_remove_tag(session: Session, contact: Contact, name: str) -> list[str]:
+def do_remove_tag(session: Session, contact: Contact, name: str, actor: Any = None) -> list[str]:
     tag_id = session.scalar(
         select(Tag.id).where(Tag.workspace_id == contact.workspace_id, Tag.name == name.strip())
     )
@@ -370,12 +396,16 @@ def do_remove_tag(session: Session, contact: Contact, name: str) -> list[str]:
                 ContactTag.contact_id == contact.id, ContactTag.tag_id == tag_id
             )
         )
+        _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, removed=[name.strip()])
     return tags_of(session, [contact.id])[contact.id]
 
 
-def do_set_tags(session: Session, contact: Contact, names: Iterable[str]) -> list[str]:
+def do_set_tags(
+    session: Session, contact: Contact, names: Iterable[str], actor: Any = None
+) -> list[str]:
     """Make the contact's tags exactly `names`."""
     wanted = _clean_tags(names)
+    _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, tags=wanted)
     keep = _tag_ids(session, contact.workspace_id, wanted) if wanted else {}
     session.execute(
         delete(ContactTag).where(

@@ -165,6 +165,7 @@ def new_contact(
                 name=name,
                 tags=tag_names,
                 source=ContactSource.MANUAL.value,
+                actor=me.actor,
             )
     except Conflict as exc:
         details = exc.details if isinstance(exc.details, dict) else {}
@@ -201,7 +202,7 @@ def import_contacts(
             raise InvalidInput("the file is larger than 10 MB; split it and import the parts")
         report = csv_import.parse_import(csv_import.decode_upload(data))
         with session.begin_nested():
-            csv_import.do_import_contacts(session, me.actor.workspace_id, report)
+            csv_import.do_import_contacts(session, me.actor.workspace_id, report, actor=me.actor)
     except PuenteError as exc:
         detail = next(
             (

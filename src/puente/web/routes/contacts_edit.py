@@ -99,7 +99,7 @@ def name_save(
     name: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     def save(contact: Contact) -> None:
-        service.do_update_contact(session, contact, name=name)
+        service.do_update_contact(session, contact, name=name, actor=me.actor)
 
     return _change(request, session, me, contact_id, "_name.html", save)
 
@@ -134,7 +134,9 @@ def field_save(
         if not name:
             raise InvalidInput("Give the field a name.")
         # An emptied value removes the field, as in the inbox's contact panel.
-        service.do_update_contact(session, contact, custom_fields={name: value.strip() or None})
+        service.do_update_contact(
+            session, contact, custom_fields={name: value.strip() or None}, actor=me.actor
+        )
 
     return _change(request, session, me, contact_id, "_fields.html", save)
 
@@ -145,7 +147,7 @@ def field_remove(
 ) -> Response:
     def remove(contact: Contact) -> None:
         if key in (contact.custom_fields or {}):
-            service.do_update_contact(session, contact, custom_fields={key: None})
+            service.do_update_contact(session, contact, custom_fields={key: None}, actor=me.actor)
 
     return _change(request, session, me, contact_id, "_fields.html", remove)
 
@@ -165,7 +167,7 @@ def tag_add(
         names = [t.strip() for t in tag.split(",") if t.strip()]
         if not names or any(len(n) > service.MAX_TAG_LENGTH for n in names):
             raise InvalidInput("Each tag must be 1 to 100 characters.")
-        service.do_add_tags(session, contact, names)
+        service.do_add_tags(session, contact, names, me.actor)
 
     return _change(request, session, me, contact_id, "_tags.html", add)
 
@@ -179,7 +181,7 @@ def tag_remove(
     tag: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     def remove(contact: Contact) -> None:
-        service.do_remove_tag(session, contact, tag)
+        service.do_remove_tag(session, contact, tag, me.actor)
 
     return _change(request, session, me, contact_id, "_tags.html", remove)
 
@@ -207,6 +209,7 @@ def consent_record(
         source=ConsentSource.AGENT,
         by_user_id=me.user.id,
         note=note.strip() or None,
+        actor=me.actor,
     )
     return _back(contact_id, "consent")
 

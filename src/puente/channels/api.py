@@ -81,6 +81,7 @@ def create_channel(
             name=body.name,
             mode=body.mode,
         ),
+        actor=caller.actor,
     )
     return ChannelOut.of(channel)
 

@@ -19,6 +19,8 @@ import httpx
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.channels.models import (
     Channel,
     ChannelMode,
@@ -158,6 +160,7 @@ def do_start_sandbox_signup(
     phone: str,
     import_history: bool = True,
     business_name: str | None = None,
+    actor: Any = None,
 ) -> Onboarding:
     """Start a signup on the sandbox; the owner then confirms the code on the phone page."""
     if not is_sandbox(settings):
@@ -193,11 +196,27 @@ def do_start_sandbox_signup(
     )
     session.add(row)
     session.flush()
+    _audit_start(session, actor, row)
     return row
 
 
-def advance_sandbox_signup(runtime: Runtime, workspace_id: int, onboarding_id: int) -> None:
-    """Look at the sandbox signup; once the owner confirmed, exchange its code at once."""
+def _audit_start(session: Session, actor: Any, row: Onboarding) -> None:
+    if actor is not None:
+        audit.record(
+            session,
+            workspace_id=row.workspace_id,
+            actor=actor,
+            action=Action.CHANNEL_ONBOARDING_STARTED,
+            target=f"onboarding {row.id}",
+            details={"method": row.method},
+        )
+
+
+def advance_sandbox_signup(
+    runtime: Runtime, workspace_id: int, onboarding_id: int, actor: Any = None
+) -> None:
+    """Look at the sandbox signup; once the owner confirmed, exchange its code at once.
+    `actor` is who is watching the attempt: the number is connected in their name."""
     with runtime.db.read() as session:
         row = access_onboarding(session, workspace_id, onboarding_id)
         if row.state != OnboardingState.WAITING.value or row.signup_ref is None:
@@ -225,7 +244,11 @@ def advance_sandbox_signup(runtime: Runtime, workspace_id: int, onboarding_id: i
     # A failure is recorded on the onboarding row, which the page shows.
     with contextlib.suppress(OnboardingFailed):
         connect_from_signup(
-            runtime, workspace_id=workspace_id, onboarding_id=onboarding_id, signup=result
+            runtime,
+            workspace_id=workspace_id,
+            onboarding_id=onboarding_id,
+            signup=result,
+            actor=actor,
         )
 
 
@@ -251,6 +274,7 @@ def do_begin_signup_finish(
     workspace_id: int,
     signup: SignupResult,
     import_history: bool,
+    actor: Any = None,
 ) -> Onboarding:
     """Record an attempt for a signup finished in the browser (real Meta mode)."""
     check_channel_room(session, settings, workspace_id)
@@ -264,20 +288,28 @@ def do_begin_signup_finish(
     )
     session.add(row)
     session.flush()
+    _audit_start(session, actor, row)
     return row
 
 
 def connect_from_signup(
-    runtime: Runtime, *, workspace_id: int, onboarding_id: int, signup: SignupResult
+    runtime: Runtime,
+    *,
+    workspace_id: int,
+    onboarding_id: int,
+    signup: SignupResult,
+    actor: Any = None,
 ) -> int:
     """Exchange the code, find and check the number, subscribe, save the channel, then ask
-    for the coexistence syncs. Returns the channel id; raises OnboardingFailed (recorded)."""
+    for the coexistence syncs. Returns the channel id; raises OnboardingFailed (recorded).
+    The connection is audited in `actor`'s name (or the system's)."""
+    who = audit.actor_ref(actor)  # plain values: the caller's rows belong to its session
     with runtime.db.read() as session:
         row = access_onboarding(session, workspace_id, onboarding_id)
         phone_hint, import_history = row.phone, row.import_history
     try:
         token, number = _meta_steps(runtime.settings, signup, phone_hint)
-        channel_id = _save_channel(runtime, workspace_id, onboarding_id, signup, token, number)
+        channel_id = _save_channel(runtime, workspace_id, onboarding_id, signup, token, number, who)
     except OnboardingFailed as exc:
         _record_failure(runtime, workspace_id, onboarding_id, exc)
         raise
@@ -418,6 +450,7 @@ def _save_channel(
     signup: SignupResult,
     token: str,
     number: PhoneNumberInfo,
+    actor: audit.ActorRef,
 ) -> int:
     coexistence = signup.method is OnboardingMethod.COEXISTENCE
     try:
@@ -436,6 +469,7 @@ def _save_channel(
                     name=number.verified_name,
                     mode=ChannelMode.COEXISTENCE if coexistence else ChannelMode.CLOUD_API,
                 ),
+                actor=actor,
             )
             channel.settings = {**(channel.settings or {}), "import_history": row.import_history}
             # Meta stamps account events in whole seconds: one from the onboarding's own
@@ -527,10 +561,12 @@ def check_request_sync(
 
 
 def do_request_sync(
-    runtime: Runtime, workspace_id: int, channel_id: int, sync_type: str
+    runtime: Runtime, workspace_id: int, channel_id: int, sync_type: str, actor: Any = None
 ) -> SyncRequest:
     """Call `smb_app_data` once and record the outcome: the request id, or Meta's error
-    (then raise MetaSyncError; the request can be retried while the window is open)."""
+    (then raise MetaSyncError; the request can be retried while the window is open).
+    A person's or token's request (`actor`) is audited; the onboarding's own are not."""
+    who = audit.actor_ref(actor) if actor is not None else None
     with runtime.db.read() as session:
         channel = access_channel(session, workspace_id, channel_id)
         check_request_sync(session, channel, sync_type, utcnow())
@@ -564,6 +600,15 @@ def do_request_sync(
             kind = "history" if sync_type == HISTORY else "contacts"
             do_mark_sync_requested(session, channel, kind=kind, request_id=request_id)
         session.flush()
+        if who is not None:
+            audit.record(
+                session,
+                workspace_id=workspace_id,
+                actor=who,
+                action=Action.CHANNEL_SYNC_REQUESTED,
+                target=f"channel {channel_id}",
+                details={"sync_type": sync_type, "accepted": error is None},
+            )
     if error is not None:
         raise MetaSyncError(
             f"Meta refused the {SYNC_LABELS[sync_type]}: {error.get('reason')}",

@@ -206,6 +206,7 @@ def start_onboarding(
         phone=body.phone,
         import_history=body.import_history,
         business_name=body.business_name,
+        actor=caller.actor,
     )
     return OnboardingOut.of(row)
 
@@ -222,7 +223,7 @@ def get_onboarding(
     ob.access_onboarding(session, caller.workspace_id, onboarding_id)
     _free_writer(session)
     if ob.is_sandbox(runtime.settings):
-        ob.advance_sandbox_signup(runtime, caller.workspace_id, onboarding_id)
+        ob.advance_sandbox_signup(runtime, caller.workspace_id, onboarding_id, caller.actor)
     session.expire_all()
     return OnboardingOut.of(ob.access_onboarding(session, caller.workspace_id, onboarding_id))
 
@@ -249,10 +250,15 @@ def finish_onboarding(
         workspace_id=caller.workspace_id,
         signup=signup,
         import_history=body.import_history,
+        actor=caller.actor,
     )
     _free_writer(session)
     ob.connect_from_signup(
-        runtime, workspace_id=caller.workspace_id, onboarding_id=row.id, signup=signup
+        runtime,
+        workspace_id=caller.workspace_id,
+        onboarding_id=row.id,
+        signup=signup,
+        actor=caller.actor,
     )
     session.expire_all()
     return OnboardingOut.of(ob.access_onboarding(session, caller.workspace_id, row.id))
@@ -288,5 +294,5 @@ def request_sync(
     access_channel(session, caller.workspace_id, channel_id)
     _free_writer(session)
     return SyncRequestOut.of(
-        ob.do_request_sync(runtime, caller.workspace_id, channel_id, body.sync_type)
+        ob.do_request_sync(runtime, caller.workspace_id, channel_id, body.sync_type, caller.actor)
     )

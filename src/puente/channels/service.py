@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.channels.models import DEFAULT_THROUGHPUT, Channel, ChannelMode, ConnectionState
 from puente.config import Settings
 from puente.db.base import utcnow
@@ -106,8 +109,10 @@ def do_create_channel(
     *,
     workspace_id: int,
     new: NewChannel,
+    actor: Any = None,
 ) -> Channel:
-    """Connect a number whose ids and token the owner copied from Meta's dashboard."""
+    """Connect a number whose ids and token the owner copied from Meta's dashboard (or
+    that an onboarding found). Audited when a person or token connects it (`actor`)."""
     from puente.ingest.service import release_parked
 
     new = check_create_channel(session, settings, workspace_id, new)
@@ -131,4 +136,28 @@ def do_create_channel(
     # Webhooks for this number (and account events for its WABA) may have arrived before
     # it was connected; they were kept.
     release_parked(session, channel.phone_number_id, channel.waba_id)
+    if actor is not None:
+        audit.record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            action=Action.CHANNEL_CONNECTED,
+            target=f"channel {channel.id}",
+            details={"phone_number_id": channel.phone_number_id, "mode": channel.mode},
+        )
     return channel
+
+
+def do_change_channel_settings(
+    session: Session, channel: Channel, changes: dict[str, Any], actor: Any
+) -> None:
+    """Merge `changes` into the number's settings (e.g. pause_bot_on_owner_reply)."""
+    channel.settings = {**(channel.settings or {}), **changes}
+    audit.record(
+        session,
+        workspace_id=channel.workspace_id,
+        actor=actor,
+        action=Action.CHANNEL_SETTINGS_CHANGED,
+        target=f"channel {channel.id}",
+        details=changes,
+    )

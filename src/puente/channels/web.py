@@ -22,7 +22,13 @@ from puente.channels.models import (
     OnboardingMethod,
     OnboardingState,
 )
-from puente.channels.service import NewChannel, access_channel, do_create_channel, list_channels
+from puente.channels.service import (
+    NewChannel,
+    access_channel,
+    do_change_channel_settings,
+    do_create_channel,
+    list_channels,
+)
 from puente.channels.sync import history_messages_by_phase
 from puente.db.base import utcnow
 from puente.errors import PuenteError
@@ -151,6 +157,7 @@ def channel_onboard_start(
         phone=phone,
         import_history=import_history == "yes",
         business_name=business_name or None,
+        actor=me.actor,
     )
     return RedirectResponse(f"/channels/onboarding/{row.id}", status_code=303)
 
@@ -186,7 +193,7 @@ def onboarding_status(
     ob.access_onboarding(session, me.workspace.id, onboarding_id)
     _free_writer(session)
     if ob.is_sandbox(runtime.settings):
-        ob.advance_sandbox_signup(runtime, me.workspace.id, onboarding_id)
+        ob.advance_sandbox_signup(runtime, me.workspace.id, onboarding_id, me.actor)
     session.expire_all()
     row = ob.access_onboarding(session, me.workspace.id, onboarding_id)
     if row.state == OnboardingState.CONNECTED.value and row.channel_id:
@@ -218,12 +225,17 @@ def channel_onboard_finish(
         workspace_id=me.workspace.id,
         signup=signup,
         import_history=import_history == "yes",
+        actor=me.actor,
     )
     onboarding_id = row.id
     _free_writer(session)
     try:
         channel_id = ob.connect_from_signup(
-            runtime, workspace_id=me.workspace.id, onboarding_id=onboarding_id, signup=signup
+            runtime,
+            workspace_id=me.workspace.id,
+            onboarding_id=onboarding_id,
+            signup=signup,
+            actor=me.actor,
         )
     except ob.OnboardingFailed:
         return RedirectResponse(f"/channels/onboarding/{onboarding_id}", status_code=303)
@@ -258,6 +270,7 @@ def channel_manual(
                     name=name,
                     mode=mode,
                 ),
+                actor=me.actor,
             )
     except PuenteError as exc:
         context = {
@@ -322,7 +335,7 @@ def channel_sync_retry(
     access_channel(session, me.workspace.id, channel_id)
     _free_writer(session)
     try:
-        ob.do_request_sync(runtime, me.workspace.id, channel_id, sync_type)
+        ob.do_request_sync(runtime, me.workspace.id, channel_id, sync_type, me.actor)
     except PuenteError as exc:
         return RedirectResponse(
             f"/channels/{channel_id}?error={quote(exc.message)}", status_code=303
@@ -339,8 +352,10 @@ def channel_settings(
     pause_bot_on_owner_reply: Annotated[str | None, Form(max_length=8)] = None,
 ) -> Response:
     channel = access_channel(session, me.workspace.id, channel_id)
-    channel.settings = {
-        **(channel.settings or {}),
-        "pause_bot_on_owner_reply": pause_bot_on_owner_reply == "yes",
-    }
+    do_change_channel_settings(
+        session,
+        channel,
+        {"pause_bot_on_owner_reply": pause_bot_on_owner_reply == "yes"},
+        me.actor,
+    )
     return RedirectResponse(f"/channels/{channel_id}?flash=saved", status_code=303)

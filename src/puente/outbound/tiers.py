@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.channels.models import Channel
 from puente.conversations.models import Direction, Message, MessageSource, MessageStatus
 from puente.db.base import utcnow
@@ -59,7 +62,9 @@ def check_tier(value: str) -> str:
     return value
 
 
-def do_set_tier(session: Session, channel: Channel, tier: str, portfolio: str | None) -> None:
+def do_set_tier(
+    session: Session, channel: Channel, tier: str, portfolio: str | None, actor: Any = None
+) -> None:
     settings = dict(channel.settings or {})
     settings[SETTING] = check_tier(tier)
     if portfolio is not None:
@@ -69,6 +74,15 @@ def do_set_tier(session: Session, channel: Channel, tier: str, portfolio: str | 
             settings.pop(PORTFOLIO_SETTING, None)
     channel.settings = settings
     session.flush()
+    if actor is not None:
+        audit.record(
+            session,
+            workspace_id=channel.workspace_id,
+            actor=actor,
+            action=Action.MESSAGING_LIMIT_SET,
+            target=f"channel {channel.id}",
+            details={"tier": settings[SETTING], "portfolio": settings.get(PORTFOLIO_SETTING)},
+        )
 
 
 @dataclass

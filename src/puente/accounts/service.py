@@ -311,7 +311,10 @@ def do_update_profile(
     locale: str | None = None,
     timezone: str | None = None,
     availability: str | None = None,
+    actor: Actor | None = None,
 ) -> User:
+    """Change a member's own profile. Saved from the profile page (`actor`), it is
+    audited; the quick language and availability switches are preferences, not audited."""
     if name is not None:
         if not name.strip():
             raise InvalidInput("your name cannot be empty")
@@ -327,6 +330,16 @@ def do_update_profile(
             raise InvalidInput(f"availability must be one of {', '.join(AVAILABILITY)}")
         user.availability = availability
     session.flush()
+    if actor is not None:
+        changed = {"name": name, "locale": locale, "timezone": timezone}
+        audit.record(
+            session,
+            workspace_id=actor.workspace_id,
+            actor=actor,
+            action=Action.PROFILE_CHANGED,
+            target=f"user {user.email}",
+            details={"fields": [k for k, v in changed.items() if v is not None]},
+        )
     return user
 
 

@@ -77,7 +77,7 @@ def get_failed(
     summary="Apply a failed or parked change again",
 )
 def retry_change(change_id: int, caller: Writer, session: SessionDep) -> FailureOut:
-    return FailureOut.of(do_retry_change(session, caller.workspace_id, change_id))
+    return FailureOut.of(do_retry_change(session, caller.workspace_id, change_id, caller.actor))
 
 
 @router.post(
@@ -86,4 +86,4 @@ def retry_change(change_id: int, caller: Writer, session: SessionDep) -> Failure
     summary="Process a failed event again from its stored body",
 )
 def retry_event(event_id: int, caller: Writer, session: SessionDep) -> FailureOut:
-    return FailureOut.of(do_retry_event(session, caller.workspace_id, event_id))
+    return FailureOut.of(do_retry_event(session, caller.workspace_id, event_id, caller.actor))

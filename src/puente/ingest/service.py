@@ -39,6 +39,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.accounts.models import Workspace
 from puente.channels.models import Channel
 from puente.conversations.statuses import lock_messages_for_statuses
@@ -767,7 +769,21 @@ def access_change(session: Session, workspace_id: int | None, change_id: int) ->
     return change
 
 
-def do_retry_event(session: Session, workspace_id: int | None, event_id: int) -> Failure:
+def _audit_retry(session: Session, actor: Any, workspace_id: int | None, target: str) -> None:
+    # A person's (or token's) retry; the operator's CLI passes no actor.
+    if actor is not None:
+        audit.record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            action=Action.WEBHOOK_RETRIED,
+            target=target,
+        )
+
+
+def do_retry_event(
+    session: Session, workspace_id: int | None, event_id: int, actor: Any = None
+) -> Failure:
     """Queue a FAILED event (its body could not be read) to be processed again."""
     event = access_failed_event(session, workspace_id, event_id)
     if event.state != EventState.FAILED.value:
@@ -781,11 +797,14 @@ def do_retry_event(session: Session, workspace_id: int | None, event_id: int) ->
     event.state = EventState.NEW.value
     event.error = None
     session.flush()
+    _audit_retry(session, actor, workspace_id, f"webhook event {event_id}")
     _wake_after_commit(session)
     return _event_failure(event)
 
 
-def do_retry_change(session: Session, workspace_id: int | None, change_id: int) -> Failure:
+def do_retry_change(
+    session: Session, workspace_id: int | None, change_id: int, actor: Any = None
+) -> Failure:
     """Queue a failed or parked change to be applied again."""
     change = access_change(session, workspace_id, change_id)
     if change.state not in (ChangeState.FAILED.value, ChangeState.PARKED.value):
@@ -797,6 +816,7 @@ def do_retry_change(session: Session, workspace_id: int | None, change_id: int) 
     change.state = ChangeState.READY.value
     change.updated_at = utcnow()
     session.flush()
+    _audit_retry(session, actor, workspace_id, f"webhook change {change_id}")
     _wake_after_commit(session)
     return _change_failure(change)
 

@@ -19,6 +19,8 @@ from typing import Any, NamedTuple
 from sqlalchemy import ColumnElement, Text, and_, cast, exists, select
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.contacts.models import (
     ConsentKind,
     Contact,
@@ -242,7 +244,7 @@ def check_segment_filter(data: Any) -> dict[str, Any]:
 
 
 def do_save_segment(
-    session: Session, *, workspace_id: int, name: str, filter_: dict[str, Any]
+    session: Session, *, workspace_id: int, name: str, filter_: dict[str, Any], actor: Any = None
 ) -> Segment:
     name = name.strip()
     if not name:
@@ -255,6 +257,15 @@ def do_save_segment(
         session.add(segment)
     segment.filter = check_segment_filter(filter_)
     session.flush()
+    if actor is not None:
+        audit.record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            action=Action.SEGMENT_SAVED,
+            target=f"segment {segment.id}",
+            details={"name": segment.name},
+        )
     return segment
 
 

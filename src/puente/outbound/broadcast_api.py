@@ -289,7 +289,11 @@ def get_segments(caller: ReadCaller, session: SessionDep) -> Any:
 )
 def save_segment(body: SegmentIn, caller: WriteCaller, session: SessionDep) -> Any:
     segment = do_save_segment(
-        session, workspace_id=caller.workspace_id, name=body.name, filter_=body.filter
+        session,
+        workspace_id=caller.workspace_id,
+        name=body.name,
+        filter_=body.filter,
+        actor=caller.actor,
     )
     return SegmentOut(id=segment.id, name=segment.name, filter=segment.filter or {})
 
@@ -332,5 +336,5 @@ def get_tier(channel_id: ChannelId, caller: ReadCaller, session: SessionDep) -> 
 )
 def put_tier(channel_id: ChannelId, body: TierIn, caller: WriteCaller, session: SessionDep) -> Any:
     channel = _channel(session, caller.workspace_id, channel_id)
-    do_set_tier(session, channel, body.tier, body.business_portfolio_id)
+    do_set_tier(session, channel, body.tier, body.business_portfolio_id, caller.actor)
     return _tier_out(session, channel)

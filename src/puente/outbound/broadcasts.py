@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
-from puente.accounts.audit import record
+from puente.accounts.audit import Action, record
 from puente.accounts.models import Workspace
 from puente.channels.models import Channel
 from puente.conversations.models import Message, MessageStatus
@@ -222,8 +222,8 @@ def do_create_broadcast(
         session,
         workspace_id=workspace_id,
         actor=actor,
-        action="broadcast.create",
-        target=f"broadcast:{broadcast.id}",
+        action=Action.BROADCAST_CREATED,
+        target=f"broadcast {broadcast.id}",
         details={"recipients": len(planned), "template": template_name, "scheduled": bool(when)},
     )
     return broadcast
@@ -379,7 +379,7 @@ def do_pause(session: Session, broadcast: Broadcast, actor: Any = None) -> None:
         )
         .values(state=OutboxState.HELD.value)
     )
-    _audit(session, broadcast, actor, "broadcast.pause")
+    _audit(session, broadcast, actor, Action.BROADCAST_PAUSED)
     publish_progress(session, broadcast)
 
 
@@ -394,7 +394,7 @@ def do_resume(session: Session, broadcast: Broadcast, actor: Any = None) -> None
     )
     notify_outbox(session)
     queue_pending(session, broadcast)
-    _audit(session, broadcast, actor, "broadcast.resume")
+    _audit(session, broadcast, actor, Action.BROADCAST_RESUMED)
     publish_progress(session, broadcast)
 
 
@@ -430,7 +430,7 @@ def do_cancel_broadcast(session: Session, broadcast: Broadcast, actor: Any = Non
         )
         .values(state=RecipientState.CANCELLED.value, reason="the broadcast was cancelled")
     )
-    _audit(session, broadcast, actor, "broadcast.cancel")
+    _audit(session, broadcast, actor, Action.BROADCAST_CANCELLED)
     publish_progress(session, broadcast)
 
 
@@ -465,7 +465,7 @@ def do_retry_failed(session: Session, broadcast: Broadcast, actor: Any = None) -
         broadcast.state = BroadcastState.SENDING.value
         broadcast.finished_at = None
     queue_pending(session, broadcast)
-    _audit(session, broadcast, actor, "broadcast.retry_failed", {"recipients": len(failed)})
+    _audit(session, broadcast, actor, Action.BROADCAST_RETRIED, {"recipients": len(failed)})
     return len(failed)
 
 
@@ -481,7 +481,7 @@ def _audit(
         workspace_id=broadcast.workspace_id,
         actor=actor,
         action=action,
-        target=f"broadcast:{broadcast.id}",
+        target=f"broadcast {broadcast.id}",
         details=details,
     )
 

@@ -172,6 +172,7 @@ def create_template(
         data=body.template(),
         waba_id=body.waba_id,
         submit=body.submit,
+        actor=caller.actor,
     )
     return TemplateOut.of(template)
 
@@ -183,7 +184,7 @@ def create_template(
     responses=error_responses(403, 502),
 )
 def sync_templates(caller: WriteCaller, session: SessionDep, runtime: RuntimeDep) -> list[SyncOut]:
-    results = service.do_sync_workspace(session, runtime, caller.workspace_id)
+    results = service.do_sync_workspace(session, runtime, caller.workspace_id, caller.actor)
     return [
         SyncOut(waba_id=r.waba_id, created=r.created, updated=r.updated, removed=r.removed)
         for r in results
@@ -210,7 +211,7 @@ def submit_template(
     template_id: TemplateId, caller: WriteCaller, session: SessionDep, runtime: RuntimeDep
 ) -> TemplateOut:
     template = service.access_template(session, caller.workspace_id, template_id)
-    return TemplateOut.of(service.do_submit_template(session, runtime, template))
+    return TemplateOut.of(service.do_submit_template(session, runtime, template, caller.actor))
 
 
 @router.post(
@@ -244,5 +245,5 @@ def delete_template(
     template_id: TemplateId, caller: WriteCaller, session: SessionDep, runtime: RuntimeDep
 ) -> Response:
     template = service.access_template(session, caller.workspace_id, template_id)
-    service.do_delete_template(session, runtime, template)
+    service.do_delete_template(session, runtime, template, caller.actor)
     return Response(status_code=204)

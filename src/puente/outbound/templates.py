@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from puente.accounts import audit
+from puente.accounts.audit import Action
 from puente.channels.models import Channel
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound, PuenteError
@@ -235,9 +237,11 @@ def do_create_template(
     waba_id: str | None = None,
     created_by_id: int | None = None,
     submit: bool = True,
+    actor: Any = None,
 ) -> MessageTemplate:
     """Check the template against Meta's rules, submit it to Meta (unless `submit` is
-    False, which keeps a local draft) and store it with the status Meta gave."""
+    False, which keeps a local draft) and store it with the status Meta gave. Audited
+    when a person or token (`actor`) creates it."""
     body = check_template(data)
     waba = resolve_waba(session, workspace_id, waba_id)
     existing = session.scalar(
@@ -279,11 +283,25 @@ def do_create_template(
         template.status_changed_at = utcnow()
     session.add(template)
     session.flush()
+    _audit(session, actor, template, Action.TEMPLATE_CREATED)
     return template
 
 
+def _audit(session: Session, actor: Any, template: MessageTemplate, action: str) -> None:
+    if actor is None:
+        return
+    audit.record(
+        session,
+        workspace_id=template.workspace_id,
+        actor=actor,
+        action=action,
+        target=f"template {template.id}",
+        details={"name": template.name, "language": template.language, "status": template.status},
+    )
+
+
 def do_submit_template(
-    session: Session, runtime: Runtime, template: MessageTemplate
+    session: Session, runtime: Runtime, template: MessageTemplate, actor: Any = None
 ) -> MessageTemplate:
     """Submit a local draft to Meta."""
     if template.status != TemplateStatus.DRAFT:
@@ -291,13 +309,15 @@ def do_submit_template(
             "template %(id)s was submitted already (status %(status)s)",
             params={"id": template.id, "status": template.status},
         )
-    return do_create_template(
+    submitted = do_create_template(
         session,
         runtime,
         workspace_id=template.workspace_id,
         waba_id=template.waba_id,
         data=template_body(template),
     )
+    _audit(session, actor, submitted, Action.TEMPLATE_SUBMITTED)
+    return submitted
 
 
 def template_body(template: MessageTemplate) -> dict[str, Any]:
@@ -313,7 +333,9 @@ def template_body(template: MessageTemplate) -> dict[str, Any]:
 # --- deleting --------------------------------------------------------------------------------
 
 
-def do_delete_template(session: Session, runtime: Runtime, template: MessageTemplate) -> None:
+def do_delete_template(
+    session: Session, runtime: Runtime, template: MessageTemplate, actor: Any = None
+) -> None:
     """Delete one language variant at Meta (by name and hsm_id) and here."""
     if template.meta_id is not None:
         with graph_for_waba(session, runtime, template.workspace_id, template.waba_id) as graph:
@@ -325,6 +347,7 @@ def do_delete_template(session: Session, runtime: Runtime, template: MessageTemp
                 )
             except GraphError as exc:
                 raise _meta_refused(exc, "Meta refused to delete the template: %(reason)s") from exc
+    _audit(session, actor, template, Action.TEMPLATE_DELETED)
     session.delete(template)
     session.flush()
 
@@ -411,11 +434,27 @@ def apply_remote_templates(
     return result
 
 
-def do_sync_workspace(session: Session, runtime: Runtime, workspace_id: int) -> list[SyncResult]:
-    return [
+def do_sync_workspace(
+    session: Session, runtime: Runtime, workspace_id: int, actor: Any = None
+) -> list[SyncResult]:
+    results = [
         do_sync_templates(session, runtime, workspace_id=workspace_id, waba_id=waba)
         for waba in workspace_wabas(session, workspace_id)
     ]
+    if actor is not None:
+        audit.record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            action=Action.TEMPLATES_SYNCED,
+            target="templates",
+            details={
+                "created": sum(r.created for r in results),
+                "updated": sum(r.updated for r in results),
+                "removed": sum(r.removed for r in results),
+            },
+        )
+    return results
 
 
 # --- status webhook --------------------------------------------------------------------------

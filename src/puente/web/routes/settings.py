@@ -71,7 +71,9 @@ def profile_submit(
 ) -> Response:
     try:
         with session.begin_nested():
-            do_update_profile(session, me.user, name=name, locale=language, timezone=timezone)
+            do_update_profile(
+                session, me.user, name=name, locale=language, timezone=timezone, actor=me.actor
+            )
             do_set_availability(session, me.user, availability)
     except PuenteError as exc:
         session.refresh(me.user)

@@ -218,7 +218,7 @@ def _flash(request: Request) -> str | None:
 def templates_sync(request: Request, session: DbDep, runtime: RuntimeDep, me: Manager) -> Response:
     try:
         with session.begin_nested():
-            service.do_sync_workspace(session, runtime, me.actor.workspace_id)
+            service.do_sync_workspace(session, runtime, me.actor.workspace_id, me.actor)
     except PuenteError as exc:
         rows = service.list_templates(session, me.actor.workspace_id)
         groups: dict[str, list[Any]] = {}
@@ -270,6 +270,7 @@ def _create(
                 data=template_from_form(form),
                 waba_id=form["waba_id"] or None,
                 created_by_id=me.user.id,
+                actor=me.actor,
             )
     except TemplateInvalid as exc:
         problems = _shown(request, exc.problems)
@@ -318,5 +319,5 @@ def template_delete(
     request: Request, template_id: int, session: DbDep, runtime: RuntimeDep, me: Manager
 ) -> Response:
     template = service.access_template(session, me.actor.workspace_id, template_id)
-    service.do_delete_template(session, runtime, template)
+    service.do_delete_template(session, runtime, template, me.actor)
     return RedirectResponse("/templates?flash=deleted", status_code=303)

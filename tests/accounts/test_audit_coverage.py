@@ -515,7 +515,7 @@ def _broadcast_web(w: World) -> httpx.Response:
         "channel_id": str(w.ids["channel"]),
     }
     response = _post(w.owner, "/broadcasts/new", form)
-    w.ids["broadcast_web"] = response.headers.get("location", "/0").rsplit("/", 1)[1]
+    w.ids["broadcast_web"] = int(response.headers.get("location", "/0").rsplit("/", 1)[1])
     return response
 
 

@@ -133,6 +133,37 @@ def _walk(world: DemoWorld, chromium: Any, role: Role, lang: str, width: str) ->
 
 # --- each page's own checks, once the bar's link has been clicked -------------------------
 
+# Imported messages in a timeline: how many runs of consecutive ones, and how many
+# "Imported from chat history" markers a person sees (dividers and bubbles' own headers).
+HISTORY_MARKERS_JS = """
+(tl) => {
+  const seen = (el) => el && el.getClientRects().length > 0;
+  const items = [...tl.children].filter((el) => el.matches('.msg, .note, .timeline-event'));
+  const imported = items.filter((el) => el.matches('.msg.src-history'));
+  const runs = imported.filter((el) => {
+    const before = items[items.indexOf(el) - 1];
+    return !before || !before.matches('.msg.src-history');
+  }).length;
+  const headers = imported.filter((el) => seen(el.querySelector('.msg-source'))).length;
+  const dividers = [...tl.querySelectorAll('[data-testid=history-divider]')].filter(seen);
+  return {runs, markers: headers + dividers.length,
+          divider: dividers.length ? dividers[0].innerText : null};
+}
+"""
+
+# The vertical middle of a label's own words and the box of its field: beside each other,
+# the words' middle falls inside the field's height.
+LABEL_BESIDE_FIELD_JS = """
+(label) => {
+  const range = document.createRange();
+  range.selectNodeContents(label.firstChild);
+  const words = range.getBoundingClientRect();
+  const field = label.querySelector('select, input').getBoundingClientRect();
+  const middle = (words.top + words.bottom) / 2;
+  return middle >= field.top && middle <= field.bottom;
+}
+"""
+
 
 def _inbox(walk: Walk) -> None:
     page = walk.page
@@ -144,6 +175,14 @@ def _inbox(walk: Walk) -> None:
         # says so and offers them.
         walk.in_plain_view(show_closed, "the list's link to the closed conversations")
         walk.click(show_closed, "Show all conversations")
+        # The list, not the filter panel, fills the pane; the filter shows as a chip.
+        if page.locator("[data-testid=filters] details").get_attribute("open") is not None:
+            walk.problem("Show all conversations opened the filter panel")
+        chip = page.locator("[data-testid=filter-chip]")
+        if chip.count() != 1 or walk.text("Any status") not in chip.inner_text():
+            walk.problem(f"the active filters are {chip.all_inner_texts()}, not Any status")
+        else:
+            walk.in_plain_view(chip, "the chip of the Any status filter")
     rows = page.locator("[data-testid=conversation-row]")
     walk.in_plain_view(rows, "the conversation list's first row")
     walk.shot(walk.shot_name("inbox-list"))
@@ -165,6 +204,15 @@ def _inbox(walk: Walk) -> None:
         )
     if not walk.phone:  # beside the conversation, the list loads after the page
         page.locator("[data-testid=inbox-list] [data-testid=conversation-row]").first.wait_for()
+    walk.fields_fit(page.locator("#conv-panel"), "the conversation's side panel")
+    imported = page.locator("[data-testid=timeline]").evaluate(HISTORY_MARKERS_JS)
+    if imported["markers"] != imported["runs"]:
+        walk.problem(
+            f"{imported['markers']} 'Imported from chat history' markers for"
+            f" {imported['runs']} run(s) of imported messages: say it once per run"
+        )
+    elif imported["divider"] and walk.text("Imported from chat history") not in imported["divider"]:
+        walk.problem(f"the imported messages' divider says {imported['divider']!r}")
     walk.shot(walk.shot_name("conversation"))
 
 
@@ -183,6 +231,7 @@ def _channels(walk: Walk) -> None:
     walk.main_action(
         walk.page.locator("[data-testid=add-number]"), "the Channels page's button to connect"
     )
+    walk.not_cut(walk.page.locator(".table-wrap:has(table.channels)"), "the numbers' table")
     walk.shot(walk.shot_name("channels"))
 
 
@@ -193,6 +242,22 @@ def _templates(walk: Walk) -> None:
         page.get_by_role("link", name=walk.text("New template"), exact=True),
         "the Templates page's New template button",
     )
+    # New template, Sync from Meta and the Status filter: one aligned row (wrapping on a
+    # phone), the filter's label beside its select.
+    new = page.get_by_role("link", name=walk.text("New template"), exact=True)
+    sync = page.get_by_role("button", name=walk.text("Sync from Meta"), exact=True)
+    status = page.locator("main form[action='/templates'] label")
+    for item, what in ((sync, "Sync from Meta"), (status, "Status filter")):
+        walk.in_plain_view(item, f"the Templates page's {what}")
+    if not status.evaluate(LABEL_BESIDE_FIELD_JS):
+        walk.problem("the templates' Status filter has its label above its select")
+    middles = [
+        box["y"] + box["height"] / 2
+        for box in (new.bounding_box(), sync.bounding_box(), status.bounding_box())
+    ]
+    if not walk.phone and max(middles) - min(middles) > 3:
+        walk.problem(f"the templates' toolbar is not one aligned row: middles at {middles}")
+    walk.not_cut(page.locator(".table-wrap:has(table.templates)"), "the templates' table")
     walk.shot(walk.shot_name("templates"))
     walk.click(
         page.locator("[data-testid=template-pedido_confirmado] a").first, "a template's badge"

@@ -73,6 +73,30 @@ LOOKS_LIKE_A_BUTTON_JS = """
 }
 """
 
+# The form fields of a box that run past its right (or left) edge, inside its padding: a
+# select is as wide as its longest option unless the page holds it.
+FIELDS_PAST_THE_EDGE_JS = """
+(box) => {
+  const s = getComputedStyle(box);
+  const b = box.getBoundingClientRect();
+  const left = b.left + parseFloat(s.borderLeftWidth) + parseFloat(s.paddingLeft);
+  const right = Math.min(b.right - parseFloat(s.borderRightWidth) - parseFloat(s.paddingRight),
+                         window.innerWidth);
+  return [...box.querySelectorAll('select, input, textarea')]
+    .filter((el) => el.type !== 'hidden' && el.getClientRects().length)
+    .map((el) => [el, el.getBoundingClientRect()])
+    .filter(([, r]) => r.right > right + 0.5 || r.left < left - 0.5)
+    .map(([el, r]) => (el.name || el.tagName.toLowerCase()) + ' spans ' + Math.round(r.left)
+         + '-' + Math.round(r.right) + ' in a box of ' + Math.round(left) + '-' + Math.round(right));
+}
+"""
+
+# Whether a box's content is wider than the box (cut off, or scrolling sideways).
+CUT_ON_THE_RIGHT_JS = """
+(box) => box.scrollWidth > box.clientWidth + 1
+  || box.getBoundingClientRect().right > window.innerWidth + 0.5
+"""
+
 
 def tr(lang: str, msgid: str) -> str:
     """The catalogue's text for `msgid` in `lang` (the msgid itself when untranslated)."""
@@ -217,6 +241,16 @@ class Walk:
                 break
         for problem in found:
             self.problem(f"{what}: {problem}")
+
+    def fields_fit(self, locator: Any, what: str) -> None:
+        """Every form field in `locator` fits its width."""
+        for problem in locator.first.evaluate(FIELDS_PAST_THE_EDGE_JS):
+            self.problem(f"{what}: {problem}")
+
+    def not_cut(self, locator: Any, what: str) -> None:
+        """`locator` shows all of its content across, without scrolling sideways."""
+        if locator.first.evaluate(CUT_ON_THE_RIGHT_JS):
+            self.problem(f"{what} is cut off on the right (it scrolls sideways)")
 
     def main_action(self, locator: Any, what: str) -> None:
         """The page's main action: in plain view, and drawn as a button."""

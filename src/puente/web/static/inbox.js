@@ -635,6 +635,16 @@
       });
     }, true);
 
+    // The filter panel stays open after a filter applied from it (the page reloads), and
+    // only then: the form says so while the panel is open.
+    document.addEventListener("toggle", function (event) {
+      var t = event.target;
+      if (!(t instanceof HTMLDetailsElement) || !t.classList.contains("filter-more")) return;
+      var form = t.closest("form");
+      var marker = form && form.querySelector("input[name=filters]");
+      if (marker) marker.disabled = !t.open;
+    }, true);
+
     document.addEventListener("keydown", onKey);
   });
 })();

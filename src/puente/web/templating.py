@@ -106,11 +106,7 @@ def render(
         "lang": lang,
         "languages": i18n.LANGUAGE_NAMES,
         "csrf_token": csrf_token_for(secret, csrf_basis(request)),
-        "nav": [
-            item
-            for item in NAV
-            if ctx is not None and ctx.can(item[2])
-        ],
+        "nav": [item for item in NAV if ctx is not None and ctx.can(item[2])],
         "current_path": request.url.path,
         "when": when,
         "gettext": gettext,

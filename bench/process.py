@@ -47,11 +47,8 @@ from puente.conversations.models import Conversation, Message
 from puente.db.models import Base
 from puente.db.session import Database
 from puente.ingest.models import WebhookEvent
-from puente.ingest.service import (
-    do_process_new_events,
-    do_process_ready_changes,
-    do_store_events,
-)
+from puente.ingest.service import do_process_new_events, do_store_events
+from puente.ingest.worker import IngestProcessor
 from puente.runtime import Runtime
 
 PNID = "106540352242922"
@@ -234,14 +231,13 @@ def _worker(url: str, data_dir: str, batch: int, go: Any, results: Any) -> None:
     runtime = Runtime.from_settings(settings, Database(settings.sqlalchemy_url()))
     counter = _RequeueCounter()
     logging.getLogger("puente.ingest").addHandler(counter)
+    processor = IngestProcessor(runtime, batch_size=batch)  # `puente worker`'s own step
     go.wait()
     idle = 0
     while idle < 3:  # another worker may still hold the last rows: look again briefly
-        with runtime.db.unit_of_work() as session:
-            done = do_process_new_events(session, runtime, limit=batch)
-            done += do_process_ready_changes(session, runtime, limit=batch)
-        idle = 0 if done else idle + 1
-        if not done:
+        did = processor.step()
+        idle = 0 if did else idle + 1
+        if not did:
             time.sleep(0.05)
     results.put(counter.count)
     runtime.db.dispose()

@@ -332,6 +332,11 @@ def claim_event(session: Session, event_id: int) -> WebhookEvent | None:
 BATCH_BYTES = 256 * 1024
 
 
+# Session.info key: (how many claimed events the batch left for a later step because
+# another worker held their customers, one of those customers) (see _try_lock_customers).
+LEFT_FOR_LATER = "puente.ingest.left_for_later"
+
+
 def do_process_new_events(
     session: Session, runtime: Runtime, limit: int = 50, max_bytes: int = BATCH_BYTES
 ) -> int:
@@ -364,24 +369,32 @@ def do_process_new_events(
     )
     now = utcnow()
     parsed = [(event_id, _parse_body(event_id, body)) for event_id, body in rows]
-    _lock_customers(session, [changes for _, changes in parsed])
+    # Events whose customers another worker holds stay NEW for a later step.
+    groups = [list(customers_of(c)) for _, c in parsed]
+    held = _try_lock_customers(session, groups)
+    left = [group for group, ok in zip(groups, held, strict=True) if not ok]
+    parsed = [item for item, ok in zip(parsed, held, strict=True) if ok]
+    session.info[LEFT_FOR_LATER] = (len(left), left[0][0] if left and left[0] else None)
     _lock_status_targets(session, [changes for _, changes in parsed])
     results = []
     for event_id, changes in parsed:
         yield_to_requests()
         state, error = _apply_changes(session, runtime, event_id, changes)
         results.append({"event_id": event_id, "state": state, "error": error, "at": now})
-    session.execute(
-        update(table)
-        .where(table.c.id == bindparam("event_id"))
-        .values(
-            state=bindparam("state"),
-            error=bindparam("error"),
-            processed_at=bindparam("at"),
-            attempts=table.c.attempts + 1,
-        ),
-        results,
-    )
+    if results:
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("event_id"))
+            .values(
+                state=bindparam("state"),
+                error=bindparam("error"),
+                processed_at=bindparam("at"),
+                attempts=table.c.attempts + 1,
+            ),
+            results,
+        )
+    # Counted as work even when every event was left to another worker's customers, so
+    # the worker comes straight back for them once those are committed.
     return len(rows)
 
 
@@ -390,6 +403,7 @@ def do_process_event(session: Session, runtime: Runtime, event: WebhookEvent) ->
     event.attempts += 1
     event.processed_at = utcnow()
     changes = _parse_body(event.id, event.body)
+    _lock_customers(session, list(customers_of(changes)))
     _lock_status_targets(session, [changes])
     event.state, event.error = _apply_changes(session, runtime, event.id, changes)
     session.flush()
@@ -432,30 +446,69 @@ def customer_lock_key(customer: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _lock_customers(session: Session, parsed: Iterable[list[ChangeRef] | UnusableBody]) -> None:
-    """PostgreSQL: take the batch's customers, all at once and in key order, before
-    touching any of their rows.
-
-    Two `puente worker` processes whose batches hold messages of the same customer each
-    read the conversation, add one to its unread count and write it back: the second
-    write lost the first's increment, and the two batches' row locks, taken in message
-    order, deadlocked. Holding a transaction-scoped advisory lock per customer makes the
-    second batch wait for the first instead; taking them sorted, before any row lock, means
-    no two batches ever wait for each other. Batches of different customers still run
-    side by side. SQLite has one writer at a time: nothing to do."""
+def _lock_customers(session: Session, customers: list[str]) -> None:
+    """PostgreSQL: wait for and take these customers (one event's), in key order. Used
+    where a single event is applied in a transaction of its own."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    keys = sorted({customer_lock_key(c) for changes in parsed for c in customers_of(changes)})
-    if not keys:
-        return
-    # The subquery fixes the order in which the locks are taken.
-    session.execute(
-        text(
-            "SELECT count(pg_advisory_xact_lock(k)) "
-            "FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS ordered"
-        ),
-        {"keys": keys},
-    )
+    _lock_customer_keys(session, sorted({customer_lock_key(c) for c in customers}))
+
+
+def _lock_customer_keys(session: Session, keys: list[int]) -> None:
+    if keys:
+        # The subquery fixes the order in which the locks are taken.
+        session.execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(k)) "
+                "FROM (SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS ordered"
+            ),
+            {"keys": keys},
+        )
+
+
+def do_wait_for_customer(session: Session, customer: str) -> None:
+    """PostgreSQL: wait until no other transaction holds `customer`, in a transaction
+    that holds nothing else (so the wait cannot close a cycle). A worker whose whole batch
+    was another's customers waits here for that batch's commit instead of spinning."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:k)"), {"k": customer_lock_key(customer)}
+        )
+
+
+def _try_lock_customers(session: Session, groups: list[list[str]]) -> list[bool]:
+    """PostgreSQL: take, without waiting, the customers each group (an event's, in batch
+    order) updates; returns for each group whether all of its customers are now held by
+    this transaction. SQLite has one writer at a time: every group is True.
+
+    Two `puente worker` processes whose batches held messages of the same customer each
+    read the conversation, added one to its unread count and wrote it back: the second
+    write lost the first's increment, and their row locks deadlocked. A transaction-scoped
+    advisory lock per customer keeps a customer's rows to one worker at a time. Taken with
+    try-locks, a worker never waits while holding anything (so never deadlocks), and
+    instead of waiting for a whole batch of another's it leaves just the events that share
+    a customer for a later step, keeping the rest of its batch running beside the other.
+    Once a group is left out, later groups sharing any of its customers are left out too,
+    so one customer's events are still applied in their order."""
+    if session.get_bind().dialect.name != "postgresql":
+        return [True] * len(groups)
+    keyed = [{customer_lock_key(c) for c in group} for group in groups]
+    wanted = sorted(set().union(*keyed))
+    if not wanted:
+        return [True] * len(groups)
+    rows = session.execute(
+        text("SELECT k, pg_try_advisory_xact_lock(k) FROM unnest(CAST(:keys AS bigint[])) AS k"),
+        {"keys": wanted},
+    ).tuples()
+    held = {key for key, ok in rows if ok}
+    blocked: set[int] = set()
+    result = []
+    for keys in keyed:
+        ok = keys <= held and not keys & blocked
+        if not ok:
+            blocked |= keys
+        result.append(ok)
+    return result
 
 
 def _lock_status_targets(
@@ -539,10 +592,14 @@ def do_process_ready_changes(
     if only_id is not None:
         stmt = stmt.where(WebhookChange.id == only_id)
     rows = list(session.scalars(_claim(session, stmt.order_by(WebhookChange.id).limit(limit))))
-    _lock_customers(
+    held = _try_lock_customers(
         session,
-        [[ChangeRef(r.event_id, r.waba_id, None, r.field, r.value)] for r in rows],
+        [
+            list(customers_of([ChangeRef(r.event_id, r.waba_id, None, r.field, r.value)]))
+            for r in rows
+        ],
     )
+    rows = [row for row, ok in zip(rows, held, strict=True) if ok]
     entry_times: dict[int, dict[str, int | None]] = {}
     for row in rows:
         change = ChangeRef(

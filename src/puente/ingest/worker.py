@@ -21,6 +21,7 @@ from puente.db.notify import NotifyListener
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.service import (
+    LEFT_FOR_LATER,
     NOTIFY_CHANNEL,
     claim_event,
     do_mark_change_failed,
@@ -28,6 +29,7 @@ from puente.ingest.service import (
     do_process_event,
     do_process_new_events,
     do_process_ready_changes,
+    do_wait_for_customer,
     is_try_again,
     register_worker,
     wake_ingest_workers,
@@ -153,12 +155,23 @@ class IngestProcessor:
         self.runtime = runtime
         self.batch_size = batch_size
         self._next_sweep = 0.0
+        # A customer another worker held for every event of our last batch: the next step
+        # waits for it first, then works (see do_wait_for_customer).
+        self._waiting_for: str | None = None
 
     def step(self) -> bool:
         try:
+            customer, self._waiting_for = self._waiting_for, None
             with self.runtime.db.unit_of_work() as session:
+                if customer is not None:
+                    # Nothing is held yet, so waiting here cannot close a cycle; once the
+                    # other batch commits, this one goes on holding that customer.
+                    do_wait_for_customer(session, customer)
                 events = do_process_new_events(session, self.runtime, self.batch_size)
                 changes = do_process_ready_changes(session, self.runtime, self.batch_size)
+                left, first = session.info.get(LEFT_FOR_LATER) or (0, None)
+            if events and left == events and not changes:
+                self._waiting_for = first
             if time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + STATUS_SWEEP_SECONDS
                 # A transaction of its own: it locks messages outside the batch's

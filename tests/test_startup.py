@@ -136,7 +136,8 @@ def test_readyz_is_ready_on_the_suite_database(settings: Settings, db: Database)
 
 def test_make_demo_passes_its_args_to_puente_demo() -> None:
     done = subprocess.run(
-        ["make", "-n", "demo", "ARGS=--port 8100 --sandbox-port 8101"],
+        # Under `make test` this make is a sub-make, which would announce its directory.
+        ["make", "--no-print-directory", "-n", "demo", "ARGS=--port 8100 --sandbox-port 8101"],
         cwd=ROOT,
         capture_output=True,
         text=True,

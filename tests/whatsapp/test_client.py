@@ -178,7 +178,9 @@ def test_sync_facade_for_threaded_workers(graph: FakeGraph) -> None:
         info = sync.get_media(media_id)
         assert sync.download_media(info.url) == b"voice"
         with pytest.raises(errors.InvalidParameter):
-            sync.get_media("does-not-exist")
+            sync.get_media("999999999999")  # Meta's shape, but unknown there
+        with pytest.raises(errors.BadMediaId):
+            sync.get_media("does-not-exist")  # refused before any request
 
 
 def test_templates_list_all_pages_create_and_delete(graph: FakeGraph) -> None:

@@ -31,7 +31,10 @@ def create_app(
     start_workers = runtime.settings.run_workers if run_workers is None else run_workers
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The web process relays its own events to the agents' streams (and on PostgreSQL
+        # to other processes) whether or not it runs the workers; stop_workers closes it.
+        app.state.inbox_hub.open()
         if start_workers:
             runtime.start_workers()
         try:

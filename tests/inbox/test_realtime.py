@@ -182,6 +182,8 @@ def test_events_cross_processes_through_postgresql(
     other_db = Database(settings.sqlalchemy_url())
     bus_a, bus_b = EventBus(), EventBus()
     hub_a, hub_b = RealtimeHub(db, bus_a), RealtimeHub(other_db, bus_b)
+    hub_a.open()
+    hub_b.open()
     loop = asyncio.new_event_loop()
     try:
         sub = hub_b.subscribe(actor, loop)

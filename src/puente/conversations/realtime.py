@@ -93,18 +93,30 @@ class RealtimeHub:
         self._thread: threading.Thread | None = None
         self._listener: _PgListener | None = None
         self._closed = False
-        # The bus holds the hub weakly, so a hub whose app is gone stops receiving.
-        ref = weakref.ref(self)
+        self._bus = bus
+        self._unsubscribe: Callable[[], None] | None = None
 
-        def relay(event: DomainEvent) -> None:
-            hub = ref()
-            if hub is None:
-                unsubscribe()
-            else:
-                hub._on_local_event(event)
+    def open(self) -> None:
+        """Start relaying this process's events: when the app starts serving (its
+        lifespan) or the workers start (`puente worker`), never at construction. A hub of
+        an app that was built but never run (a test's, a command's) would otherwise relay
+        every event of the process until it was garbage collected, and on PostgreSQL its
+        NOTIFYs reached the live hubs as a second copy of each event."""
+        with self._lock:
+            if self._closed or self._unsubscribe is not None:
+                return
+            # The bus holds the hub weakly, so a hub whose app is gone stops receiving.
+            ref = weakref.ref(self)
 
-        unsubscribe = bus.subscribe(relay)
-        self._unsubscribe: Callable[[], None] = unsubscribe
+            def relay(event: DomainEvent) -> None:
+                hub = ref()
+                if hub is None:
+                    unsubscribe()
+                else:
+                    hub._on_local_event(event)
+
+            unsubscribe = self._bus.subscribe(relay)
+            self._unsubscribe = unsubscribe
 
     # -- subscriptions ----------------------------------------------------------------
 
@@ -132,7 +144,8 @@ class RealtimeHub:
     def close(self) -> None:
         """Stop relaying (the app shuts down): no more NOTIFY, LISTEN or fan-out."""
         self._closed = True
-        self._unsubscribe()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if self._listener is not None:
             self._listener.stop()
 
@@ -307,15 +320,15 @@ class _PgListener:
 
 
 class HubCloser(BackgroundWorker):
-    """Closes the realtime hub when the app's workers stop (at shutdown), so a stopped
-    app never keeps relaying events; it runs nothing of its own."""
+    """Opens the realtime hub when the workers start and closes it when they stop (at
+    shutdown), so a stopped app never keeps relaying events; it runs nothing of its own."""
 
     def __init__(self, hub: RealtimeHub) -> None:
         super().__init__("realtime-hub", lambda: False)
         self.hub = hub
 
     def start(self) -> None:
-        pass
+        self.hub.open()
 
     def stop(self) -> None:
         self.hub.close()

@@ -251,9 +251,11 @@ class WebhookSender:
         copies = 2 if faults.duplicate and self._rng.random() < faults.duplicate else 1
         ok = False
         for copy in range(copies):
-            ok = await self._post(delivery.target.url, body, len(delivery.updates)) or ok
             if copy:
+                # Counted before it is sent, so a receiver that has both copies finds
+                # them in the stats too.
                 self.counters.duplicated += 1
+            ok = await self._post(delivery.target.url, body, len(delivery.updates)) or ok
         if ok:
             self.counters.acked += len(delivery.updates)
         else:

@@ -100,17 +100,37 @@
   // A conversation opens at its newest message and stays there while pictures and videos
   // load above it (they grow from nothing to their height after the first scroll), until
   // the agent scrolls up to read; scrolling back to the end sticks to it again.
+  // Only a person's scrolling (wheel, touch, keys, the scroll bar) decides whether the
+  // timeline stays at its end. Scroll events the layout causes by itself (a picture
+  // replaced by the catch-up fetch shrinks, then grows again; the browser clamps or
+  // anchors the position) used to unstick it on a busy machine, leaving the newest
+  // message out of view.
   var stuckToEnd = true;
+  var personScrolling = false;
+  var personTimer = null;
   function keepAtEnd() {
     var tl = timeline();
     if (!tl) return;
+    var byPerson = function () {
+      personScrolling = true;
+      clearTimeout(personTimer);
+      personTimer = setTimeout(function () { personScrolling = false; }, 1000);
+    };
+    ["wheel", "touchmove", "mousedown", "keydown"].forEach(function (name) {
+      tl.addEventListener(name, byPerson, { passive: true });
+    });
     tl.addEventListener("scroll", function () {
-      stuckToEnd = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 40;
+      if (personScrolling) stuckToEnd = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 40;
     });
     var follow = function () { if (stuckToEnd) scrollDown(); };
     tl.addEventListener("load", follow, true);
     tl.addEventListener("loadedmetadata", follow, true);
     if (window.ResizeObserver) new ResizeObserver(follow).observe(tl);
+    // Items placed, replaced or changed (a picture swapped in by a later fetch) keep an
+    // agent who is at the end there.
+    if (window.MutationObserver) {
+      new MutationObserver(follow).observe(tl, { childList: true, subtree: true });
+    }
   }
 
   function placeItem(el, t) {

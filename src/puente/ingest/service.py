@@ -333,8 +333,10 @@ BATCH_BYTES = 256 * 1024
 
 
 # Session.info key: (how many claimed events the batch left for a later step because
-# another worker held their customers, one of those customers) (see _try_lock_customers).
+# another worker held their customers, the lock key of one customer another worker held)
+# (see _try_lock_customers).
 LEFT_FOR_LATER = "puente.ingest.left_for_later"
+_REFUSED_KEY = "puente.ingest.refused_key"
 
 
 def do_process_new_events(
@@ -370,11 +372,10 @@ def do_process_new_events(
     now = utcnow()
     parsed = [(event_id, _parse_body(event_id, body)) for event_id, body in rows]
     # Events whose customers another worker holds stay NEW for a later step.
-    groups = [list(customers_of(c)) for _, c in parsed]
-    held = _try_lock_customers(session, groups)
-    left = [group for group, ok in zip(groups, held, strict=True) if not ok]
+    held = _try_lock_customers(session, [changes for _, changes in parsed])
+    left = held.count(False)
     parsed = [item for item, ok in zip(parsed, held, strict=True) if ok]
-    session.info[LEFT_FOR_LATER] = (len(left), left[0][0] if left and left[0] else None)
+    session.info[LEFT_FOR_LATER] = (left, session.info.pop(_REFUSED_KEY, None))
     _lock_status_targets(session, [changes for _, changes in parsed])
     results = []
     for event_id, changes in parsed:
@@ -430,7 +431,7 @@ _CUSTOMER_FIELDS = {
 }
 
 
-def customers_of(changes: list[ChangeRef] | UnusableBody) -> Iterable[str]:
+def customers_of(changes: list[ChangeRef] | UnusableBody) -> Iterator[str]:
     if isinstance(changes, UnusableBody):
         return
     for change in changes:
@@ -447,14 +448,11 @@ def customer_lock_key(customer: str) -> int:
 
 
 def _lock_customers(session: Session, customers: list[str]) -> None:
-    """PostgreSQL: wait for and take these customers (one event's), in key order. Used
-    where a single event is applied in a transaction of its own."""
+    """PostgreSQL: wait for and take these customers (one event's), in key order, in a
+    transaction that holds no other customer (so the wait cannot close a cycle)."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    _lock_customer_keys(session, sorted({customer_lock_key(c) for c in customers}))
-
-
-def _lock_customer_keys(session: Session, keys: list[int]) -> None:
+    keys = sorted({customer_lock_key(c) for c in customers})
     if keys:
         # The subquery fixes the order in which the locks are taken.
         session.execute(
@@ -466,20 +464,21 @@ def _lock_customer_keys(session: Session, keys: list[int]) -> None:
         )
 
 
-def do_wait_for_customer(session: Session, customer: str) -> None:
-    """PostgreSQL: wait until no other transaction holds `customer`, in a transaction
-    that holds nothing else (so the wait cannot close a cycle). A worker whose whole batch
-    was another's customers waits here for that batch's commit instead of spinning."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:k)"), {"k": customer_lock_key(customer)}
-        )
+def do_wait_for_customer(session: Session, key: int) -> None:
+    """PostgreSQL: wait until no other transaction holds the customer with lock `key`, in
+    a transaction that holds nothing else (so the wait cannot close a cycle). A worker
+    whose whole batch was another's customers waits here for that batch's commit instead
+    of spinning."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
 
-def _try_lock_customers(session: Session, groups: list[list[str]]) -> list[bool]:
-    """PostgreSQL: take, without waiting, the customers each group (an event's, in batch
-    order) updates; returns for each group whether all of its customers are now held by
-    this transaction. SQLite has one writer at a time: every group is True.
+def _try_lock_customers(
+    session: Session, groups: Sequence[list[ChangeRef] | UnusableBody]
+) -> list[bool]:
+    """PostgreSQL: take, without waiting, the customers each group of changes (an
+    event's, in batch order) updates; returns for each group whether all of its customers
+    are now held by this transaction. SQLite has one writer at a time: every group is
+    True, and nothing is read from the changes.
 
     Two `puente worker` processes whose batches held messages of the same customer each
     read the conversation, added one to its unread count and wrote it back: the second
@@ -492,7 +491,7 @@ def _try_lock_customers(session: Session, groups: list[list[str]]) -> list[bool]
     so one customer's events are still applied in their order."""
     if session.get_bind().dialect.name != "postgresql":
         return [True] * len(groups)
-    keyed = [{customer_lock_key(c) for c in group} for group in groups]
+    keyed = [{customer_lock_key(c) for c in customers_of(group)} for group in groups]
     wanted = sorted(set().union(*keyed))
     if not wanted:
         return [True] * len(groups)
@@ -501,6 +500,10 @@ def _try_lock_customers(session: Session, groups: list[list[str]]) -> list[bool]
         {"keys": wanted},
     ).tuples()
     held = {key for key, ok in rows if ok}
+    refused = set(wanted) - held
+    if refused:
+        # One that another worker holds: the one to wait for if nothing could be done.
+        session.info[_REFUSED_KEY] = min(refused)
     blocked: set[int] = set()
     result = []
     for keys in keyed:
@@ -593,11 +596,7 @@ def do_process_ready_changes(
         stmt = stmt.where(WebhookChange.id == only_id)
     rows = list(session.scalars(_claim(session, stmt.order_by(WebhookChange.id).limit(limit))))
     held = _try_lock_customers(
-        session,
-        [
-            list(customers_of([ChangeRef(r.event_id, r.waba_id, None, r.field, r.value)]))
-            for r in rows
-        ],
+        session, [[ChangeRef(r.event_id, r.waba_id, None, r.field, r.value)] for r in rows]
     )
     rows = [row for row, ok in zip(rows, held, strict=True) if ok]
     entry_times: dict[int, dict[str, int | None]] = {}

@@ -157,16 +157,16 @@ class IngestProcessor:
         self._next_sweep = 0.0
         # A customer another worker held for every event of our last batch: the next step
         # waits for it first, then works (see do_wait_for_customer).
-        self._waiting_for: str | None = None
+        self._waiting_for: int | None = None
 
     def step(self) -> bool:
         try:
-            customer, self._waiting_for = self._waiting_for, None
+            key, self._waiting_for = self._waiting_for, None
             with self.runtime.db.unit_of_work() as session:
-                if customer is not None:
+                if key is not None:
                     # Nothing is held yet, so waiting here cannot close a cycle; once the
                     # other batch commits, this one goes on holding that customer.
-                    do_wait_for_customer(session, customer)
+                    do_wait_for_customer(session, key)
                 events = do_process_new_events(session, self.runtime, self.batch_size)
                 changes = do_process_ready_changes(session, self.runtime, self.batch_size)
                 left, first = session.info.get(LEFT_FOR_LATER) or (0, None)

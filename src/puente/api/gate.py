@@ -52,7 +52,7 @@ class ApiGate:
         while True:
             message = await receive()
             if message["type"] != "http.request":
-                break  # the client went away; the app sees the disconnect below
+                return  # the client went away: nothing to answer, nothing to run
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:

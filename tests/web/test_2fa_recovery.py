@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-import pyotp
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -21,7 +20,7 @@ from puente.db.session import Database
 from tests.accounts.test_privacy_retention import cli_env  # noqa: F401 (fixture)
 from tests.factories import PASSWORD, make_user, make_workspace
 from tests.web.test_2fa_required import redirected_to_enrol, require_2fa
-from tests.webclient import WebClient
+from tests.webclient import WebClient, previous_code
 
 
 @pytest.fixture
@@ -57,7 +56,7 @@ def enrol(web: WebClient) -> tuple[str, list[str]]:
     """Set up two-factor sign-in; returns the secret and the recovery codes shown."""
     page = web.post("/settings/profile/2fa/start")
     secret = page.text.split('data-testid="totp-secret">')[1].split("<")[0]
-    done = web.post("/settings/profile/2fa/confirm", {"code": pyotp.TOTP(secret).now()})
+    done = web.post("/settings/profile/2fa/confirm", {"code": previous_code(secret)})
     codes = re.findall(r"\b[0-9a-f]{8}-[0-9a-f]{8}\b", done.text)
     assert len(codes) == 10
     return secret, codes

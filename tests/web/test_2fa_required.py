@@ -3,7 +3,6 @@ enrolled can reach nothing but the enrolment pages (and sign-out) until they enr
 
 from __future__ import annotations
 
-import pyotp
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -15,7 +14,7 @@ from puente.app import create_app
 from puente.config import Settings
 from puente.db.session import Database
 from tests.factories import PASSWORD, make_user, make_workspace
-from tests.webclient import WebClient
+from tests.webclient import WebClient, previous_code
 
 ENROL = "/settings/profile?enrol=1"
 
@@ -47,7 +46,7 @@ def enrol(web: WebClient) -> None:
     page = web.post("/settings/profile/2fa/start")
     assert page.status_code == 200
     secret = page.text.split('data-testid="totp-secret">')[1].split("<")[0]
-    done = web.post("/settings/profile/2fa/confirm", {"code": pyotp.TOTP(secret).now()})
+    done = web.post("/settings/profile/2fa/confirm", {"code": previous_code(secret)})
     assert 'data-testid="recovery-codes"' in done.text
 
 

@@ -68,3 +68,28 @@ def test_a_code_used_to_sign_in_cannot_turn_two_factor_off(app: FastAPI) -> None
     replay = web.post("/settings/profile/2fa/disable", {"code": code})
     assert replay.status_code == 422
     assert web.post("/settings/profile/2fa/disable", {"code": next_code()}).status_code == 200
+
+
+def test_the_code_that_turned_two_factor_on_cannot_sign_in(
+    settings: Settings, db: Database
+) -> None:
+    with db.unit_of_work() as session:
+        make_user(session, make_workspace(session, "Luna"), role="owner", email="eva@luna.example")
+    app = create_app(settings, db, run_workers=False)
+    web = WebClient(TestClient(app))
+    assert web.login("eva@luna.example", PASSWORD).status_code == 200
+    started = web.post("/settings/profile/2fa/start", {})
+    assert started.status_code == 200
+    with db.read() as session:
+        from puente.accounts.models import User
+
+        encrypted = session.scalar(
+            select(User.totp_secret_encrypted).where(User.email == "eva@luna.example")
+        )
+    secret = secret_box(settings).decrypt(encrypted or "")
+    code = pyotp.TOTP(secret).now()
+    assert web.post("/settings/profile/2fa/confirm", {"code": code}).status_code == 200
+    assert web.post("/logout", {}).status_code in (200, 303)
+    again = WebClient(TestClient(app))
+    assert again.login("eva@luna.example", PASSWORD).url.path == "/login/code"
+    assert again.post("/login/code", {"code": code}).status_code == 401

@@ -15,7 +15,6 @@ from puente.accounts import audit
 from puente.accounts.audit import Action
 from puente.accounts.credentials import (
     check_password_strength,
-    check_totp,
     do_issue_recovery_codes,
     do_record_attempt,
     do_spend_totp_step,
@@ -198,8 +197,11 @@ def do_confirm_totp(
     secret = user_totp_secret(box, user)
     if secret is None or user.totp_enabled:
         raise Conflict("start two-factor set-up first")
-    if not check_totp(secret, code):
+    step = totp_step(secret, code)
+    if step is None:
         raise InvalidInput("that code is not right; check your phone's clock and try again")
+    # Spent like a sign-in's code: the code shown while enrolling cannot sign in again.
+    do_spend_totp_step(session, user, step)
     user.totp_enabled = True
     codes = do_issue_recovery_codes(session, user)
     audit.record(
@@ -521,14 +523,7 @@ def do_request_reset(session: Session, *, email: str, ip: str | None) -> tuple[U
     membership = first_membership(session, user) if user is not None else None
     if user is None or not user.is_active or membership is None:
         return None
-    token = _new_link(
-        session,
-        kind="reset",
-        workspace_id=membership.workspace_id,
-        email=email,
-        user_id=user.id,
-        expires_at=utcnow() + RESET_LIFETIME,
-    )
+    token = _issue_reset_link(session, user, membership.workspace_id, created_by_id=None)
     audit.record(
         session,
         workspace_id=membership.workspace_id,

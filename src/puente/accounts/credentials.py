@@ -109,10 +109,6 @@ def totp_step(secret: str, code: str, at: float | None = None) -> int | None:
     return None
 
 
-def check_totp(secret: str, code: str) -> bool:
-    return totp_step(secret, code) is not None
-
-
 def do_spend_totp_step(session: Session, user: User, step: int) -> bool:
     """Record `step` as the user's last accepted code; False when a code of this step or a
     later one was accepted already (a replay). The conditional update makes two requests

@@ -314,7 +314,9 @@ def do_update_profile(
     actor: Actor | None = None,
 ) -> User:
     """Change a member's own profile. Saved from the profile page (`actor`), it is
-    audited; the quick language and availability switches are preferences, not audited."""
+    audited, naming the fields whose value changed; the quick language and availability
+    switches are preferences, not audited."""
+    before = {"name": user.name, "locale": user.locale, "timezone": user.timezone}
     if name is not None:
         if not name.strip():
             raise InvalidInput("your name cannot be empty")
@@ -330,15 +332,15 @@ def do_update_profile(
             raise InvalidInput(f"availability must be one of {', '.join(AVAILABILITY)}")
         user.availability = availability
     session.flush()
-    if actor is not None:
-        changed = {"name": name, "locale": locale, "timezone": timezone}
+    changed = [field for field, value in before.items() if getattr(user, field) != value]
+    if actor is not None and changed:
         audit.record(
             session,
             workspace_id=actor.workspace_id,
             actor=actor,
             action=Action.PROFILE_CHANGED,
             target=f"user {user.email}",
-            details={"fields": [k for k, v in changed.items() if v is not None]},
+            details={"fields": changed},
         )
     return user
 

@@ -376,13 +376,16 @@ def do_add_tags(
     if wanted:
         have = set(tags_of(session, [contact.id])[contact.id])
         added = [n for n in wanted if n not in have]
-        _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, added=added)
         ids = _tag_ids(session, contact.workspace_id, added)
         for tag_id in ids.values():
             session.add(
                 ContactTag(workspace_id=contact.workspace_id, contact_id=contact.id, tag_id=tag_id)
             )
         session.flush()
+        # Audited last: the entry takes the workspace's audit lock until commit, and a tag
+        # row inserted while holding it could wait on another request waiting for it.
+        if added:
+            _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, added=added)
     return tags_of(session, [contact.id])[contact.id]
 
 
@@ -405,14 +408,15 @@ def do_set_tags(
 ) -> list[str]:
     """Make the contact's tags exactly `names`."""
     wanted = _clean_tags(names)
-    _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, tags=wanted)
     keep = _tag_ids(session, contact.workspace_id, wanted) if wanted else {}
     session.execute(
         delete(ContactTag).where(
             ContactTag.contact_id == contact.id, ContactTag.tag_id.not_in(list(keep.values()))
         )
     )
-    return do_add_tags(session, contact, wanted)
+    tags = do_add_tags(session, contact, wanted)
+    _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, tags=wanted)  # see do_add_tags
+    return tags
 
 
 def _publish_contact(session: Session, contact: Contact, kind: str) -> None:

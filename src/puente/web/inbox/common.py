@@ -20,9 +20,9 @@ from puente.db.base import utcnow
 from puente.db.session import is_read_only
 from puente.errors import PuenteError
 from puente.web.deps import WebContext, require_permission
-from puente.web.i18n import safe_zone
+from puente.web.i18n import error_message, safe_zone
 from puente.web.inbox import render as r
-from puente.web.templating import render, request_language, translate
+from puente.web.templating import render, request_language
 
 Viewer = Annotated[WebContext, Depends(require_permission(Perm.INBOX))]
 Replier = Annotated[WebContext, Depends(require_permission(Perm.CONVERSATIONS_REPLY))]
@@ -48,14 +48,7 @@ def reading(request: Request, session: Session) -> Iterator[Session]:
 
 
 def translated(request: Request, exc: PuenteError) -> str:
-    details = exc.details if isinstance(exc.details, dict) else {}
-    template = details.get("template")
-    if isinstance(template, str):
-        params = details.get("params") or {}
-        return translate(request, template, **params)
-    if exc.params:  # raised as TemplateNotSendable("... %(name)s ...", params={...})
-        return translate(request, exc.template, **exc.params)
-    return translate(request, exc.message)
+    return error_message(request_language(request), exc)
 
 
 def attempt(request: Request, action: Callable[[], T]) -> T:

@@ -107,6 +107,9 @@
   // message out of view.
   var stuckToEnd = true;
   var personScrolling = false;
+  // A new item arriving while the agent reads near the end brings them to it, and keeps
+  // them there while its picture loads (the same rule as keepAtEnd's).
+  function stickToEnd() { stuckToEnd = true; scrollDown(); }
   var personTimer = null;
   function keepAtEnd() {
     var tl = timeline();
@@ -144,7 +147,7 @@
     }
     var nearBottom = tl.scrollHeight - tl.scrollTop - tl.clientHeight < 120;
     tl.appendChild(el);
-    if (nearBottom) scrollDown();
+    if (nearBottom) stickToEnd();
   }
 
   function loadItem(path) {
@@ -189,7 +192,7 @@
           if (after && after.parentNode === tl) tl.insertBefore(el, after); else tl.appendChild(el);
           added = true;
         });
-        if (added && nearBottom) scrollDown();
+        if (added && nearBottom) stickToEnd();
       });
   }
 

@@ -24,7 +24,11 @@ def test_a_send_recovered_from_its_status_webhook_loses_its_retry_error(coex: Co
         f"/numbers/{NUMBER}/inbound", json={"from": CUSTOMER, "text": "¿Tienen envío?"}
     )
     assert written.status_code == 201, written.text
-    wait_until(lambda: coex.api.get("/conversations").json(), what="the customer's conversation")
+    # The conversation may be listed before the customer's message opened its window.
+    wait_until(
+        lambda: any(c["window_expires_at"] for c in coex.api.get("/conversations").json()["items"]),
+        what="the customer's message opening the window",
+    )
     # Meta accepts the next send but its answer is cut off on the way, and the status
     # webhooks are held back until Puente has recorded the failed attempt.
     res = coex.control.patch(

@@ -30,7 +30,7 @@ from puente.channels.models import Channel
 from puente.contacts.models import Contact, ContactTag, Tag
 from puente.db.models import Base
 from puente.db.session import Database
-from puente.outbound.broadcasts import do_create_broadcast
+from puente.outbound.broadcasts.service import do_create_broadcast
 from puente.outbound.models import MessageTemplate, OutboxItem
 
 

@@ -26,10 +26,10 @@ from puente.config import Settings
 from puente.contacts.models import Contact, ContactTag, Tag
 from puente.db.models import Base
 from puente.db.session import Database
-from puente.outbound.broadcasts import do_create_broadcast
+from puente.outbound.broadcasts.service import do_create_broadcast
 from puente.outbound.models import MessageTemplate, OutboxItem, OutboxState
-from puente.outbound.service import do_queue_message
-from puente.outbound.worker import OutboxWorker
+from puente.outbound.outbox.service import do_queue_message
+from puente.outbound.outbox.worker import OutboxWorker
 from puente.runtime import Runtime
 
 TOKEN = "pace-token"

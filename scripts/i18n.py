@@ -51,7 +51,7 @@ KEYWORDS: dict[str, tuple[int, ...]] = {
     "_form_error": (2,),
     "user_error": (2,),
     "Problem": (1,),
-    # Meta's template rules (outbound/template_rules.py): add(field, code, msgid, **params),
+    # Meta's template rules (outbound/templates/rules.py): add(field, code, msgid, **params),
     # and the template service's MetaRefused with Meta's reason.
     "add": (3,),
     "_meta_refused": (2,),

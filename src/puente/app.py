@@ -77,11 +77,11 @@ def create_app(
 def _mount_parts(app: FastAPI, runtime: Runtime) -> None:
     """Each part registers its routes here; the workers come from install_workers."""
     from puente.api.routes import mount as mount_api
-    from puente.channels.web import router as channels_web
     from puente.ingest.routes import mount as mount_ingest
-    from puente.outbound.broadcast_web import router as broadcasts_web
     from puente.web.inbox.routes import mount as mount_inbox
     from puente.web.mount import mount as mount_web
+    from puente.web.routes.broadcasts import router as broadcasts_web
+    from puente.web.routes.channels import router as channels_web
 
     installed = install_workers(runtime)
     mount_api(app, runtime)

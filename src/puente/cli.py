@@ -14,10 +14,10 @@ from puente.cli_errors import handled_errors
 from puente.config import get_settings
 from puente.contacts.cli import contacts_cli
 from puente.conversations.media_cli import media_cli
-from puente.outbound.broadcast_cli import broadcasts_cli
-from puente.outbound.outbox_cli import outbox_cli
-from puente.outbound.outbox_cli import send as send_command
-from puente.outbound.template_cli import templates_cli
+from puente.outbound.broadcasts.cli import broadcasts_cli
+from puente.outbound.outbox.cli import outbox_cli
+from puente.outbound.outbox.cli import send as send_command
+from puente.outbound.templates.cli import templates_cli
 from puente.sandbox.cli import sandbox_command
 
 if TYPE_CHECKING:

@@ -196,7 +196,7 @@ def _onboard(
 
 def _sync_templates(runtime: Runtime, workspace_id: int) -> None:
     from puente.channels.service import list_channels
-    from puente.outbound.templates import do_sync_templates
+    from puente.outbound.templates.service import do_sync_templates
 
     with runtime.db.read() as session:
         wabas = sorted({c.waba_id for c in list_channels(session, workspace_id)})

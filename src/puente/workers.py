@@ -30,9 +30,9 @@ def install_workers(runtime: Runtime) -> Installed:
     from puente.conversations.realtime import HubCloser, RealtimeHub
     from puente.events import bus
     from puente.ingest.worker import install as install_ingest
-    from puente.outbound.broadcast_worker import register as register_broadcasts
-    from puente.outbound.templates import register as register_templates
-    from puente.outbound.worker import OutboxWorker
+    from puente.outbound.broadcasts.worker import register as register_broadcasts
+    from puente.outbound.outbox.worker import OutboxWorker
+    from puente.outbound.templates.service import register as register_templates
 
     # The hub relays this process's committed events to the agents' streams (and, on
     # PostgreSQL, to the other processes' with NOTIFY), so a worker process needs it too.

@@ -27,7 +27,7 @@ from puente.db.base import utcnow
 from puente.db.session import Database
 from puente.ingest.worker import run_until_idle
 from puente.outbound.models import MessageTemplate
-from puente.outbound.templates import TemplateNotSendable, check_template_send
+from puente.outbound.templates.service import TemplateNotSendable, check_template_send
 from puente.runtime import Runtime
 from tests.conftest import LiveServer
 from tests.factories import (

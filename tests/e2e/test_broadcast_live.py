@@ -15,9 +15,9 @@ from puente.config import Settings
 from puente.contacts.models import Contact, ContactTag, Tag
 from puente.db.base import utcnow
 from puente.db.session import Database
-from puente.outbound import broadcasts
+from puente.outbound.broadcasts import service as broadcasts
 from puente.outbound.models import Broadcast
-from puente.outbound.templates import do_sync_workspace
+from puente.outbound.templates.service import do_sync_workspace
 from puente.sandbox.seed import CUSTOMERS
 from tests.conftest import LiveServer
 from tests.e2e.world import (

@@ -25,7 +25,7 @@ from puente.contacts.models import Contact
 from puente.conversations.collab import publish_conversation
 from puente.conversations.models import Conversation, Message, Notification
 from puente.db.session import Database
-from puente.outbound.templates import do_sync_workspace
+from puente.outbound.templates.service import do_sync_workspace
 from puente.runtime import Runtime
 from puente.sandbox.seed import DEMO_NUMBER
 from tests.conftest import LiveServer

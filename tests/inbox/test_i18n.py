@@ -10,7 +10,7 @@ from babel.messages.extract import extract
 
 from puente.accounts.models import User
 from puente.db.session import Database
-from puente.outbound import questions
+from puente.outbound.outbox import questions
 from puente.web import i18n
 from puente.web.inbox import render
 from tests.inbox.conftest import NOW, Shop

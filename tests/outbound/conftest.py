@@ -19,9 +19,9 @@ from puente.conversations.models import Conversation, Message
 from puente.conversations.service import get_or_create_conversation
 from puente.db.base import utcnow
 from puente.db.session import Database
-from puente.outbound.lanes import RetryPolicy
 from puente.outbound.models import OutboxItem
-from puente.outbound.worker import OutboxWorker
+from puente.outbound.outbox.lanes import RetryPolicy
+from puente.outbound.outbox.worker import OutboxWorker
 from puente.runtime import Runtime
 from tests.factories import make_channel, make_workspace
 from tests.outbound.fake_graph import TOKEN, FakeGraph, serve

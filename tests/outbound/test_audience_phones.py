@@ -3,7 +3,7 @@ which forms `person_key` treats as the same person."""
 
 from __future__ import annotations
 
-from puente.outbound.audience import normalize_phone, person_key, wa_id_variants
+from puente.outbound.broadcasts.audience import normalize_phone, person_key, wa_id_variants
 
 
 def test_mexican_mobiles_with_and_without_the_one_are_accepted_and_the_same_person() -> None:

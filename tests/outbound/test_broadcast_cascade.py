@@ -16,7 +16,7 @@ from puente.channels.models import Channel
 from puente.contacts.models import Contact, ContactTag, Tag
 from puente.conversations.models import Conversation, Message
 from puente.db.session import Database
-from puente.outbound.broadcasts import do_create_broadcast
+from puente.outbound.broadcasts.service import do_create_broadcast
 from puente.outbound.models import Broadcast, BroadcastRecipient, MessageTemplate, OutboxItem
 from tests.factories import make_channel, make_contact, make_workspace
 

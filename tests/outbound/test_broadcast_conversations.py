@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 from puente.conversations.models import Conversation
 from puente.db.base import utcnow
 from puente.db.session import Database
-from puente.outbound.broadcast_queue import _conversations
-from puente.outbound.bulk_rows import db_time
+from puente.outbound.broadcasts.bulk_rows import db_time
+from puente.outbound.broadcasts.queue import _conversations
 from puente.outbound.models import Broadcast
 from tests.factories import make_channel, make_contact, make_conversation, make_workspace
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from puente.outbound.audience import Person
-from puente.outbound.broadcast_params import ValueResolver, WireTemplate, build_components
+from puente.outbound.broadcasts.audience import Person
+from puente.outbound.broadcasts.params import ValueResolver, WireTemplate, build_components
 
 LUCIA = Person(1, "5215512345678", "Lucía Gómez", {"pedido": "A-1", "n": 0, "vacio": ""})
 NAMELESS = Person(2, "34612345678", "", {"pedido": 'B "2" \\ ñ 😀'})

@@ -22,10 +22,10 @@ from puente.config import Settings
 from puente.contacts.models import Contact, ContactConsent, ContactTag, Tag
 from puente.db.base import utcnow
 from puente.db.session import Database
-from puente.outbound.broadcast_worker import BroadcastWorker
-from puente.outbound.broadcasts import do_note_reply
+from puente.outbound.broadcasts.service import do_note_reply
+from puente.outbound.broadcasts.worker import BroadcastWorker
 from puente.outbound.models import MessageTemplate
-from puente.outbound.worker import OutboxWorker
+from puente.outbound.outbox.worker import OutboxWorker
 from puente.sandbox.app import create_sandbox_app
 from puente.sandbox.config import SandboxConfig
 from puente.sandbox.seed import DEMO_NUMBER, DEMO_WABA
@@ -307,7 +307,7 @@ def test_pause_resume_cancel_and_export(world: World) -> None:
 
 
 def test_tier_holds_sends_beyond_the_limit(world: World) -> None:
-    from puente.outbound import tiers
+    from puente.outbound.broadcasts import tiers
 
     tiers.TIERS["2"] = 2  # a tiny tier so the test stays small
     try:
@@ -361,7 +361,7 @@ def test_a_reply_marks_the_recipient_replied_and_publishes_the_hook(world: World
 
 
 def test_single_template_sends_respect_the_tier_too(world: World) -> None:
-    from puente.outbound import tiers
+    from puente.outbound.broadcasts import tiers
 
     tiers.TIERS["2"] = 2
     try:

@@ -15,7 +15,7 @@ from puente.app import create_app
 from puente.config import Settings
 from puente.contacts.models import Contact, ContactTag, Tag
 from puente.db.session import Database
-from puente.outbound import broadcasts
+from puente.outbound.broadcasts import service as broadcasts
 from puente.outbound.models import BroadcastState, MessageTemplate
 from puente.web import i18n
 from tests.factories import PASSWORD, make_channel, make_user, make_workspace

@@ -18,9 +18,9 @@ from puente.app import create_app
 from puente.channels.models import Channel
 from puente.config import Settings
 from puente.db.base import utcnow
-from puente.outbound.lanes import CLAIM_LEASE, claim, hand
 from puente.outbound.models import OutboxItem, OutboxState
-from puente.outbound.worker import OutboxWorker
+from puente.outbound.outbox.lanes import CLAIM_LEASE, claim, hand
+from puente.outbound.outbox.worker import OutboxWorker
 from puente.runtime import Runtime
 from puente.whatsapp.signature import compute_signature
 from tests.conftest import APP_SECRET, LiveServer

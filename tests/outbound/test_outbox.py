@@ -12,8 +12,8 @@ from puente.channels.models import ChannelMode, ConnectionState
 from puente.conversations.models import Message, MessageSource
 from puente.events import DomainEvent, bus
 from puente.outbound.models import OutboxState
-from puente.outbound.service import do_queue_message
-from puente.outbound.worker import OutboxWorker
+from puente.outbound.outbox.service import do_queue_message
+from puente.outbound.outbox.worker import OutboxWorker
 from puente.runtime import Runtime
 from tests.outbound.conftest import (
     Shop,

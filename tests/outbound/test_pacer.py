@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from puente.outbound.lanes import Pacer
+from puente.outbound.outbox.lanes import Pacer
 
 
 def _window_counts(starts: list[float], window: float) -> int:

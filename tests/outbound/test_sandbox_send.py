@@ -11,8 +11,8 @@ from puente.channels.models import Channel, ChannelMode
 from puente.config import Settings
 from puente.conversations.models import MessageSource
 from puente.db.session import Database
-from puente.outbound.service import do_queue_message
-from puente.outbound.worker import OutboxWorker
+from puente.outbound.outbox.service import do_queue_message
+from puente.outbound.outbox.worker import OutboxWorker
 from puente.runtime import Runtime
 from puente.sandbox.app import create_sandbox_app
 from puente.sandbox.config import SandboxConfig

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from puente.outbound.template_rules import template_languages, validate_template
+from puente.outbound.templates.rules import template_languages, validate_template
 
 
 def utility() -> dict[str, Any]:

@@ -16,7 +16,7 @@ from puente.app import create_app
 from puente.config import Settings
 from puente.db.session import Database
 from puente.outbound.models import MessageTemplate, TemplateStatus
-from puente.outbound.template_rules import CATEGORIES, HEADER_FORMATS
+from puente.outbound.templates.rules import CATEGORIES, HEADER_FORMATS
 from puente.web import i18n
 from puente.web.routes.templates import LABELS
 from tests.factories import PASSWORD, make_channel, make_user, make_workspace

@@ -76,9 +76,9 @@ def _routers() -> list:  # type: ignore[type-arg]
     from puente.conversations.api import router as conversations
     from puente.conversations.media_api import router as media
     from puente.ingest.api import router as events
-    from puente.outbound.api import router as messages
-    from puente.outbound.broadcast_api import router as broadcasts
-    from puente.outbound.template_api import router as templates
+    from puente.outbound.broadcasts.api import router as broadcasts
+    from puente.outbound.outbox.api import router as messages
+    from puente.outbound.templates.api import router as templates
 
     # onboarding before channels: its /channels/onboardings paths must win over /{id}.
     return [

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
 from puente.events import DomainEvent, publish
-from puente.outbound import tiers
+from puente.outbound.broadcasts import tiers
 
 
 def publish_channel_updated(session: Session, channel: Channel) -> None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from puente.channels.events import publish_channel_updated
 from puente.channels.models import Channel, ChannelMode
-from puente.outbound import tiers
+from puente.outbound.broadcasts import tiers
 
 log = logging.getLogger(__name__)
 

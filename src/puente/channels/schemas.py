@@ -7,7 +7,7 @@ import datetime as dt
 from pydantic import BaseModel, Field
 
 from puente.channels.models import Channel
-from puente.outbound.tiers import tier_of
+from puente.outbound.broadcasts.tiers import tier_of
 
 
 class ChannelOut(BaseModel):

@@ -369,7 +369,7 @@ def _queue_confirmation(
     session: Session, message: Any, contact: Contact, workspace: Workspace, keyword: str
 ) -> None:
     from puente.conversations.models import MessageSource
-    from puente.outbound.service import do_queue_message
+    from puente.outbound.outbox.service import do_queue_message
 
     language = contact_language(contact, keyword)
     # The customer has just written, so the service window is open for a free-text reply.

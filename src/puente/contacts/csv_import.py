@@ -24,8 +24,13 @@ from puente.contacts.service import MAX_TAG_LENGTH, tags_of
 from puente.db.bulk import insert_ignore
 from puente.errors import InvalidInput
 from puente.events import DomainEvent, publish
-from puente.outbound.audience import NAME_COLUMNS, PHONE_COLUMNS, normalize_phone, person_key
-from puente.outbound.audience import wa_id_variants as all_spellings
+from puente.outbound.broadcasts.audience import (
+    NAME_COLUMNS,
+    PHONE_COLUMNS,
+    normalize_phone,
+    person_key,
+)
+from puente.outbound.broadcasts.audience import wa_id_variants as all_spellings
 
 TAG_COLUMNS = ("tags", "tag", "etiquetas", "etiqueta")
 MAX_ROWS = 100_000

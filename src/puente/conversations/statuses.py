@@ -28,7 +28,7 @@ from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
 from puente.events import DomainEvent, publish
 from puente.outbound.models import OutboxItem
-from puente.outbound.service import do_recover_sent
+from puente.outbound.outbox.service import do_recover_sent
 
 # What the outbox writes into biz_opaque_callback_data: "outbox:<OutboxItem.id>".
 OUTBOX_CALLBACK_PREFIX = "outbox:"

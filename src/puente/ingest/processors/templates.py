@@ -10,7 +10,7 @@ from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
 from puente.ingest.processors import ChangeRef, UnknownChannel
 from puente.outbound.models import MessageTemplate
-from puente.outbound.templates import apply_template_status_event, workspaces_of_waba
+from puente.outbound.templates.service import apply_template_status_event, workspaces_of_waba
 from puente.runtime import Runtime
 
 

@@ -22,9 +22,9 @@ from puente.db.base import utcnow
 from puente.errors import Conflict, Forbidden, InvalidInput, NotFound, PuenteError
 from puente.events import DomainEvent
 from puente.outbound.models import MessageTemplate
-from puente.outbound.service import ChannelPaused, WindowClosed, do_queue_message
-from puente.outbound.template_preview import render_preview
-from puente.outbound.templates import check_template_send
+from puente.outbound.outbox.service import ChannelPaused, WindowClosed, do_queue_message
+from puente.outbound.templates.preview import render_preview
+from puente.outbound.templates.service import check_template_send
 from puente.web.deps import DbDep, WebContext
 from puente.web.inbox import queries as q
 from puente.web.inbox.common import Replier, Viewer, attempt, done, page, translated

@@ -22,9 +22,9 @@ from puente.conversations.models import (
     MessageSource,
 )
 from puente.errors import InvalidInput, PuenteError
-from puente.outbound import attachments as att
-from puente.outbound.questions import check_question, question_from_form
-from puente.outbound.service import check_send, do_queue_message, resolve_recipient
+from puente.outbound.outbox import attachments as att
+from puente.outbound.outbox.questions import check_question, question_from_form
+from puente.outbound.outbox.service import check_send, do_queue_message, resolve_recipient
 from puente.runtime import Runtime
 from puente.web.deps import DbDep, WebContext
 from puente.web.inbox.actions import _message_fragment, _queue, _send_error

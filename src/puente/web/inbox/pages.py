@@ -28,9 +28,9 @@ from puente.conversations.models import (
 )
 from puente.db.base import utcnow
 from puente.errors import NotFound
-from puente.outbound.attachments import limits_for_browser
 from puente.outbound.models import MessageTemplate
-from puente.outbound.service import window_is_open
+from puente.outbound.outbox.attachments import limits_for_browser
+from puente.outbound.outbox.service import window_is_open
 from puente.runtime import Runtime
 from puente.web.deps import DbDep, RuntimeDep, WebContext
 from puente.web.inbox import queries as q

@@ -40,8 +40,8 @@ from puente.conversations.models import (
 )
 from puente.conversations.search import contact_search_ready
 from puente.errors import NotFound
-from puente.outbound.template_preview import Preview
-from puente.outbound.template_sent import sent_templates
+from puente.outbound.templates.preview import Preview
+from puente.outbound.templates.sent import sent_templates
 
 PAGE_SIZE = 50
 MESSAGES_SHOWN = 50

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from puente.outbound.models import MessageTemplate
-from puente.outbound.template_preview import sample_values
-from puente.outbound.template_rules import VARIABLE_RE
+from puente.outbound.templates.preview import sample_values
+from puente.outbound.templates.rules import VARIABLE_RE
 
 PARTS = ("header", "body")
 

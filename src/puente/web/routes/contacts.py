@@ -16,7 +16,7 @@ from puente.contacts import consent, csv_export, csv_import, directory, service,
 from puente.contacts.models import ContactSource
 from puente.contacts.phones import to_e164
 from puente.errors import Conflict, InvalidInput, PuenteError
-from puente.outbound.audience import normalize_phone, person_key
+from puente.outbound.broadcasts.audience import normalize_phone, person_key
 from puente.request_session import writes
 from puente.web.deps import DbDep, WebContext, client_ip, require_permission
 from puente.web.templating import render, translate

@@ -12,9 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from puente.accounts.permissions import Perm
 from puente.errors import PuenteError
-from puente.outbound import templates as service
-from puente.outbound.template_preview import render_preview
-from puente.outbound.template_rules import (
+from puente.outbound.templates import service
+from puente.outbound.templates.preview import render_preview
+from puente.outbound.templates.rules import (
     BUTTON_TYPES,
     CATEGORIES,
     HEADER_FORMATS,
@@ -22,7 +22,7 @@ from puente.outbound.template_rules import (
     template_languages,
     validate_template,
 )
-from puente.outbound.templates import TemplateInvalid
+from puente.outbound.templates.service import TemplateInvalid
 from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
 from puente.web.i18n import N_, error_message
 from puente.web.templating import render, request_language, translate

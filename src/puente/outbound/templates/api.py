@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from puente.api.common import error_responses
 from puente.api.deps import ApiCaller, RuntimeDep, SessionDep, scoped
-from puente.outbound import templates as service
 from puente.outbound.models import MessageTemplate
-from puente.outbound.template_preview import render_preview
-from puente.outbound.template_rules import validate_template
+from puente.outbound.templates import service
+from puente.outbound.templates.preview import render_preview
+from puente.outbound.templates.rules import validate_template
 
 router = APIRouter(prefix="/templates", tags=["templates"])
 

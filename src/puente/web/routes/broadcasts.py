@@ -17,11 +17,11 @@ from puente.channels.models import Channel
 from puente.contacts.models import Tag
 from puente.db.base import utcnow
 from puente.errors import PuenteError
-from puente.outbound import broadcasts as service
-from puente.outbound.audience import list_segments
-from puente.outbound.broadcast_params import FIELDS_HELP, template_targets
+from puente.outbound.broadcasts import service
+from puente.outbound.broadcasts.audience import list_segments
+from puente.outbound.broadcasts.params import FIELDS_HELP, template_targets
 from puente.outbound.models import Broadcast, BroadcastState, MessageTemplate
-from puente.outbound.templates import SENDABLE
+from puente.outbound.templates.service import SENDABLE
 from puente.web.deps import DbDep, WebContext, require_permission
 from puente.web.templating import render, translate
 

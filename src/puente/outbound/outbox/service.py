@@ -2,7 +2,7 @@
 
 Every outgoing message (agent, bot, broadcast, API) is stored as a Message plus an
 OutboxItem holding the exact Graph request body before anything is sent; the lanes in
-`puente.outbound.worker` send it. Also cancel, explicit resend, and reconciliation of an
+`puente.outbound.outbox.worker` send it. Also cancel, explicit resend, and reconciliation of an
 item from a status webhook's `biz_opaque_callback_data`.
 """
 
@@ -36,10 +36,10 @@ from puente.db.base import utcnow
 from puente.db.session import on_commit
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.events import DomainEvent, publish
+from puente.outbound.broadcasts.tiers import check_tier_room
 from puente.outbound.models import OutboxItem, OutboxState
-from puente.outbound.template_sent import sent_text
-from puente.outbound.templates import check_template_message
-from puente.outbound.tiers import check_tier_room
+from puente.outbound.templates.sent import sent_text
+from puente.outbound.templates.service import check_template_message
 from puente.whatsapp.send import SendValidationError, build_payload, preview_text
 
 CALLBACK_PREFIX = "outbox:"

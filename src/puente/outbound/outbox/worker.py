@@ -26,7 +26,7 @@ from sqlalchemy.pool import NullPool
 from puente.db.base import utcnow
 from puente.db.session import Database
 from puente.events import DomainEvent, bus
-from puente.outbound.lanes import (
+from puente.outbound.outbox.lanes import (
     Claimed,
     LaneInfo,
     Pacer,
@@ -42,7 +42,7 @@ from puente.outbound.lanes import (
     record_sent_many,
     release_claims,
 )
-from puente.outbound.service import register_worker
+from puente.outbound.outbox.service import register_worker
 from puente.runtime import BackgroundWorker, Runtime
 from puente.whatsapp.client import GraphClient
 from puente.whatsapp.errors import GraphError, GraphTransportError, PairRateLimited, RateLimited

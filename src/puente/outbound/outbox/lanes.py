@@ -1,7 +1,7 @@
 """A lane is one phone number's queue: what it may send next, pacing, and the bookkeeping
 around each send (claim before, record after, retry or fail on Meta's errors).
 
-Everything here is synchronous and database-facing; `puente.outbound.worker` runs the
+Everything here is synchronous and database-facing; `puente.outbound.outbox.worker` runs the
 lanes, owns them across processes and makes the HTTP calls.
 """
 
@@ -28,7 +28,7 @@ from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
 from puente.outbound.models import OutboxItem, OutboxState
-from puente.outbound.service import callback_data_for, set_message_status
+from puente.outbound.outbox.service import callback_data_for, set_message_status
 from puente.whatsapp.errors import (
     GraphError,
     GraphTransportError,

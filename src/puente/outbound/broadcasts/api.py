@@ -1,5 +1,5 @@
 """REST API for broadcasts, segments and messaging-limit tiers (thin: the rules live in
-`puente.outbound.broadcasts`)."""
+`puente.outbound.broadcasts.service`)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from puente.api.common import MAX_PAGE_SIZE, error_responses
 from puente.api.deps import ApiCaller, SessionDep, scoped
 from puente.channels.models import Channel
 from puente.errors import NotFound
-from puente.outbound import broadcasts as service
-from puente.outbound.audience import do_save_segment, list_segments
+from puente.outbound.broadcasts import service
+from puente.outbound.broadcasts.audience import do_save_segment, list_segments
+from puente.outbound.broadcasts.tiers import do_set_tier, portfolio_of, tier_of, tier_room
 from puente.outbound.models import Broadcast
-from puente.outbound.tiers import do_set_tier, portfolio_of, tier_of, tier_room
 
 router = APIRouter(tags=["broadcasts"])
 

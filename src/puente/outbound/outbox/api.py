@@ -12,8 +12,8 @@ from puente.api.deps import ApiCaller, SessionDep, scoped
 from puente.conversations.models import MessageSource
 from puente.conversations.schemas import MessageOut
 from puente.outbound.models import OutboxItem, OutboxState
-from puente.outbound.schemas import OutboxItemOut, SendMessageIn
-from puente.outbound.service import (
+from puente.outbound.outbox.schemas import OutboxItemOut, SendMessageIn
+from puente.outbound.outbox.service import (
     access_message,
     do_cancel,
     do_queue_message,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from puente.outbound.template_rules import NAMED_RE, POSITIONAL_RE, VARIABLE_RE
+from puente.outbound.templates.rules import NAMED_RE, POSITIONAL_RE, VARIABLE_RE
 
 
 @dataclass(frozen=True)

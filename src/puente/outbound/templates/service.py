@@ -22,7 +22,7 @@ from puente.channels.models import Channel
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound, PuenteError
 from puente.outbound.models import MessageTemplate, TemplateStatus
-from puente.outbound.template_rules import (
+from puente.outbound.templates.rules import (
     TemplateProblem,
     normalize_template,
     validate_template,

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from puente.outbound.models import OutboxItem
-from puente.outbound.service import shown_state
+from puente.outbound.outbox.service import shown_state
 from puente.whatsapp.send import (
     Audio,
     ContactCard,

@@ -47,7 +47,7 @@ def create(
     dry_run: bool = typer.Option(False, help="Only plan and estimate the cost."),
 ) -> None:
     """Plan a broadcast and start it (now, or at --at)."""
-    from puente.outbound.broadcasts import do_create_broadcast
+    from puente.outbound.broadcasts.service import do_create_broadcast
 
     variables = dict(v.split("=", 1) for v in (var or []) if "=" in v)
     audience: dict[str, Any]
@@ -97,7 +97,7 @@ def create(
 
 @broadcasts_cli.command("list")
 def list_(workspace: str = typer.Option(..., help="Workspace name or slug.")) -> None:
-    from puente.outbound.broadcasts import list_broadcasts, progress
+    from puente.outbound.broadcasts.service import list_broadcasts, progress
 
     def work(session: Any, workspace_id: int) -> None:
         for b in list_broadcasts(session, workspace_id):
@@ -112,7 +112,7 @@ def show(
     broadcast_id: int, workspace: str = typer.Option(..., help="Workspace name or slug.")
 ) -> None:
     """Progress: counts per state."""
-    from puente.outbound.broadcasts import access_broadcast, progress
+    from puente.outbound.broadcasts.service import access_broadcast, progress
 
     def work(session: Any, workspace_id: int) -> dict[str, Any]:
         return progress(session, access_broadcast(session, workspace_id, broadcast_id))
@@ -126,7 +126,7 @@ def control(
     action: str = typer.Argument(..., help="pause, resume, cancel or retry-failed"),
     workspace: str = typer.Option(..., help="Workspace name or slug."),
 ) -> None:
-    from puente.outbound import broadcasts as service
+    from puente.outbound.broadcasts import service
 
     actions = {
         "pause": service.do_pause,
@@ -151,7 +151,7 @@ def export(
     workspace: str = typer.Option(..., help="Workspace name or slug."),
     out: Path = typer.Option(None, help="Write here instead of standard output."),
 ) -> None:
-    from puente.outbound.broadcasts import access_broadcast, export_csv
+    from puente.outbound.broadcasts.service import access_broadcast, export_csv
 
     def work(session: Any, workspace_id: int) -> str:
         return export_csv(session, access_broadcast(session, workspace_id, broadcast_id))
@@ -175,7 +175,7 @@ def tier(
 
     from puente.channels.models import Channel
     from puente.errors import NotFound
-    from puente.outbound.tiers import do_set_tier, tier_of
+    from puente.outbound.broadcasts.tiers import do_set_tier, tier_of
 
     def work(session: Any, workspace_id: int) -> str:
         row = session.scalar(

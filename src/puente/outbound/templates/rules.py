@@ -64,8 +64,8 @@ class TemplateProblem:
 
 @lru_cache(maxsize=1)
 def template_languages() -> frozenset[str]:
-    """The language codes Meta accepts, read from template_languages.json."""
-    raw = resources.files("puente.outbound").joinpath("template_languages.json").read_text()
+    """The language codes Meta accepts, read from languages.json."""
+    raw = resources.files("puente.outbound.templates").joinpath("languages.json").read_text()
     return frozenset(json.loads(raw)["codes"])
 
 

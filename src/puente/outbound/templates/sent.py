@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
 from puente.outbound.models import MessageTemplate
-from puente.outbound.template_preview import Preview, render_preview
+from puente.outbound.templates.preview import Preview, render_preview
 
 
 def _language(wire: Mapping[str, Any]) -> str:

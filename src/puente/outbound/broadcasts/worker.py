@@ -14,8 +14,8 @@ from sqlalchemy import select
 from puente.conversations.models import Direction, Message
 from puente.db.base import utcnow
 from puente.events import DomainEvent, bus
-from puente.outbound.broadcast_queue import CHUNK, OUTBOX_NOTIFY, queue_pending
-from puente.outbound.broadcasts import do_finish_if_done, do_note_reply, do_start
+from puente.outbound.broadcasts.queue import CHUNK, OUTBOX_NOTIFY, queue_pending
+from puente.outbound.broadcasts.service import do_finish_if_done, do_note_reply, do_start
 from puente.outbound.models import Broadcast, BroadcastState
 from puente.runtime import BackgroundWorker, Runtime
 
@@ -108,7 +108,7 @@ class BroadcastWorker(BackgroundWorker):
 def register(runtime: Runtime) -> None:
     """Add the broadcast worker (and, on PostgreSQL, the outbox LISTEN loop)."""
     from puente.db.notify import NotifyListener
-    from puente.outbound.worker import OutboxWorker
+    from puente.outbound.outbox.worker import OutboxWorker
 
     runtime.workers.append(BroadcastWorker(runtime))
     if runtime.db.is_postgres:

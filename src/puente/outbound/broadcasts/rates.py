@@ -30,7 +30,9 @@ class RateTable:
 
 @functools.cache
 def _default_table() -> dict[str, Any]:
-    text = resources.files("puente.outbound").joinpath("data/rates.json").read_text("utf-8")
+    text = (
+        resources.files("puente.outbound.broadcasts").joinpath("data/rates.json").read_text("utf-8")
+    )
     data: dict[str, Any] = json.loads(text)
     return data
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from puente.errors import InvalidInput
-from puente.outbound.audience import Person
+from puente.outbound.broadcasts.audience import Person
 
 _PARAM = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
 # A field's name is anything up to `|` or `}` that starts with a non-space: custom fields

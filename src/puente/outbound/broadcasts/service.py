@@ -26,7 +26,7 @@ from puente.conversations.models import Message, MessageStatus
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.events import DomainEvent, publish
-from puente.outbound.audience import (
+from puente.outbound.broadcasts.audience import (
     CsvResult,
     Person,
     audience_people,
@@ -34,8 +34,9 @@ from puente.outbound.audience import (
     parse_csv,
     upsert_csv_contacts,
 )
-from puente.outbound.broadcast_params import ValueResolver, check_variables, template_targets
-from puente.outbound.broadcast_queue import (
+from puente.outbound.broadcasts.bulk_rows import dumps, insert_rows
+from puente.outbound.broadcasts.params import ValueResolver, check_variables, template_targets
+from puente.outbound.broadcasts.queue import (
     CHUNK,
     Outcome,
     notify_outbox,
@@ -44,7 +45,7 @@ from puente.outbound.broadcast_queue import (
     queue_pending,
     queue_planned,
 )
-from puente.outbound.bulk_rows import dumps, insert_rows
+from puente.outbound.broadcasts.rates import estimate, rate_table
 from puente.outbound.models import (
     Broadcast,
     BroadcastRecipient,
@@ -53,8 +54,7 @@ from puente.outbound.models import (
     OutboxState,
     RecipientState,
 )
-from puente.outbound.rates import estimate, rate_table
-from puente.outbound.templates import SENDABLE, TemplateNotSendable, find_template
+from puente.outbound.templates.service import SENDABLE, TemplateNotSendable, find_template
 
 SHOWN_STATES = (
     "queued",

@@ -25,7 +25,7 @@ def send(
     from puente.accounts.service import access_workspace_by_name
     from puente.conversations.models import MessageSource
     from puente.errors import PuenteError
-    from puente.outbound.service import do_queue_message
+    from puente.outbound.outbox.service import do_queue_message
     from puente.runtime import Runtime
 
     if (text is None) == (template is None):
@@ -66,7 +66,7 @@ def status() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from puente.outbound.service import outbox_summary
+    from puente.outbound.outbox.service import outbox_summary
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
@@ -101,7 +101,7 @@ def resend(item_id: int) -> None:
     """Queue again a failed item, or one whose sending is unknown (check the phone first)."""
     from puente.errors import PuenteError
     from puente.outbound.models import OutboxItem
-    from puente.outbound.service import do_resend
+    from puente.outbound.outbox.service import do_resend
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()

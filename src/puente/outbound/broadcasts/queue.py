@@ -27,8 +27,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
-from puente.outbound.broadcast_params import WireTemplate
-from puente.outbound.bulk_rows import (
+from puente.outbound.broadcasts.bulk_rows import (
     allocate_ids,
     db_time,
     dumps,
@@ -36,6 +35,8 @@ from puente.outbound.bulk_rows import (
     insert_rows,
     update_rows,
 )
+from puente.outbound.broadcasts.params import WireTemplate
+from puente.outbound.broadcasts.tiers import tier_room
 from puente.outbound.models import (
     Broadcast,
     BroadcastRecipient,
@@ -47,11 +48,10 @@ from puente.outbound.models import (
 )
 
 # OUTBOX_NOTIFY and notify_outbox are re-exported for the broadcast modules.
-from puente.outbound.service import OUTBOX_NOTIFY as OUTBOX_NOTIFY
-from puente.outbound.service import PRIORITY_BROADCAST
-from puente.outbound.service import notify_outbox as notify_outbox
-from puente.outbound.templates import SENDABLE, find_template
-from puente.outbound.tiers import tier_room
+from puente.outbound.outbox.service import OUTBOX_NOTIFY as OUTBOX_NOTIFY
+from puente.outbound.outbox.service import PRIORITY_BROADCAST
+from puente.outbound.outbox.service import notify_outbox as notify_outbox
+from puente.outbound.templates.service import SENDABLE, find_template
 
 CHUNK = 5000
 PAUSED_STATES = [s.value for s in SENDING_PAUSED_STATES]

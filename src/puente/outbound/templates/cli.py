@@ -26,7 +26,7 @@ def list_cmd(
 ) -> None:
     """List templates with their status (and Meta's reason when rejected or paused)."""
     from puente.accounts.service import access_workspace_by_name
-    from puente.outbound.templates import list_templates
+    from puente.outbound.templates.service import list_templates
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
@@ -47,7 +47,7 @@ def list_cmd(
 def sync_cmd(workspace: str = WorkspaceOpt) -> None:
     """Read every template of the workspace's WABAs from Meta now."""
     from puente.accounts.service import access_workspace_by_name
-    from puente.outbound.templates import do_sync_workspace
+    from puente.outbound.templates.service import do_sync_workspace
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
@@ -70,7 +70,7 @@ def create_cmd(
 ) -> None:
     """Check a template against Meta's rules and submit it for review."""
     from puente.accounts.service import access_workspace_by_name
-    from puente.outbound.templates import do_create_template
+    from puente.outbound.templates.service import do_create_template
     from puente.runtime import Runtime
 
     try:
@@ -101,7 +101,7 @@ def delete_cmd(
 ) -> None:
     """Delete one language variant of a template at Meta and in Puente."""
     from puente.accounts.service import access_workspace_by_name
-    from puente.outbound.templates import access_template, do_delete_template
+    from puente.outbound.templates.service import access_template, do_delete_template
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()

@@ -1,0 +1,1 @@
+"""Broadcasts: audiences, per-recipient values, queueing into the outbox, tiers and costs."""

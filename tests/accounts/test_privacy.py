@@ -220,7 +220,7 @@ def test_export_needs_contacts_read_and_stays_in_the_workspace(
 
     hidden = client.get(f"/contacts/{theirs.contact_id}/export", headers=bearer(tok["read"]))
     assert hidden.status_code == 404
-    assert hidden.json()["error"]["message"] == "no such contact"
+    assert hidden.json()["error"]["message"] == f"no contact {theirs.contact_id} in this workspace"
     assert audit_rows(db, other.id, "contact.exported") == []
     assert audit_rows(db, ws.id, "contact.exported") == []
 

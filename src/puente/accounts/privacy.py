@@ -24,6 +24,7 @@ from puente.contacts.models import (
     Contact,
     ContactIdentity,
 )
+from puente.contacts.service import access_contact
 from puente.conversations.models import Conversation, Media, Message, StatusEvent
 from puente.db.base import utcnow
 from puente.db.session import on_commit
@@ -69,15 +70,6 @@ def _remove_unreferenced_files(session: Session, media_dir: Path, shas: Iterable
 
 
 # --- Legal hold -----------------------------------------------------------------------------
-
-
-def access_contact(session: Session, workspace_id: int, contact_id: int) -> Contact:
-    contact = session.scalar(
-        select(Contact).where(Contact.id == contact_id, Contact.workspace_id == workspace_id)
-    )
-    if contact is None:
-        raise NotFound("no such contact")
-    return contact
 
 
 def access_contact_by_phone(session: Session, workspace_id: int, phone: str) -> Contact:

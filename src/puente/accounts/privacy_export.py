@@ -16,7 +16,7 @@ from puente.accounts import audit
 from puente.accounts.audit import Action
 from puente.accounts.gate import Actor, require
 from puente.accounts.permissions import Perm
-from puente.accounts.privacy import access_contact, media_path
+from puente.accounts.privacy import media_path
 from puente.contacts.models import (
     ConsentEvent,
     Contact,
@@ -26,6 +26,7 @@ from puente.contacts.models import (
     Tag,
 )
 from puente.contacts.schemas import ContactOut
+from puente.contacts.service import access_contact
 from puente.conversations.models import Conversation, Media, Message, Note
 from puente.conversations.schemas import ConversationOut, MessageOut
 

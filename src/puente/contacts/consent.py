@@ -19,6 +19,7 @@ from puente.accounts import audit
 from puente.accounts.audit import Action
 from puente.accounts.models import Workspace
 from puente.contacts.models import ConsentEvent, ConsentKind, Contact, ContactConsent
+from puente.contacts.service import access_contact
 from puente.db.base import utcnow
 from puente.errors import InvalidInput, NotFound, PuenteError
 from puente.events import DomainEvent, publish
@@ -144,13 +145,6 @@ def optout_confirmation(workspace: Workspace, language: str) -> str:
     if isinstance(configured, dict) and configured.get(language):
         return str(configured[language])
     return DEFAULT_CONFIRMATIONS.get(language, DEFAULT_CONFIRMATIONS["en"])
-
-
-def access_contact(session: Session, workspace_id: int, contact_id: int) -> Contact:
-    contact = session.get(Contact, contact_id)
-    if contact is None or contact.workspace_id != workspace_id:
-        raise NotFound(f"no contact {contact_id} in this workspace")
-    return contact
 
 
 def access_consent(

@@ -12,6 +12,7 @@ from puente.api.common import error_responses
 from puente.api.deps import ApiCaller, SessionDep, scoped
 from puente.contacts import consent
 from puente.contacts.models import ConsentEvent
+from puente.contacts.service import access_contact
 
 router = APIRouter(prefix="/contacts", tags=["consent"])
 
@@ -113,7 +114,7 @@ def get_consent(contact_id: ContactId, caller: ReadCaller, session: SessionDep) 
 def record_consent(
     contact_id: ContactId, body: ConsentIn, caller: WriteCaller, session: SessionDep
 ) -> ConsentOut:
-    contact = consent.access_contact(session, caller.workspace_id, contact_id)
+    contact = access_contact(session, caller.workspace_id, contact_id)
     if body.at is not None and body.at.tzinfo is None:
         from puente.api.common import invalid_field
 

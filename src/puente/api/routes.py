@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from puente.api.broadcasts import router as broadcasts
+from puente.api.channels import router as channels
+from puente.api.consent import router as consent
+from puente.api.contacts import router as contacts
+from puente.api.conversations import router as conversations
 from puente.api.gate import ApiGate
+from puente.api.media import router as media
+from puente.api.messages import router as messages
+from puente.api.onboarding import router as onboarding
+from puente.api.privacy import router as privacy
+from puente.api.templates import router as templates
+from puente.api.workspace import router as workspace
 from puente.errors import PuenteError
+from puente.ingest.api import router as events
 from puente.runtime import Runtime
 
 API_DESCRIPTION = """\
@@ -65,24 +77,11 @@ def _field_name(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in parts)
 
 
-def _routers() -> list:  # type: ignore[type-arg]
-    """Every domain's API router. Add new ones here."""
-    from puente.accounts.api import router as accounts
-    from puente.accounts.privacy_api import router as privacy
-    from puente.channels.api import router as channels
-    from puente.channels.onboarding_api import router as onboarding
-    from puente.contacts.api import router as contacts
-    from puente.contacts.consent_api import router as consent
-    from puente.conversations.api import router as conversations
-    from puente.conversations.media_api import router as media
-    from puente.ingest.api import router as events
-    from puente.outbound.broadcasts.api import router as broadcasts
-    from puente.outbound.outbox.api import router as messages
-    from puente.outbound.templates.api import router as templates
-
+def _routers() -> list[APIRouter]:
+    """Every API router. Add new ones here."""
     # onboarding before channels: its /channels/onboardings paths must win over /{id}.
     return [
-        accounts,
+        workspace,
         onboarding,
         channels,
         contacts,

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 
 from puente.accounts.permissions import Perm
-from puente.accounts.privacy_api import SPOOL_BYTES, stream_spool
+from puente.api.privacy import SPOOL_BYTES, stream_spool
 from puente.contacts import consent, csv_export, csv_import, directory, service, timeline
 from puente.contacts.models import ContactSource
 from puente.contacts.phones import to_e164

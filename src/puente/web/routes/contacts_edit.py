@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from puente.accounts import privacy, privacy_export
 from puente.accounts.permissions import Perm
-from puente.accounts.privacy_api import SPOOL_BYTES, stream_spool
+from puente.api.privacy import SPOOL_BYTES, stream_spool
 from puente.contacts import consent, service
 from puente.contacts.consent import ConsentSource
 from puente.contacts.models import ConsentKind, Contact

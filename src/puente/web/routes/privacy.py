@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from puente.accounts import privacy, privacy_export
 from puente.accounts.permissions import Perm
-from puente.accounts.privacy_api import SPOOL_BYTES, stream_spool
+from puente.api.privacy import SPOOL_BYTES, stream_spool
 from puente.errors import InvalidInput, PuenteError
 from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
 from puente.web.templating import render, translate

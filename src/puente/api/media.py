@@ -1,5 +1,4 @@
-"""Message media for people and programs: the REST routes (what a message's files are, the
-stored files themselves) and the `puente media` command."""
+"""REST API for message media: what a message's files are, and the stored files themselves."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from puente.api.common import error_responses
+from puente.api.common import error_responses, invalid_field
 from puente.api.deps import ApiCaller, SessionDep, scoped
 from puente.contacts import consent
 from puente.contacts.models import ConsentEvent
@@ -116,8 +116,6 @@ def record_consent(
 ) -> ConsentOut:
     contact = access_contact(session, caller.workspace_id, contact_id)
     if body.at is not None and body.at.tzinfo is None:
-        from puente.api.common import invalid_field
-
         raise invalid_field("at", "give a time zone, e.g. 2026-05-01T10:00:00Z")
     consent.do_record_consent(
         session,

@@ -2,7 +2,7 @@
 
 Generates N inbound messages from C contacts, several messages (from a few contacts)
 per POST, stores them as raw webhook events, then runs the ingest worker's own step
-(`puente.ingest.service.do_process_new_events`, a batch of events per transaction) until
+(`puente.ingest.process.do_process_new_events`, a batch of events per transaction) until
 the queue is empty. A share of the POSTs is delivered a second time with different
 bytes (as a retry to another subscribed app would be), so deduplication is exercised.
 
@@ -47,7 +47,8 @@ from puente.conversations.models import Conversation, Message
 from puente.db.models import Base
 from puente.db.session import Database
 from puente.ingest.models import WebhookEvent
-from puente.ingest.service import do_process_new_events, do_store_events
+from puente.ingest.process import do_process_new_events
+from puente.ingest.store import do_store_webhooks
 from puente.ingest.worker import IngestProcessor
 from puente.runtime import Runtime
 
@@ -208,7 +209,7 @@ def baseline(data_dir: Path, posts: list[list[dict[str, Any]]], contacts: int) -
 
 class _RequeueCounter(logging.Handler):
     """Counts the changes a worker had to queue again (a deadlock or serialization
-    failure on PostgreSQL: see puente.ingest.service.is_try_again)."""
+    failure on PostgreSQL: see puente.ingest.process.is_try_again)."""
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
@@ -249,7 +250,7 @@ def postgres_run(
     runtime = make_runtime(tmp / f"pg{workers}", url)
     make_channel(runtime)
     with runtime.db.unit_of_work() as session:
-        do_store_events(session, bodies)
+        do_store_webhooks(session, bodies)
     runtime.db.dispose()
     ctx = multiprocessing.get_context("spawn")
     go, results = ctx.Event(), ctx.Queue()
@@ -347,7 +348,7 @@ def main() -> int:
         make_channel(runtime)
         bodies = [body_of(p) for p in posts] + [body_of(posts[i], retry=True) for i in resent]
         with runtime.db.unit_of_work() as session:
-            do_store_events(session, bodies)
+            do_store_webhooks(session, bodies)
         elapsed = run_processing(runtime, args.batch)
         with runtime.db.read() as session:
             rows = session.scalar(select(func.count()).select_from(Message)) or 0

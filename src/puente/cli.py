@@ -144,13 +144,13 @@ def token_create(
     scope: list[str] = typer.Option(None, help="Scopes (repeat); default all."),
 ) -> None:
     """Create an API token and print it once."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.accounts.tokens import do_create_token
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.unit_of_work() as session:
-        ws = access_workspace_by_name(session, workspace)
+        ws = enter_workspace(session, workspace)
         issued = do_create_token(session, workspace_id=ws.id, name=name, scopes=scope or None)
     typer.echo(issued.secret)
 
@@ -187,7 +187,7 @@ def events_failed(limit: int = typer.Option(100, help="Show at most this many.")
     from rich.console import Console
     from rich.table import Table
 
-    from puente.ingest.service import list_failures
+    from puente.ingest.failures import list_failures
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
@@ -217,7 +217,7 @@ def events_retry(
 ) -> None:
     """Queue failed webhook events or changes to be processed again."""
     from puente.errors import PuenteError
-    from puente.ingest.service import do_retry_all, do_retry_change, do_retry_event
+    from puente.ingest.failures import do_retry_all, do_retry_change, do_retry_event
     from puente.runtime import Runtime
 
     if all_ == bool(ref):

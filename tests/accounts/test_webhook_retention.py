@@ -17,7 +17,7 @@ from puente.config import Settings
 from puente.contacts.models import Contact
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
-from puente.ingest.service import do_store_events
+from puente.ingest.store import do_store_webhooks
 from puente.ingest.worker import run_until_idle
 from tests.accounts.test_privacy_retention import cli_env  # noqa: F401 (fixture)
 from tests.conftest import LiveServer
@@ -37,7 +37,7 @@ def old_event(
     """A stored event `days` old in `state`, with one recorded change in state `change`."""
     body = dumps(envelope(messages_change([text(f"wamid.{tag}", f"secret {tag}")])))
     with db.unit_of_work() as session:
-        do_store_events(session, [body])
+        do_store_webhooks(session, [body])
     with db.unit_of_work() as session:
         event = session.scalars(select(WebhookEvent).order_by(WebhookEvent.id.desc())).first()
         assert event is not None

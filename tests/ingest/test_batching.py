@@ -10,7 +10,8 @@ from puente.config import Settings
 from puente.conversations.models import Message
 from puente.db.session import Database
 from puente.ingest.models import EventState, WebhookEvent
-from puente.ingest.service import BATCH_BYTES, do_process_new_events, do_store_events
+from puente.ingest.process import BATCH_BYTES, do_process_new_events
+from puente.ingest.store import do_store_webhooks
 from puente.runtime import Runtime
 from tests.factories import make_channel, make_workspace
 from tests.ingest.helpers import PHONE_NUMBER_ID, dumps, envelope, messages_change, text_message
@@ -33,7 +34,7 @@ def test_a_big_event_gets_a_transaction_of_its_own(settings: Settings, db: Datab
     small_2 = dumps(envelope(messages_change([text_message("wamid.s2")])))
     assert len(big) > BATCH_BYTES
     with db.unit_of_work() as session:
-        do_store_events(session, [small_1, big, small_2])
+        do_store_webhooks(session, [small_1, big, small_2])
 
     processed = []
     for _ in range(3):
@@ -53,7 +54,7 @@ def test_small_events_still_share_a_transaction(settings: Settings, db: Database
         make_channel(session, ws, phone_number_id=PHONE_NUMBER_ID)
     bodies = [dumps(envelope(messages_change([text_message(f"wamid.{i}")]))) for i in range(20)]
     with db.unit_of_work() as session:
-        do_store_events(session, bodies)
+        do_store_webhooks(session, bodies)
     with db.unit_of_work() as session:
         assert do_process_new_events(session, runtime, limit=50) == 20
     assert _states(db) == [EventState.DONE.value] * 20

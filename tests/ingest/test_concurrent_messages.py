@@ -13,7 +13,7 @@ from puente.config import Settings
 from puente.conversations.models import Conversation, Message
 from puente.db.session import Database
 from puente.ingest.models import EventState, WebhookChange, WebhookEvent
-from puente.ingest.service import write_events
+from puente.ingest.store import do_commit_webhooks
 from puente.ingest.worker import IngestProcessor
 from tests.conformance.replay import setup_runtime
 from tests.ingest.helpers import dumps, envelope, messages_change, text_message
@@ -43,7 +43,7 @@ def test_two_workers_on_the_same_customers_lose_no_unread_count_and_never_deadlo
     runtime = setup_runtime(settings, db)
     raw = db.engine.raw_connection()
     try:
-        write_events(raw, db.engine.dialect, _bodies())
+        do_commit_webhooks(raw, db.engine.dialect, _bodies())
     finally:
         raw.close()
 

@@ -12,7 +12,7 @@ from puente.conversations.models import Message, StatusEvent
 from puente.db.base import utcnow
 from puente.db.session import Database
 from puente.ingest.models import EventState, WebhookChange, WebhookEvent
-from puente.ingest.service import write_events
+from puente.ingest.store import do_commit_webhooks
 from puente.ingest.worker import IngestProcessor
 from tests.conformance.replay import replay, setup_runtime
 from tests.ingest.helpers import DISPLAY_NUMBER, PHONE_NUMBER_ID, dumps, envelope
@@ -78,7 +78,7 @@ def test_two_workers_apply_crossing_status_batches_without_a_deadlock(
     bodies += [_status_body(w, "read") for w in reversed(wamids)]
     raw = db.engine.raw_connection()
     try:
-        write_events(raw, db.engine.dialect, bodies)
+        do_commit_webhooks(raw, db.engine.dialect, bodies)
     finally:
         raw.close()
 

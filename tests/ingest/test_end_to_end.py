@@ -17,7 +17,7 @@ from puente.contacts.models import Contact
 from puente.conversations.models import Conversation, Message
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState
-from puente.ingest.service import release_parked
+from puente.ingest.process import release_parked
 from puente.ingest.worker import run_until_idle
 from tests.conftest import LiveServer
 from tests.factories import make_channel, make_token, make_workspace

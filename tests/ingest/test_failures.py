@@ -16,7 +16,8 @@ from puente.app import create_app
 from puente.config import Settings
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
-from puente.ingest.service import do_store_events, release_parked
+from puente.ingest.process import release_parked
+from puente.ingest.store import do_store_webhooks
 from puente.ingest.worker import run_until_idle
 from tests.conftest import LiveServer
 from tests.factories import make_channel, make_token, make_workspace
@@ -121,7 +122,7 @@ def _park(db: Database, phone_number_id: str, *, state: str = ChangeState.PARKED
         envelope(messages_change([text_message("wamid.P")], phone_number_id=phone_number_id))
     )
     with db.unit_of_work() as session:
-        do_store_events(session, [body])
+        do_store_webhooks(session, [body])
     with db.unit_of_work() as session:
         event = session.scalars(select(WebhookEvent).order_by(WebhookEvent.id.desc())).first()
         assert event is not None

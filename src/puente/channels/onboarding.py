@@ -329,7 +329,7 @@ def _release_late_parked(runtime: Runtime, workspace_id: int, channel_id: int) -
     """Release once more what was parked for the number. A worker transaction that looked
     the number up just before the channel's commit can still park a change just after it
     (PostgreSQL runs them side by side); by now those transactions are over."""
-    from puente.ingest.service import release_parked
+    from puente.ingest.process import release_parked
 
     with runtime.db.unit_of_work() as session:
         channel = access_channel(session, workspace_id, channel_id)

@@ -113,7 +113,7 @@ def do_create_channel(
 ) -> Channel:
     """Connect a number whose ids and token the owner copied from Meta's dashboard (or
     that an onboarding found). Audited when a person or token connects it (`actor`)."""
-    from puente.ingest.service import release_parked
+    from puente.ingest.process import release_parked
 
     new = check_create_channel(session, settings, workspace_id, new)
     now = utcnow()

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from puente.api.deps import ApiCaller, SessionDep, scoped
-from puente.ingest.service import Failure, do_retry_change, do_retry_event, list_failures
+from puente.ingest.failures import Failure, do_retry_change, do_retry_event, list_failures
 
 router = APIRouter(prefix="/events", tags=["webhook events"])
 

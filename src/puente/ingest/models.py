@@ -33,7 +33,7 @@ class WebhookEvent(IdMixin, Base):
     __tablename__ = "webhook_events"
     __table_args__ = (Index("ix_webhook_events_state", "state", "id"),)
 
-    # The first 16 bytes of the raw body's sha256 (see ingest.service.dedupe_key): Meta's
+    # The first 16 bytes of the raw body's sha256 (see ingest.store.dedupe_key): Meta's
     # retries of the same delivery are stored once. Binary, not 64 hex characters: the
     # unique index is most of what storing a webhook costs, and a smaller key makes it
     # smaller.

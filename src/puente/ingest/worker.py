@@ -20,9 +20,8 @@ from puente.conversations.statuses import do_sweep_pending_statuses
 from puente.db.notify import NotifyListener
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
-from puente.ingest.service import (
+from puente.ingest.process import (
     LEFT_FOR_LATER,
-    NOTIFY_CHANNEL,
     claim_event,
     do_mark_change_failed,
     do_mark_event_failed,
@@ -31,9 +30,12 @@ from puente.ingest.service import (
     do_process_ready_changes,
     do_wait_for_customer,
     is_try_again,
+)
+from puente.ingest.store import (
+    NOTIFY_CHANNEL,
+    do_commit_webhooks,
     register_worker,
     wake_ingest_workers,
-    write_events,
 )
 from puente.runtime import BackgroundWorker, Runtime
 
@@ -110,7 +112,7 @@ class EventWriter:
         try:
             if self._raw is None:
                 self._raw = self._db.engine.raw_connection()
-            write_events(
+            do_commit_webhooks(
                 self._raw, self._db.engine.dialect, [body for body, _loop, _future in batch]
             )
         except Exception as exc:

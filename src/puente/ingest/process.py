@@ -1,55 +1,32 @@
-"""Storing, claiming and processing raw webhook events.
+"""Claiming and processing stored webhook events.
 
-The webhook endpoint stores bodies with `do_store_events`; the ingest worker calls
-`do_process_new_events` and `do_process_ready_changes` inside its unit of work. Each
-`entry[].changes[]` item is applied in its own savepoint, so one bad change never spoils
-the others; changes that cannot apply yet (unknown number) or fail are kept as
-WebhookChange rows until they are released or retried.
+The ingest worker calls `do_process_new_events` and `do_process_ready_changes` inside
+its unit of work. Each `entry[].changes[]` item is applied in its own savepoint, so one
+bad change never spoils the others; changes that cannot apply yet (unknown number) or
+fail are kept as WebhookChange rows until they are released or retried.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
-import threading
-import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import ValidationError
-from sqlalchemy import (
-    Connection,
-    Dialect,
-    Engine,
-    Table,
-    and_,
-    bindparam,
-    delete,
-    false,
-    func,
-    or_,
-    select,
-    text,
-    true,
-    update,
-)
+from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from puente.accounts import audit
-from puente.accounts.audit import Action
-from puente.accounts.models import Workspace
-from puente.channels.models import Channel
 from puente.conversations.statuses import lock_messages_for_statuses
 from puente.db.base import utcnow
-from puente.db.session import _CALLBACKS_KEY, on_commit
-from puente.errors import Conflict, NotFound
+from puente.db.session import _CALLBACKS_KEY
 from puente.foreground import yield_to_requests
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.processors import ChangeRef, UnknownChannel, apply_change
+from puente.ingest.store import wake_after_commit
 from puente.whatsapp.webhooks import Envelope
 
 if TYPE_CHECKING:
@@ -57,145 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NOTIFY_CHANNEL = "puente_ingest"
 ENVELOPE_OBJECT = "whatsapp_business_account"
-
-
-# -- waking workers ------------------------------------------------------------------
-
-
-class _Wakeable(Protocol):
-    def wake(self) -> None: ...
-
-
-# Ingest workers of this process; weak so a discarded app does not keep its worker alive.
-_workers: weakref.WeakSet[_Wakeable] = weakref.WeakSet()
-_workers_lock = threading.Lock()
-
-
-def register_worker(worker: _Wakeable) -> None:
-    with _workers_lock:
-        _workers.add(worker)
-
-
-def wake_ingest_workers() -> None:
-    """Wake this process's ingest workers (other processes hear NOTIFY on PostgreSQL)."""
-    with _workers_lock:
-        workers = list(_workers)
-    for worker in workers:
-        worker.wake()
-
-
-def _wake_after_commit(session: Session) -> None:
-    """Make the worker look at the queue once this transaction commits."""
-    # NOTIFY is transactional: listeners hear it only if the commit happens.
-    notify_sql(session.connection())
-    on_commit(session, wake_ingest_workers)
-
-
-# -- storing ---------------------------------------------------------------------------
-
-
-# 128 bits: two different bodies sharing a key is out of reach (about 2^64 bodies before
-# it gets likely), and the unique index stays a quarter of the size of 64 hex characters.
-DEDUPE_KEY_BYTES = 16
-
-
-def dedupe_key(body: bytes) -> bytes:
-    """Meta's retries resend the same bytes, so the body's hash identifies a delivery:
-    the first 16 bytes of its sha256."""
-    return hashlib.sha256(body).digest()[:DEDUPE_KEY_BYTES]
-
-
-def do_store_events(session: Session, bodies: Sequence[bytes]) -> None:
-    """Insert raw bodies as NEW events; a body already stored is silently skipped."""
-    insert_events(session.connection(), bodies)
-    _wake_after_commit(session)
-
-
-_INSERT_HEAD = "INSERT INTO webhook_events (dedupe_key, received_at, body, state, attempts) VALUES "
-_INSERT_TAIL = " ON CONFLICT (dedupe_key) DO NOTHING"
-_ROW = {"sqlite": "(?, ?, ?, 'new', 0)", "postgresql": "(%s, %s, %s, 'new', 0)"}
-# Well under SQLite's 32,766 and PostgreSQL's 65,535 bound parameters (3 per row).
-_ROWS_PER_STATEMENT = 500
-
-
-def _insert_statements(
-    dialect: Dialect, bodies: Sequence[bytes]
-) -> Iterator[tuple[str, tuple[Any, ...]]]:
-    """Driver-level INSERTs for `bodies`, each body once.
-
-    One multi-row INSERT per batch rather than an executemany: the driver releases the
-    GIL around every statement it steps, and while the event loop is busy each
-    re-acquisition waits for a thread switch, so one statement costs one switch.
-    """
-    rows: dict[bytes, bytes] = {}
-    for body in bodies:
-        rows.setdefault(dedupe_key(body), body)
-    to_db = WebhookEvent.__table__.c.received_at.type.bind_processor(dialect)
-    now = to_db(utcnow()) if to_db else utcnow()
-    items = list(rows.items())
-    for start in range(0, len(items), _ROWS_PER_STATEMENT):
-        chunk = items[start : start + _ROWS_PER_STATEMENT]
-        values = ", ".join([_ROW[dialect.name]] * len(chunk))
-        params = tuple(value for key, body in chunk for value in (key, now, body))
-        yield _INSERT_HEAD + values + _INSERT_TAIL, params
-
-
-def insert_events(conn: Connection, bodies: Sequence[bytes]) -> None:
-    """The insert itself, at the driver level, inside the caller's transaction."""
-    for sql, params in _insert_statements(conn.dialect, bodies):
-        conn.exec_driver_sql(sql, params)
-
-
-def commit_events(engine: Engine, bodies: Sequence[bytes]) -> None:
-    """Insert and commit `bodies` on a driver connection from the pool."""
-    raw = engine.raw_connection()
-    try:
-        write_events(raw, engine.dialect, bodies)
-    finally:
-        raw.close()  # back to the pool, which resets or discards it
-
-
-def write_events(raw: Any, dialect: Dialect, bodies: Sequence[bytes]) -> None:
-    """Insert and commit `bodies` on the driver connection `raw`: the webhook writer's path.
-
-    It runs for every burst of webhooks, in a thread that shares the GIL with the event
-    loop, so it makes as few calls into the driver as it can: each one releases the GIL
-    and, while the event loop is busy, waits for a thread switch to get it back. On
-    SQLite a burst is one INSERT in autocommit mode (Puente's SQLite connections leave
-    transactions to us, see db.session): a single statement is its own transaction, it
-    takes the write lock when it starts, as BEGIN IMMEDIATE would, and is committed when
-    it returns. One call instead of three (BEGIN, INSERT, COMMIT).
-    """
-    statements = list(_insert_statements(dialect, bodies))
-    cursor = raw.cursor()
-    try:
-        if dialect.name == "sqlite" and len(statements) == 1:
-            cursor.execute(*statements[0])
-            return
-        try:
-            if dialect.name == "sqlite":
-                # Several statements: one transaction, with the write lock up front like
-                # every other writer.
-                cursor.execute("BEGIN IMMEDIATE")
-            for sql, params in statements:
-                cursor.execute(sql, params)
-            if dialect.name == "postgresql":
-                cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
-            raw.commit()
-        except Exception:
-            with contextlib.suppress(Exception):  # the original error is the one to report
-                raw.rollback()
-            raise
-    finally:
-        cursor.close()
-
-
-def notify_sql(conn: Connection) -> None:
-    """On PostgreSQL, tell other processes' workers (heard at commit, not before)."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")
 
 
 # -- parsing ---------------------------------------------------------------------------
@@ -304,16 +143,6 @@ def _claim(session: Session, stmt: Any) -> Any:
         # Several `puente worker` processes share the queue; each takes rows no one holds.
         return stmt.with_for_update(skip_locked=True)
     return stmt  # SQLite: BEGIN IMMEDIATE already makes this process the only writer
-
-
-def claim_new_event_ids(session: Session, limit: int) -> list[int]:
-    stmt = (
-        select(WebhookEvent.id)
-        .where(WebhookEvent.state == EventState.NEW.value)
-        .order_by(WebhookEvent.id)
-        .limit(limit)
-    )
-    return list(session.scalars(_claim(session, stmt)))
 
 
 def claim_event(session: Session, event_id: int) -> WebhookEvent | None:
@@ -671,245 +500,5 @@ def release_parked(session: Session, phone_number_id: str, waba_id: str | None =
     )
     released = int(getattr(result, "rowcount", 0) or 0)
     if released:
-        _wake_after_commit(session)
+        wake_after_commit(session)
     return released
-
-
-# -- visibility and retry ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Failure:
-    """A failed event (unusable body) or a parked or failed change, as shown to people."""
-
-    kind: str  # "event" or "change"
-    id: int
-    event_id: int
-    state: str
-    reason: str | None
-    field: str | None
-    phone_number_id: str | None
-    waba_id: str | None
-    attempts: int
-    at: Any  # datetime: when it last changed
-
-    @property
-    def ref(self) -> str:
-        return f"{self.kind[0].upper()}{self.id}"
-
-
-def sees_unclaimed(session: Session, workspace_id: int | None) -> bool:
-    """Whether a workspace may see what no channel claims (unreadable events, changes
-    parked for unknown numbers): they can hold another tenant's numbers, so only the
-    operator (None, the CLI) and the workspace of a one-workspace install see them."""
-    if workspace_id is None:
-        return True
-    ids = session.scalars(select(Workspace.id).limit(2)).all()
-    return list(ids) == [workspace_id]
-
-
-def _visible_changes(workspace_id: int | None, unclaimed: bool) -> Any:
-    """Changes a workspace may see: those for its own channels and, with `unclaimed`,
-    those no channel claims yet. None means the operator: all."""
-    if workspace_id is None:
-        return True
-    own = select(Channel.phone_number_id).where(Channel.workspace_id == workspace_id)
-    own_wabas = select(Channel.waba_id).where(Channel.workspace_id == workspace_id)
-    number = WebhookChange.phone_number_id
-    mine = or_(number.in_(own), and_(number.is_(None), WebhookChange.waba_id.in_(own_wabas)))
-    if not unclaimed:
-        return mine
-    any_number = select(Channel.phone_number_id)
-    any_waba = select(Channel.waba_id)
-    return or_(
-        mine,
-        and_(number.is_not(None), number.not_in(any_number)),
-        and_(
-            number.is_(None),
-            or_(WebhookChange.waba_id.is_(None), WebhookChange.waba_id.not_in(any_waba)),
-        ),
-    )
-
-
-def list_failures(session: Session, workspace_id: int | None, limit: int = 100) -> list[Failure]:
-    """Failed events and parked or failed changes, newest first. Failed events belong to
-    no workspace (their body could not be read), so only `sees_unclaimed` callers get them."""
-    unclaimed = sees_unclaimed(session, workspace_id)
-    events = session.execute(
-        select(
-            WebhookEvent.id,
-            WebhookEvent.error,
-            WebhookEvent.attempts,
-            WebhookEvent.processed_at,
-            WebhookEvent.received_at,
-        )
-        .where(WebhookEvent.state == EventState.FAILED.value, true() if unclaimed else false())
-        .order_by(WebhookEvent.id.desc())
-        .limit(limit)
-    ).all()
-    changes = session.scalars(
-        select(WebhookChange)
-        .where(
-            WebhookChange.state.in_((ChangeState.FAILED.value, ChangeState.PARKED.value)),
-            _visible_changes(workspace_id, unclaimed),
-        )
-        .order_by(WebhookChange.id.desc())
-        .limit(limit)
-    ).all()
-    items = [
-        Failure(
-            kind="event",
-            id=row.id,
-            event_id=row.id,
-            state=EventState.FAILED.value,
-            reason=row.error,
-            field=None,
-            phone_number_id=None,
-            waba_id=None,
-            attempts=row.attempts,
-            at=row.processed_at or row.received_at,
-        )
-        for row in events
-    ]
-    items += [_change_failure(change) for change in changes]
-    items.sort(key=lambda f: f.at, reverse=True)
-    return items[:limit]
-
-
-def _change_failure(change: WebhookChange) -> Failure:
-    return Failure(
-        kind="change",
-        id=change.id,
-        event_id=change.event_id,
-        state=change.state,
-        reason=change.error,
-        field=change.field,
-        phone_number_id=change.phone_number_id,
-        waba_id=change.waba_id,
-        attempts=change.attempts,
-        at=change.updated_at,
-    )
-
-
-def _event_failure(event: WebhookEvent) -> Failure:
-    return Failure(
-        kind="event",
-        id=event.id,
-        event_id=event.id,
-        state=event.state,
-        reason=event.error,
-        field=None,
-        phone_number_id=None,
-        waba_id=None,
-        attempts=event.attempts,
-        at=event.processed_at or event.received_at,
-    )
-
-
-def access_failed_event(session: Session, workspace_id: int | None, event_id: int) -> WebhookEvent:
-    event = session.get(WebhookEvent, event_id)
-    if event is None or not sees_unclaimed(session, workspace_id):
-        raise NotFound(f"no webhook event {event_id}")
-    return event
-
-
-def access_change(session: Session, workspace_id: int | None, change_id: int) -> WebhookChange:
-    change = session.scalar(
-        select(WebhookChange).where(
-            WebhookChange.id == change_id,
-            _visible_changes(workspace_id, sees_unclaimed(session, workspace_id)),
-        )
-    )
-    if change is None:
-        raise NotFound(f"no webhook change {change_id}")
-    return change
-
-
-def _audit_retry(session: Session, actor: Any, workspace_id: int | None, target: str) -> None:
-    # A person's (or token's) retry; the operator's CLI passes no actor.
-    if actor is not None:
-        audit.record(
-            session,
-            workspace_id=workspace_id,
-            actor=actor,
-            action=Action.WEBHOOK_RETRIED,
-            target=target,
-        )
-
-
-def do_retry_event(
-    session: Session, workspace_id: int | None, event_id: int, actor: Any = None
-) -> Failure:
-    """Queue a FAILED event (its body could not be read) to be processed again."""
-    event = access_failed_event(session, workspace_id, event_id)
-    if event.state != EventState.FAILED.value:
-        raise Conflict(
-            f"webhook event {event_id} is {event.state}; only failed events are retried "
-            "(retry a partial event's changes one by one)",
-            code="not_failed",
-        )
-    # Changes recorded by an earlier run are recreated by the new one if still failing.
-    session.execute(delete(WebhookChange).where(WebhookChange.event_id == event_id))
-    event.state = EventState.NEW.value
-    event.error = None
-    session.flush()
-    _audit_retry(session, actor, workspace_id, f"webhook event {event_id}")
-    _wake_after_commit(session)
-    return _event_failure(event)
-
-
-def do_retry_change(
-    session: Session, workspace_id: int | None, change_id: int, actor: Any = None
-) -> Failure:
-    """Queue a failed or parked change to be applied again."""
-    change = access_change(session, workspace_id, change_id)
-    if change.state not in (ChangeState.FAILED.value, ChangeState.PARKED.value):
-        raise Conflict(
-            f"webhook change {change_id} is {change.state}; only failed or parked changes "
-            "are retried",
-            code="not_failed",
-        )
-    change.state = ChangeState.READY.value
-    change.updated_at = utcnow()
-    session.flush()
-    _audit_retry(session, actor, workspace_id, f"webhook change {change_id}")
-    _wake_after_commit(session)
-    return _change_failure(change)
-
-
-@dataclass(frozen=True)
-class RetryCount:
-    events: int
-    changes: int
-
-
-def do_retry_all(session: Session) -> RetryCount:
-    """Queue every failed event and failed change again (parked ones wait for a channel)."""
-    event_ids = list(
-        session.scalars(
-            select(WebhookEvent.id).where(WebhookEvent.state == EventState.FAILED.value)
-        )
-    )
-    for chunk in _chunks(event_ids, 500):
-        session.execute(delete(WebhookChange).where(WebhookChange.event_id.in_(chunk)))
-        session.execute(
-            update(WebhookEvent)
-            .where(WebhookEvent.id.in_(chunk))
-            .values(state=EventState.NEW.value, error=None)
-            .execution_options(synchronize_session=False)
-        )
-    result = session.execute(
-        update(WebhookChange)
-        .where(WebhookChange.state == ChangeState.FAILED.value)
-        .values(state=ChangeState.READY.value, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    changes = int(getattr(result, "rowcount", 0) or 0)
-    if event_ids or changes:
-        _wake_after_commit(session)
-    return RetryCount(events=len(event_ids), changes=changes)
-
-
-def _chunks(ids: list[int], size: int) -> Iterable[list[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]

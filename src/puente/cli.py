@@ -144,13 +144,13 @@ def token_create(
     scope: list[str] = typer.Option(None, help="Scopes (repeat); default all."),
 ) -> None:
     """Create an API token and print it once."""
-    from puente.accounts.service import enter_workspace
+    from puente.accounts.service import access_workspace_by_name
     from puente.accounts.tokens import do_create_token
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.unit_of_work() as session:
-        ws = enter_workspace(session, workspace)
+        ws = access_workspace_by_name(session, workspace)
         issued = do_create_token(session, workspace_id=ws.id, name=name, scopes=scope or None)
     typer.echo(issued.secret)
 

@@ -144,13 +144,13 @@ def token_create(
     scope: list[str] = typer.Option(None, help="Scopes (repeat); default all."),
 ) -> None:
     """Create an API token and print it once."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.accounts.tokens import do_create_token
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.unit_of_work() as session:
-        ws = access_workspace_by_name(session, workspace)
+        ws = enter_workspace(session, workspace)
         issued = do_create_token(session, workspace_id=ws.id, name=name, scopes=scope or None)
     typer.echo(issued.secret)
 
@@ -191,7 +191,7 @@ def events_failed(limit: int = typer.Option(100, help="Show at most this many.")
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
-    with runtime.db.read() as session:
+    with runtime.db.read(unscoped="the installation's failed webhooks") as session:
         failures = list_failures(session, None, limit)
     if not failures:
         typer.echo("no failed webhook events")
@@ -224,7 +224,7 @@ def events_retry(
         raise typer.BadParameter("give one ID (E12, C34) or --all")
     runtime = Runtime.from_settings()
     try:
-        with runtime.db.unit_of_work() as session:
+        with runtime.db.unit_of_work(unscoped="the installation's failed webhooks") as session:
             if all_:
                 count = do_retry_all(session)
                 message = f"queued {count.events} events and {count.changes} changes again"

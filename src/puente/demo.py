@@ -171,7 +171,7 @@ def _onboard(
     method: OnboardingMethod,
     phone: str,
 ) -> None:
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(scope=workspace_id) as session:
         row = do_start_sandbox_signup(
             session,
             runtime.settings,
@@ -188,7 +188,7 @@ def _onboard(
         )
         res.raise_for_status()
     advance_sandbox_signup(runtime, workspace_id, onboarding_id)
-    with runtime.db.read() as session:
+    with runtime.db.read(scope=workspace_id) as session:
         row = access_onboarding(session, workspace_id, onboarding_id)
         if row.state != OnboardingState.CONNECTED.value:
             raise RuntimeError(f"demo onboarding of +{phone} failed: {row.error}")
@@ -198,11 +198,11 @@ def _sync_templates(runtime: Runtime, workspace_id: int) -> None:
     from puente.channels.service import list_channels
     from puente.outbound.templates.service import do_sync_templates
 
-    with runtime.db.read() as session:
+    with runtime.db.read(scope=workspace_id) as session:
         wabas = sorted({c.waba_id for c in list_channels(session, workspace_id)})
     for waba in wabas:
         try:
-            with runtime.db.unit_of_work() as session:
+            with runtime.db.unit_of_work(scope=workspace_id) as session:
                 do_sync_templates(session, runtime, workspace_id=workspace_id, waba_id=waba)
         except Exception:
             log.exception("demo: template sync of WABA %s failed", waba)

@@ -82,7 +82,7 @@ def _touches(request: Request) -> Touches:
 
 def _write_touch(db: Database, write: Callable[[Session], None]) -> None:
     try:
-        with db.unit_of_work() as session:
+        with db.unit_of_work(unscoped="recording a last-used time by its row id") as session:
             write(session)
     except SQLAlchemyError:  # a last-used time is worth a retry next minute, not an error
         log.warning("could not record a last-used time", exc_info=True)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import typer
 from sqlalchemy import select
 
+from puente.db.scope import unscoped
+
 audit_cli = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 secrets_cli = typer.Typer(help="Secrets encrypted at rest.", no_args_is_help=True)
 users_cli = typer.Typer(help="People's accounts, across workspaces.", no_args_is_help=True)
@@ -52,13 +54,13 @@ def setup(
 
 def tokens_list(workspace: str = typer.Option(..., help="Workspace name or slug.")) -> None:
     """List the workspace's API tokens (never the secrets)."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.accounts.tokens import list_tokens
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.read() as session:
-        ws = access_workspace_by_name(session, workspace)
+        ws = enter_workspace(session, workspace)
         for t in list_tokens(session, ws.id):
             state = "revoked" if t.revoked_at else "active"
             used = t.last_used_at.isoformat() if t.last_used_at else "never"
@@ -70,13 +72,13 @@ def tokens_revoke(
     workspace: str = typer.Option(..., help="Workspace name or slug."),
 ) -> None:
     """Revoke an API token by id."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.accounts.tokens import do_revoke_token_audited
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.unit_of_work() as session:
-        ws = access_workspace_by_name(session, workspace)
+        ws = enter_workspace(session, workspace)
         row = do_revoke_token_audited(session, workspace_id=ws.id, token_id=token_id, actor="cli")
         typer.echo(f"token {row.prefix}… revoked")
 
@@ -91,7 +93,9 @@ def users_reset_2fa(email: str = typer.Argument(..., help="The person's email ad
 
     runtime = Runtime.from_settings()
     try:
-        with runtime.db.unit_of_work() as session:
+        with runtime.db.unit_of_work(
+            unscoped="a person's sign-in spans their workspaces"
+        ) as session:
             user = do_operator_reset_totp(session, email)
             typer.echo(f"two-factor sign-in reset for {user.email}; their sessions ended")
     except PuenteError as exc:
@@ -108,12 +112,12 @@ def users_reset_password(
     workspace, owners included; audited in that workspace. For installations without
     SMTP: pass the link on to the person yourself."""
     from puente.accounts.auth import do_operator_issue_reset
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.unit_of_work() as session:
-        ws = access_workspace_by_name(session, workspace)
+        ws = enter_workspace(session, workspace)
         user, token = do_operator_issue_reset(session, ws.id, email)
         link = f"{runtime.settings.base_url.rstrip('/')}/reset/{token}"
     typer.echo(f"password reset link for {user.email} (works once, for one hour):")
@@ -142,16 +146,17 @@ def audit_verify(
 ) -> None:
     """Check the hash chain; exits 1 and names the first bad entry when tampered with."""
     from puente.accounts.audit import verify
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.read() as session:
         if workspace:
-            ws = access_workspace_by_name(session, workspace)
+            ws = enter_workspace(session, workspace)
             result = verify(session, ws.id, all_chains=False)
         else:
-            result = verify(session)
+            with unscoped(session, "verifying every workspace's audit log"):
+                result = verify(session)
     for p in result.problems:
         where = f"workspace {p.workspace_id}" if p.workspace_id else "no workspace"
         typer.echo(f"TAMPERED ({where}): {p.message} [{p.kind}]")
@@ -178,7 +183,9 @@ def secrets_rotate() -> None:
     runtime = Runtime.from_settings()
     box = runtime.secrets
     count = 0
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(
+        unscoped="re-encrypting the secrets of every workspace"
+    ) as session:
         for channel in session.scalars(
             select(Channel).where(Channel.access_token_encrypted.is_not(None))
         ):

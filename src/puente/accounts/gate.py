@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from sqlalchemy import ColumnElement, and_, false, or_, select, true
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, with_loader_criteria
 
 from puente.accounts.models import ApiToken, Membership, Role, TeamMember, User
 from puente.accounts.permissions import (
@@ -19,6 +19,7 @@ from puente.accounts.permissions import (
 )
 from puente.accounts.tokens import has_scope
 from puente.conversations.models import Conversation
+from puente.db.scope import WorkspaceScope
 from puente.errors import Forbidden, NotFound
 
 
@@ -128,22 +129,38 @@ def can_manage_role(actor: Actor, role: Role) -> bool:
     return actor.role is not None and role in ASSIGNABLE_ROLES[actor.role]
 
 
-def conversation_scope(actor: Actor) -> ColumnElement[bool]:
-    """A SQL filter on Conversation for what this actor may see, workspace included."""
-    in_workspace = Conversation.workspace_id == actor.workspace_id
+def _visible(actor: Actor) -> ColumnElement[bool]:
+    """The conversations of the actor's workspace this actor may see."""
     if not can(actor, Perm.INBOX):
         return false()
     scope = actor.scope
     if scope is Scope.ALL:
-        return and_(in_workspace, true())
+        return true()
     mine = Conversation.assignee_id == actor.user_id if actor.user_id is not None else false()
     if scope is Scope.ASSIGNED:
-        return and_(in_workspace, mine)
+        return mine
     # Team scope: conversations routed to one of the member's teams, conversations no
     # team owns yet (so somebody can pick them up), and anything assigned to them.
     teams = Conversation.team_id.in_(actor.team_ids) if actor.team_ids else false()
     unrouted = and_(Conversation.team_id.is_(None), Conversation.assignee_id.is_(None))
-    return and_(in_workspace, or_(teams, unrouted, mine))
+    return or_(teams, unrouted, mine)
+
+
+def conversation_scope(actor: Actor) -> ColumnElement[bool]:
+    """A SQL filter on Conversation for what this actor may see, workspace included."""
+    return and_(Conversation.workspace_id == actor.workspace_id, _visible(actor))
+
+
+def actor_scope(actor: Actor) -> WorkspaceScope:
+    """The scope of a session working for `actor`: their workspace and, for a member who
+    may not see every conversation, only the conversations their role and teams allow
+    (in every query and join on conversations, page and API alike). An actor without the
+    inbox permission is refused by the routes that need it; their scope keeps the
+    conversations so pages such as contacts can still say when someone last wrote."""
+    if not can(actor, Perm.INBOX) or actor.scope is Scope.ALL:
+        return WorkspaceScope(actor.workspace_id)
+    visible = with_loader_criteria(Conversation, _visible(actor), include_aliases=True)
+    return WorkspaceScope(actor.workspace_id, (visible,))
 
 
 def can_see_conversation(actor: Actor, conversation: Conversation) -> bool:

@@ -46,7 +46,7 @@ def do_queue_mail(
 
 
 def _send_stored(db: Database, settings: Settings, mail_id: int) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="sending a stored mail by its id") as session:
         mail = session.get(OutgoingMail, mail_id)
         if mail is None:
             return

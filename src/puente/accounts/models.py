@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, WorkspaceOwned, utcnow
 
 
 class Role(enum.StrEnum):
@@ -52,7 +52,7 @@ class User(IdMixin, TimestampMixin, Base):
     last_login_at: Mapped[dt.datetime | None]
 
 
-class Membership(IdMixin, TimestampMixin, Base):
+class Membership(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """A user's place in a workspace: the role decides what the authorization gate allows."""
 
     __tablename__ = "memberships"
@@ -66,7 +66,7 @@ class Membership(IdMixin, TimestampMixin, Base):
     is_active: Mapped[bool] = mapped_column(default=True)
 
 
-class Team(IdMixin, TimestampMixin, Base):
+class Team(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     __tablename__ = "teams"
     __table_args__ = (UniqueConstraint("workspace_id", "name"),)
 
@@ -74,7 +74,7 @@ class Team(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(120))
 
 
-class TeamMember(IdMixin, Base):
+class TeamMember(WorkspaceOwned, IdMixin, Base):
     __tablename__ = "team_members"
     __table_args__ = (UniqueConstraint("team_id", "user_id"),)
 
@@ -83,7 +83,7 @@ class TeamMember(IdMixin, Base):
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
 
 
-class ApiToken(IdMixin, TimestampMixin, Base):
+class ApiToken(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """A bearer token for the REST API. Only a hash is kept; the token is shown once."""
 
     __tablename__ = "api_tokens"
@@ -103,7 +103,7 @@ class ApiToken(IdMixin, TimestampMixin, Base):
         return self.revoked_at is None or self.revoked_at > (now or utcnow())
 
 
-class WebSession(IdMixin, TimestampMixin, Base):
+class WebSession(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """A browser session kept on the server, so logout, rotation and deactivation take
     effect on the next request. The cookie holds a random token; only its hash is stored."""
 
@@ -145,7 +145,7 @@ class RecoveryCode(IdMixin, Base):
     used_at: Mapped[dt.datetime | None]
 
 
-class AuthLink(IdMixin, TimestampMixin, Base):
+class AuthLink(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """An emailed single-use link: an invitation to a workspace or a password reset."""
 
     __tablename__ = "auth_links"
@@ -161,7 +161,7 @@ class AuthLink(IdMixin, TimestampMixin, Base):
     used_at: Mapped[dt.datetime | None]
 
 
-class OutgoingMail(IdMixin, TimestampMixin, Base):
+class OutgoingMail(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """Mail Puente sends. Without SMTP settings it stays here and /dev/mail shows it."""
 
     __tablename__ = "outgoing_mail"
@@ -176,7 +176,7 @@ class OutgoingMail(IdMixin, TimestampMixin, Base):
     error: Mapped[str | None] = mapped_column(String(500))
 
 
-class AuditEntry(IdMixin, Base):
+class AuditEntry(WorkspaceOwned, IdMixin, Base):
     """One line of the append-only audit log. Each entry carries the hash of the one
     before it in the same workspace, so `puente audit verify` finds any edit, gap or swap."""
 

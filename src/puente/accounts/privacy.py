@@ -297,7 +297,7 @@ def run_retention(
     transaction per batch, and audit each workspace's totals once (counts only).
     `db` is a Database; `on_start(report, total_due)` and `on_progress(batch)` drive a
     progress display."""
-    with db.read() as session:
+    with db.read(unscoped="finding every workspace with a retention period") as session:
         targets = [
             (ws.id, ws.name, retention_days(ws), retention_cutoff(ws, now))
             for ws in workspaces_with_retention(session)
@@ -308,7 +308,7 @@ def run_retention(
         assert days is not None and cutoff is not None
         report = PurgeReport(ws_id, name, days, dry_run=dry_run)
         reports.append(report)
-        with db.read() as session:
+        with db.read(scope=ws_id) as session:
             due = count_due(session, ws_id, cutoff)
         if on_start is not None:
             on_start(report, due.messages)
@@ -316,7 +316,7 @@ def run_retention(
             report.counts = due
             continue
         while True:
-            with db.unit_of_work() as session:
+            with db.unit_of_work(scope=ws_id) as session:
                 step = do_purge_batch(session, media_dir, ws_id, cutoff)
             report.counts.add(step)
             if on_progress is not None:
@@ -324,7 +324,7 @@ def run_retention(
             if step.messages == 0 and step.media_rows < PURGE_BATCH:
                 break
         if report.counts.messages or report.counts.media_rows or report.counts.status_events:
-            with db.unit_of_work() as session:
+            with db.unit_of_work(scope=ws_id) as session:
                 record_purge(session, ws_id, days, report.counts)
     return reports
 
@@ -339,17 +339,17 @@ def run_webhook_retention(
         return None
     cutoff = (now or utcnow()) - dt.timedelta(days=days)
     if dry_run:
-        with db.read() as session:
+        with db.read(unscoped="raw webhooks belong to no workspace yet") as session:
             return raw_webhooks.count_prunable(session, cutoff)
     total = raw_webhooks.WebhookPruneCounts()
     while True:
-        with db.unit_of_work() as session:
+        with db.unit_of_work(unscoped="raw webhooks belong to no workspace yet") as session:
             step = raw_webhooks.do_prune_batch(session, cutoff)
         total.add(step)
         if step.events < raw_webhooks.PRUNE_BATCH and step.changes < raw_webhooks.PRUNE_BATCH:
             break
     if total.events or total.changes:
-        with db.unit_of_work() as session:
+        with db.unit_of_work(unscoped="the installation's own audit entry") as session:
             audit.record(
                 session,
                 workspace_id=None,

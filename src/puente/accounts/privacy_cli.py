@@ -28,18 +28,22 @@ def _contact_workspace(session: object, contact_id: int, workspace: str | None) 
     a contact of another workspace is not found."""
     from sqlalchemy.orm import Session
 
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.contacts.models import Contact
+    from puente.db.scope import set_scope, unscoped
     from puente.errors import NotFound
 
     assert isinstance(session, Session)
-    contact = session.get(Contact, contact_id)
     if workspace:
-        ws = access_workspace_by_name(session, workspace)
-        if contact is None or contact.workspace_id != ws.id:
+        ws = enter_workspace(session, workspace)
+        if session.get(Contact, contact_id) is None:
             raise NotFound(f"no contact {contact_id} in workspace '{workspace}'")
+        return ws.id
+    with unscoped(session, "finding the workspace of a contact the operator named"):
+        contact = session.get(Contact, contact_id)
     if contact is None:
         raise NotFound(f"no contact {contact_id}")
+    set_scope(session, contact.workspace_id)
     return contact.workspace_id
 
 
@@ -59,7 +63,7 @@ def retention_run(
         run_retention,
         run_webhook_retention,
     )
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.errors import PuenteError
     from puente.runtime import Runtime
 
@@ -68,7 +72,7 @@ def retention_run(
     try:
         if workspace:
             with runtime.db.read() as session:
-                only = [access_workspace_by_name(session, workspace).id]
+                only = [enter_workspace(session, workspace).id]
     except PuenteError as exc:
         raise _fail(exc.message) from None
 

@@ -16,6 +16,7 @@ from puente.accounts.gate import Actor, can_manage_role, require
 from puente.accounts.models import Membership, Role, Team, TeamMember, User, Workspace
 from puente.accounts.permissions import SCOPE_KEY, Perm, Scope
 from puente.accounts.sessions import do_end_user_sessions
+from puente.db.scope import scope_of, set_scope
 from puente.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 LANGUAGES = ("en", "es")
@@ -49,6 +50,10 @@ def do_create_workspace(
     ws = Workspace(name=name, slug=slug, timezone=timezone, settings={})
     session.add(ws)
     session.flush()
+    if scope_of(session) is None:
+        # Whoever creates a workspace goes on working in it (set-up, sign-up, the demo);
+        # a session that declared a scope or none keeps it.
+        set_scope(session, ws.id)
     audit.record(
         session,
         workspace_id=ws.id,
@@ -69,6 +74,14 @@ def access_workspace_by_name(session: Session, name_or_slug: str) -> Workspace:
     )
     if ws is None:
         raise NotFound(f"no workspace called '{name_or_slug}'")
+    return ws
+
+
+def enter_workspace(session: Session, name_or_slug: str) -> Workspace:
+    """The command line's way into a workspace: find it by name or slug, and scope the
+    session to it, so everything the command does next stays inside it."""
+    ws = access_workspace_by_name(session, name_or_slug)
+    set_scope(session, ws.id)
     return ws
 
 

@@ -18,10 +18,11 @@ from sqlalchemy.orm import Session
 
 from puente.accounts import audit
 from puente.accounts.audit import Action
-from puente.accounts.gate import Actor, token_actor
+from puente.accounts.gate import Actor, actor_scope, token_actor
 from puente.accounts.models import ApiToken
 from puente.accounts.tokens import access_token, do_touch_token, has_scope, token_touch_due
 from puente.db.base import utcnow
+from puente.db.scope import set_scope, unscoped
 from puente.errors import Forbidden, NotAuthenticated, PuenteError
 from puente.request_session import request_session, touch_after_response
 from puente.runtime import Runtime
@@ -141,9 +142,12 @@ def get_caller(
 ) -> ApiCaller:
     if credentials is None:
         raise NotAuthenticated("send an API token as 'Authorization: Bearer <token>'")
-    token = access_token(session, credentials.credentials)
+    with unscoped(session, "finding whose API token this is"):
+        token = access_token(session, credentials.credentials)
     if token is None:
         raise NotAuthenticated("this API token is unknown or revoked", code="invalid_token")
+    # From here on every query of this request sees only the token's workspace.
+    set_scope(session, actor_scope(token_actor(token)))
     now = utcnow()
     if token_touch_due(token, now):
         token_id = token.id

@@ -27,13 +27,13 @@ def channel_add(
     name: str = typer.Option(None, help="A label agents see; defaults to the number."),
 ) -> None:
     """Connect a number with ids and a token copied from Meta's dashboard."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.channels.service import NewChannel, do_create_channel
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.unit_of_work() as session:
-        ws = access_workspace_by_name(session, workspace)
+        ws = enter_workspace(session, workspace)
         channel = do_create_channel(
             session,
             runtime.settings,
@@ -62,7 +62,7 @@ def channel_list(
     from sqlalchemy import select
 
     from puente.accounts.models import Workspace
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.channels.models import Channel
     from puente.runtime import Runtime
 
@@ -74,7 +74,7 @@ def channel_list(
             .order_by(Workspace.slug, Channel.id)
         )
         if workspace:
-            ws = access_workspace_by_name(session, workspace)
+            ws = enter_workspace(session, workspace)
             query = query.where(Channel.workspace_id == ws.id)
         lines = [
             f"{channel.id}\t{slug}\t+{channel.display_phone_number}\t{channel.phone_number_id}\t"

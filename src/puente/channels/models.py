@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, WorkspaceOwned, utcnow
 
 
 class ChannelMode(enum.StrEnum):
@@ -33,7 +33,7 @@ DEFAULT_THROUGHPUT = {ChannelMode.COEXISTENCE: 20, ChannelMode.CLOUD_API: 80}
 SENDING_PAUSED_STATES = {ConnectionState.OFFBOARDED, ConnectionState.DISCONNECTED}
 
 
-class Channel(IdMixin, TimestampMixin, Base):
+class Channel(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     __tablename__ = "channels"
 
     workspace_id: Mapped[int] = mapped_column(
@@ -79,7 +79,7 @@ class SyncState(enum.StrEnum):
     FAILED = "failed"
 
 
-class ChannelSync(IdMixin, Base):
+class ChannelSync(WorkspaceOwned, IdMixin, Base):
     """Coexistence sync of one channel: the history import and the contacts sync."""
 
     __tablename__ = "channel_syncs"
@@ -153,7 +153,7 @@ class OnboardingState(enum.StrEnum):
     FAILED = "failed"
 
 
-class Onboarding(IdMixin, TimestampMixin, Base):
+class Onboarding(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """One attempt to connect a number through Embedded Signup (or the sandbox's)."""
 
     __tablename__ = "channel_onboardings"
@@ -181,7 +181,7 @@ class SyncRequestState(enum.StrEnum):
     FAILED = "failed"
 
 
-class SyncRequest(IdMixin, Base):
+class SyncRequest(WorkspaceOwned, IdMixin, Base):
     """One `smb_app_data` call: accepted with Meta's request id, or failed with its error."""
 
     __tablename__ = "channel_sync_requests"

@@ -217,7 +217,7 @@ def advance_sandbox_signup(
 ) -> None:
     """Look at the sandbox signup; once the owner confirmed, exchange its code at once.
     `actor` is who is watching the attempt: the number is connected in their name."""
-    with runtime.db.read() as session:
+    with runtime.db.read(scope=workspace_id) as session:
         row = access_onboarding(session, workspace_id, onboarding_id)
         if row.state != OnboardingState.WAITING.value or row.signup_ref is None:
             return
@@ -239,7 +239,7 @@ def advance_sandbox_signup(
         waba_id=str(data.get("waba_id") or ""),
         phone_number_id=data.get("phone_number_id"),
     )
-    if not _claim(runtime, onboarding_id, OnboardingState.WAITING):
+    if not _claim(runtime, workspace_id, onboarding_id, OnboardingState.WAITING):
         return  # another request is exchanging this code already
     # A failure is recorded on the onboarding row, which the page shows.
     with contextlib.suppress(OnboardingFailed):
@@ -252,9 +252,11 @@ def advance_sandbox_signup(
         )
 
 
-def _claim(runtime: Runtime, onboarding_id: int, expected: OnboardingState) -> bool:
+def _claim(
+    runtime: Runtime, workspace_id: int, onboarding_id: int, expected: OnboardingState
+) -> bool:
     """Move the attempt to EXCHANGING unless another request did: a code works once."""
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(scope=workspace_id) as session:
         result = session.execute(
             update(Onboarding)
             .where(Onboarding.id == onboarding_id, Onboarding.state == expected.value)
@@ -304,7 +306,7 @@ def connect_from_signup(
     for the coexistence syncs. Returns the channel id; raises OnboardingFailed (recorded).
     The connection is audited in `actor`'s name (or the system's)."""
     who = audit.actor_ref(actor)  # plain values: the caller's rows belong to its session
-    with runtime.db.read() as session:
+    with runtime.db.read(scope=workspace_id) as session:
         row = access_onboarding(session, workspace_id, onboarding_id)
         phone_hint, import_history = row.phone, row.import_history
     try:
@@ -331,7 +333,7 @@ def _release_late_parked(runtime: Runtime, workspace_id: int, channel_id: int) -
     (PostgreSQL runs them side by side); by now those transactions are over."""
     from puente.ingest.process import release_parked
 
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(scope=workspace_id) as session:
         channel = access_channel(session, workspace_id, channel_id)
         release_parked(session, channel.phone_number_id, channel.waba_id)
 
@@ -454,7 +456,7 @@ def _save_channel(
 ) -> int:
     coexistence = signup.method is OnboardingMethod.COEXISTENCE
     try:
-        with runtime.db.unit_of_work() as session:
+        with runtime.db.unit_of_work(scope=workspace_id) as session:
             row = access_onboarding(session, workspace_id, onboarding_id)
             channel = do_create_channel(
                 session,
@@ -494,7 +496,7 @@ def _save_channel(
 def _record_failure(
     runtime: Runtime, workspace_id: int, onboarding_id: int, failure: OnboardingFailed
 ) -> None:
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(scope=workspace_id) as session:
         row = access_onboarding(session, workspace_id, onboarding_id)
         row.state = OnboardingState.FAILED.value
         row.error = failure.as_record()
@@ -567,7 +569,7 @@ def do_request_sync(
     (then raise MetaSyncError; the request can be retried while the window is open).
     A person's or token's request (`actor`) is audited; the onboarding's own are not."""
     who = audit.actor_ref(actor) if actor is not None else None
-    with runtime.db.read() as session:
+    with runtime.db.read(scope=workspace_id) as session:
         channel = access_channel(session, workspace_id, channel_id)
         check_request_sync(session, channel, sync_type, utcnow())
         token = runtime.secrets.decrypt(channel.access_token_encrypted or "")
@@ -579,7 +581,7 @@ def do_request_sync(
             request_id = client.run(lambda c: c.smb_app_data(phone_number_id, sync_type))
         except GraphError as exc:
             error = exc.as_dict()
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(scope=workspace_id) as session:
         channel = access_channel(session, workspace_id, channel_id)
         row = SyncRequest(
             workspace_id=workspace_id,

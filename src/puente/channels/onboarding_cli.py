@@ -32,7 +32,7 @@ def channel_onboard(
 ) -> None:
     """Connect a number: against the sandbox, wait for the code to be confirmed on the
     simulated phone; against Meta, exchange a code from Embedded Signup."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.channels import onboarding as ob
     from puente.errors import PuenteError
     from puente.runtime import Runtime
@@ -40,7 +40,7 @@ def channel_onboard(
     runtime = Runtime.from_settings()
     try:
         with runtime.db.unit_of_work() as session:
-            ws_id = access_workspace_by_name(session, workspace).id
+            ws_id = enter_workspace(session, workspace).id
             if code:
                 if not waba_id:
                     raise typer.BadParameter("--waba-id comes with --code")
@@ -109,7 +109,7 @@ def _snapshot(runtime: Any, workspace: str | None) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from puente.accounts.models import Workspace
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.channels.health import access_sync, channel_health
     from puente.channels.models import Channel
     from puente.db.base import utcnow
@@ -122,7 +122,7 @@ def _snapshot(runtime: Any, workspace: str | None) -> list[dict[str, Any]]:
         )
         if workspace:
             query = query.where(
-                Channel.workspace_id == access_workspace_by_name(session, workspace).id
+                Channel.workspace_id == enter_workspace(session, workspace).id
             )
         for channel, slug in session.execute(query.order_by(Workspace.slug, Channel.id)):
             health = channel_health(channel, access_sync(session, channel), now)

@@ -14,6 +14,7 @@ from puente.accounts.audit import Action
 from puente.channels.models import DEFAULT_THROUGHPUT, Channel, ChannelMode, ConnectionState
 from puente.config import Settings
 from puente.db.base import utcnow
+from puente.db.scope import unscoped
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.secrets import SecretBox
 from puente.whatsapp.client import is_access_token
@@ -22,7 +23,10 @@ _META_ID = re.compile(r"^[0-9]{1,64}$")
 
 
 def access_channel_by_phone_number_id(session: Session, phone_number_id: str) -> Channel | None:
-    return session.scalar(select(Channel).where(Channel.phone_number_id == phone_number_id))
+    """The channel of a number, whichever workspace holds it: a number is connected to one
+    workspace in all of Puente (webhooks are routed by it, a second connection refused)."""
+    with unscoped(session, "a number belongs to one workspace in all of Puente"):
+        return session.scalar(select(Channel).where(Channel.phone_number_id == phone_number_id))
 
 
 def access_channel(session: Session, workspace_id: int, channel_id: int) -> Channel:

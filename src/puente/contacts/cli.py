@@ -24,7 +24,7 @@ def import_(
     Every rejected row is listed with its line number and reason."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.contacts.csv_import import (
         Outcome,
         decode_upload,
@@ -38,7 +38,7 @@ def import_(
     try:
         parsed = parse_import(decode_upload(file.read_bytes()))
         with runtime.db.unit_of_work() as session:
-            workspace_id = access_workspace_by_name(session, workspace).id
+            workspace_id = enter_workspace(session, workspace).id
         with Progress(
             TextColumn("importing"), BarColumn(), MofNCompleteColumn(), transient=True
         ) as progress:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, utcnow
+from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, WorkspaceOwned, utcnow
 
 
 class ContactSource(enum.StrEnum):
@@ -21,7 +21,7 @@ class ContactSource(enum.StrEnum):
     IMPORT = "import"
 
 
-class Contact(IdMixin, TimestampMixin, Base):
+class Contact(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     __tablename__ = "contacts"
     __table_args__ = (
         UniqueConstraint("workspace_id", "wa_id"),
@@ -57,7 +57,7 @@ class Contact(IdMixin, TimestampMixin, Base):
         return self.name or self.business_app_name or self.profile_name or self.phone_e164 or ""
 
 
-class ContactIdentity(IdMixin, TimestampMixin, Base):
+class ContactIdentity(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """How one channel addresses a contact. BSUIDs are per business, so they live here."""
 
     __tablename__ = "contact_identities"
@@ -79,7 +79,7 @@ class ContactIdentity(IdMixin, TimestampMixin, Base):
     in_business_app: Mapped[bool] = mapped_column(default=False)
 
 
-class Tag(IdMixin, Base):
+class Tag(WorkspaceOwned, IdMixin, Base):
     __tablename__ = "tags"
     __table_args__ = (UniqueConstraint("workspace_id", "name"),)
 
@@ -87,7 +87,7 @@ class Tag(IdMixin, Base):
     name: Mapped[str] = mapped_column(String(100))
 
 
-class ContactTag(IdMixin, Base):
+class ContactTag(WorkspaceOwned, IdMixin, Base):
     __tablename__ = "contact_tags"
     __table_args__ = (UniqueConstraint("contact_id", "tag_id"),)
 
@@ -96,7 +96,7 @@ class ContactTag(IdMixin, Base):
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
 
 
-class Segment(IdMixin, TimestampMixin, Base):
+class Segment(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """A saved contact filter: broadcasts pick their audience from it when planned."""
 
     __tablename__ = "segments"
@@ -113,7 +113,7 @@ class ConsentKind(enum.StrEnum):
     OPT_OUT = "opt_out"
 
 
-class ConsentEvent(IdMixin, Base):
+class ConsentEvent(WorkspaceOwned, IdMixin, Base):
     """One opt-in or opt-out, kept forever as the contact's consent history."""
 
     __tablename__ = "consent_events"
@@ -134,7 +134,7 @@ class ConsentEvent(IdMixin, Base):
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
 
-class ContactConsent(IdMixin, Base):
+class ContactConsent(WorkspaceOwned, IdMixin, Base):
     """The current consent of a contact for one scope: the latest ConsentEvent, denormalised."""
 
     __tablename__ = "contact_consents"

@@ -25,7 +25,7 @@ def retry_command(
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="media downloads of every workspace") as session:
         count = do_retry(session, include_failed=failed)
     typer.echo(f"{count} media download(s) due now")
     if not run:
@@ -33,6 +33,6 @@ def retry_command(
     downloader = MediaDownloader(runtime)
     while downloader.step():
         pass
-    with runtime.db.read() as session:
+    with runtime.db.read(unscoped="media downloads of every workspace") as session:
         rows = session.execute(select(Media.state, func.count()).group_by(Media.state)).all()
     typer.echo(", ".join(f"{state}: {n}" for state, n in sorted(rows)) or "no media")

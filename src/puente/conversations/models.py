@@ -10,7 +10,7 @@ from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, BigIntPK, IdMixin, JSONType, TimestampMixin, utcnow
+from puente.db.base import Base, BigIntPK, IdMixin, JSONType, TimestampMixin, WorkspaceOwned, utcnow
 
 
 class ConversationStatus(enum.StrEnum):
@@ -61,7 +61,7 @@ STATUS_RANK = {
 }
 
 
-class Conversation(IdMixin, TimestampMixin, Base):
+class Conversation(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     __tablename__ = "conversations"
     __table_args__ = (
         UniqueConstraint("channel_id", "contact_id"),
@@ -97,7 +97,7 @@ class Conversation(IdMixin, TimestampMixin, Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class Message(IdMixin, TimestampMixin, Base):
+class Message(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index("ix_messages_conversation_time", "conversation_id", "timestamp", "id"),
@@ -138,7 +138,7 @@ class Message(IdMixin, TimestampMixin, Base):
     raw: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
-class StatusEvent(IdMixin, Base):
+class StatusEvent(WorkspaceOwned, IdMixin, Base):
     """Every status webhook as received, so a status that arrives before its message
     (or for a message sent elsewhere) is kept and applied when the message appears."""
 
@@ -158,7 +158,7 @@ class StatusEvent(IdMixin, Base):
     applied: Mapped[bool] = mapped_column(default=False)
 
 
-class Media(IdMixin, TimestampMixin, Base):
+class Media(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """A media file referenced by a message, downloaded in the background.
 
     Files are content-addressed: stored under data_dir/media/<sha256[:2]>/<sha256>.
@@ -187,7 +187,7 @@ class Media(IdMixin, TimestampMixin, Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
 
 
-class PendingMessageOp(IdMixin, Base):
+class PendingMessageOp(WorkspaceOwned, IdMixin, Base):
     """A change to a message that arrived before the message itself (an edit, a revoke,
     the media completing a history placeholder). Applied and deleted when the message
     with `target_wamid` is stored, so the result is the same in any arrival order."""
@@ -211,7 +211,7 @@ class PendingMessageOp(IdMixin, Base):
 # -- collaboration (the team inbox) ------------------------------------------------------
 
 
-class Note(IdMixin, TimestampMixin, Base):
+class Note(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """A private note agents leave on a conversation; never sent to the customer."""
 
     __tablename__ = "conversation_notes"
@@ -223,7 +223,7 @@ class Note(IdMixin, TimestampMixin, Base):
     body: Mapped[str] = mapped_column(Text)
 
 
-class Mention(IdMixin, Base):
+class Mention(WorkspaceOwned, IdMixin, Base):
     __tablename__ = "note_mentions"
     __table_args__ = (UniqueConstraint("note_id", "user_id"),)
 
@@ -236,7 +236,7 @@ class Mention(IdMixin, Base):
 UNREAD_MESSAGE = "kind = 'message' AND read_at IS NULL"
 
 
-class Notification(IdMixin, TimestampMixin, Base):
+class Notification(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """Something an agent should notice: an assignment, a mention, a new message."""
 
     __tablename__ = "notifications"
@@ -267,7 +267,7 @@ class Notification(IdMixin, TimestampMixin, Base):
     read_at: Mapped[dt.datetime | None]
 
 
-class ConversationEvent(IdMixin, TimestampMixin, Base):
+class ConversationEvent(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """The conversation's activity timeline: assignments, status changes, labels, bot."""
 
     __tablename__ = "conversation_events"
@@ -282,7 +282,7 @@ class ConversationEvent(IdMixin, TimestampMixin, Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class Snippet(IdMixin, TimestampMixin, Base):
+class Snippet(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """A canned response, shared (owner_id null) or personal, inserted with `/shortcut`."""
 
     __tablename__ = "snippets"
@@ -295,7 +295,7 @@ class Snippet(IdMixin, TimestampMixin, Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class ComposerSubmission(IdMixin, TimestampMixin, Base):
+class ComposerSubmission(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """The browser's key for one press of "Send", so a retried request never sends twice."""
 
     __tablename__ = "composer_submissions"

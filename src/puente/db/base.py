@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator, column
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -64,3 +64,20 @@ class IdMixin:
 
 class TimestampMixin:
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class _AnyWorkspaceId:
+    # A plain descriptor, not a column: declarative mapping leaves it alone.
+    def __get__(self, obj: object, owner: type) -> Any:
+        return column("workspace_id")
+
+
+class WorkspaceOwned:
+    """Marks a mapped class whose rows belong to one workspace (it has `workspace_id`).
+    A scoped session adds `workspace_id = <its workspace>` to every query on these classes
+    by itself (see `puente.db.scope`); tests/test_scoping.py checks that every table is
+    either marked or on a short allow-list."""
+
+    # What `with_loader_criteria` reads when it first analyses the scope's condition on
+    # this mixin; every marked class declares its own mapped `workspace_id`, which wins.
+    workspace_id: Any = _AnyWorkspaceId()

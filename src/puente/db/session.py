@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from sqlalchemy.pool import NullPool
 
 from puente import foreground
+from puente.db import scope as scoping
+from puente.db.scope import Scope
 
 log = logging.getLogger(__name__)
 
@@ -110,13 +112,6 @@ def check_nothing_written(session: Session) -> None:
 AUDIT_KEYS = "puente.audit_keys"
 
 
-class UnitOfWork:
-    """A session whose commit is owned by the caller of `Database.unit_of_work`."""
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-
 class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -128,6 +123,7 @@ class Database:
         )
         event.listen(self.session_factory, "after_commit", _run_after_commit)
         event.listen(self.session_factory, "after_soft_rollback", _after_soft_rollback)
+        scoping.install(self.session_factory)
         # SQLite readers must not queue behind the write lock: they get their own engine
         # with deferred transactions. PostgreSQL needs no such split.
         if self.engine.dialect.name == "sqlite":
@@ -141,6 +137,7 @@ class Database:
             expire_on_commit=False,
             info={READ_ONLY: True, AUDIT_KEYS: self.audit_keys},
         )
+        scoping.install(self.read_factory)
 
     def use_audit_keys(self, keys: list[bytes]) -> None:
         """Sign the audit log with the first of `keys` from now on; entries signed with any
@@ -157,12 +154,18 @@ class Database:
         return self.engine.dialect.name == "postgresql"
 
     @contextmanager
-    def unit_of_work(self) -> Iterator[Session]:
-        """Open a session, commit on success, roll back on any exception."""
+    def unit_of_work(
+        self, *, scope: Scope | int | None = None, unscoped: str | None = None
+    ) -> Iterator[Session]:
+        """Open a session, commit on success, roll back on any exception. `scope` (a
+        workspace id or a scope) limits every query to that workspace; `unscoped` says
+        why this work spans workspaces (see `puente.db.scope`)."""
+        chosen = scoping.as_scope(scope, unscoped)
         # A reading request that writes stops holding background work back meanwhile:
         # it may have to wait for the write lock a paused worker holds.
         with foreground.writing():
             session = self.session_factory()
+            scoping.set_scope(session, chosen)
             try:
                 yield session
                 session.commit()
@@ -173,9 +176,14 @@ class Database:
                 session.close()
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
-        """A session for reading only; it never commits."""
+    def read(
+        self, *, scope: Scope | int | None = None, unscoped: str | None = None
+    ) -> Iterator[Session]:
+        """A session for reading only; it never commits. `scope` and `unscoped` as for
+        `unit_of_work`."""
+        chosen = scoping.as_scope(scope, unscoped)
         session = self.read_factory()
+        scoping.set_scope(session, chosen)
         try:
             yield session
         finally:

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, BigIntPK, IdMixin, JSONType, TimestampMixin, utcnow
+from puente.db.base import Base, BigIntPK, IdMixin, JSONType, TimestampMixin, WorkspaceOwned, utcnow
 
 
 class OutboxState(enum.StrEnum):
@@ -22,7 +22,7 @@ class OutboxState(enum.StrEnum):
     HELD = "held"
 
 
-class OutboxItem(IdMixin, TimestampMixin, Base):
+class OutboxItem(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_lane", "channel_id", "state", "priority", "next_attempt_at", "id"),
@@ -77,7 +77,7 @@ class TemplateStatus(enum.StrEnum):
     DELETED = "DELETED"
 
 
-class MessageTemplate(IdMixin, TimestampMixin, Base):
+class MessageTemplate(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """One language variant of a WhatsApp message template. Templates belong to a WABA,
     so every number of that WABA can send them; the row is per workspace and WABA."""
 
@@ -123,7 +123,7 @@ class RecipientState(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
-class Broadcast(IdMixin, TimestampMixin, Base):
+class Broadcast(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     """One template sent to an audience, with one BroadcastRecipient row per person."""
 
     __tablename__ = "broadcasts"
@@ -153,7 +153,7 @@ class Broadcast(IdMixin, TimestampMixin, Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class BroadcastRecipient(IdMixin, Base):
+class BroadcastRecipient(WorkspaceOwned, IdMixin, Base):
     __tablename__ = "broadcast_recipients"
     __table_args__ = (
         Index("ix_broadcast_recipients_state", "broadcast_id", "state", "id"),

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from puente.accounts import audit
 from puente.accounts.audit import Action
-from puente.accounts.gate import Actor, member_actor
+from puente.accounts.gate import Actor, actor_scope, member_actor
 from puente.accounts.models import Role, User, WebSession, Workspace
 from puente.accounts.permissions import Perm
 from puente.accounts.service import mfa_required_for
@@ -27,6 +27,7 @@ from puente.accounts.sessions import (
     session_touch_due,
 )
 from puente.db.base import utcnow
+from puente.db.scope import set_scope, unscoped
 from puente.errors import Forbidden, PuenteError
 from puente.request_session import request_session, touch_after_response
 from puente.runtime import Runtime
@@ -126,18 +127,22 @@ def resolve_member(
         return cached
     ctx = None
     token = request.cookies.get(SESSION_COOKIE)
-    found = load_session_member(session, token)
-    if found is not None and background is not None:
-        _touch_later(request, background, found.session)
-    if found is not None and found.session.stage == "full" and token:
-        row, user, workspace = found.session, found.user, found.workspace
-        actor = (
-            member_actor(session, user, found.membership, row.workspace_id, found.team_ids)
-            if user
-            else None
-        )
-        if actor is not None and user is not None and workspace is not None:
-            ctx = WebContext(actor, user, workspace, row, token)
+    with unscoped(session, "finding whose sign-in cookie this is"):
+        found = load_session_member(session, token)
+        if found is not None and background is not None:
+            _touch_later(request, background, found.session)
+        if found is not None and found.session.stage == "full" and token:
+            row, user, workspace = found.session, found.user, found.workspace
+            actor = (
+                member_actor(session, user, found.membership, row.workspace_id, found.team_ids)
+                if user
+                else None
+            )
+            if actor is not None and user is not None and workspace is not None:
+                ctx = WebContext(actor, user, workspace, row, token)
+    if ctx is not None:
+        # From here on every query of this request sees only what this member may see.
+        set_scope(session, actor_scope(ctx.actor))
     request.state.web = ctx
     return ctx
 

@@ -106,6 +106,7 @@ def _reload_member(request: Request) -> None:
         return
     del request.state.web
     runtime: Runtime = request.app.state.runtime
+    # Closed, not rolled back: a rollback would expire the rows just loaded.
     with runtime.db.read_factory() as session:
         resolve_member(request, session)
 

@@ -15,14 +15,14 @@ broadcasts_cli = typer.Typer(help="Broadcasts: one template to many people.", no
 
 
 def _run(workspace: str, fn: Callable[[Any, int], Any]) -> Any:
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.errors import PuenteError
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     try:
         with runtime.db.unit_of_work() as session:
-            ws = access_workspace_by_name(session, workspace)
+            ws = enter_workspace(session, workspace)
             return fn(session, ws.id)
     except PuenteError as exc:
         typer.echo(f"refused: {exc.message}", err=True)

@@ -22,7 +22,7 @@ def send(
     param: list[str] = typer.Option(None, help="Template body parameters, in order (repeat)."),
 ) -> None:
     """Queue a message; a running worker sends it."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.conversations.models import MessageSource
     from puente.errors import PuenteError
     from puente.outbound.outbox.service import do_queue_message
@@ -42,7 +42,7 @@ def send(
     runtime = Runtime.from_settings()
     try:
         with runtime.db.unit_of_work() as session:
-            ws = access_workspace_by_name(session, workspace)
+            ws = enter_workspace(session, workspace)
             message = do_queue_message(
                 session,
                 workspace_id=ws.id,

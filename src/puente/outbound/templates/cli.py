@@ -25,14 +25,14 @@ def list_cmd(
     status: str = typer.Option(None, help="Only this status, e.g. APPROVED."),
 ) -> None:
     """List templates with their status (and Meta's reason when rejected or paused)."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.outbound.templates.service import list_templates
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     with runtime.db.read() as session:
         try:
-            ws = access_workspace_by_name(session, workspace)
+            ws = enter_workspace(session, workspace)
         except PuenteError as exc:
             raise _fail(exc.message) from None
         rows = list_templates(session, ws.id, status=status)
@@ -46,14 +46,14 @@ def list_cmd(
 @templates_cli.command("sync")
 def sync_cmd(workspace: str = WorkspaceOpt) -> None:
     """Read every template of the workspace's WABAs from Meta now."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.outbound.templates.service import do_sync_workspace
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     try:
         with runtime.db.unit_of_work() as session:
-            ws = access_workspace_by_name(session, workspace)
+            ws = enter_workspace(session, workspace)
             results = do_sync_workspace(session, runtime, ws.id)
     except PuenteError as exc:
         raise _fail(exc.message) from None
@@ -69,7 +69,7 @@ def create_cmd(
     draft: bool = typer.Option(False, help="Keep it as a local draft; do not submit to Meta."),
 ) -> None:
     """Check a template against Meta's rules and submit it for review."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.outbound.templates.service import do_create_template
     from puente.runtime import Runtime
 
@@ -82,7 +82,7 @@ def create_cmd(
     runtime = Runtime.from_settings()
     try:
         with runtime.db.unit_of_work() as session:
-            ws = access_workspace_by_name(session, workspace)
+            ws = enter_workspace(session, workspace)
             t = do_create_template(
                 session, runtime, workspace_id=ws.id, data=data, waba_id=waba_id, submit=not draft
             )
@@ -100,14 +100,14 @@ def delete_cmd(
     workspace: str = WorkspaceOpt,
 ) -> None:
     """Delete one language variant of a template at Meta and in Puente."""
-    from puente.accounts.service import access_workspace_by_name
+    from puente.accounts.service import enter_workspace
     from puente.outbound.templates.service import access_template, do_delete_template
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
     try:
         with runtime.db.unit_of_work() as session:
-            ws = access_workspace_by_name(session, workspace)
+            ws = enter_workspace(session, workspace)
             t = access_template(session, ws.id, template_id)
             label = f"{t.name} ({t.language})"
             do_delete_template(session, runtime, t)

@@ -635,7 +635,7 @@ def check_template_message(
 
 def reconcile_step(runtime: Runtime, last_run: dict[tuple[int, str], float], now: float) -> bool:
     """Sync every (workspace, WABA) whose last sync is older than RECONCILE_SECONDS."""
-    with runtime.db.read() as session:
+    with runtime.db.read(unscoped="finding the templates of every workspace to sync") as session:
         pairs = sorted(
             {
                 (ws, waba)
@@ -652,7 +652,7 @@ def reconcile_step(runtime: Runtime, last_run: dict[tuple[int, str], float], now
             continue
         last_run[(ws, waba)] = now
         try:
-            with runtime.db.unit_of_work() as session:
+            with runtime.db.unit_of_work(scope=ws) as session:
                 do_sync_templates(session, runtime, workspace_id=ws, waba_id=waba)
             did = True
         except Exception:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from puente.accounts.permissions import Perm
 from puente.conversations.models import MessageSource
 from puente.db.base import utcnow
+from puente.db.scope import scope_of
 from puente.db.session import is_read_only
 from puente.errors import PuenteError
 from puente.web.deps import WebContext, require_permission
@@ -43,7 +44,7 @@ def reading(request: Request, session: Session) -> Iterator[Session]:
         yield session
         return
     session.commit()
-    with db.read() as reader:
+    with db.read(scope=scope_of(session)) as reader:
         yield reader
 
 

@@ -113,7 +113,7 @@ def _arrive(runtime: Runtime, me: WebContext) -> None:
     only reads: the change has a unit of work of its own, once."""
     if not arriving(me.user):
         return
-    with runtime.db.unit_of_work() as writer:
+    with runtime.db.unit_of_work(scope=me.actor.workspace_id) as writer:
         user = writer.get(User, me.user.id)
         if user is not None:
             do_arrive(writer, user)
@@ -234,7 +234,7 @@ def conversation_page(
 
 def _mark_opened(runtime: Runtime, user_id: int, workspace_id: int, conversation_id: int) -> None:
     # The request's objects are gone with its session: the writer loads its own.
-    with runtime.db.unit_of_work() as writer:
+    with runtime.db.unit_of_work(scope=workspace_id) as writer:
         conversation = writer.get(Conversation, conversation_id)
         user = writer.get(User, user_id)
         actor = load_member_actor(writer, user, workspace_id) if user is not None else None

@@ -426,7 +426,7 @@ def audit_export(request: Request, session: DbDep, runtime: RuntimeDep, me: Audi
 
     def rows() -> Iterator[str]:
         # The request's session closes before streaming starts; read with a fresh one.
-        with runtime.db.read() as reader:
+        with runtime.db.read(scope=workspace_id) as reader:
             yield from audit.export_csv(reader, workspace_id)
 
     return StreamingResponse(

@@ -9,6 +9,7 @@ PostgreSQL or Chromium into a failure instead of a skip.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import threading
 import time
@@ -69,14 +70,48 @@ def pg_schema() -> Iterator[str | None]:
     engine = sa.create_engine(PG_URL)
     Base.metadata.drop_all(engine)
     Base.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(_RESET_FUNCTION)
     engine.dispose()
     yield PG_URL
 
 
+# Emptying the tables between tests, in one round trip. TRUNCATE of every table took most
+# of a second per test (it swaps each table's files); deleting the few rows a test wrote
+# and restarting only the sequences it used takes a few milliseconds. Children first, so
+# no foreign key is in the way.
+_RESET_FUNCTION = """
+CREATE OR REPLACE FUNCTION puente_test_reset(tables text[]) RETURNS void AS $$
+DECLARE
+  t text;
+  s record;
+BEGIN
+  FOREACH t IN ARRAY tables LOOP
+    EXECUTE format('DELETE FROM %%I', t);
+  END LOOP;
+  FOR s IN SELECT schemaname, sequencename FROM pg_sequences
+           WHERE schemaname = current_schema() AND last_value IS NOT NULL LOOP
+    EXECUTE format('ALTER SEQUENCE %%I.%%I RESTART', s.schemaname, s.sequencename);
+  END LOOP;
+END $$ LANGUAGE plpgsql
+"""
+
+
 def _truncate_all(db: Database) -> None:
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     with db.engine.begin() as conn:
-        conn.exec_driver_sql(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        conn.execute(sa.text("SELECT puente_test_reset(:tables)"), {"tables": tables})
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty Puente database built once per run; each test starts from a copy of it
+    (creating 42 tables and their indexes anew took about a fifth of a second a test)."""
+    path = tmp_path_factory.mktemp("template") / "puente.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    return path
 
 
 @pytest.fixture
@@ -94,14 +129,17 @@ def settings(tmp_path: Path, pg_schema: str | None) -> Settings:
 
 
 @pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
+def db(settings: Settings, sqlite_template: Path) -> Iterator[Database]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    database = Database(settings.sqlalchemy_url())
+    url = settings.sqlalchemy_url()
+    if url.startswith("sqlite"):
+        target = Path(sa.engine.make_url(url).database or "")
+        if not target.exists():
+            shutil.copyfile(sqlite_template, target)
+    database = Database(url)
     # The keys Puente's own processes on this data directory sign the audit log with.
     database.use_audit_keys(audit_keys(settings))
-    if database.is_sqlite:
-        Base.metadata.create_all(database.engine)
-    else:
+    if not database.is_sqlite:
         _truncate_all(database)
     yield database
     database.dispose()

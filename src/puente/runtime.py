@@ -7,6 +7,9 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# Every table, registered before any session flushes: SQLAlchemy finds a foreign key's
+# table by name then, and a command line imports only its own domain's modules.
+import puente.db.models  # noqa: F401
 from puente.config import Settings, get_settings
 from puente.db.session import Database
 from puente.secrets import SecretBox, audit_keys, secret_box

@@ -20,7 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
-from puente.conversations.inbound import MediaRef, preview_of
+from puente.conversations.incoming import MediaRef, preview_of
 from puente.conversations.media import create_media
 from puente.conversations.models import Conversation, Message, PendingMessageOp
 from puente.db.bulk import insert_ignore

@@ -27,6 +27,9 @@ from puente.contacts.resolve import (
     refresh_identity,
     resolve_people,
 )
+from puente.conversations.edits import apply_pending_ops
+from puente.conversations.incoming import NewMessage, Stored, preview_of
+from puente.conversations.media import create_media
 from puente.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -35,6 +38,7 @@ from puente.conversations.models import (
     MessageSource,
 )
 from puente.conversations.notifications import notify_new_messages
+from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
 from puente.events import DomainEvent, publish
@@ -42,47 +46,9 @@ from puente.events import DomainEvent, publish
 SERVICE_WINDOW = dt.timedelta(hours=24)
 # A conversation started from a click-to-WhatsApp ad or a Page CTA is a free entry point.
 FREE_ENTRY_POINT_WINDOW = dt.timedelta(hours=72)
-PREVIEW_LENGTH = 200
 # Types that tell something about the chat but are not a customer writing to the business:
 # they neither open the service window nor count as unread.
 QUIET_TYPES = frozenset({"system"})
-
-
-@dataclass(frozen=True)
-class MediaRef:
-    meta_media_id: str | None
-    mime_type: str | None = None
-    sha256: str | None = None
-    filename: str | None = None
-    url: str | None = None
-
-
-@dataclass
-class NewMessage:
-    """A message as the domain stores it, built by the protocol layer's processors."""
-
-    wamid: str
-    person: Person  # the customer, whichever direction the message went
-    direction: str
-    source: str
-    type: str
-    content: dict[str, Any]
-    text: str | None
-    timestamp: dt.datetime
-    status: str
-    reply_to_wamid: str | None = None
-    context: dict[str, Any] | None = None
-    referral: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    raw: dict[str, Any] | None = None
-    media: MediaRef | None = None
-
-
-@dataclass
-class Stored:
-    id: int
-    message: NewMessage
-    conversation: Conversation
 
 
 @dataclass
@@ -91,19 +57,6 @@ class StoreResult:
     duplicates: int = 0
     people: dict[str, Resolved] = field(default_factory=dict)
     conversations: dict[int, Conversation] = field(default_factory=dict)
-
-
-# The list's preview of a message deleted for everyone (its text is gone): pages show it
-# in the reader's language.
-REVOKED_PREVIEW = "[revoked]"
-
-
-def preview_of(message: NewMessage | Message) -> str:
-    if isinstance(message, Message) and message.revoked:
-        return REVOKED_PREVIEW
-    if message.text:
-        return message.text[:PREVIEW_LENGTH]
-    return f"[{message.type}]"
 
 
 def resolve_conversations(
@@ -199,10 +152,6 @@ def store_messages(
     conversations. History imports pass `emit_events=False`: they publish one progress
     event per chunk instead of one per message.
     """
-    from puente.conversations.edits import apply_pending_ops
-    from puente.conversations.media import create_media
-    from puente.conversations.statuses import apply_pending_statuses
-
     result = StoreResult()
     unique: dict[str, NewMessage] = {}
     for item in items:

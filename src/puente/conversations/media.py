@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
-from puente.conversations.inbound import MediaRef
+from puente.conversations.incoming import MediaRef
 from puente.conversations.models import Media
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore

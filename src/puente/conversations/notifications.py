@@ -6,7 +6,7 @@ chose. New messages of one conversation collapse into one unread notification.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy import text as sql_text
@@ -15,12 +15,10 @@ from sqlalchemy.orm import Session
 
 from puente.accounts.gate import Actor
 from puente.accounts.models import User
+from puente.conversations.incoming import Stored, preview_of
 from puente.conversations.models import UNREAD_MESSAGE, Direction, MessageSource, Notification
 from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
-
-if TYPE_CHECKING:
-    from puente.conversations.inbound import Stored
 
 KINDS = ("assigned", "mention", "message")
 WAYS = ("app", "browser")  # in the inbox's list and counter / as a system notification
@@ -139,8 +137,6 @@ def _is_news(stored: Stored) -> bool:
 def notify_new_messages(session: Session, stored: Sequence[Stored]) -> None:
     """One unread "message" notification per assigned conversation that got news, its
     count raised by each further message until the agent reads it."""
-    from puente.conversations.inbound import preview_of
-
     latest: dict[int, Stored] = {}
     counts: dict[int, int] = {}
     for s in stored:

@@ -8,7 +8,7 @@ from typing import Any
 
 from puente.contacts.resolve import Person
 from puente.conversations.edits import Revision
-from puente.conversations.inbound import MediaRef, NewMessage
+from puente.conversations.incoming import MediaRef, NewMessage
 from puente.conversations.models import MessageStatus
 from puente.conversations.statuses import StatusUpdate
 from puente.whatsapp import webhooks as wire

@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session
 from puente.contacts.models import ContactSource
 from puente.contacts.resolve import Person
 from puente.conversations.edits import Revision, apply_revisions
-from puente.conversations.inbound import NewMessage, store_messages
+from puente.conversations.inbound import store_messages
+from puente.conversations.incoming import NewMessage
 from puente.conversations.models import Direction, MessageSource, MessageStatus
 from puente.ingest.processors import ChangeRef
 from puente.ingest.processors.channel import channel_of

@@ -18,7 +18,8 @@ from puente.channels.sync import do_history_declined, do_record_history_chunk
 from puente.contacts.models import ContactSource
 from puente.contacts.resolve import Person, digits_of
 from puente.conversations.edits import Revision, apply_revisions
-from puente.conversations.inbound import NewMessage, store_messages
+from puente.conversations.inbound import store_messages
+from puente.conversations.incoming import NewMessage
 from puente.conversations.models import ConversationStatus, Direction, MessageSource, MessageStatus
 from puente.foreground import yield_to_requests
 from puente.ingest.processors import ChangeRef

@@ -11,7 +11,8 @@ from puente.channels.models import Channel
 from puente.contacts.consent import apply_optout_keywords
 from puente.contacts.models import ContactSource
 from puente.conversations.edits import Revision, apply_revisions
-from puente.conversations.inbound import NewMessage, store_messages
+from puente.conversations.inbound import store_messages
+from puente.conversations.incoming import NewMessage
 from puente.conversations.models import Direction, MessageSource, MessageStatus
 from puente.conversations.statuses import record_statuses
 from puente.ingest.processors import ChangeRef

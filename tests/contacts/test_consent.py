@@ -15,13 +15,9 @@ from sqlalchemy import select
 from puente.accounts.models import Workspace
 from puente.app import create_app
 from puente.config import Settings
-from puente.contacts.consent import (
-    OptedOut,
-    check_marketing_consent,
-    do_record_consent,
-    match_optout_keyword,
-)
+from puente.contacts.consent import OptedOut, check_marketing_consent, do_record_consent
 from puente.contacts.models import ConsentEvent, Contact, ContactConsent
+from puente.contacts.optout_keywords import match_optout_keyword
 from puente.conversations.models import Message
 from puente.db.base import utcnow
 from puente.db.session import Database

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
-from puente.contacts.consent import apply_optout_keywords
 from puente.contacts.models import ContactSource
+from puente.contacts.optout_keywords import apply_optout_keywords
 from puente.conversations.edits import Revision, apply_revisions
 from puente.conversations.inbound import store_messages
 from puente.conversations.incoming import NewMessage

@@ -18,9 +18,9 @@ from puente.api.messages import router as messages
 from puente.api.onboarding import router as onboarding
 from puente.api.privacy import router as privacy
 from puente.api.templates import router as templates
+from puente.api.webhook_events import router as events
 from puente.api.workspace import router as workspace
 from puente.errors import PuenteError
-from puente.ingest.api import router as events
 from puente.runtime import Runtime
 
 API_DESCRIPTION = """\

@@ -40,6 +40,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	@# Import layering: who may import whom (pyproject's [tool.importlinter]), and no cycles.
+	$(BIN)/lint-imports --no-cache --no-logo
+	$(BIN)/python scripts/check_imports.py
 	$(BIN)/python scripts/i18n.py check
 
 bench: $(STAMP)

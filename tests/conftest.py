@@ -164,6 +164,9 @@ class LiveServer:
             log_level="warning",
             lifespan="on",
             access_log=False,
+            # A browser still holding a live stream open would otherwise keep the server
+            # waiting for it to close: each such test's teardown took 15 s.
+            timeout_graceful_shutdown=1,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)

@@ -16,7 +16,7 @@ from puente.channels.models import Channel
 from puente.db.base import utcnow
 from puente.errors import Conflict, NotFound
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
-from puente.ingest.store import wake_after_commit
+from puente.jobs import INGEST
 
 
 @dataclass(frozen=True)
@@ -195,7 +195,7 @@ def do_retry_event(
     event.error = None
     session.flush()
     _audit_retry(session, actor, workspace_id, f"webhook event {event_id}")
-    wake_after_commit(session)
+    INGEST.wake_after_commit(session)
     return _event_failure(event)
 
 
@@ -214,7 +214,7 @@ def do_retry_change(
     change.updated_at = utcnow()
     session.flush()
     _audit_retry(session, actor, workspace_id, f"webhook change {change_id}")
-    wake_after_commit(session)
+    INGEST.wake_after_commit(session)
     return _change_failure(change)
 
 
@@ -247,7 +247,7 @@ def do_retry_all(session: Session) -> RetryCount:
     )
     changes = int(getattr(result, "rowcount", 0) or 0)
     if event_ids or changes:
-        wake_after_commit(session)
+        INGEST.wake_after_commit(session)
     return RetryCount(events=len(event_ids), changes=changes)
 
 

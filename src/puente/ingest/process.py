@@ -26,7 +26,7 @@ from puente.db.session import _CALLBACKS_KEY
 from puente.foreground import yield_to_requests
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.processors import ChangeRef, UnknownChannel, apply_change
-from puente.ingest.store import wake_after_commit
+from puente.jobs import INGEST, skip_locked
 from puente.whatsapp.webhooks import Envelope
 
 if TYPE_CHECKING:
@@ -138,19 +138,12 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def _claim(session: Session, stmt: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        # Several `puente worker` processes share the queue; each takes rows no one holds.
-        return stmt.with_for_update(skip_locked=True)
-    return stmt  # SQLite: BEGIN IMMEDIATE already makes this process the only writer
-
-
 def claim_event(session: Session, event_id: int) -> WebhookEvent | None:
     """Lock one NEW event for processing, or None if it is gone or taken."""
     stmt = select(WebhookEvent).where(
         WebhookEvent.id == event_id, WebhookEvent.state == EventState.NEW.value
     )
-    event: WebhookEvent | None = session.scalar(_claim(session, stmt))
+    event: WebhookEvent | None = session.scalar(skip_locked(session, stmt))
     return event
 
 
@@ -182,7 +175,7 @@ def do_process_new_events(
     )
     ids: list[int] = []
     total = 0
-    for event_id, size in session.execute(_claim(session, sizes_stmt)).tuples():
+    for event_id, size in session.execute(skip_locked(session, sizes_stmt)).tuples():
         if ids and total + (size or 0) > max_bytes:
             break
         ids.append(event_id)
@@ -423,7 +416,7 @@ def do_process_ready_changes(
     stmt = select(WebhookChange).where(WebhookChange.state == ChangeState.READY.value)
     if only_id is not None:
         stmt = stmt.where(WebhookChange.id == only_id)
-    rows = list(session.scalars(_claim(session, stmt.order_by(WebhookChange.id).limit(limit))))
+    rows = list(session.scalars(skip_locked(session, stmt.order_by(WebhookChange.id).limit(limit))))
     held = _try_lock_customers(
         session, [[ChangeRef(r.event_id, r.waba_id, None, r.field, r.value)] for r in rows]
     )
@@ -500,5 +493,5 @@ def release_parked(session: Session, phone_number_id: str, waba_id: str | None =
     )
     released = int(getattr(result, "rowcount", 0) or 0)
     if released:
-        wake_after_commit(session)
+        INGEST.wake_after_commit(session)
     return released

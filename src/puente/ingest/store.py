@@ -1,7 +1,7 @@
 """Storing signed webhook bodies: the write path that must finish before Puente answers.
 
 The webhook endpoint's writer commits bursts with `do_commit_webhooks`; code inside a
-unit of work stores with `do_store_webhooks`. Both wake the ingest workers, which
+unit of work stores with `do_store_webhooks`. Both wake the INGEST queue's workers, which
 process what was stored (see ingest.process).
 """
 
@@ -9,55 +9,15 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import threading
-import weakref
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Dialect
 from sqlalchemy.orm import Session
 
 from puente.db.base import utcnow
-from puente.db.session import on_commit
 from puente.ingest.models import WebhookEvent
-
-NOTIFY_CHANNEL = "puente_ingest"
-
-
-# -- waking workers ------------------------------------------------------------------
-
-
-class _Wakeable(Protocol):
-    def wake(self) -> None: ...
-
-
-# Ingest workers of this process; weak so a discarded app does not keep its worker alive.
-_workers: weakref.WeakSet[_Wakeable] = weakref.WeakSet()
-_workers_lock = threading.Lock()
-
-
-def register_worker(worker: _Wakeable) -> None:
-    with _workers_lock:
-        _workers.add(worker)
-
-
-def wake_ingest_workers() -> None:
-    """Wake this process's ingest workers (other processes hear NOTIFY on PostgreSQL)."""
-    with _workers_lock:
-        workers = list(_workers)
-    for worker in workers:
-        worker.wake()
-
-
-def wake_after_commit(session: Session) -> None:
-    """Make the worker look at the queue once this transaction commits."""
-    # NOTIFY is transactional: listeners hear it only if the commit happens.
-    _notify_sql(session.connection())
-    on_commit(session, wake_ingest_workers)
-
-
-# -- storing ---------------------------------------------------------------------------
-
+from puente.jobs import INGEST
 
 # 128 bits: two different bodies sharing a key is out of reach (about 2^64 bodies before
 # it gets likely), and the unique index stays a quarter of the size of 64 hex characters.
@@ -76,7 +36,7 @@ def do_store_webhooks(session: Session, bodies: Sequence[bytes]) -> None:
     conn = session.connection()
     for sql, params in _insert_statements(conn.dialect, bodies):
         conn.exec_driver_sql(sql, params)
-    wake_after_commit(session)
+    INGEST.wake_after_commit(session)
 
 
 _INSERT_HEAD = "INSERT INTO webhook_events (dedupe_key, received_at, body, state, attempts) VALUES "
@@ -133,7 +93,7 @@ def do_commit_webhooks(raw: Any, dialect: Dialect, bodies: Sequence[bytes]) -> N
             for sql, params in statements:
                 cursor.execute(sql, params)
             if dialect.name == "postgresql":
-                cursor.execute(f"NOTIFY {NOTIFY_CHANNEL}")
+                cursor.execute(INGEST.notify_sql)
             raw.commit()
         except Exception:
             with contextlib.suppress(Exception):  # the original error is the one to report
@@ -141,9 +101,3 @@ def do_commit_webhooks(raw: Any, dialect: Dialect, bodies: Sequence[bytes]) -> N
             raise
     finally:
         cursor.close()
-
-
-def _notify_sql(conn: Connection) -> None:
-    """On PostgreSQL, tell other processes' workers (heard at commit, not before)."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {NOTIFY_CHANNEL}")

@@ -1,6 +1,6 @@
 """The threads behind ingestion: the group-commit writer that stores webhook bodies
-before they are acknowledged, the worker that processes stored events, and (on
-PostgreSQL) the LISTEN loop that wakes workers of other processes.
+before they are acknowledged, and the step of the INGEST queue's worker, which processes
+stored events (the worker loop and its wake-ups are puente.jobs').
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import select
 
 from puente.conversations.statuses import do_sweep_pending_statuses
-from puente.db.notify import NotifyListener
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.process import (
@@ -31,13 +30,10 @@ from puente.ingest.process import (
     do_wait_for_customer,
     is_try_again,
 )
-from puente.ingest.store import (
-    NOTIFY_CHANNEL,
-    do_commit_webhooks,
-    register_worker,
-    wake_ingest_workers,
-)
-from puente.runtime import BackgroundWorker, Runtime
+from puente.ingest.store import do_commit_webhooks
+from puente.jobs import INGEST, Worker
+from puente.jobs import install as install_worker
+from puente.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +120,7 @@ class EventWriter:
                     self._raw.invalidate()
                 self._raw = None
         else:
-            wake_ingest_workers()
+            INGEST.wake()
         # One hand-over per event loop rather than one per request.
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = defaultdict(list)
         for _body, loop, future in batch:
@@ -234,13 +230,8 @@ class IngestProcessor:
 def install(runtime: Runtime) -> EventWriter:
     """Create the writer for the webhook endpoint and register the processing workers."""
     processor = IngestProcessor(runtime)
-    worker = BackgroundWorker(
-        "puente-ingest", processor.step, idle_seconds=runtime.settings.worker_poll_seconds
-    )
-    register_worker(worker)
-    runtime.workers.append(worker)
-    if runtime.db.is_postgres:
-        runtime.workers.append(NotifyListener(runtime, worker, NOTIFY_CHANNEL))
+    idle = runtime.settings.worker_poll_seconds
+    install_worker(runtime, Worker("puente-ingest", INGEST, processor.step, idle_seconds=idle))
     return EventWriter(runtime.db)
 
 

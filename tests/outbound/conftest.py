@@ -1,5 +1,10 @@
-"""Fixtures for the outbox: a Meta-shaped Graph server, a runtime pointed at it, a number
-with customers whose service window is open, and a running outbox worker."""
+"""Fixtures for the outbox: Puente's Meta sandbox as the Graph API, a runtime pointed at it,
+a number (known to both) with customers whose service window is open in Puente, and a running
+outbox worker.
+
+The sandbox has no webhook callback here, so the statuses it emits after a send stay with it;
+it reports a closed window the way Meta does, in a failed status, unless a test asks for the
+refusal in the answer (policy_errors_sync)."""
 
 from __future__ import annotations
 
@@ -24,7 +29,7 @@ from puente.outbound.outbox.lanes import RetryPolicy
 from puente.outbound.outbox.worker import OutboxWorker
 from puente.runtime import Runtime
 from tests.factories import make_channel, make_workspace
-from tests.outbound.fake_graph import TOKEN, FakeGraph, serve
+from tests.graph_sandbox import TOKEN, GraphSandbox, start_graph_sandbox
 
 FAST_RETRIES = RetryPolicy(
     base_seconds=0.05, max_seconds=0.5, max_attempts=5, pair_seconds=0.3, ambiguous_seconds=0.3
@@ -32,13 +37,13 @@ FAST_RETRIES = RetryPolicy(
 
 
 @pytest.fixture
-def graph(live_server_factory: Any) -> FakeGraph:
-    return serve(live_server_factory)
+def graph(live_server_factory: Any) -> GraphSandbox:
+    return start_graph_sandbox(live_server_factory)
 
 
 @pytest.fixture
-def runtime(settings: Settings, db: Database, graph: FakeGraph) -> Runtime:
-    return Runtime.from_settings(settings.model_copy(update={"graph_base_url": graph.base_url}), db)
+def runtime(settings: Settings, db: Database, graph: GraphSandbox) -> Runtime:
+    return Runtime.from_settings(settings.model_copy(update={"graph_base_url": graph.url}), db)
 
 
 @dataclass
@@ -56,9 +61,20 @@ def make_shop(
     mode: ChannelMode = ChannelMode.CLOUD_API,
     window_open: bool = True,
 ) -> Shop:
+    # The sandbox the runtime sends to learns the number first, with Meta's throughput for it.
+    number = GraphSandbox(runtime.settings.graph_base_url).add_number(
+        coexistence=mode is ChannelMode.COEXISTENCE
+    )
     with runtime.db.unit_of_work() as session:
         ws = make_workspace(session)
-        channel = make_channel(session, ws, mode=mode)
+        channel = make_channel(
+            session,
+            ws,
+            mode=mode,
+            phone_number_id=number["id"],
+            waba_id=number["waba_id"],
+            display_phone_number=number["display_phone_number"],
+        )
         channel.access_token_encrypted = runtime.secrets.encrypt(TOKEN)
         conversations, wa_ids = [], []
         for i in range(customers):

@@ -25,8 +25,8 @@ from puente.runtime import Runtime
 from puente.whatsapp.signature import compute_signature
 from tests.conftest import APP_SECRET, LiveServer
 from tests.factories import make_token
+from tests.graph_sandbox import GraphSandbox
 from tests.outbound.conftest import Shop, item_of, message_row
-from tests.outbound.fake_graph import FakeGraph
 from tests.outbound.test_outbox import queue_text
 from tests.waiting import wait_until
 
@@ -97,23 +97,23 @@ def post_webhook(server: LiveServer, body: bytes) -> None:
 
 
 def crash_mid_send(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> tuple[int, str]:
     """Queue a message, let Meta accept it, and kill the worker before it records that."""
     graph.hold_sends()
     message_id = queue_text(runtime, shop, "¿Confirmas tu cita?")
     worker = start_worker()
-    wait_until(lambda: len(graph.accepted()) == 1, what="Meta to accept the send")
+    wait_until(lambda: len(graph.sent()) == 1, what="Meta to accept the send")
     worker.stop(grace=0)
     worker.join()
     graph.release_sends()
-    return message_id, graph.accepted()[0]["accepted"]
+    return message_id, graph.sent()[0]["id"]
 
 
 def test_no_second_send_after_a_crash_and_the_status_webhook_reconciles(
     runtime: Runtime,
     shop: Shop,
-    graph: FakeGraph,
+    graph: GraphSandbox,
     start_worker: Callable[..., OutboxWorker],
     start_puente: Callable[[], LiveServer],
 ) -> None:
@@ -143,7 +143,7 @@ def test_no_second_send_after_a_crash_and_the_status_webhook_reconciles(
 def test_unknown_send_is_shown_and_resent_only_when_a_person_asks(
     runtime: Runtime,
     shop: Shop,
-    graph: FakeGraph,
+    graph: GraphSandbox,
     start_worker: Callable[..., OutboxWorker],
     start_puente: Callable[[], LiveServer],
 ) -> None:
@@ -177,15 +177,15 @@ def test_unknown_send_is_shown_and_resent_only_when_a_person_asks(
 def test_a_status_that_beats_the_send_answer_is_not_downgraded(
     runtime: Runtime,
     shop: Shop,
-    graph: FakeGraph,
+    graph: GraphSandbox,
     start_puente: Callable[[], LiveServer],
 ) -> None:
     puente = start_puente()
     # Meta's "read" webhook can arrive before Puente has recorded the send's answer.
     graph.hold_sends()
     message_id = queue_text(runtime, shop, "Gracias")
-    wait_until(lambda: len(graph.accepted()) == 1, what="Meta to accept the send")
-    wamid = graph.accepted()[0]["accepted"]
+    wait_until(lambda: len(graph.sent()) == 1, what="Meta to accept the send")
+    wamid = graph.sent()[0]["id"]
     item_id = item_of(runtime.db, message_id).id
     post_webhook(puente, status_webhook(runtime, shop, wamid, "read", f"outbox:{item_id}"))
     wait_until(lambda: message_row(runtime.db, message_id).status == "read", what="the read tick")
@@ -201,7 +201,7 @@ def test_a_status_that_beats_the_send_answer_is_not_downgraded(
 
 
 def test_a_claim_never_handed_to_http_goes_back_to_the_queue_and_leaves_once(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     message_id = queue_text(runtime, shop, "Tu pedido salió")
     # A lane claims the item and dies before handing it to HTTP.
@@ -226,7 +226,7 @@ def test_a_claim_never_handed_to_http_goes_back_to_the_queue_and_leaves_once(
 
 
 def test_a_lapsed_claim_wakes_its_lane_with_nothing_else_queued(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     message_id = queue_text(runtime, shop, "Recordatorio")
     with runtime.db.unit_of_work() as session:

@@ -1,4 +1,4 @@
-"""The outbox worker against a Meta-shaped Graph server over real HTTP: sending, pacing,
+"""The outbox worker against Puente's Meta sandbox over real HTTP: sending, pacing,
 retries, order, pausing."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from puente.outbound.models import OutboxState
 from puente.outbound.outbox.service import do_queue_message
 from puente.outbound.outbox.worker import OutboxWorker
 from puente.runtime import Runtime
+from tests.graph_sandbox import GraphSandbox
 from tests.outbound.conftest import (
     Shop,
     item_of,
@@ -22,7 +23,6 @@ from tests.outbound.conftest import (
     message_row,
     set_channel,
 )
-from tests.outbound.fake_graph import FakeGraph
 from tests.waiting import wait_until
 
 
@@ -50,12 +50,12 @@ def count_sent(runtime: Runtime, ids: list[int]) -> int:
         )
 
 
-def sent_bodies(graph: FakeGraph) -> list[str]:
+def sent_bodies(graph: GraphSandbox) -> list[str]:
     return [b["text"]["body"] for b in graph.accepted() if b["type"] == "text"]
 
 
 def test_queued_message_is_sent_once_with_its_wamid(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     message_id = queue_text(runtime, shop, "Tu pedido está listo", reply_to="wamid.CUSTOMER1")
     assert message_row(runtime.db, message_id).status == "queued"
@@ -65,9 +65,10 @@ def test_queued_message_is_sent_once_with_its_wamid(
         lambda: (m := message_row(runtime.db, message_id)).status == "sent" and m,
         what="the message to be sent",
     )
-    (body,) = graph.accepted()
+    (sent,) = graph.sent()
+    body = sent["request"]
     item = item_of(runtime.db, message_id)
-    assert message.wamid == body["accepted"]
+    assert message.wamid == sent["id"]
     assert item.state == OutboxState.SENT.value
     assert item.attempts == 1
     assert item.sent_at is not None
@@ -88,15 +89,16 @@ def test_queued_message_is_sent_once_with_its_wamid(
 
 
 def test_sending_never_exceeds_the_numbers_throughput_in_any_second(
-    runtime: Runtime, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     # A coexistence number: Meta allows 20 messages per second.
     shop = make_shop(runtime, customers=50, mode=ChannelMode.COEXISTENCE)
     ids = [queue_text(runtime, shop, f"aviso {i}", conversation=i) for i in range(50)]
     start_worker()
     wait_until(lambda: count_sent(runtime, ids) == 50, seconds=30, what="all 50 sends")
-    arrivals = sorted(r.at for r in graph.sends())
-    assert len(arrivals) == 50
+    assert len(graph.sent()) == 50
+    # Every send that reached Meta counts, refused or not.
+    arrivals = sorted(r["time"] for r in graph.send_requests())
     # Count sends in every one-second window that starts at a send, as Meta would.
     busiest = max(sum(1 for t in arrivals if start <= t < start + 1.0) for start in arrivals)
     assert busiest <= 20
@@ -105,10 +107,10 @@ def test_sending_never_exceeds_the_numbers_throughput_in_any_second(
 
 
 def test_rate_limit_and_server_error_are_retried_until_sent(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     graph.fail_next(130429, message="(#130429) Rate limit hit")
-    graph.fail_next(1, http_status=500, message="An unknown error occurred")
+    graph.fail_next(1, status=500, message="An unknown error occurred")
     message_id = queue_text(runtime, shop, "¿Sigues ahí?")
     start_worker()
 
@@ -117,15 +119,15 @@ def test_rate_limit_and_server_error_are_retried_until_sent(
     assert item.attempts == 3
     assert item.state == OutboxState.SENT.value
     assert item.last_error is None
-    tries = [r for r in graph.requests if r.path.endswith("/messages")]
-    assert len(tries) == 3
-    assert len(graph.accepted()) == 1
+    assert [r["status"] for r in graph.send_requests()] == [400, 500, 200]
+    assert len(graph.sent()) == 1
 
 
 def test_closed_window_from_meta_fails_at_once_with_the_reason(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
-    graph.closed_windows.add(shop.wa_ids[0])
+    # The customer never wrote to the number at Meta; Meta says so in its answer.
+    graph.configure(policy_errors_sync=True)
     message_id = queue_text(runtime, shop, "¿Hola?")
     start_worker()
 
@@ -142,13 +144,13 @@ def test_closed_window_from_meta_fails_at_once_with_the_reason(
     assert message.error["code"] == 131047
     assert "only a template can be sent" in message.error["reason"]
     assert message.wamid is None
-    assert len([r for r in graph.requests if r.path.endswith("/messages")]) == 1
+    assert len(graph.send_requests()) == 1
 
 
 def test_retries_give_up_after_the_last_attempt(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
-    graph.fail_next(131057, times=10, http_status=503, message="(#131057) Maintenance")
+    graph.fail_next(131057, times=10, status=503, message="(#131057) Maintenance")
     message_id = queue_text(runtime, shop, "hola")
     start_worker()
     wait_until(lambda: message_row(runtime.db, message_id).status == "failed", what="giving up")
@@ -159,7 +161,7 @@ def test_retries_give_up_after_the_last_attempt(
 
 
 def test_a_conversation_keeps_its_order_while_others_go_ahead(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     first = shop.wa_ids[0]
     # The first message to customer 0 hits the pair limit; the next two must wait for it.
@@ -180,7 +182,7 @@ def test_a_conversation_keeps_its_order_while_others_go_ahead(
 
 
 def test_paused_number_holds_messages_until_it_reconnects(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     held = queue_text(runtime, shop, "espera")
     set_channel(runtime.db, shop.channel_id, connection_state=ConnectionState.OFFBOARDED.value)
@@ -200,7 +202,7 @@ def test_paused_number_holds_messages_until_it_reconnects(
 
 
 def test_expired_token_fails_with_a_reason_to_reconnect(
-    runtime: Runtime, shop: Shop, graph: FakeGraph, start_worker: Callable[..., OutboxWorker]
+    runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     set_channel(runtime.db, shop.channel_id, access_token_encrypted=runtime.secrets.encrypt("old"))
     message_id = queue_text(runtime, shop, "hola")

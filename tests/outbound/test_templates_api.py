@@ -1,4 +1,4 @@
-"""Templates through the REST API, against a Meta-shaped Graph server over real HTTP:
+"""Templates through the REST API, against Puente's Meta sandbox over real HTTP:
 create and submit, refusal before Meta, drafts, sync, preview, delete."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from puente.app import create_app
+from puente.channels.models import Channel
 from puente.config import Settings
 from puente.db.session import Database
 from puente.outbound.models import MessageTemplate
 from puente.secrets import secret_box
 from tests.factories import make_channel, make_token, make_workspace
-from tests.outbound.fake_graph import TOKEN, FakeGraph, serve
+from tests.graph_sandbox import TOKEN, GraphSandbox, start_graph_sandbox
 from tests.outbound.test_templates_rules import marketing, utility
 
 WABA = "100200300"
@@ -26,37 +27,37 @@ WABA = "100200300"
 @dataclass
 class Setup:
     client: TestClient
-    graph: FakeGraph
+    graph: GraphSandbox
     auth: dict[str, str]
     workspace_id: int
 
     def template_requests(self, method: str) -> list[Any]:
-        return [
-            r
-            for r in self.graph.requests
-            if r.method == method and r.path.endswith("/message_templates")
-        ]
+        return self.graph.requests("/message_templates", method)
 
 
-def add_channel(settings: Settings, db: Database, workspace_id: int, waba: str = WABA) -> None:
+def add_channel(
+    settings: Settings, db: Database, graph: GraphSandbox, workspace_id: int, waba: str = WABA
+) -> None:
+    """A number of the WABA, at Meta and in the workspace."""
     from puente.accounts.models import Workspace
 
+    number = graph.add_number(waba_id=waba)
     with db.unit_of_work() as session:
         ws = session.get(Workspace, workspace_id)
         assert ws is not None
-        channel = make_channel(session, ws, waba_id=waba)
+        channel = make_channel(session, ws, phone_number_id=number["id"], waba_id=waba)
         channel.access_token_encrypted = secret_box(settings).encrypt(TOKEN)
 
 
 @pytest.fixture
 def setup(settings: Settings, db: Database, live_server_factory: Any) -> Iterator[Setup]:
-    graph = serve(live_server_factory)
-    settings.graph_base_url = graph.base_url
+    graph = start_graph_sandbox(live_server_factory)
+    settings.graph_base_url = graph.url
     with db.unit_of_work() as session:
         ws = make_workspace(session, "Tienda")
         token = make_token(session, ws)
         ws_id = ws.id
-    add_channel(settings, db, ws_id)
+    add_channel(settings, db, graph, ws_id)
     with TestClient(create_app(settings, db), base_url="http://testserver/api/v1") as client:
         yield Setup(client, graph, {"Authorization": f"Bearer {token}"}, ws_id)
 
@@ -74,15 +75,15 @@ def test_a_valid_template_is_submitted_to_meta_and_listed_as_pending(setup: Setu
 
     sent = setup.template_requests("POST")
     assert len(sent) == 1
-    assert sent[0].path.endswith(f"/{WABA}/message_templates")
-    assert sent[0].body["name"] == "order_shipped"
-    assert [c["type"] for c in sent[0].body["components"]] == [
+    assert sent[0]["path"].endswith(f"/{WABA}/message_templates")
+    assert sent[0]["body"]["name"] == "order_shipped"
+    assert [c["type"] for c in sent[0]["body"]["components"]] == [
         "HEADER",
         "BODY",
         "FOOTER",
         "BUTTONS",
     ]
-    assert sent[0].body["parameter_format"] == "positional"
+    assert sent[0]["body"]["parameter_format"] == "positional"
 
     listed = setup.client.get("/templates", headers=setup.auth).json()["items"]
     assert [(t["name"], t["language"], t["status"]) for t in listed] == [
@@ -155,8 +156,15 @@ def test_a_draft_stays_local_until_submitted(setup: Setup) -> None:
     assert twice.status_code == 409
 
 
-def test_meta_refusing_a_template_is_reported_with_metas_words(setup: Setup) -> None:
-    setup.graph.require_token = "a-newer-token"  # the stored token has expired
+def test_meta_refusing_a_template_is_reported_with_metas_words(
+    setup: Setup, settings: Settings, db: Database
+) -> None:
+    # The number's stored token has expired at Meta.
+    with db.unit_of_work(scope=setup.workspace_id) as session:
+        channel = session.scalars(select(Channel)).one()
+        token = setup.graph.expiring_token([channel.waba_id])
+        channel.access_token_encrypted = secret_box(settings).encrypt(token)
+    setup.graph.expire_tokens()
     r = setup.client.post("/templates", json=utility(), headers=setup.auth)
     assert r.status_code == 502
     assert r.json()["error"]["code"] == "meta_refused"
@@ -166,28 +174,22 @@ def test_meta_refusing_a_template_is_reported_with_metas_words(setup: Setup) -> 
 
 
 def test_sync_reads_every_template_from_meta(setup: Setup, db: Database) -> None:
-    setup.graph.templates = [
-        {
-            "id": f"5{i:04d}",
-            "name": f"aviso_{i:03d}",
-            "language": "es",
-            "status": "APPROVED",
-            "category": "UTILITY",
-            "parameter_format": "POSITIONAL",
-            "components": [{"type": "BODY", "text": f"Aviso {i}"}],
-        }
-        for i in range(130)  # more than one page of 100
-    ]
-    setup.graph.templates.append(
-        {
-            "id": "59999",
-            "name": "oferta",
-            "language": "es_MX",
-            "status": "REJECTED",
-            "rejected_reason": "PROMOTIONAL",
-            "category": "MARKETING",
-            "components": [{"type": "BODY", "text": "Oferta"}],
-        }
+    for i in range(130):  # more than one page of 100
+        setup.graph.add_template(
+            WABA,
+            name=f"aviso_{i:03d}",
+            language="es",
+            category="UTILITY",
+            parameter_format="POSITIONAL",
+            components=[{"type": "BODY", "text": f"Aviso {i}"}],
+        )
+    setup.graph.add_template(
+        WABA,
+        rejected="PROMOTIONAL",
+        name="oferta",
+        language="es_MX",
+        category="MARKETING",
+        components=[{"type": "BODY", "text": "Oferta"}],
     )
     # A template deleted in WhatsApp Manager disappears here too; a local draft stays.
     with db.unit_of_work() as session:
@@ -260,7 +262,7 @@ def test_delete_removes_the_variant_at_meta_and_here(setup: Setup) -> None:
     assert r.status_code == 204
     deletes = setup.template_requests("DELETE")
     assert len(deletes) == 1
-    assert setup.graph.templates == []
+    assert setup.graph.templates(WABA) == []
     assert setup.client.get(f"/templates/{created['id']}", headers=setup.auth).status_code == 404
     gone = setup.client.delete(f"/templates/{created['id']}", headers=setup.auth)
     assert gone.status_code == 404
@@ -310,7 +312,7 @@ def test_templates_are_per_workspace_and_need_scopes(
 
 
 def test_several_wabas_need_the_waba_id(setup: Setup, settings: Settings, db: Database) -> None:
-    add_channel(settings, db, setup.workspace_id, waba="999888777")
+    add_channel(settings, db, setup.graph, setup.workspace_id, waba="999888777")
     r = setup.client.post("/templates", json=utility(), headers=setup.auth)
     assert r.status_code == 422
     assert r.json()["error"]["details"] == {"waba_ids": ["100200300", "999888777"]}
@@ -318,7 +320,7 @@ def test_several_wabas_need_the_waba_id(setup: Setup, settings: Settings, db: Da
         "/templates", json={**utility(), "waba_id": "999888777"}, headers=setup.auth
     )
     assert ok.status_code == 201
-    assert setup.template_requests("POST")[0].path.endswith("/999888777/message_templates")
+    assert setup.template_requests("POST")[0]["path"].endswith("/999888777/message_templates")
     with db.read() as session:
         rows = session.scalars(select(MessageTemplate.waba_id)).all()
     assert rows == ["999888777"]

@@ -16,7 +16,7 @@ from puente.db.session import Database
 from puente.outbound.models import MessageTemplate
 from puente.secrets import secret_box
 from tests.factories import PASSWORD, make_channel, make_user, make_workspace
-from tests.outbound.fake_graph import TOKEN, FakeGraph, serve
+from tests.graph_sandbox import TOKEN, GraphSandbox, start_graph_sandbox
 from tests.webclient import WebClient
 
 WABA = "100200300"
@@ -37,16 +37,17 @@ VALID_FORM = {
 @dataclass
 class Site:
     web: WebClient
-    graph: FakeGraph
+    graph: GraphSandbox
     workspace_id: int
 
 
 def _site(settings: Settings, db: Database, live_server_factory: Any, role: str) -> Iterator[Site]:
-    graph = serve(live_server_factory)
-    settings.graph_base_url = graph.base_url
+    graph = start_graph_sandbox(live_server_factory)
+    settings.graph_base_url = graph.url
+    number = graph.add_number(waba_id=WABA)
     with db.unit_of_work() as session:
         ws = make_workspace(session, "Tienda")
-        channel = make_channel(session, ws, waba_id=WABA)
+        channel = make_channel(session, ws, phone_number_id=number["id"], waba_id=WABA)
         channel.access_token_encrypted = secret_box(settings).encrypt(TOKEN)
         user = make_user(session, ws, role=role)
         session.add(
@@ -104,7 +105,7 @@ def test_invalid_form_is_refused_before_meta(site: Site) -> None:
     assert r.status_code == 422
     assert 'data-code="footer_text_too_long"' in r.text
     assert 'value="pedido_enviado"' in r.text  # what was typed is kept
-    assert not [q for q in site.graph.requests if q.path.endswith("/message_templates")]
+    assert site.graph.requests("/message_templates") == []
 
 
 def test_create_preview_and_delete(site: Site) -> None:
@@ -112,7 +113,7 @@ def test_create_preview_and_delete(site: Site) -> None:
     assert r.status_code == 200, r.text
     assert 'data-testid="template-status"' in r.text and ">pending<" in r.text
     assert "Hola Ana, tu pedido A-17 ya salió." in r.text
-    submitted = [q.body for q in site.graph.requests if q.method == "POST"]
+    submitted = [q["body"] for q in site.graph.requests(method="POST")]
     assert submitted[-1]["name"] == "pedido_enviado"
     assert [b["type"] for b in submitted[-1]["components"][-1]["buttons"]] == [
         "QUICK_REPLY",
@@ -130,16 +131,13 @@ def test_create_preview_and_delete(site: Site) -> None:
 
 
 def test_sync_button_reads_templates_from_meta(site: Site) -> None:
-    site.graph.templates = [
-        {
-            "id": "77",
-            "name": "bienvenida",
-            "language": "es",
-            "status": "APPROVED",
-            "category": "UTILITY",
-            "components": [{"type": "BODY", "text": "Bienvenido"}],
-        }
-    ]
+    site.graph.add_template(
+        WABA,
+        name="bienvenida",
+        language="es",
+        category="UTILITY",
+        components=[{"type": "BODY", "text": "Bienvenido"}],
+    )
     r = site.web.post("/templates/sync", follow_redirects=True)
     assert r.status_code == 200
     assert "Templates synced from Meta." in r.text

@@ -19,6 +19,20 @@ class WebhookFaults(BaseModel):
     seed: int = 7
 
 
+class SendFault(BaseModel):
+    """One refusal of a send, in Meta's error shape, for codes the sandbox's rules never give
+    (maintenance, an app rate limit, a server error) or to force one at a chosen moment."""
+
+    code: int
+    status: int = Field(400, ge=400, le=599, description="The answer's HTTP status.")
+    message: str | None = Field(None, description="Defaults to `(#code) <Meta's title>`.")
+    details: str = "Injected by the sandbox"
+    subcode: int | None = None
+    to: str | None = Field(
+        None, pattern=r"^\d{7,15}$", description="Only a send to this recipient takes it."
+    )
+
+
 class SandboxConfig(BaseModel):
     """Everything that can be tuned on a sandbox; the control API can change most of it live."""
 
@@ -91,6 +105,17 @@ class SandboxConfig(BaseModel):
         description="The next n accepted sends lose their answer: Meta has the message (its "
         "statuses follow, with biz_opaque_callback_data) but the connection closes before "
         "the whole answer is written.",
+    )
+    send_faults: list[SendFault] = Field(
+        default_factory=list,
+        description="Errors the next sends answer, one send each, in order; a fault with `to` "
+        "waits for a send to that recipient (mark-as-read never takes one).",
+    )
+    hold_send_answers: bool = Field(
+        False,
+        description="Accepted sends keep their answer until this is turned off: Meta has the "
+        "message (its statuses follow) while the client still waits, as when a worker dies "
+        "between Meta's answer and its own commit.",
     )
     policy_errors_sync: bool = Field(
         False,

@@ -131,7 +131,9 @@ async def patch_config(request: Request, patch: ConfigPatch) -> dict[str, Any]:
     sb = sb_of(request)
     changes = patch.model_dump(exclude_unset=True)
     for key, value in changes.items():
-        setattr(sb.config, key, getattr(patch, key) if key == "faults" else value)
+        # Nested models stay models (model_dump made them dicts).
+        nested = key in ("faults", "send_faults")
+        setattr(sb.config, key, getattr(patch, key) if nested else value)
     if {"callback_url", "verify_token", "faults"} & changes.keys():
         sb.sender.reconfigure()
     return sb.config.model_dump(mode="json")
@@ -152,7 +154,10 @@ async def create_token(request: Request, body: TokenIn) -> dict[str, Any]:
             raise HTTPException(404, f"unknown WABA {waba_id}")
     token = "EAAS" + sb.new_request_id()
     sb.world.tokens[token] = body.waba_ids
-    return {"access_token": token, "waba_ids": body.waba_ids}
+    expires_at = None
+    if body.expires_in is not None:
+        expires_at = sb.world.token_expiry[token] = sb.clock.now() + body.expires_in
+    return {"access_token": token, "waba_ids": body.waba_ids, "expires_at": expires_at}
 
 
 # -- numbers and customers ------------------------------------------------------------------------
@@ -461,9 +466,10 @@ async def read_sent(
 async def read_requests(
     request: Request, path_contains: str | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """Every Graph API call (the last 5,000): method, path, query, JSON body and answer status."""
+    """Every Graph API call (the last 5,000): method, path, query, JSON body, Authorization
+    header, answer status, and Meta's error body when the call was refused."""
     out = []
-    for when, method, path, query, raw, status in reversed(sb_of(request).requests):
+    for when, method, path, query, raw, status, auth, answer in reversed(sb_of(request).requests):
         if path_contains and path_contains not in path:
             continue
         try:
@@ -477,7 +483,9 @@ async def read_requests(
                 "path": path,
                 "query": query,
                 "body": body,
+                "authorization": auth,
                 "status": status,
+                "answer": json.loads(answer) if answer else None,
             }
         )
         if len(out) >= limit:

@@ -14,7 +14,14 @@ from typing import Any
 
 from puente.sandbox import payloads
 from puente.sandbox.config import SandboxConfig
-from puente.sandbox.errors import GraphError, bad_token, error_item, invalid, unknown_object
+from puente.sandbox.errors import (
+    GraphError,
+    bad_token,
+    error_item,
+    expired_token,
+    invalid,
+    unknown_object,
+)
 from puente.sandbox.rules import (
     RateLimiter,
     SendRequest,
@@ -44,6 +51,8 @@ ENTRY_POINT_WINDOW = 3 * DAY
 GC_FREEZE_EVERY = 2000
 REQUEST_LOG = 5000
 HELD = "held_for_quality_assessment"
+# when, method, path, query, JSON body, status, Authorization header, answer if refused
+RequestLog = tuple[float, str, str, str, bytes, int, str | None, bytes]
 
 
 class Sandbox:
@@ -55,16 +64,26 @@ class Sandbox:
         self.sender = WebhookSender(config)
         self.limiter = RateLimiter()
         self._timers: set[asyncio.TimerHandle] = set()
-        self.requests: collections.deque[tuple[float, str, str, str, bytes, int]] = (
-            collections.deque(maxlen=REQUEST_LOG)
-        )
+        self.requests: collections.deque[RequestLog] = collections.deque(maxlen=REQUEST_LOG)
         # Bumped whenever a chat changes, so the phone page can push updates instead of polling.
         self.revision = 0
         self._waiters: set[asyncio.Future[None]] = set()
 
-    def log_request(self, method: str, path: str, query: str, body: bytes, status: int) -> None:
-        """Every Graph API call, so tests and scripts can read back what the client did."""
-        self.requests.append((self.clock.now(), method, path, query, body, status))
+    def log_request(
+        self,
+        method: str,
+        path: str,
+        query: str,
+        body: bytes,
+        status: int,
+        authorization: str | None,
+        answer: bytes,
+    ) -> None:
+        """Every Graph API call, so tests and scripts can read back what the client did (and
+        what Meta answered when it refused)."""
+        self.requests.append(
+            (self.clock.now(), method, path, query, body, status, authorization, answer)
+        )
 
     # -- lookups ----------------------------------------------------------------------------
     def check_token(self, token: str | None, waba_id: str | None = None) -> None:
@@ -73,6 +92,9 @@ class Sandbox:
             return
         if scope is None:
             raise bad_token()
+        expires_at = self.world.token_expiry.get(token or "")
+        if expires_at is not None and self.clock.now() >= expires_at:
+            raise expired_token(expires_at, self.clock.now())
         if waba_id is not None and scope and waba_id not in scope:
             raise GraphError(
                 200,
@@ -298,6 +320,8 @@ class Sandbox:
         if isinstance(body, dict) and body.get("status") == "read":
             return self.do_mark_read(number, body)
         req = check_send_body(body)
+        if self.config.send_faults:
+            self._take_send_fault(req.to)
         if number.blocked_until > self.clock.now():
             raise GraphError(
                 368,
@@ -359,6 +383,19 @@ class Sandbox:
             "contacts": [{"input": body["to"], "wa_id": customer.wa_id}],
             "messages": [sent],
         }
+
+    def _take_send_fault(self, to: str) -> None:
+        faults = self.config.send_faults
+        for i, fault in enumerate(faults):
+            if fault.to is None or fault.to == to:
+                del faults[i]
+                raise GraphError(
+                    fault.code,
+                    fault.details,
+                    status=fault.status,
+                    subcode=fault.subcode,
+                    message=fault.message,
+                )
 
     def _pace(self, template: Template, msg: ChatMessage, pricing: dict[str, Any]) -> str | None:
         """`message_status` of a paced template: the first sends go out, the rest are held."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 from starlette.responses import JSONResponse
@@ -93,6 +94,20 @@ def bad_token() -> GraphError:
         status=401,
         message="Invalid OAuth access token - Cannot parse access token",
     )
+
+
+def expired_token(expired_at: float, now: float) -> GraphError:
+    """Meta's answer to a token past its expiry: 190 with subcode 463, in Meta's words."""
+    said = (
+        f"Session has expired on {_meta_time(expired_at)}. The current time is {_meta_time(now)}."
+    )
+    return GraphError(
+        190, said, status=401, subcode=463, message=f"Error validating access token: {said}"
+    )
+
+
+def _meta_time(at: float) -> str:
+    return time.strftime("%A, %d-%b-%y %H:%M:%S UTC", time.gmtime(at))
 
 
 def unknown_object(object_id: str) -> GraphError:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -56,7 +57,13 @@ def graph(handler: Handler) -> Handler:
         except GraphError as exc:
             response = exc.response()
         sandbox_of(request).log_request(
-            request.method, request.url.path, str(request.url.query), raw, response.status_code
+            request.method,
+            request.url.path,
+            str(request.url.query),
+            raw,
+            response.status_code,
+            request.headers.get("authorization"),
+            bytes(response.body) if response.status_code >= 400 else b"",
         )
         return response
 
@@ -141,6 +148,13 @@ def template_fields(t: Template) -> dict[str, Any]:
     }
 
 
+def template_node(t: Template, request: Request) -> dict[str, Any]:
+    """Meta's default fields, or those `fields` asks for (`rejected_reason` only then)."""
+    if "fields" not in request.query_params:
+        return template_fields(t)
+    return select_fields({**template_fields(t), "rejected_reason": t.rejected_reason}, request)
+
+
 def check_template_body(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object")
@@ -176,6 +190,8 @@ async def post_messages(request: Request) -> Response:
     sb = sandbox_of(request)
     number = sb.access_number(request.path_params["object_id"], token_of(request))
     answer = sb.do_send(number, await json_body(request))
+    while sb.config.hold_send_answers and "messages" in answer:
+        await asyncio.sleep(0.01)
     if sb.config.lose_send_answers > 0 and "messages" in answer:
         sb.config.lose_send_answers -= 1
         return LostAnswer()
@@ -232,7 +248,7 @@ async def templates(request: Request) -> Response:
     for key in ("name", "status", "language", "category"):
         if key in q:
             mine = [t for t in mine if str(getattr(t, key)).lower() == q[key].lower()]
-    return ok(page([select_fields(template_fields(t), request) for t in mine], request))
+    return ok(page([template_node(t, request) for t in mine], request))
 
 
 def delete_templates(sb: Sandbox, mine: list[Template], request: Request) -> Response:
@@ -370,7 +386,7 @@ async def template_object(sb: Sandbox, template: Template, request: Request) -> 
         return ok({"success": True})
     if request.method == "DELETE":
         raise invalid("Delete templates through /{waba_id}/message_templates")
-    return ok(select_fields(template_fields(template), request))
+    return ok(template_node(template, request))
 
 
 @graph

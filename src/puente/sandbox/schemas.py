@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from puente.sandbox.config import WebhookFaults
+from puente.sandbox.config import SendFault, WebhookFaults
 
 Digits = Field(pattern=r"^\d{7,15}$")
 
@@ -28,6 +28,8 @@ class ConfigPatch(BaseModel):
     policy_errors_sync: bool | None = None
     media_download_faults: list[int] | None = Field(None, max_length=100)
     lose_send_answers: int | None = Field(None, ge=0)
+    send_faults: list[SendFault] | None = Field(None, max_length=100)
+    hold_send_answers: bool | None = None
     played_delay: float | None = Field(None, ge=0)
     throughput_window: float | None = Field(None, gt=0)
     messaging_limit_code: int | None = Field(None, ge=1)
@@ -152,6 +154,9 @@ class TemplateStatusIn(BaseModel):
 
 class TokenIn(BaseModel):
     waba_ids: list[str] = Field(default_factory=list)
+    expires_in: float | None = Field(
+        None, gt=0, description="Seconds (sandbox clock) until Meta answers 190/463 for it."
+    )
 
 
 class ClockIn(BaseModel):

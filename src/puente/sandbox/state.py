@@ -172,6 +172,7 @@ class World:
     templates: dict[str, Template] = field(default_factory=dict)
     media: dict[str, Media] = field(default_factory=dict)
     tokens: dict[str, list[str]] = field(default_factory=dict)  # token -> waba ids ([] = all)
+    token_expiry: dict[str, float] = field(default_factory=dict)  # token -> sandbox time
     signups: dict[str, Signup] = field(default_factory=dict)
     history: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # pnid -> threads
     portfolios: dict[str, Portfolio] = field(default_factory=dict)  # business_id -> portfolio
@@ -245,6 +246,7 @@ def load_world(data: dict[str, Any]) -> World:
         templates=each("templates", Template),
         media=each("media", Media),
         tokens=data.get("tokens", {}),
+        token_expiry=data.get("token_expiry", {}),
         signups=each("signups", Signup),
         history=data.get("history", {}),
         portfolios=each("portfolios", Portfolio),

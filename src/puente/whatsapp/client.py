@@ -93,6 +93,13 @@ class TemplateInfo(GraphModel):
     components: list[dict[str, Any]] = Field(default_factory=list)
 
 
+# Meta lists a template's default fields only (no rejection reason or quality), so the ones
+# the sync reads are asked for by name.
+TEMPLATE_FIELDS = (
+    "id,name,language,status,category,parameter_format,components,rejected_reason,quality_score"
+)
+
+
 class TemplatePage(GraphModel):
     templates: list[TemplateInfo]
     after: str | None = None  # cursor for the next page, None on the last one
@@ -394,7 +401,7 @@ class GraphClient:
     async def list_templates(
         self, waba_id: str, *, limit: int = 100, after: str | None = None
     ) -> TemplatePage:
-        params: dict[str, Any] = {"limit": limit}
+        params: dict[str, Any] = {"limit": limit, "fields": TEMPLATE_FIELDS}
         if after:
             params["after"] = after
         body = await self._call("GET", f"{waba_id}/message_templates", params=params)

@@ -5,10 +5,7 @@ Files are content-addressed: data_dir/media/<sha256[:2]>/<sha256>.
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Sequence
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,35 +15,13 @@ from puente.conversations.incoming import MediaRef
 from puente.conversations.models import Media
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
-from puente.db.session import on_commit
+from puente.jobs import MEDIA
 
 
 class MediaState:
     PENDING = "pending"
     STORED = "stored"
     FAILED = "failed"
-
-
-class _Wakeable(Protocol):
-    def wake(self) -> None: ...
-
-
-# Media workers of this process; weak so a discarded app does not keep its worker alive.
-_workers: weakref.WeakSet[_Wakeable] = weakref.WeakSet()
-_workers_lock = threading.Lock()
-
-
-def register_worker(worker: _Wakeable) -> None:
-    with _workers_lock:
-        _workers.add(worker)
-
-
-def wake_media_workers() -> None:
-    """Start downloads now instead of at the worker's next poll."""
-    with _workers_lock:
-        workers = list(_workers)
-    for worker in workers:
-        worker.wake()
 
 
 def create_media(session: Session, channel: Channel, items: Sequence[tuple[int, MediaRef]]) -> None:
@@ -73,7 +48,8 @@ def create_media(session: Session, channel: Channel, items: Sequence[tuple[int, 
     ]
     if rows:
         session.execute(insert_ignore(session, Media, ["channel_id", "meta_media_id"]), rows)
-        on_commit(session, wake_media_workers)
+        # Downloads start now instead of at the worker's next poll.
+        MEDIA.wake_after_commit(session)
 
 
 def access_media(session: Session, workspace_id: int, media_id: int) -> Media | None:

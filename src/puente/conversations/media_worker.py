@@ -23,17 +23,19 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
-from puente.conversations.media import MediaState, register_worker
+from puente.conversations.media import MediaState
 from puente.conversations.models import Media, Message
 from puente.db.base import utcnow
 from puente.events import DomainEvent, publish
-from puente.runtime import BackgroundWorker, Runtime
+from puente.jobs import MEDIA, Backoff, Worker, lease
+from puente.jobs import install as install_worker
+from puente.runtime import Runtime
 from puente.whatsapp.client import GraphClient, is_access_token
 from puente.whatsapp.errors import (
     BadMediaId,
@@ -63,11 +65,11 @@ class MediaPolicy:
     concurrency: int = 4
     timeout: float = 60.0
 
-    def delay(self, attempts: int, rng: random.Random) -> float:
-        """Seconds before attempt `attempts + 1`: exponential, with "equal jitter" so a
-        burst of failures (one Graph outage) does not come back all at once."""
-        ceiling = min(self.max_delay, self.base_delay * 2.0 ** max(attempts - 1, 0))
-        return float(ceiling / 2 + rng.uniform(0, ceiling / 2))
+    @property
+    def backoff(self) -> Backoff:
+        # "Equal jitter": half to all of the exponential delay, so a burst of failures
+        # (one Graph outage) does not come back all at once.
+        return Backoff(self.base_delay, self.max_delay, jitter=(0.5, 1.0))
 
 
 @dataclass(frozen=True)
@@ -109,36 +111,21 @@ def any_due(session: Session, now: dt.datetime) -> bool:
     return session.scalar(due.limit(1)) is not None
 
 
+_MEDIA = cast(Table, Media.__table__).c
+
+
 def claim_due(session: Session, *, now: dt.datetime, limit: int, policy: MediaPolicy) -> list[Job]:
     """Lease up to `limit` pending rows whose time has come, oldest first."""
-    query = (
-        select(Media.id)
-        .where(Media.state == MediaState.PENDING, Media.next_attempt_at <= now)
-        .order_by(Media.next_attempt_at, Media.id)
-        .limit(limit)
+    claimed = lease(
+        session,
+        cast(Table, Media.__table__),
+        ready=_MEDIA.state == MediaState.PENDING,
+        due=_MEDIA.next_attempt_at,
+        order_by=(_MEDIA.next_attempt_at, _MEDIA.id),
+        limit=limit,
+        seconds=policy.lease,
+        now=now,
     )
-    if session.get_bind().dialect.name == "postgresql":
-        # Workers of other processes skip what this one holds instead of waiting for it.
-        query = query.with_for_update(skip_locked=True)
-    ids = list(session.scalars(query))
-    if not ids:
-        return []
-    lease_until = now + dt.timedelta(seconds=policy.lease)
-    claimed: list[int] = []
-    for media_id in ids:
-        # Conditional, so two workers of one SQLite process never take the same row.
-        result = session.execute(
-            update(Media)
-            .where(
-                Media.id == media_id,
-                Media.state == MediaState.PENDING,
-                Media.next_attempt_at <= now,
-            )
-            .values(next_attempt_at=lease_until)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            claimed.append(media_id)
     if not claimed:
         return []
     rows = session.execute(
@@ -216,7 +203,7 @@ def do_record(
             )[:500]
         _publish_media_changed(session, media)
         return
-    delay = policy.delay(media.attempts, rng)
+    delay = policy.backoff.delay(media.attempts, rng)
     if outcome.retry_after is not None:
         delay = max(delay, outcome.retry_after)
     media.next_attempt_at = now + dt.timedelta(seconds=delay)
@@ -476,12 +463,10 @@ class MediaDownloader:
         os.replace(tmp, final)  # atomic: a reader never sees half a file
 
 
-def install(runtime: Runtime, policy: MediaPolicy | None = None) -> BackgroundWorker:
+def install(runtime: Runtime, policy: MediaPolicy | None = None) -> Worker:
     """Register the media worker with the process's background workers."""
     downloader = MediaDownloader(runtime, policy)
-    worker = BackgroundWorker(
-        "puente-media", downloader.step, idle_seconds=runtime.settings.worker_poll_seconds
-    )
-    register_worker(worker)
-    runtime.workers.append(worker)
+    idle = runtime.settings.worker_poll_seconds
+    worker = Worker("puente-media", MEDIA, downloader.step, idle_seconds=idle)
+    install_worker(runtime, worker)
     return worker

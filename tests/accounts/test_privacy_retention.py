@@ -9,11 +9,14 @@ import zipfile
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
+from puente.accounts.credentials import sha256_hex
+from puente.accounts.models import WebSession
 from puente.accounts.privacy import RetentionJob
 from puente.accounts.service import do_update_security_settings
+from puente.accounts.sessions import IDLE_TIMEOUT, do_create_session
 from puente.cli import app
 from puente.config import Settings, get_settings
 from puente.contacts.models import Contact
@@ -159,6 +162,31 @@ def test_daily_job_runs_when_due_then_waits_a_day(db: Database, settings: Settin
     job.step()
     assert texts(db, ana) == ["Ana says hello 1"]
     assert job.next_run > now + dt.timedelta(hours=23)
+
+
+def test_daily_job_deletes_sign_ins_that_have_ended(db: Database, settings: Settings) -> None:
+    now = dt.datetime.now(dt.UTC)
+    with db.unit_of_work() as session:
+        ws = make_workspace(session, "Sessions")
+        user = make_user(session, ws)
+        live, expired, idle = (
+            do_create_session(session, user=user, workspace_id=ws.id) for _ in range(3)
+        )
+        minute = dt.timedelta(minutes=1)
+        ended = {
+            expired: {"expires_at": now - minute},
+            idle: {"last_seen_at": now - IDLE_TIMEOUT - minute},
+        }
+        for token, values in ended.items():
+            session.execute(
+                update(WebSession).where(WebSession.token_hash == sha256_hex(token)).values(values)
+            )
+
+    RetentionJob(db, settings.data_dir / "media", first_run=now).step()
+
+    with db.read() as session:
+        left = session.scalars(select(WebSession.token_hash)).all()
+    assert left == [sha256_hex(live)]
 
 
 def test_cli_export_erase_and_legal_hold(

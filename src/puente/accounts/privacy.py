@@ -19,6 +19,7 @@ from puente.accounts.gate import Actor, require
 from puente.accounts.models import Workspace
 from puente.accounts.permissions import Perm
 from puente.accounts.service import retention_days
+from puente.accounts.sessions import do_purge_expired_sessions
 from puente.contacts.models import (
     ConsentEvent,
     Contact,
@@ -397,6 +398,10 @@ class RetentionJob:
         pruned = run_webhook_retention(self.db, self.webhook_days)
         if pruned is not None and pruned.events:
             log.info("retention: %s raw webhook events deleted", pruned.events)
+        with self.db.unit_of_work(unscoped="expired sign-ins of every workspace") as session:
+            ended = do_purge_expired_sessions(session)
+        if ended:
+            log.info("retention: %s expired sign-in sessions deleted", ended)
         return False
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import String, and_, cast, delete, func, select, update
+from sqlalchemy import String, and_, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from puente.accounts.credentials import random_token, sha256_hex
@@ -131,5 +131,9 @@ def do_end_user_sessions(session: Session, user_id: int, *, keep: str | None = N
 
 
 def do_purge_expired_sessions(session: Session) -> int:
-    result = session.execute(delete(WebSession).where(WebSession.expires_at <= utcnow()))
-    return int(getattr(result, "rowcount", 0) or 0)
+    """Delete the sessions that can no longer sign anyone in (see `_live`): past their
+    lifetime, or a full sign-in idle beyond the timeout."""
+    now = utcnow()
+    idle = and_(WebSession.stage == "full", WebSession.last_seen_at < now - IDLE_TIMEOUT)
+    dead = delete(WebSession).where(or_(WebSession.expires_at <= now, idle))
+    return int(getattr(session.execute(dead), "rowcount", 0) or 0)

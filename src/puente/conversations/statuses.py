@@ -28,10 +28,7 @@ from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
 from puente.events import DomainEvent, publish
 from puente.outbound.models import OutboxItem
-from puente.outbound.outbox.service import do_recover_sent
-
-# What the outbox writes into biz_opaque_callback_data: "outbox:<OutboxItem.id>".
-OUTBOX_CALLBACK_PREFIX = "outbox:"
+from puente.outbound.outbox.service import do_recover_sent, outbox_id_from_callback
 
 
 @dataclass(frozen=True)
@@ -127,10 +124,6 @@ def do_sweep_pending_statuses(session: Session, limit: int = 500) -> int:
     return len(found)
 
 
-# Outbox ids fit a bigint; a larger number in someone's callback data matches nothing.
-_MAX_ID = 2**63 - 1
-
-
 def lock_messages_for_statuses(session: Session, statuses: Iterable[Mapping[str, Any]]) -> None:
     """PostgreSQL: lock, in id order, the messages these raw webhook statuses will update
     (by wamid, or by the outbox id of their callback data).
@@ -149,11 +142,9 @@ def lock_messages_for_statuses(session: Session, statuses: Iterable[Mapping[str,
         wamid = status.get("id")
         if isinstance(wamid, str):
             wamids.add(wamid)
-        data = status.get("biz_opaque_callback_data")
-        if isinstance(data, str) and data.startswith(OUTBOX_CALLBACK_PREFIX):
-            number = data[len(OUTBOX_CALLBACK_PREFIX) :]
-            if number.isascii() and number.isdigit() and int(number) <= _MAX_ID:
-                outbox_ids.add(int(number))
+        outbox_id = outbox_id_from_callback(status.get("biz_opaque_callback_data"))
+        if outbox_id is not None:
+            outbox_ids.add(outbox_id)
     if not wamids and not outbox_ids:
         return
     by_outbox = select(OutboxItem.message_id).where(OutboxItem.id.in_(outbox_ids))
@@ -175,12 +166,8 @@ def _messages_by_wamid(session: Session, wamids: set[str]) -> dict[str, Message]
 def _reconcile_outbox(session: Session, channel: Channel, event: StatusEvent) -> Message | None:
     """A status for a send whose local commit was lost: the outbox id in the callback
     data finds the message, which gets the wamid Meta gave it."""
-    data = event.callback_data or ""
-    if not data.startswith(OUTBOX_CALLBACK_PREFIX):
-        return None
-    try:
-        outbox_id = int(data[len(OUTBOX_CALLBACK_PREFIX) :])
-    except ValueError:
+    outbox_id = outbox_id_from_callback(event.callback_data)
+    if outbox_id is None:
         return None
     item = session.scalar(
         select(OutboxItem).where(

@@ -101,11 +101,20 @@ def callback_data_for(item_id: int) -> str:
     return f"{CALLBACK_PREFIX}{item_id}"
 
 
-def outbox_id_from_callback(data: str | None) -> int | None:
-    if not data or not data.startswith(CALLBACK_PREFIX):
+# Outbox ids fit a bigint; a larger number in someone's callback data matches nothing.
+_MAX_ID = 2**63 - 1
+
+
+def outbox_id_from_callback(data: object) -> int | None:
+    """The outbox item a status webhook's `biz_opaque_callback_data` names. The field is
+    free text to Meta (other tools on the number may write their own), so anything but
+    "outbox:" and ASCII digits within a bigint names nothing."""
+    if not isinstance(data, str) or not data.startswith(CALLBACK_PREFIX):
         return None
-    rest = data[len(CALLBACK_PREFIX) :]
-    return int(rest) if rest.isdigit() else None
+    number = data[len(CALLBACK_PREFIX) :]
+    if not (number.isascii() and number.isdigit()) or int(number) > _MAX_ID:
+        return None
+    return int(number)
 
 
 # -- finding the recipient -------------------------------------------------------------

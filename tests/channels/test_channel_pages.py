@@ -5,13 +5,16 @@ retries, this month's costs and the feature table in English and Spanish."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+from pathlib import Path
 
 import httpx
 import pytest
 
 from puente.accounts.models import Role, Workspace
 from puente.accounts.service import do_create_user
+from puente.channels.features import DATA_DIR
 from puente.channels.models import Channel
 from puente.conversations.models import Message
 from tests.channels.conftest import NUMBER, PHONE, Coex
@@ -226,6 +229,18 @@ def test_feature_table_in_spanish(coex: Coex) -> None:
     assert "Las listas de difusión pasan a ser difusiones de Puente" in page
     assert "Los mensajes de bienvenida y de ausencia pasan a ser automatizaciones" in page
     assert 'data-testid="state">Conectado' in page and "Qué funciona dónde" in page
+
+
+def test_checklist_leaves_out_countries_where_meta_offers_no_coexistence(
+    coex: Coex, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = json.loads((DATA_DIR / "countries.json").read_text(encoding="utf-8"))
+    data["excluded"] = ["VE"]
+    (tmp_path / "countries.json").write_text(json.dumps(data), encoding="utf-8")
+    monkeypatch.setenv("PUENTE_COEX_DATA_DIR", str(tmp_path))
+    form = signed_in(coex).get("/channels/new?method=coexistence").text
+    assert '<option value="MX">México</option>' in form
+    assert 'value="VE"' not in form
 
 
 def test_agents_cannot_open_the_channels_pages(coex: Coex) -> None:

@@ -47,26 +47,9 @@ def feature_table(lang: str) -> tuple[list[FeatureGroup], list[str]]:
 
 
 def countries() -> dict[str, str]:
-    """ISO code -> name of the countries offered in the eligibility checklist."""
+    """ISO code -> name of the countries offered in the eligibility checklist: those where
+    Meta offers coexistence (countries.json's `excluded` names the others)."""
     data = _load("countries.json")
-    return dict(sorted(data["countries"].items(), key=lambda kv: kv[1]))
-
-
-def excluded_countries() -> set[str]:
-    return set(_load("countries.json").get("excluded", []))
-
-
-def country_supported(code: str) -> bool:
-    return code.upper() not in excluded_countries()
-
-
-def app_version_ok(version: str) -> bool:
-    """Whether a Business app version is at least 2.24.17."""
-
-    def parts(v: str) -> tuple[int, ...]:
-        return tuple(int(p) for p in v.strip().split(".") if p.isdigit())
-
-    try:
-        return parts(version) >= parts(MIN_APP_VERSION)
-    except ValueError:
-        return False
+    excluded = set(data.get("excluded", []))
+    offered = {code: name for code, name in data["countries"].items() if code not in excluded}
+    return dict(sorted(offered.items(), key=lambda kv: kv[1]))

@@ -168,10 +168,6 @@ def remaining_recovery_codes(session: Session, user: User) -> int:
     )
 
 
-def constant_time_equals(a: str, b: str) -> bool:
-    return hmac.compare_digest(a.encode(), b.encode())
-
-
 # --- Throttling --------------------------------------------------------------------------
 
 

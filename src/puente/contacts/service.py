@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from puente.accounts import audit
 from puente.accounts.audit import Action
-from puente.contacts.models import Contact, ContactIdentity, ContactSource, ContactTag, Tag
+from puente.contacts.models import Contact, ContactSource, ContactTag, Tag
 from puente.contacts.phones import to_e164, wa_id_from_e164
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.events import DomainEvent, publish
@@ -62,26 +62,6 @@ def get_or_create_contact(
             raise
         return existing, False
     return contact, True
-
-
-def get_or_create_identity(
-    session: Session, *, contact: Contact, channel_id: int, wa_id: str | None
-) -> ContactIdentity:
-    identity = session.scalar(
-        select(ContactIdentity).where(
-            ContactIdentity.channel_id == channel_id, ContactIdentity.contact_id == contact.id
-        )
-    )
-    if identity is None:
-        identity = ContactIdentity(
-            workspace_id=contact.workspace_id,
-            channel_id=channel_id,
-            contact_id=contact.id,
-            wa_id=wa_id,
-        )
-        session.add(identity)
-        session.flush()
-    return identity
 
 
 # --- CRUD for the API and the UI -------------------------------------------------------

@@ -245,12 +245,6 @@ def _index_names(conn: Connection) -> frozenset[str]:
     return frozenset(str(r[0]) for r in rows)
 
 
-def forget_search_index(engine: Engine) -> None:
-    """For tests and tools that drop the tables: the next search creates the index again."""
-    with _ready_lock:
-        _ready.discard(str(engine.url))
-
-
 def words_of(query: str) -> list[str]:
     return _WORD.findall(query.lower())[:8]
 

@@ -299,16 +299,3 @@ def parse_graph_error(http_status: int, body: Any) -> GraphError:
     if isinstance(exc, TemplateError) and code in _TEMPLATE_REASONS and not exc.details:
         exc.details = _TEMPLATE_REASONS[code]
     return exc
-
-
-def error_from_status_webhook(error: dict[str, Any]) -> GraphError:
-    """The typed error for one entry of a status webhook's `errors[]` (status `failed`)."""
-    code = _as_int(error.get("code"))
-    data = error.get("error_data")
-    details = data.get("details") if isinstance(data, dict) else None
-    cls = error_class_for(code, None)
-    return cls(
-        str(error.get("message") or error.get("title") or "failed"),
-        code=code,
-        details=str(details) if details else None,
-    )

@@ -339,15 +339,6 @@ def closed_hidden(session: Session, actor: Actor, f: InboxFilter) -> int:
     return int(session.scalar(select(func.count()).select_from(capped)) or 0)
 
 
-def one_row(session: Session, actor: Actor, conversation_id: int) -> Row | None:
-    """The list row of one conversation (for live updates), if the actor may see it."""
-    f = InboxFilter(status="any")
-    r = session.execute(
-        _row_query().where(*_filtered(session, actor, f), Conversation.id == conversation_id)
-    ).first()
-    return None if r is None else _row_of(r)
-
-
 # -- one conversation ------------------------------------------------------------------------
 
 

@@ -121,9 +121,7 @@ def _snapshot(runtime: Any, workspace: str | None) -> list[dict[str, Any]]:
             Workspace, Workspace.id == Channel.workspace_id
         )
         if workspace:
-            query = query.where(
-                Channel.workspace_id == enter_workspace(session, workspace).id
-            )
+            query = query.where(Channel.workspace_id == enter_workspace(session, workspace).id)
         for channel, slug in session.execute(query.order_by(Workspace.slug, Channel.id)):
             health = channel_health(channel, access_sync(session, channel), now)
             out.append(

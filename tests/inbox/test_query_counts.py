@@ -4,15 +4,11 @@ conversations or messages: no N+1 can creep into the list or the conversation vi
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-from sqlalchemy import event
 
 from puente.db.session import Database
 from tests.inbox.conftest import NOW, Shop
 from tests.inbox.helpers import add_conversation, add_message
+from tests.statements import counting
 from tests.webclient import WebClient
 
 # Signing in (the session with its user, workspace, membership and teams, in one) plus the
@@ -20,30 +16,6 @@ from tests.webclient import WebClient
 # header brings the conversation with its contact, consent, tags and unread notification).
 LIST_STATEMENTS = 4
 VIEW_STATEMENTS = 8
-
-
-@contextmanager
-def counting(db: Database) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    # Transaction control, and the realtime hub relaying events to other processes
-    # (PostgreSQL NOTIFY, from its own thread), are not the page's queries.
-    skipped = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "SELECT PG_NOTIFY")
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if not statement.lstrip().upper().startswith(skipped):
-            statements.append(statement)
-
-    # On PostgreSQL the readers' engine is the writers' with options: its statements
-    # already reach the writers' engine's listeners.
-    engines = {db.engine} if db.read_engine.pool is db.engine.pool else {db.engine, db.read_engine}
-    for engine in engines:
-        event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        for engine in engines:
-            event.remove(engine, "before_cursor_execute", count)
 
 
 def _fill(db: Database, shop: Shop, conversations: int, messages: int) -> int:

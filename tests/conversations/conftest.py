@@ -17,7 +17,7 @@ from puente.config import Settings
 from puente.conversations.media_worker import MediaDownloader, MediaPolicy
 from puente.conversations.models import Media, Message
 from puente.db.session import Database
-from puente.events import DomainEvent, bus
+from puente.events import Event, bus
 from puente.ingest.worker import IngestProcessor
 from puente.runtime import Runtime
 from puente.sandbox import SandboxConfig, create_sandbox_app
@@ -39,7 +39,7 @@ class World:
     graph: httpx.Client
     api: httpx.Client
     downloader: MediaDownloader
-    events: list[DomainEvent]
+    events: list[Event]
 
     def process(self) -> None:
         """Wait for the sandbox's webhooks to be delivered, then run the ingest worker."""
@@ -135,8 +135,8 @@ def _world(
     api = httpx.Client(
         base_url=f"{puente.url}/api/v1", headers={"Authorization": f"Bearer {secret}"}
     )
-    events: list[DomainEvent] = []
-    unsubscribe = bus.subscribe(events.append)
+    events: list[Event] = []
+    unsubscribe = bus.subscribe(Event, events.append)
     # Jitter from a seeded generator: the retry times below are the same on every run.
     downloader = MediaDownloader(runtime, MediaPolicy(base_delay=30.0), rng=seeded())
     try:

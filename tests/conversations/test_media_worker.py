@@ -16,17 +16,15 @@ from puente.accounts.models import Workspace
 from puente.conversations.media_worker import MediaDownloader, MediaPolicy, media_path
 from puente.conversations.models import Media, Message
 from puente.db.base import utcnow
-from puente.events import DomainEvent
+from puente.events import Event, MessageUpdated
 from puente.sandbox.media import SAMPLES
 from puente.sandbox.seed import DEMO_NUMBER
 from tests.conversations.conftest import PDF, PNG, World, seeded
 from tests.factories import make_token, make_workspace
 
 
-def _media_events(events: list[DomainEvent], message_id: int) -> list[DomainEvent]:
-    return [
-        e for e in events if e.kind == "message.updated" and e.data.get("message_id") == message_id
-    ]
+def _media_events(events: list[Event], message_id: int) -> list[MessageUpdated]:
+    return [e for e in events if isinstance(e, MessageUpdated) and e.message_id == message_id]
 
 
 def test_a_customer_photo_is_downloaded_and_served_byte_for_byte(world: World) -> None:
@@ -62,7 +60,7 @@ def test_a_customer_photo_is_downloaded_and_served_byte_for_byte(world: World) -
 
     updated = _media_events(world.events, message.id)
     assert len(updated) == 1
-    assert updated[0].data["media"]["state"] == "stored"
+    assert updated[0].media is not None and updated[0].media.state == "stored"
     assert updated[0].conversation_id == message.conversation_id
     # Nothing else is due: the worker goes idle.
     assert world.downloader.step() is False
@@ -159,7 +157,7 @@ def test_backoff_grows_and_the_download_gives_up(world: World) -> None:
     assert "temporary problem" in res.json()["error"]["message"]
     # The failure is announced so the inbox stops showing "downloading".
     events = _media_events(world.events, message.id)
-    assert [e.data["media"]["state"] for e in events] == ["failed"]
+    assert [e.media.state if e.media else None for e in events] == ["failed"]
 
 
 def test_a_checksum_mismatch_is_a_failed_attempt(world: World) -> None:

@@ -14,6 +14,7 @@ from puente.accounts.models import User, Workspace
 from puente.channels.models import Channel
 from puente.conversations.models import Conversation, Message, Notification
 from puente.conversations.notifications import do_read_notification, do_set_notification_prefs
+from puente.events import NotificationCreated
 from puente.sandbox.seed import DEMO_NUMBER
 from tests.conversations.conftest import LUCIA, World
 from tests.factories import make_contact, make_conversation, make_user
@@ -48,11 +49,9 @@ def _customer_writes(world: World, text: str, sender: str = LUCIA) -> None:
     world.process()
 
 
-def _created_for(world: World, user_id: int) -> list[dict[str, Any]]:
+def _created_for(world: World, user_id: int) -> list[NotificationCreated]:
     return [
-        e.data
-        for e in world.events
-        if e.kind == "notification.created" and e.data.get("to_user_id") == user_id
+        e for e in world.events if isinstance(e, NotificationCreated) and e.to_user_id == user_id
     ]
 
 
@@ -68,7 +67,7 @@ def test_messages_in_my_conversation_collapse_into_one_unread_notification(
     ]
     # Each message was pushed live, with the unread count the bell shows.
     pushed = _created_for(world, ana_id)
-    assert [(p["notification_kind"], p["unread"], p["browser"]) for p in pushed] == [
+    assert [(p.notification_kind, p.unread, p.browser) for p in pushed] == [
         ("message", 1, True),
         ("message", 1, True),
     ]
@@ -120,9 +119,7 @@ def test_an_agent_who_turned_message_notifications_off_gets_none(world: World) -
     _customer_writes(world, "Hola")
     assert _notifications(world, ana_id) == []
     pushed = _created_for(world, ana_id)
-    assert [(p["in_app"], p["browser"], p["notification_id"]) for p in pushed] == [
-        (False, True, None)
-    ]
+    assert [(p.in_app, p.browser, p.notification_id) for p in pushed] == [(False, True, None)]
 
     with world.runtime.db.unit_of_work() as session:
         ana = session.get(User, ana_id)

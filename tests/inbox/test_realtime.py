@@ -16,7 +16,7 @@ from puente.app import create_app
 from puente.config import Settings
 from puente.conversations.realtime import RealtimeHub
 from puente.db.session import Database
-from puente.events import DomainEvent, EventBus, publish
+from puente.events import Event, EventBus, NoteAdded, NotificationCreated, publish
 from tests.conftest import LiveServer
 from tests.factories import PASSWORD, make_team
 from tests.inbox.conftest import NOW, Shop
@@ -76,9 +76,29 @@ def _open(server: LiveServer, email: str, clients: list[httpx.Client]) -> tuple[
     return stream, cm
 
 
-def _publish(db: Database, event: DomainEvent) -> None:
+def _publish(db: Database, event: Event) -> None:
     with db.unit_of_work() as session:
         publish(session, event)
+
+
+def _note(shop: Shop, conversation_id: int, note_id: int = 1) -> NoteAdded:
+    return NoteAdded(
+        workspace_id=shop.workspace_id, conversation_id=conversation_id, note_id=note_id
+    )
+
+
+def _notification(shop: Shop, user_id: int, text: str) -> NotificationCreated:
+    return NotificationCreated(
+        workspace_id=shop.workspace_id,
+        to_user_id=user_id,
+        notification_id=None,
+        notification_kind="mention",
+        conversation_id=None,
+        text=text,
+        in_app=False,
+        browser=True,
+        unread=0,
+    )
 
 
 def test_events_reach_only_agents_who_may_see_the_conversation(
@@ -102,9 +122,7 @@ def test_events_reach_only_agents_who_may_see_the_conversation(
     owner_stream, owner_cm = _open(server, shop.owner_email, streams)
     try:
         for cid in (hidden, visible):
-            _publish(
-                db, DomainEvent(shop.workspace_id, "message.created", {"conversation_id": cid}, cid)
-            )
+            _publish(db, _note(shop, cid))
         # The owner sees everything, in order. Ana hears the owner sign in (presence goes to
         # the whole workspace), then the one conversation event she may see.
         assert [owner_stream.next_event()["conversation_id"] for _ in range(2)] == [hidden, visible]
@@ -114,24 +132,10 @@ def test_events_reach_only_agents_who_may_see_the_conversation(
             {"user_id": shop.owner_id, "availability": "online"},
         )
         first = ana_stream.next_event()
-        assert (first["kind"], first["conversation_id"]) == ("message.created", visible)
+        assert (first["kind"], first["conversation_id"]) == ("note.created", visible)
         # A notification goes to its user only.
-        _publish(
-            db,
-            DomainEvent(
-                shop.workspace_id,
-                "notification.created",
-                {"to_user_id": shop.owner_id, "text": "hola"},
-            ),
-        )
-        _publish(
-            db,
-            DomainEvent(
-                shop.workspace_id,
-                "notification.created",
-                {"to_user_id": shop.ana_id, "text": "para Ana"},
-            ),
-        )
+        _publish(db, _notification(shop, shop.owner_id, "hola"))
+        _publish(db, _notification(shop, shop.ana_id, "para Ana"))
         assert owner_stream.next_event()["data"]["text"] == "hola"
         assert ana_stream.next_event()["data"]["text"] == "para Ana"
     finally:
@@ -147,13 +151,10 @@ def test_nothing_is_sent_for_a_rolled_back_change(
     stream, cm = _open(server, shop.owner_email, streams)
     try:
         with pytest.raises(RuntimeError), db.unit_of_work() as session:
-            publish(
-                session,
-                DomainEvent(shop.workspace_id, "message.created", {"n": "rolled back"}, cid),
-            )
+            publish(session, _note(shop, cid, note_id=1))
             raise RuntimeError("boom")
-        _publish(db, DomainEvent(shop.workspace_id, "message.created", {"n": "committed"}, cid))
-        assert stream.next_event()["data"]["n"] == "committed"
+        _publish(db, _note(shop, cid, note_id=2))
+        assert stream.next_event()["data"]["note_id"] == 2
     finally:
         cm.__exit__(None, None, None)
 
@@ -190,16 +191,16 @@ def test_events_cross_processes_through_postgresql(
         # Give B's LISTEN connection time to start; the event is re-sent until it arrives.
         received: dict[str, Any] | None = None
         for _ in range(20):
-            bus_a.deliver(
-                DomainEvent(shop.workspace_id, "message.created", {"conversation_id": cid}, cid)
-            )
+            bus_a.deliver(_note(shop, cid))
             try:
                 payload = loop.run_until_complete(asyncio.wait_for(sub.queue.get(), 1.0))
             except TimeoutError:
                 continue
             received = json.loads(payload)
             break
-        assert received is not None and received["conversation_id"] == cid
+        assert received is not None
+        assert (received["kind"], received["conversation_id"]) == ("note.created", cid)
+        assert received["data"] == {"conversation_id": cid, "note_id": 1}
     finally:
         hub_a.close()
         hub_b.close()

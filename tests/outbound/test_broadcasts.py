@@ -337,10 +337,10 @@ def test_tier_holds_sends_beyond_the_limit(world: World) -> None:
 
 
 def test_a_reply_marks_the_recipient_replied_and_publishes_the_hook(world: World) -> None:
-    from puente.events import DomainEvent, bus
+    from puente.events import BroadcastReplied, bus
 
-    seen: list[DomainEvent] = []
-    unsubscribe = bus.subscribe(lambda e: seen.append(e) if e.kind == "broadcast.replied" else None)
+    seen: list[BroadcastReplied] = []
+    unsubscribe = bus.subscribe(BroadcastReplied, seen.append)
     try:
         created = world.create(
             {
@@ -355,7 +355,7 @@ def test_a_reply_marks_the_recipient_replied_and_publishes_the_hook(world: World
             assert do_note_reply(session, world.workspace_id, carlos.id, utcnow()) == 1
         rows = _by_phone(world.recipients(created["id"]))
         assert rows["+5215512345678"]["state"] == "replied"
-        assert [e.data["broadcast_id"] for e in seen] == [created["id"]]
+        assert [e.broadcast_id for e in seen] == [created["id"]]
     finally:
         unsubscribe()
 

@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 from sqlalchemy import select
 
-from puente.channels.models import ChannelMode, ConnectionState
+from puente.channels.events import publish_channel_updated
+from puente.channels.models import Channel, ChannelMode, ConnectionState
 from puente.conversations.models import Message, MessageSource
-from puente.events import DomainEvent, bus
 from puente.outbound.models import OutboxState
 from puente.outbound.outbox.service import do_queue_message
 from puente.outbound.outbox.worker import OutboxWorker
@@ -196,7 +196,10 @@ def test_paused_number_holds_messages_until_it_reconnects(
     assert sent_bodies(graph) == ["sigo"]
 
     set_channel(runtime.db, shop.channel_id, connection_state=ConnectionState.RECONNECTED.value)
-    bus.deliver(DomainEvent(shop.workspace_id, "channel.updated", {"channel_id": shop.channel_id}))
+    with runtime.db.unit_of_work() as session:
+        channel = session.get(Channel, shop.channel_id)
+        assert channel is not None
+        publish_channel_updated(session, channel)
     wait_until(lambda: message_row(runtime.db, held).status == "sent", what="the resumed send")
     assert sent_bodies(graph) == ["sigo", "espera"]
 

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from puente.app import create_app
 from puente.config import Settings
 from puente.db.session import Database
-from puente.events import DomainEvent, bus
+from puente.events import TemplateStatusChanged, bus
 from puente.ingest.models import WebhookChange
 from puente.ingest.worker import run_until_idle
 from puente.outbound.models import MessageTemplate
@@ -103,8 +103,8 @@ T0 = 1_763_700_000
 def test_pending_template_is_approved(
     db: Database, server: LiveServer, client: httpx.Client, workspace_id: int
 ) -> None:
-    seen: list[DomainEvent] = []
-    unsubscribe = bus.subscribe(seen.append)
+    seen: list[TemplateStatusChanged] = []
+    unsubscribe = bus.subscribe(TemplateStatusChanged, seen.append)
     try:
         deliver(client, server, status_change("APPROVED"), time=T0)
     finally:
@@ -113,8 +113,7 @@ def test_pending_template_is_approved(
     assert t.status == "APPROVED"
     assert t.status_reason is None
     assert t.status_changed_at is not None and int(t.status_changed_at.timestamp()) == T0
-    events = [e for e in seen if e.kind == "template.status"]
-    assert [(e.workspace_id, e.data["status"]) for e in events] == [(workspace_id, "APPROVED")]
+    assert [(e.workspace_id, e.status) for e in seen] == [(workspace_id, "APPROVED")]
 
 
 def test_rejection_keeps_metas_reason(

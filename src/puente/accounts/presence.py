@@ -8,7 +8,7 @@ from sqlalchemy.orm import Session
 from puente.accounts.models import Membership, User
 from puente.accounts.service import do_update_profile
 from puente.db.base import utcnow
-from puente.events import DomainEvent, publish
+from puente.events import PresenceChanged, publish
 
 
 def do_set_availability(session: Session, user: User, availability: str) -> bool:
@@ -54,10 +54,8 @@ def _change(session: Session, user: User, availability: str) -> bool:
     for workspace_id in workspaces:
         publish(
             session,
-            DomainEvent(
-                workspace_id=workspace_id,
-                kind="presence.changed",
-                data={"user_id": user.id, "availability": user.availability},
+            PresenceChanged(
+                workspace_id=workspace_id, user_id=user.id, availability=user.availability
             ),
         )
     return True

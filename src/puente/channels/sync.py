@@ -25,7 +25,7 @@ from puente.contacts.resolve import Person, resolve_people, wa_id_variants
 from puente.contacts.service import add_source
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
-from puente.events import DomainEvent, publish
+from puente.events import ChannelSyncProgress, ContactUpdated, publish
 
 HISTORY_DONE = 100
 _HISTORY_SEEN = {SyncState.DECLINED.value, SyncState.IMPORTING.value, SyncState.COMPLETE.value}
@@ -217,20 +217,17 @@ def _publish_progress(
 ) -> None:
     publish(
         session,
-        DomainEvent(
+        ChannelSyncProgress(
             workspace_id=channel.workspace_id,
-            kind="channel.sync_progress",
-            data={
-                "channel_id": channel.id,
-                "history_state": state.history_state,
-                "phase": phase,
-                "progress": dict(state.history_progress or {}),
-                "overall": overall_progress(state),
-                "chunks": state.history_chunks,
-                "messages": state.history_messages,
-                "contacts_state": state.contacts_state,
-                "contacts_synced": state.contacts_synced,
-            },
+            channel_id=channel.id,
+            history_state=state.history_state,
+            phase=phase,
+            progress=dict(state.history_progress or {}),
+            overall=overall_progress(state),
+            chunks=state.history_chunks,
+            messages=state.history_messages,
+            contacts_state=state.contacts_state,
+            contacts_synced=state.contacts_synced,
         ),
     )
 
@@ -296,14 +293,7 @@ def do_apply_contact_sync(
         channel.last_phone_activity_at = newest
     session.flush()
     for contact_id in sorted(set(touched)):
-        publish(
-            session,
-            DomainEvent(
-                workspace_id=channel.workspace_id,
-                kind="contact.updated",
-                data={"contact_id": contact_id},
-            ),
-        )
+        publish(session, ContactUpdated(workspace_id=channel.workspace_id, contact_id=contact_id))
     publish_channel_updated(session, channel)
     return len(fresh)
 

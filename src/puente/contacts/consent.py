@@ -19,7 +19,7 @@ from puente.contacts.models import ConsentEvent, ConsentKind, Contact, ContactCo
 from puente.contacts.service import access_contact
 from puente.db.base import utcnow
 from puente.errors import InvalidInput, NotFound, PuenteError
-from puente.events import DomainEvent, publish
+from puente.events import ConsentChanged, publish
 
 MARKETING = "marketing"
 SCOPES = (MARKETING,)
@@ -153,10 +153,11 @@ def do_record_consent(
     session.flush()
     publish(
         session,
-        DomainEvent(
+        ConsentChanged(
             workspace_id=contact.workspace_id,
-            kind="contact.consent",
-            data={"contact_id": contact.id, "scope": scope, "state": current.state},
+            contact_id=contact.id,
+            scope=scope,
+            state=current.state,
         ),
     )
     if actor is not None:  # a person or token; keywords and Meta's signals are not

@@ -23,7 +23,7 @@ from puente.contacts.models import Contact, ContactSource, ContactTag, Tag
 from puente.contacts.service import MAX_TAG_LENGTH, tags_of
 from puente.db.bulk import insert_ignore
 from puente.errors import InvalidInput
-from puente.events import DomainEvent, publish
+from puente.events import ContactsImported, publish
 from puente.outbound.broadcasts.audience import (
     NAME_COLUMNS,
     PHONE_COLUMNS,
@@ -225,15 +225,8 @@ def do_import_contacts(
             on_progress(len(chunk))
     created, updated = report.count(Outcome.CREATED), report.count(Outcome.UPDATED)
     if created or updated:
-        # One event for the whole file: a contact.* event per row would flood live
-        # listeners (and NOTIFY on PostgreSQL) for a large import.
         publish(
-            session,
-            DomainEvent(
-                workspace_id=workspace_id,
-                kind="contacts.imported",
-                data={"created": created, "updated": updated},
-            ),
+            session, ContactsImported(workspace_id=workspace_id, created=created, updated=updated)
         )
     if actor is not None:
         # One entry for the file, with counts only: the rows are personal data.

@@ -16,7 +16,7 @@ from puente.accounts.audit import Action
 from puente.contacts.models import Contact, ContactSource, ContactTag, Tag
 from puente.contacts.phones import to_e164, wa_id_from_e164
 from puente.errors import Conflict, InvalidInput, NotFound
-from puente.events import DomainEvent, publish
+from puente.events import ContactCreated, ContactUpdated, publish
 
 
 def add_source(contact: Contact, source: str) -> None:
@@ -251,7 +251,7 @@ def do_create_contact(
             raise
         raise _duplicate_error(duplicate) from None
     do_add_tags(session, contact, tags)
-    _publish_contact(session, contact, "contact.created")
+    publish(session, ContactCreated(workspace_id=contact.workspace_id, contact_id=contact.id))
     _audit(session, actor, contact, Action.CONTACT_CREATED, source=source)
     return contact
 
@@ -304,7 +304,7 @@ def do_update_contact(
     if custom_fields:
         contact.custom_fields = _merge_fields(contact.custom_fields or {}, custom_fields)
     session.flush()
-    _publish_contact(session, contact, "contact.updated")
+    publish(session, ContactUpdated(workspace_id=contact.workspace_id, contact_id=contact.id))
     fields = (["name"] if name is not _UNSET else []) + sorted(custom_fields or {})
     _audit(session, actor, contact, Action.CONTACT_UPDATED, fields=fields)
     return contact
@@ -397,10 +397,3 @@ def do_set_tags(
     tags = do_add_tags(session, contact, wanted)
     _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, tags=wanted)  # see do_add_tags
     return tags
-
-
-def _publish_contact(session: Session, contact: Contact, kind: str) -> None:
-    publish(
-        session,
-        DomainEvent(workspace_id=contact.workspace_id, kind=kind, data={"contact_id": contact.id}),
-    )

@@ -23,6 +23,7 @@ from puente.accounts.audit import Action
 from puente.accounts.gate import Actor, can_see_conversation
 from puente.accounts.models import Membership, Team, User
 from puente.conversations import notifications
+from puente.conversations.events import conversation_assigned, conversation_updated
 from puente.conversations.models import (
     ComposerSubmission,
     Conversation,
@@ -35,7 +36,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound, PuenteError
-from puente.events import DomainEvent, publish
+from puente.events import NoteAdded, publish
 
 MAX_NOTE = 4000
 MAX_LABEL = 40
@@ -142,25 +143,9 @@ def _audit(
 
 
 def publish_conversation(
-    session: Session, conversation: Conversation, change: str, **extra: Any
+    session: Session, conversation: Conversation, change: str, *, event_id: int | None = None
 ) -> None:
-    publish(
-        session,
-        DomainEvent(
-            workspace_id=conversation.workspace_id,
-            kind="conversation.updated",
-            conversation_id=conversation.id,
-            data={
-                "conversation_id": conversation.id,
-                "channel_id": conversation.channel_id,
-                "change": change,
-                "status": conversation.status,
-                "assignee_id": conversation.assignee_id,
-                "team_id": conversation.team_id,
-                **extra,
-            },
-        ),
-    )
+    publish(session, conversation_updated(conversation, change, event_id=event_id))
 
 
 # -- assignment ----------------------------------------------------------------------------
@@ -244,12 +229,9 @@ def do_assign(
             text=f"{by} → #{conversation.id}",
         )
     # The previous assignee may no longer see the conversation: tell them too.
-    publish_conversation(
+    publish(
         session,
-        conversation,
-        "assignment",
-        event_id=event.id,
-        also_user_ids=[before] if before else [],
+        conversation_assigned(conversation, event_id=event.id, previous_assignee_id=before),
     )
     return conversation
 
@@ -421,11 +403,8 @@ def do_add_note(session: Session, actor: Actor, conversation: Conversation, body
     session.flush()
     publish(
         session,
-        DomainEvent(
-            workspace_id=conversation.workspace_id,
-            kind="note.created",
-            conversation_id=conversation.id,
-            data={"conversation_id": conversation.id, "note_id": note.id},
+        NoteAdded(
+            workspace_id=conversation.workspace_id, conversation_id=conversation.id, note_id=note.id
         ),
     )
     return note

@@ -20,11 +20,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
+from puente.conversations.events import message_updated
 from puente.conversations.incoming import MediaRef, preview_of
 from puente.conversations.media import create_media
 from puente.conversations.models import Conversation, Message, PendingMessageOp
 from puente.db.bulk import insert_ignore
-from puente.events import DomainEvent, publish
+from puente.events import publish
 
 PLACEHOLDER_TYPE = "media_placeholder"
 
@@ -121,7 +122,7 @@ def apply_revisions(
         if message is not None and _apply(session, channel, message, revision, new_media):
             changed += 1
             if emit_events:
-                _publish_updated(session, channel, message)
+                publish(session, message_updated(message))
     create_media(session, channel, new_media)
     return changed
 
@@ -172,7 +173,7 @@ def apply_pending_ops(
     for op in ops:
         message = messages[ids_by_wamid[op.target_wamid]]
         if _apply(session, channel, message, Revision.from_op(op), new_media) and emit_events:
-            _publish_updated(session, channel, message)
+            publish(session, message_updated(message))
     create_media(session, channel, new_media)
     session.execute(delete(PendingMessageOp).where(PendingMessageOp.id.in_([o.id for o in ops])))
 
@@ -265,21 +266,3 @@ def _refresh_preview(session: Session, message: Message) -> None:
     conversation = session.get(Conversation, message.conversation_id)
     if conversation is not None and conversation.last_message_id == message.id:
         conversation.last_message_preview = preview_of(message)
-
-
-def _publish_updated(session: Session, channel: Channel, message: Message) -> None:
-    publish(
-        session,
-        DomainEvent(
-            workspace_id=channel.workspace_id,
-            kind="message.updated",
-            conversation_id=message.conversation_id,
-            data={
-                "message_id": message.id,
-                "wamid": message.wamid,
-                "conversation_id": message.conversation_id,
-                "edited": message.edited,
-                "revoked": message.revoked,
-            },
-        ),
-    )

@@ -28,6 +28,7 @@ from puente.contacts.resolve import (
     resolve_people,
 )
 from puente.conversations.edits import apply_pending_ops
+from puente.conversations.events import conversation_updated, message_stored
 from puente.conversations.incoming import NewMessage, Stored, preview_of
 from puente.conversations.media import create_media
 from puente.conversations.models import (
@@ -41,7 +42,7 @@ from puente.conversations.notifications import notify_new_messages
 from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
-from puente.events import DomainEvent, publish
+from puente.events import ContactCreated, publish
 
 SERVICE_WINDOW = dt.timedelta(hours=24)
 # A conversation started from a click-to-WhatsApp ad or a Page CTA is a free entry point.
@@ -205,7 +206,7 @@ def store_messages(
         outbound = [w for w, _ in ids_by_wamid.items() if unique[w].direction == "outbound"]
         apply_pending_statuses(session, outbound, emit_events=emit_events)
     if emit_events:
-        _publish_created(session, channel, result)
+        _publish_created(session, result)
         # Imports pass emit_events=False: history never notifies anyone.
         notify_new_messages(session, result.stored)
     return result
@@ -290,44 +291,19 @@ def _owner_wrote(conversation: Conversation, item: NewMessage, channel: Channel)
         channel.last_phone_activity_at = item.timestamp
 
 
-def _publish_created(session: Session, channel: Channel, result: StoreResult) -> None:
+def _publish_created(session: Session, result: StoreResult) -> None:
     touched: dict[int, Conversation] = {}
     for stored in result.stored:
         touched[stored.conversation.id] = stored.conversation
         publish(
             session,
-            DomainEvent(
-                workspace_id=channel.workspace_id,
-                kind="message.created",
-                conversation_id=stored.conversation.id,
-                data={
-                    "message_id": stored.id,
-                    "wamid": stored.message.wamid,
-                    "conversation_id": stored.conversation.id,
-                    "channel_id": channel.id,
-                    "direction": stored.message.direction,
-                    "source": stored.message.source,
-                    "type": stored.message.type,
-                },
-            ),
+            message_stored(stored.message, message_id=stored.id, conversation=stored.conversation),
         )
     for conversation in touched.values():
-        publish(
-            session,
-            DomainEvent(
-                workspace_id=channel.workspace_id,
-                kind="conversation.updated",
-                conversation_id=conversation.id,
-                data={"conversation_id": conversation.id, "channel_id": channel.id},
-            ),
-        )
+        publish(session, conversation_updated(conversation, None))
     for resolved in result.people.values():
         if resolved.created:
+            contact = resolved.contact
             publish(
-                session,
-                DomainEvent(
-                    workspace_id=channel.workspace_id,
-                    kind="contact.updated",
-                    data={"contact_id": resolved.contact.id, "created": True},
-                ),
+                session, ContactCreated(workspace_id=contact.workspace_id, contact_id=contact.id)
             )

@@ -29,10 +29,11 @@ from sqlalchemy import Table, or_, select, update
 from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
+from puente.conversations.events import message_updated
 from puente.conversations.media import MediaState
 from puente.conversations.models import Media, Message
 from puente.db.base import utcnow
-from puente.events import DomainEvent, publish
+from puente.events import publish
 from puente.jobs import MEDIA, Backoff, Worker, lease
 from puente.jobs import install as install_worker
 from puente.runtime import Runtime
@@ -219,27 +220,7 @@ def _publish_media_changed(session: Session, media: Media) -> None:
     message = session.get(Message, media.message_id)
     if message is None:
         return
-    publish(
-        session,
-        DomainEvent(
-            workspace_id=media.workspace_id,
-            kind="message.updated",
-            conversation_id=message.conversation_id,
-            data={
-                "message_id": message.id,
-                "wamid": message.wamid,
-                "conversation_id": message.conversation_id,
-                "edited": message.edited,
-                "revoked": message.revoked,
-                "media": {
-                    "id": media.id,
-                    "state": media.state,
-                    "mime_type": media.mime_type,
-                    "file_size": media.file_size,
-                },
-            },
-        ),
-    )
+    publish(session, message_updated(message, media))
 
 
 def do_retry(session: Session, *, include_failed: bool, now: dt.datetime | None = None) -> int:

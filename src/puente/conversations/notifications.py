@@ -18,7 +18,7 @@ from puente.accounts.models import User
 from puente.conversations.incoming import Stored, preview_of
 from puente.conversations.models import UNREAD_MESSAGE, Direction, MessageSource, Notification
 from puente.db.base import utcnow
-from puente.events import DomainEvent, publish
+from puente.events import NotificationCreated, NotificationsRead, publish
 
 KINDS = ("assigned", "mention", "message")
 WAYS = ("app", "browser")  # in the inbox's list and counter / as a system notification
@@ -62,19 +62,16 @@ def _publish(
 ) -> None:
     publish(
         session,
-        DomainEvent(
+        NotificationCreated(
             workspace_id=workspace_id,
-            kind="notification.created",
-            data={
-                "to_user_id": user_id,
-                "notification_id": notification_id,
-                "notification_kind": kind,
-                "conversation_id": conversation_id,
-                "text": text,
-                "in_app": notification_id is not None,
-                "browser": browser,
-                "unread": unread_count(session, workspace_id, user_id),
-            },
+            to_user_id=user_id,
+            notification_id=notification_id,
+            notification_kind=kind,
+            conversation_id=conversation_id,
+            text=text,
+            in_app=notification_id is not None,
+            browser=browser,
+            unread=unread_count(session, workspace_id, user_id),
         ),
     )
 
@@ -244,12 +241,9 @@ def publish_read(session: Session, actor: Actor) -> None:
         return
     publish(
         session,
-        DomainEvent(
+        NotificationsRead(
             workspace_id=actor.workspace_id,
-            kind="notification.read",
-            data={
-                "to_user_id": actor.user_id,
-                "unread": unread_count(session, actor.workspace_id, actor.user_id),
-            },
+            to_user_id=actor.user_id,
+            unread=unread_count(session, actor.workspace_id, actor.user_id),
         ),
     )

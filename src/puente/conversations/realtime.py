@@ -1,9 +1,10 @@
 """Live updates for agents' browsers: a hub that receives domain events after commit and
 fans them out to the Server-Sent Event streams of the people allowed to see them.
 
-In one process the hub listens to `puente.events.bus`. On PostgreSQL it also relays every
-local event with NOTIFY and LISTENs for other processes' events, so an agent connected to
-any web process sees what any worker or web process committed.
+In one process the hub subscribes to every event type on `puente.events.bus`. On
+PostgreSQL it also relays every local event with NOTIFY (`puente.events.dumps`, so the
+other side gets the same type back) and LISTENs for other processes' events, so an agent
+connected to any web process sees what any worker or web process committed.
 """
 
 from __future__ import annotations
@@ -26,13 +27,22 @@ from sqlalchemy import select, text
 from puente.accounts.gate import Actor, can_see_conversation
 from puente.conversations.models import Conversation
 from puente.db.session import Database
-from puente.events import DomainEvent, EventBus
+from puente.events import (
+    ConversationAssigned,
+    ConversationEvent,
+    Event,
+    EventBus,
+    PersonalEvent,
+    dumps,
+    loads,
+)
 from puente.runtime import BackgroundWorker
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "puente_events"
-# NOTIFY payloads must stay under 8000 bytes; bigger events travel without their data.
+# NOTIFY payloads must stay under 8000 bytes. Events carry ids and short texts (a
+# notification's is cut to 300 characters), so one bigger than this is a bug to see.
 MAX_NOTIFY = 7000
 # How long the dispatcher thread lingers with nobody connected before it stops.
 IDLE_STOP_SECONDS = 30.0
@@ -58,27 +68,9 @@ class Subscription:
             self.loop.call_soon_threadsafe(put)
 
 
-def encode(event: DomainEvent) -> str:
-    return json.dumps(
-        {
-            "workspace_id": event.workspace_id,
-            "kind": event.kind,
-            "conversation_id": event.conversation_id,
-            "data": event.data,
-        },
-        default=str,
-        separators=(",", ":"),
-    )
-
-
-def decode(payload: str) -> DomainEvent:
-    raw = json.loads(payload)
-    return DomainEvent(
-        workspace_id=int(raw["workspace_id"]),
-        kind=str(raw["kind"]),
-        data=dict(raw.get("data") or {}),
-        conversation_id=raw.get("conversation_id"),
-    )
+def browser_payload(event: Event) -> str:
+    """What an agent's browser receives: the one place its JSON is derived from an event."""
+    return json.dumps(event.to_browser(), separators=(",", ":"))
 
 
 class RealtimeHub:
@@ -89,7 +81,7 @@ class RealtimeHub:
         self.origin = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self._subs: dict[int, set[Subscription]] = {}
         self._lock = threading.Lock()
-        self._inbox: queue.Queue[tuple[str, DomainEvent]] = queue.Queue()
+        self._inbox: queue.Queue[tuple[str, Event]] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._listener: _PgListener | None = None
         self._closed = False
@@ -108,14 +100,14 @@ class RealtimeHub:
             # The bus holds the hub weakly, so a hub whose app is gone stops receiving.
             ref = weakref.ref(self)
 
-            def relay(event: DomainEvent) -> None:
+            def relay(event: Event) -> None:
                 hub = ref()
                 if hub is None:
                     unsubscribe()
                 else:
                     hub._on_local_event(event)
 
-            unsubscribe = self._bus.subscribe(relay)
+            unsubscribe = self._bus.subscribe(Event, relay)
             self._unsubscribe = unsubscribe
 
     # -- subscriptions ----------------------------------------------------------------
@@ -164,7 +156,7 @@ class RealtimeHub:
 
     # -- receiving --------------------------------------------------------------------
 
-    def _on_local_event(self, event: DomainEvent) -> None:
+    def _on_local_event(self, event: Event) -> None:
         # Called in the committing thread: hand over at once, decide in the dispatcher.
         if self._closed:
             return
@@ -183,7 +175,7 @@ class RealtimeHub:
             origin, _, body = payload.partition("|")
             if origin == self.origin:
                 return
-            event = decode(body)
+            event = loads(body)
         except (ValueError, KeyError, TypeError):
             log.warning("ignoring a malformed realtime notification")
             return
@@ -192,7 +184,7 @@ class RealtimeHub:
         if watched:
             self._inbox.put(("local", event))
 
-    def deliver_now(self, event: DomainEvent) -> None:
+    def deliver_now(self, event: Event) -> None:
         """Fan an ephemeral event (typing, presence) out without a transaction."""
         self._on_local_event(event)
 
@@ -217,12 +209,13 @@ class RealtimeHub:
                 else:
                     self.dispatch(event)
             except Exception:
-                log.exception("realtime dispatch failed for %s", event.kind)
+                log.exception("realtime dispatch failed for %s", type(event).__name__)
 
-    def _notify(self, event: DomainEvent) -> None:
-        body = encode(event)
+    def _notify(self, event: Event) -> None:
+        body = dumps(event)
         if len(body) > MAX_NOTIFY:
-            body = encode(DomainEvent(event.workspace_id, event.kind, {}, event.conversation_id))
+            log.error("%s too big to NOTIFY (%d bytes)", type(event).__name__, len(body))
+            return
         with self.db.engine.connect() as conn:
             conn.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
@@ -230,15 +223,14 @@ class RealtimeHub:
             )
             conn.commit()
 
-    def recipients(self, event: DomainEvent) -> list[Subscription]:
+    def recipients(self, event: Event) -> list[Subscription]:
         with self._lock:
             subs = list(self._subs.get(event.workspace_id, ()))
         if not subs:
             return []
-        to_user = event.data.get("to_user_id")
-        if to_user is not None:
-            return [s for s in subs if s.actor.user_id == to_user]
-        if event.conversation_id is None:
+        if isinstance(event, PersonalEvent):
+            return [s for s in subs if s.actor.user_id == event.to_user_id]
+        if not isinstance(event, ConversationEvent):
             return subs
         conversation = self._conversation(event.workspace_id, event.conversation_id)
         for pause in RETRY_PAUSES:
@@ -250,7 +242,7 @@ class RealtimeHub:
             conversation = self._conversation(event.workspace_id, event.conversation_id)
         if conversation is None:
             return []
-        also = set(event.data.get("also_user_ids") or [])
+        also = set(event.also_user_ids) if isinstance(event, ConversationAssigned) else set()
         return [
             s
             for s in subs
@@ -273,11 +265,11 @@ class RealtimeHub:
             id=conversation_id, workspace_id=workspace_id, assignee_id=row[0], team_id=row[1]
         )
 
-    def dispatch(self, event: DomainEvent) -> None:
+    def dispatch(self, event: Event) -> None:
         targets = self.recipients(event)
         if not targets:
             return
-        payload = encode(event)
+        payload = browser_payload(event)
         for sub in targets:
             sub.push(payload)
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
 from puente.contacts.consent import record_optout_from_meta
+from puente.conversations.events import message_status_changed
 from puente.conversations.models import (
     STATUS_RANK,
     Direction,
@@ -24,9 +25,8 @@ from puente.conversations.models import (
     MessageStatus,
     StatusEvent,
 )
-from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
-from puente.events import DomainEvent, publish
+from puente.events import publish
 from puente.outbound.models import OutboxItem
 from puente.outbound.outbox.service import do_recover_sent, outbox_id_from_callback
 
@@ -232,18 +232,4 @@ def _apply_events(
                 record_optout_from_meta(session, message)
     if emit_events:
         for message in changed.values():
-            publish(
-                session,
-                DomainEvent(
-                    workspace_id=message.workspace_id,
-                    kind="message.status",
-                    conversation_id=message.conversation_id,
-                    data={
-                        "message_id": message.id,
-                        "wamid": message.wamid,
-                        "status": message.status,
-                        "error": message.error,
-                        "at": (message.status_at or utcnow()).isoformat(),
-                    },
-                ),
-            )
+            publish(session, message_status_changed(message))

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from puente.db.base import utcnow
-from puente.events import DomainEvent, publish
+from puente.events import TemplateStatusChanged, publish
 from puente.ingest.processors import ChangeRef, UnknownChannel
 from puente.outbound.models import MessageTemplate
 from puente.outbound.templates.service import apply_template_status_event, workspaces_of_waba
@@ -47,17 +47,14 @@ def apply_template_status(session: Session, runtime: Runtime, change: ChangeRef)
 def _publish(session: Session, template: MessageTemplate) -> None:
     publish(
         session,
-        DomainEvent(
+        TemplateStatusChanged(
             workspace_id=template.workspace_id,
-            kind="template.status",
-            data={
-                "template_id": template.id,
-                "waba_id": template.waba_id,
-                "name": template.name,
-                "language": template.language,
-                "status": template.status,
-                "reason": template.status_reason,
-                "category": template.category,
-            },
+            template_id=template.id,
+            waba_id=template.waba_id,
+            name=template.name,
+            language=template.language,
+            status=template.status,
+            reason=template.status_reason,
+            category=template.category,
         ),
     )

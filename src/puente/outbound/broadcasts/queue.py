@@ -26,7 +26,7 @@ from puente.conversations.models import (
     MessageStatus,
 )
 from puente.db.base import utcnow
-from puente.events import DomainEvent, publish
+from puente.events import BroadcastProgress, publish
 from puente.outbound.broadcasts.bulk_rows import (
     allocate_ids,
     db_time,
@@ -519,9 +519,7 @@ def _existing_conversations(
 def publish_progress(session: Session, broadcast: Broadcast) -> None:
     publish(
         session,
-        DomainEvent(
-            workspace_id=broadcast.workspace_id,
-            kind="broadcast.progress",
-            data={"broadcast_id": broadcast.id, "state": broadcast.state},
+        BroadcastProgress(
+            workspace_id=broadcast.workspace_id, broadcast_id=broadcast.id, state=broadcast.state
         ),
     )

@@ -25,7 +25,7 @@ from puente.channels.models import Channel
 from puente.conversations.models import Message, MessageStatus
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound
-from puente.events import DomainEvent, publish
+from puente.events import BroadcastReplied, publish
 from puente.outbound.broadcasts.audience import (
     CsvResult,
     Person,
@@ -645,19 +645,16 @@ def recipient_rows(
 
 def on_broadcast_reply(session: Session, recipient: BroadcastRecipient) -> None:
     """A recipient wrote back after the broadcast: the hook automation subscribes to
-    (event `broadcast.replied`, delivered after commit)."""
+    (`BroadcastReplied`, delivered after commit)."""
     publish(
         session,
-        DomainEvent(
+        BroadcastReplied(
             workspace_id=recipient.workspace_id,
-            kind="broadcast.replied",
-            data={
-                "broadcast_id": recipient.broadcast_id,
-                "recipient_id": recipient.id,
-                "contact_id": recipient.contact_id,
-                "message_id": recipient.message_id,
-                "replied_at": recipient.replied_at.isoformat() if recipient.replied_at else None,
-            },
+            broadcast_id=recipient.broadcast_id,
+            recipient_id=recipient.id,
+            contact_id=recipient.contact_id,
+            message_id=recipient.message_id,
+            replied_at=recipient.replied_at,
         ),
     )
 

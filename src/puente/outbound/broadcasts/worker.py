@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from puente.conversations.models import Direction, Message
 from puente.db.base import utcnow
-from puente.events import DomainEvent, bus
+from puente.events import BroadcastProgress, MessageStored, bus
 from puente.outbound.broadcasts.queue import CHUNK, OUTBOX_NOTIFY, queue_pending
 from puente.outbound.broadcasts.service import do_finish_if_done, do_note_reply, do_start
 from puente.outbound.models import Broadcast, BroadcastState
@@ -29,25 +29,24 @@ class BroadcastWorker(BackgroundWorker):
         )
         self.runtime = runtime
         self._replies: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._unsubscribe: Callable[[], None] | None = None
+        self._unsubscribe: list[Callable[[], None]] = []
 
     def start(self) -> None:
-        self._unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe = [
+            bus.subscribe(MessageStored, self._on_message),
+            bus.subscribe(BroadcastProgress, lambda _: self.wake()),
+        ]
         super().start()
 
     def stop(self) -> None:
-        if self._unsubscribe is not None:
-            self._unsubscribe()
-            self._unsubscribe = None
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe = []
         super().stop()
 
-    def _on_event(self, event: DomainEvent) -> None:
-        if event.kind == "message.created" and event.data.get("direction") == "inbound":
-            message_id = event.data.get("message_id")
-            if isinstance(message_id, int):
-                self._replies.put(message_id)
-                self.wake()
-        elif event.kind == "broadcast.progress":
+    def _on_message(self, event: MessageStored) -> None:
+        if event.direction == Direction.INBOUND.value:
+            self._replies.put(event.message_id)
             self.wake()
 
     def step(self) -> bool:

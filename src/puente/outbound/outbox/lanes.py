@@ -26,7 +26,7 @@ from puente.contacts.consent import record_optout_from_meta
 from puente.conversations.models import Message, MessageStatus, StatusEvent
 from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
-from puente.events import DomainEvent, publish
+from puente.events import MessageStatusChanged, publish
 from puente.outbound.models import OutboxItem, OutboxState
 from puente.outbound.outbox.service import callback_data_for, set_message_status
 from puente.whatsapp.errors import (
@@ -551,7 +551,7 @@ def record_sent_many(session: Session, sent: Collection[tuple[Claimed, str]]) ->
     )
     for item, wamid in sent:
         if item.message_id in moved:
-            _publish_sent(session, item, wamid)
+            _publish_sent(session, item, wamid, now)
     # "delivered" or "read" may have arrived before this answer was recorded (rare: a
     # cheap look first, the ORM work only when there is something to apply).
     wamids = [wamid for _, wamid in sent]
@@ -559,17 +559,16 @@ def record_sent_many(session: Session, sent: Collection[tuple[Claimed, str]]) ->
         apply_pending_statuses(session, wamids)
 
 
-def _publish_sent(session: Session, item: Claimed, wamid: str) -> None:
-    data = {**item.message_event, "wamid": wamid, "status": MessageStatus.SENT.value}
-    publish(
-        session,
-        DomainEvent(
-            workspace_id=item.workspace_id,
-            kind="message.status",
-            conversation_id=item.conversation_id,
-            data=data,
-        ),
+def _publish_sent(session: Session, item: Claimed, wamid: str, at: dt.datetime) -> None:
+    # Built from the claim's columns, as the send is recorded without loading the message.
+    event = MessageStatusChanged(
+        workspace_id=item.workspace_id,
+        wamid=wamid,
+        status=MessageStatus.SENT.value,
+        at=at,
+        **item.message_event,
     )
+    publish(session, event)
 
 
 def record_retry(session: Session, item_id: int, exc: GraphError, delay: float) -> None:

@@ -24,6 +24,7 @@ from puente.channels.models import SENDING_PAUSED_STATES, Channel, ConnectionSta
 from puente.contacts.models import Contact, ContactIdentity, ContactSource
 from puente.contacts.phones import to_e164, wa_id_from_e164
 from puente.contacts.service import get_or_create_contact
+from puente.conversations.events import message_status_changed, message_stored
 from puente.conversations.models import (
     Conversation,
     Direction,
@@ -35,7 +36,7 @@ from puente.conversations.service import get_or_create_conversation
 from puente.db.base import utcnow
 from puente.db.session import on_commit
 from puente.errors import Conflict, InvalidInput, NotFound
-from puente.events import DomainEvent, publish
+from puente.events import publish
 from puente.outbound.broadcasts.tiers import check_tier_room
 from puente.outbound.models import OutboxItem, OutboxState
 from puente.outbound.templates.sent import sent_text
@@ -394,7 +395,12 @@ def do_queue_message(
     session.add(item)
     _touch_conversation(recipient.conversation, message)
     session.flush()
-    _publish_message(session, message, "message.created", outbox_id=item.id)
+    publish(
+        session,
+        message_stored(
+            message, message_id=message.id, conversation=recipient.conversation, outbox_id=item.id
+        ),
+    )
     notify_outbox(session)
     if actor is not None:
         _audit(session, actor, message, Action.MESSAGE_SENT, type=message_type)
@@ -420,32 +426,6 @@ def _touch_conversation(conversation: Conversation, message: Message) -> None:
     conversation.last_message_source = message.source
     if message.source == MessageSource.AGENT.value:
         conversation.waiting_since = None  # a person answered
-
-
-def _publish_message(session: Session, message: Message, kind: str, **extra: Any) -> None:
-    publish(
-        session,
-        DomainEvent(
-            workspace_id=message.workspace_id,
-            kind=kind,
-            conversation_id=message.conversation_id,
-            data={
-                "message_id": message.id,
-                "wamid": message.wamid,
-                "conversation_id": message.conversation_id,
-                "channel_id": message.channel_id,
-                "direction": message.direction,
-                "source": message.source,
-                "type": message.type,
-                "status": message.status,
-                **extra,
-            },
-        ),
-    )
-
-
-def publish_status(session: Session, message: Message) -> None:
-    _publish_message(session, message, "message.status")
 
 
 # -- reading, cancelling, resending ----------------------------------------------------
@@ -491,7 +471,7 @@ def set_message_status(
     message.status = status.value
     message.status_at = utcnow()
     message.error = error
-    publish_status(session, message)
+    publish(session, message_status_changed(message))
 
 
 def do_recover_sent(

@@ -25,7 +25,7 @@ from sqlalchemy.pool import NullPool
 
 from puente.db.base import utcnow
 from puente.db.session import Database
-from puente.events import DomainEvent, bus
+from puente.events import ChannelUpdated, bus
 from puente.outbound.outbox.lanes import (
     Claimed,
     LaneInfo,
@@ -449,7 +449,7 @@ class OutboxWorker(BackgroundWorker):
 
     def start(self) -> None:
         self._stop.clear()
-        self._unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe = bus.subscribe(ChannelUpdated, self._on_channel_updated)
         super().start()
 
     def stop(self, grace: float | None = None) -> None:
@@ -468,10 +468,9 @@ class OutboxWorker(BackgroundWorker):
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
                 loop.call_soon_threadsafe(kick.set)
 
-    def _on_event(self, event: DomainEvent) -> None:
+    def _on_channel_updated(self, _event: ChannelUpdated) -> None:
         # A number reconnected (or changed throughput): its lane may go again.
-        if event.kind.startswith("channel."):
-            self.wake()
+        self.wake()
 
     def _run(self) -> None:
         with asyncio.Runner(loop_factory=_event_loop_factory()) as runner:

@@ -20,7 +20,7 @@ from puente.conversations import collab, snippets
 from puente.conversations.models import Conversation, Message, MessageSource
 from puente.db.base import utcnow
 from puente.errors import Conflict, Forbidden, InvalidInput, NotFound, PuenteError
-from puente.events import DomainEvent
+from puente.events import AgentTyping
 from puente.outbound.models import MessageTemplate
 from puente.outbound.outbox.service import ChannelPaused, WindowClosed, do_queue_message
 from puente.outbound.templates.preview import render_preview
@@ -452,15 +452,11 @@ def typing(request: Request, session: DbDep, me: Viewer, conversation_id: int) -
     hub = getattr(request.app.state, "inbox_hub", None)
     if hub is not None:
         hub.deliver_now(
-            DomainEvent(
+            AgentTyping(
                 workspace_id=conversation.workspace_id,
-                kind="agent.typing",
                 conversation_id=conversation.id,
-                data={
-                    "conversation_id": conversation.id,
-                    "user_id": me.user.id,
-                    "name": me.user.name,
-                },
+                user_id=me.user.id,
+                name=me.user.name,
             )
         )
     return Response(status_code=204)

@@ -273,7 +273,7 @@
       if (here && data.note_id) loadNote(data.note_id);
     } else if (kind === "agent.typing") {
       if (here && String(data.user_id) !== root.getAttribute("data-me")) showTyping(data.name || "");
-    } else if (kind === "contact.updated") {
+    } else if (kind === "contact.updated" || kind === "contact.created") {
       if (conversationId) refreshPanel();
     }
   }

@@ -45,8 +45,8 @@ def _python_msgids() -> set[str]:
         "conversations/snippets.py",
         "web/inbox/actions.py",
         "web/inbox/compose.py",
-        "outbound/attachments.py",
-        "outbound/questions.py",
+        "outbound/outbox/attachments.py",
+        "outbound/outbox/questions.py",
     ):
         tree = ast.parse((SRC / rel).read_text(encoding="utf-8"))
         for node in ast.walk(tree):

@@ -31,7 +31,7 @@ def install_workers(runtime: Runtime) -> Installed:
     from puente.events import bus
     from puente.ingest.worker import install as install_ingest
     from puente.outbound.broadcasts.worker import register as register_broadcasts
-    from puente.outbound.outbox.worker import OutboxWorker
+    from puente.outbound.outbox.worker import install as install_outbox
     from puente.outbound.templates.service import register as register_templates
 
     # The hub relays this process's committed events to the agents' streams (and, on
@@ -40,7 +40,7 @@ def install_workers(runtime: Runtime) -> Installed:
     runtime.workers.append(HubCloser(hub))
     writer = install_ingest(runtime)
     register_templates(runtime)
-    runtime.workers.append(OutboxWorker(runtime))
+    install_outbox(runtime)
     register_broadcasts(runtime)
     install_media_worker(runtime)
     register_retention(runtime)

@@ -27,6 +27,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import utcnow
 from puente.events import BroadcastProgress, publish
+from puente.jobs import OUTBOX
 from puente.outbound.broadcasts.bulk_rows import (
     allocate_ids,
     db_time,
@@ -46,11 +47,7 @@ from puente.outbound.models import (
     OutboxState,
     RecipientState,
 )
-
-# OUTBOX_NOTIFY and notify_outbox are re-exported for the broadcast modules.
-from puente.outbound.outbox.service import OUTBOX_NOTIFY as OUTBOX_NOTIFY
 from puente.outbound.outbox.service import PRIORITY_BROADCAST
-from puente.outbound.outbox.service import notify_outbox as notify_outbox
 from puente.outbound.templates.service import SENDABLE, find_template
 
 CHUNK = 5000
@@ -227,7 +224,7 @@ def _queue(
     else:
         broadcast.waiting_reason = None
     if queued:
-        notify_outbox(session)
+        OUTBOX.wake_after_commit(session)
         publish_progress(session, broadcast)
     return queued
 

@@ -26,6 +26,7 @@ from puente.conversations.models import Message, MessageStatus
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.events import BroadcastReplied, publish
+from puente.jobs import OUTBOX
 from puente.outbound.broadcasts.audience import (
     CsvResult,
     Person,
@@ -39,7 +40,6 @@ from puente.outbound.broadcasts.params import ValueResolver, check_variables, te
 from puente.outbound.broadcasts.queue import (
     CHUNK,
     Outcome,
-    notify_outbox,
     opted_out,
     publish_progress,
     queue_pending,
@@ -392,7 +392,7 @@ def do_resume(session: Session, broadcast: Broadcast, actor: Any = None) -> None
         .where(OutboxItem.broadcast_id == broadcast.id, OutboxItem.state == OutboxState.HELD.value)
         .values(state=OutboxState.QUEUED.value, next_attempt_at=utcnow())
     )
-    notify_outbox(session)
+    OUTBOX.wake_after_commit(session)
     queue_pending(session, broadcast)
     _audit(session, broadcast, actor, Action.BROADCAST_RESUMED)
     publish_progress(session, broadcast)

@@ -1,7 +1,6 @@
 """The broadcast worker: starts scheduled broadcasts, queues recipients that waited (for
 the messaging-limit tier, or after a crash mid-queueing), marks finished broadcasts
-completed, and notices replies. On PostgreSQL it also LISTENs for outbox NOTIFYs so this
-process's lanes wake for messages queued by other processes."""
+completed, and notices replies."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from sqlalchemy import select
 from puente.conversations.models import Direction, Message
 from puente.db.base import utcnow
 from puente.events import BroadcastProgress, MessageStored, bus
-from puente.outbound.broadcasts.queue import CHUNK, OUTBOX_NOTIFY, queue_pending
+from puente.outbound.broadcasts.queue import CHUNK, queue_pending
 from puente.outbound.broadcasts.service import do_finish_if_done, do_note_reply, do_start
 from puente.outbound.models import Broadcast, BroadcastState
 from puente.runtime import BackgroundWorker, Runtime
@@ -105,12 +104,5 @@ class BroadcastWorker(BackgroundWorker):
 
 
 def register(runtime: Runtime) -> None:
-    """Add the broadcast worker (and, on PostgreSQL, the outbox LISTEN loop)."""
-    from puente.db.notify import NotifyListener
-    from puente.outbound.outbox.worker import OutboxWorker
-
+    """Add the broadcast worker."""
     runtime.workers.append(BroadcastWorker(runtime))
-    if runtime.db.is_postgres:
-        for worker in list(runtime.workers):
-            if isinstance(worker, OutboxWorker):
-                runtime.workers.append(NotifyListener(runtime, worker, OUTBOX_NOTIFY))

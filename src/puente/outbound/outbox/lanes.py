@@ -11,7 +11,6 @@ import collections
 import datetime as dt
 import json
 import math
-import random
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from puente.conversations.models import Message, MessageStatus, StatusEvent
 from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
 from puente.events import MessageStatusChanged, publish
+from puente.jobs import Backoff
 from puente.outbound.models import OutboxItem, OutboxState
 from puente.outbound.outbox.service import callback_data_for, set_message_status
 from puente.whatsapp.errors import (
@@ -171,8 +171,8 @@ class RetryPolicy:
     ambiguous_seconds: float = 60.0
 
     def backoff(self, attempts: int) -> float:
-        delay = min(self.max_seconds, self.base_seconds * 2.0 ** max(0, attempts - 1))
-        return float(delay * random.uniform(0.8, 1.2))  # jitter spreads retries apart
+        # The jitter spreads retries apart.
+        return Backoff(self.base_seconds, self.max_seconds, jitter=(0.8, 1.2)).delay(attempts)
 
 
 @dataclass(frozen=True)

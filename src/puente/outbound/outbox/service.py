@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import threading
-import weakref
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from puente.accounts import audit
@@ -34,9 +32,9 @@ from puente.conversations.models import (
 )
 from puente.conversations.service import get_or_create_conversation
 from puente.db.base import utcnow
-from puente.db.session import on_commit
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.events import publish
+from puente.jobs import OUTBOX
 from puente.outbound.broadcasts.tiers import check_tier_room
 from puente.outbound.models import OutboxItem, OutboxState
 from puente.outbound.templates.sent import sent_text
@@ -61,41 +59,6 @@ class ChannelPaused(Conflict):
 
 class NotResendable(Conflict):
     code = "not_resendable"
-
-
-# -- waking the lanes ------------------------------------------------------------------
-
-
-class _Wakeable(Protocol):
-    def wake(self) -> None: ...
-
-
-_workers: weakref.WeakSet[_Wakeable] = weakref.WeakSet()
-_workers_lock = threading.Lock()
-
-
-def register_worker(worker: _Wakeable) -> None:
-    with _workers_lock:
-        _workers.add(worker)
-
-
-OUTBOX_NOTIFY = "puente_outbox"
-
-
-def notify_outbox(session: Session) -> None:
-    """Wake this process's lanes after commit; on PostgreSQL also other processes' (a
-    NOTIFY is delivered when the transaction commits, never before)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {OUTBOX_NOTIFY}"))
-    on_commit(session, wake_outbox_workers)
-
-
-def wake_outbox_workers() -> None:
-    """Wake this process's outbox workers; other processes find the work on their next poll."""
-    with _workers_lock:
-        workers = list(_workers)
-    for worker in workers:
-        worker.wake()
 
 
 def callback_data_for(item_id: int) -> str:
@@ -401,7 +364,7 @@ def do_queue_message(
             message, message_id=message.id, conversation=recipient.conversation, outbox_id=item.id
         ),
     )
-    notify_outbox(session)
+    OUTBOX.wake_after_commit(session)
     if actor is not None:
         _audit(session, actor, message, Action.MESSAGE_SENT, type=message_type)
     return message
@@ -535,7 +498,7 @@ def do_resend(
     item.last_error = None
     item.error_code = None
     set_message_status(session, message, MessageStatus.QUEUED)
-    on_commit(session, wake_outbox_workers)
+    OUTBOX.wake_after_commit(session)
     if actor is not None:
         _audit(session, actor, message, Action.MESSAGE_RESENT, outbox_id=item.id)
     return item

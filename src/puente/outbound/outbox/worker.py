@@ -26,6 +26,8 @@ from sqlalchemy.pool import NullPool
 from puente.db.base import utcnow
 from puente.db.session import Database
 from puente.events import ChannelUpdated, bus
+from puente.jobs import OUTBOX, Worker
+from puente.jobs import install as install_worker
 from puente.outbound.outbox.lanes import (
     Claimed,
     LaneInfo,
@@ -42,8 +44,7 @@ from puente.outbound.outbox.lanes import (
     record_sent_many,
     release_claims,
 )
-from puente.outbound.outbox.service import register_worker
-from puente.runtime import BackgroundWorker, Runtime
+from puente.runtime import Runtime
 from puente.whatsapp.client import GraphClient
 from puente.whatsapp.errors import GraphError, GraphTransportError, PairRateLimited, RateLimited
 
@@ -418,8 +419,10 @@ def _max_in_flight(rate: int) -> int:
     return max(8, min(_MAX_IN_FLIGHT, rate // 2))
 
 
-class OutboxWorker(BackgroundWorker):
-    """Finds numbers with due items and runs their lanes until stopped."""
+class OutboxWorker(Worker):
+    """Finds numbers with due items and runs their lanes until stopped. The OUTBOX
+    queue wakes it; its loop is its own (an asyncio loop running a lane per number, see
+    `_main`), as pacing needs more than a step that claims and returns."""
 
     def __init__(
         self,
@@ -439,8 +442,7 @@ class OutboxWorker(BackgroundWorker):
         self.lanes: dict[int, Lane] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kick: asyncio.Event | None = None
-        super().__init__("outbox", lambda: False, self.poll_seconds)
-        register_worker(self)
+        super().__init__("outbox", OUTBOX, lambda: False, idle_seconds=self.poll_seconds)
         self._unsubscribe: Callable[[], None] | None = None
 
     @property
@@ -542,3 +544,10 @@ class OutboxWorker(BackgroundWorker):
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         self.lanes.clear()
+
+
+def install(runtime: Runtime) -> OutboxWorker:
+    """Register the outbox worker with the process's background workers."""
+    worker = OutboxWorker(runtime)
+    install_worker(runtime, worker)
+    return worker

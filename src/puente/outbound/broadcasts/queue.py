@@ -27,7 +27,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import utcnow
 from puente.events import BroadcastProgress, publish
-from puente.jobs import OUTBOX
+from puente.jobs import BROADCASTS, OUTBOX
 from puente.outbound.broadcasts.bulk_rows import (
     allocate_ids,
     db_time,
@@ -514,6 +514,8 @@ def _existing_conversations(
 
 
 def publish_progress(session: Session, broadcast: Broadcast) -> None:
+    # The broadcast worker of any process looks again: a chunk to queue, one to finish.
+    BROADCASTS.wake_after_commit(session)
     publish(
         session,
         BroadcastProgress(

@@ -1,6 +1,7 @@
-"""The broadcast worker: starts scheduled broadcasts, queues recipients that waited (for
-the messaging-limit tier, or after a crash mid-queueing), marks finished broadcasts
-completed, and notices replies."""
+"""The broadcast worker's step: start scheduled broadcasts, queue recipients that waited
+(for the messaging-limit tier, or after a crash mid-queueing), mark finished broadcasts
+completed, and notice replies. The BROADCASTS queue wakes it whenever a broadcast's
+progress changes (see queue.publish_progress)."""
 
 from __future__ import annotations
 
@@ -12,29 +13,27 @@ from sqlalchemy import select
 
 from puente.conversations.models import Direction, Message
 from puente.db.base import utcnow
-from puente.events import BroadcastProgress, MessageStored, bus
+from puente.events import MessageStored, bus
+from puente.jobs import BROADCASTS, Worker, skip_locked
+from puente.jobs import install as install_worker
 from puente.outbound.broadcasts.queue import CHUNK, queue_pending
 from puente.outbound.broadcasts.service import do_finish_if_done, do_note_reply, do_start
 from puente.outbound.models import Broadcast, BroadcastState
-from puente.runtime import BackgroundWorker, Runtime
+from puente.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 
-class BroadcastWorker(BackgroundWorker):
+class BroadcastWorker(Worker):
     def __init__(self, runtime: Runtime, *, poll_seconds: float | None = None) -> None:
-        super().__init__(
-            "puente-broadcasts", self.step, poll_seconds or runtime.settings.worker_poll_seconds
-        )
+        idle = poll_seconds or runtime.settings.worker_poll_seconds
+        super().__init__("puente-broadcasts", BROADCASTS, self.step, idle_seconds=idle)
         self.runtime = runtime
         self._replies: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._unsubscribe: list[Callable[[], None]] = []
 
     def start(self) -> None:
-        self._unsubscribe = [
-            bus.subscribe(MessageStored, self._on_message),
-            bus.subscribe(BroadcastProgress, lambda _: self.wake()),
-        ]
+        self._unsubscribe = [bus.subscribe(MessageStored, self._on_message)]
         super().start()
 
     def stop(self) -> None:
@@ -67,11 +66,8 @@ class BroadcastWorker(BackgroundWorker):
         for broadcast_id, state in due:
             try:
                 with db.unit_of_work() as session:
-                    broadcast = session.scalar(
-                        select(Broadcast)
-                        .where(Broadcast.id == broadcast_id)
-                        .with_for_update(skip_locked=True)
-                    )
+                    claim = select(Broadcast).where(Broadcast.id == broadcast_id)
+                    broadcast = session.scalar(skip_locked(session, claim))
                     if broadcast is None:
                         continue  # another process is on it
                     if broadcast.state == BroadcastState.SCHEDULED.value:
@@ -105,4 +101,4 @@ class BroadcastWorker(BackgroundWorker):
 
 def register(runtime: Runtime) -> None:
     """Add the broadcast worker."""
-    runtime.workers.append(BroadcastWorker(runtime))
+    install_worker(runtime, BroadcastWorker(runtime))

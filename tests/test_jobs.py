@@ -1,20 +1,25 @@
 """The job mechanism: wake-ups after commit, one NOTIFY per queue and transaction, the
-LISTEN loop across processes, and retry backoff."""
+LISTEN loop across processes, leases, and retry backoff."""
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import threading
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import Table, event, text
+from sqlalchemy.orm import Session
 
 from puente import jobs
 from puente.config import Settings
+from puente.conversations.models import Media
+from puente.db.base import utcnow
 from puente.db.session import Database
 from puente.runtime import Runtime
+from tests.factories import make_channel, make_workspace
 
 
 class Recorder:
@@ -99,6 +104,70 @@ def test_the_listener_wakes_the_queue_another_process_notified(
     finally:
         listener.stop()
         listener.join()
+
+
+_MEDIA = cast(Table, Media.__table__)
+
+
+def _due_media(db: Database, count: int, at: dt.datetime) -> list[int]:
+    with db.unit_of_work(unscoped="test") as session:
+        workspace = make_workspace(session)
+        channel = make_channel(session, workspace)
+        rows = [
+            Media(
+                workspace_id=workspace.id,
+                channel_id=channel.id,
+                meta_media_id=f"media-{n}",
+                state="pending",
+                attempts=0,
+                next_attempt_at=at,
+            )
+            for n in range(count)
+        ]
+        session.add_all(rows)
+        session.flush()
+        return [row.id for row in rows]
+
+
+def _lease(session: Session, now: dt.datetime, limit: int) -> list[int]:
+    c = _MEDIA.c
+    return sorted(
+        jobs.lease(
+            session,
+            _MEDIA,
+            ready=c.state == "pending",
+            due=c.next_attempt_at,
+            order_by=(c.next_attempt_at, c.id),
+            limit=limit,
+            seconds=60,
+            now=now,
+        )
+    )
+
+
+def test_a_lease_claims_each_due_row_once_until_it_runs_out(db: Database) -> None:
+    now = utcnow()
+    ids = _due_media(db, 3, now - dt.timedelta(seconds=1))
+    claims = []
+    for _ in range(3):
+        with db.unit_of_work(unscoped="test") as session:
+            claims.append(_lease(session, now, limit=2))
+    assert claims == [ids[:2], ids[2:], []]
+    # A worker that died with its rows: they come due again when the lease runs out.
+    with db.unit_of_work(unscoped="test") as session:
+        assert _lease(session, now + dt.timedelta(seconds=61), limit=5) == ids
+
+
+def test_a_lease_skips_the_rows_another_transaction_is_claiming(db: Database) -> None:
+    if not db.is_postgres:
+        pytest.skip("on SQLite one write transaction runs at a time")
+    now = utcnow()
+    ids = _due_media(db, 2, now - dt.timedelta(seconds=1))
+    with db.unit_of_work(unscoped="test") as first:
+        assert _lease(first, now, limit=1) == ids[:1]
+        # Still uncommitted: a second worker takes the next row instead of waiting.
+        with db.unit_of_work(unscoped="test") as second:
+            assert _lease(second, now, limit=2) == ids[1:]
 
 
 def test_backoff_doubles_up_to_its_ceiling_with_jitter() -> None:

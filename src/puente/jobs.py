@@ -137,11 +137,15 @@ def lease(
     picked = skip_locked(
         session, select(key).where(ready, due <= now).order_by(*order_by).limit(limit)
     )
+    # Picked once, as a materialized CTE: PostgreSQL may run an `IN (subquery)` again
+    # while the update goes, and a locking subquery run again skips the rows this update
+    # just changed and picks the next ones, far past `limit`.
+    chosen = picked.cte("picked").prefix_with("MATERIALIZED", dialect="postgresql")
     stmt = (
         update(table)
         # Checked again by the update itself, so a claim never rests on one engine's
         # locking: a row another worker leased meanwhile no longer matches.
-        .where(key.in_(picked.scalar_subquery()), ready, due <= now)
+        .where(key.in_(select(chosen.c[key.name])), ready, due <= now)
         .values({due.key: now + dt.timedelta(seconds=seconds)})
         .returning(key)
     )

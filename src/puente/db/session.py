@@ -91,7 +91,7 @@ def _drop_after_rollback(session: Session) -> None:
 def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
     # Only the whole transaction's rollback drops the callbacks. A savepoint that rolls
     # back (a failed change, a lost insert race) leaves the others' callbacks alone; code
-    # that queues callbacks inside a savepoint trims its own (see ingest.service).
+    # that queues callbacks inside a savepoint trims its own (see ingest.process).
     if previous.parent is None:
         _drop_after_rollback(session)
 

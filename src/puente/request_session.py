@@ -3,8 +3,10 @@
 GET and HEAD requests only read: they get a read-only session, which on SQLite reads
 through a reader connection and never queues behind a writer (decision 0002). A GET
 route that does change data (an audit entry, a conversation marked read) declares it
-with `@writes` and gets a unit of work like any POST. Last-used times of tokens and
-sign-in sessions are written after the response, in their own short transaction.
+with `@writes` and gets a unit of work like any POST. A route whose domain service opens
+its own short units of work around a call to Meta declares `@own_transactions` and only
+reads, whatever its method. Last-used times of tokens and sign-in sessions are written
+after the response, in their own short transaction.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from puente.db.session import Database, check_nothing_written
 log = logging.getLogger(__name__)
 
 WRITES_ATTR = "__puente_writes__"
+OWN_TRANSACTIONS_ATTR = "__puente_own_transactions__"
 READ_METHODS = frozenset({"GET", "HEAD"})
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -35,8 +38,18 @@ def writes(endpoint: F) -> F:
     return endpoint
 
 
+def own_transactions(endpoint: F) -> F:
+    """Mark a route whose domain service commits step by step, with Meta's answers in
+    between: the request's own session only reads, so on SQLite it holds no write lock
+    that those steps would wait for, and the handler never has anything to commit."""
+    setattr(endpoint, OWN_TRANSACTIONS_ATTR, True)
+    return endpoint
+
+
 def reads_only(request: Request) -> bool:
     endpoint = request.scope.get("endpoint")
+    if getattr(endpoint, OWN_TRANSACTIONS_ATTR, False):
+        return True
     return request.method in READ_METHODS and not getattr(endpoint, WRITES_ATTR, False)
 
 

@@ -20,7 +20,7 @@ from puente.app import create_app
 from puente.config import Settings
 from puente.db.base import utcnow
 from puente.db.session import Database, on_commit
-from puente.request_session import writes
+from puente.request_session import own_transactions, writes
 from puente.web.deps import DbDep
 from tests.factories import PASSWORD, make_token, make_user, make_workspace
 from tests.webclient import WebClient
@@ -118,6 +118,32 @@ def test_a_get_route_marked_writes_gets_a_unit_of_work(app: FastAPI, db: Databas
     with TestClient(app) as client:
         assert client.get("/test/declared").json() == {"ok": "yes"}
     assert _written(db)
+
+
+def test_a_route_marked_own_transactions_only_reads_and_its_steps_commit(
+    app: FastAPI, db: Database
+) -> None:
+    # What the onboarding does: the request reads, then a domain service commits step by
+    # step around Meta's answers. On SQLite a request holding the write lock would make
+    # those steps wait for it until they failed.
+    @own_transactions
+    def stepwise(session: DbDep) -> dict[str, str]:
+        session.scalar(select(Workspace.id).limit(1))
+        with db.unit_of_work(unscoped="test") as step:
+            return _add_workspace(step)
+
+    @own_transactions
+    def careless(session: DbDep) -> dict[str, str]:
+        return _add_workspace(session)
+
+    app.add_api_route("/test/stepwise", stepwise, methods=["POST"])
+    app.add_api_route("/test/careless", careless, methods=["POST"])
+    with TestClient(app) as client:
+        assert client.post("/test/stepwise").json() == {"ok": "yes"}
+        assert _written(db)
+        with pytest.raises(exc.DBAPIError) as refused:
+            client.post("/test/careless")
+    assert re.search("read-?only", str(refused.value), re.IGNORECASE)
 
 
 def test_an_api_token_records_its_last_use_after_a_get(

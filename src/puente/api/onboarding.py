@@ -19,6 +19,7 @@ from puente.channels.models import Channel, Onboarding, OnboardingMethod, SyncRe
 from puente.channels.schemas import ChannelOut
 from puente.channels.service import access_channel
 from puente.db.base import utcnow
+from puente.request_session import own_transactions
 
 router = APIRouter(prefix="/channels", tags=["channels"])
 
@@ -172,12 +173,6 @@ def channel_status(session: Session, channel: Channel) -> ChannelStatusOut:
     )
 
 
-def _free_writer(session: Session) -> None:
-    # The onboarding runs its own units of work (it waits on Meta between them); commit the
-    # request's own small writes first so SQLite's single writer is free for them.
-    session.commit()
-
-
 @router.get(
     "/onboardings",
     response_model=list[OnboardingOut],
@@ -218,14 +213,10 @@ def start_onboarding(
     responses=error_responses(403, 404),
 )
 def get_onboarding(
-    onboarding_id: ChannelId, caller: WriteCaller, session: SessionDep, runtime: RuntimeDep
+    onboarding_id: ChannelId, caller: WriteCaller, runtime: RuntimeDep
 ) -> OnboardingOut:
-    ob.access_onboarding(session, caller.workspace_id, onboarding_id)
-    _free_writer(session)
-    if ob.is_sandbox(runtime.settings):
-        ob.advance_sandbox_signup(runtime, caller.workspace_id, onboarding_id, caller.actor)
-    session.expire_all()
-    return OnboardingOut.of(ob.access_onboarding(session, caller.workspace_id, onboarding_id))
+    row = ob.watch_onboarding(runtime, caller.workspace_id, onboarding_id, caller.actor)
+    return OnboardingOut.of(row)
 
 
 @router.post(
@@ -235,8 +226,9 @@ def get_onboarding(
     summary="Finish an Embedded Signup: exchange the code (valid 30 s) and connect the number",
     responses=error_responses(400, 403, 409),
 )
+@own_transactions
 def finish_onboarding(
-    body: OnboardingFinish, caller: WriteCaller, session: SessionDep, runtime: RuntimeDep
+    body: OnboardingFinish, caller: WriteCaller, runtime: RuntimeDep
 ) -> OnboardingOut:
     signup = ob.SignupResult(
         method=body.method,
@@ -244,24 +236,14 @@ def finish_onboarding(
         waba_id=body.waba_id,
         phone_number_id=body.phone_number_id,
     )
-    row = ob.do_begin_signup_finish(
-        session,
-        runtime.settings,
+    row = ob.finish_signup(
+        runtime,
         workspace_id=caller.workspace_id,
         signup=signup,
         import_history=body.import_history,
         actor=caller.actor,
     )
-    _free_writer(session)
-    ob.connect_from_signup(
-        runtime,
-        workspace_id=caller.workspace_id,
-        onboarding_id=row.id,
-        signup=signup,
-        actor=caller.actor,
-    )
-    session.expire_all()
-    return OnboardingOut.of(ob.access_onboarding(session, caller.workspace_id, row.id))
+    return OnboardingOut.of(row)
 
 
 @router.get(
@@ -284,15 +266,13 @@ def get_status(channel_id: ChannelId, caller: ReadCaller, session: SessionDep) -
         502: {"model": ErrorOut, "description": "Meta refused the request; it is recorded"},
     },
 )
+@own_transactions
 def request_sync(
     channel_id: ChannelId,
     body: SyncRequestIn,
     caller: WriteCaller,
-    session: SessionDep,
     runtime: RuntimeDep,
 ) -> SyncRequestOut:
-    access_channel(session, caller.workspace_id, channel_id)
-    _free_writer(session)
     return SyncRequestOut.of(
         ob.do_request_sync(runtime, caller.workspace_id, channel_id, body.sync_type, caller.actor)
     )

@@ -63,6 +63,7 @@ class OnboardingFailed(PuenteError):
         super().__init__(message, details={"next_step": next_step, "meta": meta})
         self.next_step = next_step
         self.meta = meta
+        self.onboarding_id: int | None = None  # the attempt it is recorded on
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -252,6 +253,25 @@ def advance_sandbox_signup(
         )
 
 
+def watch_onboarding(
+    runtime: Runtime, workspace_id: int, onboarding_id: int, actor: Any = None
+) -> Onboarding:
+    """The attempt as it stands, moved on first where it can (sandbox mode: a signup the
+    owner confirmed is connected in `actor`'s name)."""
+    if is_sandbox(runtime.settings):
+        advance_sandbox_signup(runtime, workspace_id, onboarding_id, actor)
+    return _current(runtime, workspace_id, onboarding_id)
+
+
+def _current(runtime: Runtime, workspace_id: int, onboarding_id: int) -> Onboarding:
+    # Read after the steps committed, detached: the caller's own session began before
+    # them, and on SQLite it would still see the attempt as it was then.
+    with runtime.db.read(scope=workspace_id) as session:
+        row = access_onboarding(session, workspace_id, onboarding_id)
+        session.expunge(row)
+        return row
+
+
 def _claim(
     runtime: Runtime, workspace_id: int, onboarding_id: int, expected: OnboardingState
 ) -> bool:
@@ -292,6 +312,32 @@ def do_begin_signup_finish(
     session.flush()
     _audit_start(session, actor, row)
     return row
+
+
+def finish_signup(
+    runtime: Runtime,
+    *,
+    workspace_id: int,
+    signup: SignupResult,
+    import_history: bool,
+    actor: Any = None,
+) -> Onboarding:
+    """A signup finished in the browser: record the attempt, then connect its number, each
+    step committed on its own as Meta answers in between. Returns the connected attempt;
+    raises OnboardingFailed, recorded on the attempt (whose id it carries)."""
+    with runtime.db.unit_of_work(scope=workspace_id) as session:
+        onboarding_id = do_begin_signup_finish(
+            session,
+            runtime.settings,
+            workspace_id=workspace_id,
+            signup=signup,
+            import_history=import_history,
+            actor=actor,
+        ).id
+    connect_from_signup(
+        runtime, workspace_id=workspace_id, onboarding_id=onboarding_id, signup=signup, actor=actor
+    )
+    return _current(runtime, workspace_id, onboarding_id)
 
 
 def connect_from_signup(
@@ -501,6 +547,7 @@ def _record_failure(
         row.state = OnboardingState.FAILED.value
         row.error = failure.as_record()
         row.finished_at = utcnow()
+    failure.onboarding_id = onboarding_id
 
 
 # --- sync requests --------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from puente.channels.service import (
 from puente.channels.sync import history_messages_by_phase
 from puente.db.base import utcnow
 from puente.errors import PuenteError
+from puente.request_session import own_transactions
 from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
 from puente.web.templating import render, request_language, translate
 
@@ -55,12 +56,6 @@ SIGNUP_CSP = (
 def _flash(request: Request) -> str | None:
     key = request.query_params.get("flash")
     return translate(request, FLASHES[key]) if key in FLASHES else None
-
-
-def _free_writer(session: Session) -> None:
-    # The onboarding runs its own units of work (it waits on Meta in between); commit this
-    # request's small writes first so SQLite's single writer is free for them.
-    session.commit()
 
 
 def _error_words(request: Request, row: Any) -> dict[str, str] | None:
@@ -188,14 +183,9 @@ def _number_of(request: Request, row: Any) -> str | None:
 
 @router.get("/channels/onboarding/{onboarding_id}/status", response_class=HTMLResponse)
 def onboarding_status(
-    request: Request, onboarding_id: int, session: DbDep, runtime: RuntimeDep, me: Manager
+    request: Request, onboarding_id: int, runtime: RuntimeDep, me: Manager
 ) -> Response:
-    ob.access_onboarding(session, me.workspace.id, onboarding_id)
-    _free_writer(session)
-    if ob.is_sandbox(runtime.settings):
-        ob.advance_sandbox_signup(runtime, me.workspace.id, onboarding_id, me.actor)
-    session.expire_all()
-    row = ob.access_onboarding(session, me.workspace.id, onboarding_id)
+    row = ob.watch_onboarding(runtime, me.workspace.id, onboarding_id, me.actor)
     if row.state == OnboardingState.CONNECTED.value and row.channel_id:
         target = f"/channels/{row.channel_id}?flash=connected"
         if request.headers.get("hx-request"):
@@ -206,9 +196,9 @@ def onboarding_status(
 
 
 @router.post("/channels/onboard/finish", response_class=HTMLResponse)
+@own_transactions
 def channel_onboard_finish(
     request: Request,
-    session: DbDep,
     runtime: RuntimeDep,
     me: Manager,
     method: Annotated[OnboardingMethod, Form()],
@@ -219,27 +209,17 @@ def channel_onboard_finish(
 ) -> Response:
     """Meta's Embedded Signup finished in the browser: exchange the code right away."""
     signup = ob.SignupResult(method, code, waba_id, phone_number_id or None)
-    row = ob.do_begin_signup_finish(
-        session,
-        runtime.settings,
-        workspace_id=me.workspace.id,
-        signup=signup,
-        import_history=import_history == "yes",
-        actor=me.actor,
-    )
-    onboarding_id = row.id
-    _free_writer(session)
     try:
-        channel_id = ob.connect_from_signup(
+        row = ob.finish_signup(
             runtime,
             workspace_id=me.workspace.id,
-            onboarding_id=onboarding_id,
             signup=signup,
+            import_history=import_history == "yes",
             actor=me.actor,
         )
-    except ob.OnboardingFailed:
-        return RedirectResponse(f"/channels/onboarding/{onboarding_id}", status_code=303)
-    return RedirectResponse(f"/channels/{channel_id}?flash=connected", status_code=303)
+    except ob.OnboardingFailed as exc:
+        return RedirectResponse(f"/channels/onboarding/{exc.onboarding_id}", status_code=303)
+    return RedirectResponse(f"/channels/{row.channel_id}?flash=connected", status_code=303)
 
 
 @router.post("/channels/manual", response_class=HTMLResponse)
@@ -324,6 +304,7 @@ def channel_progress(request: Request, channel_id: int, session: DbDep, me: Mana
 
 
 @router.post("/channels/{channel_id}/sync/{sync_type}", response_class=HTMLResponse)
+@own_transactions
 def channel_sync_retry(
     request: Request,
     channel_id: int,
@@ -333,7 +314,6 @@ def channel_sync_retry(
     me: Manager,
 ) -> Response:
     access_channel(session, me.workspace.id, channel_id)
-    _free_writer(session)
     try:
         ob.do_request_sync(runtime, me.workspace.id, channel_id, sync_type, me.actor)
     except PuenteError as exc:

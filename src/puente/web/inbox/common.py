@@ -4,21 +4,17 @@ context every inbox page and fragment gets."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from babel import Locale
 from babel.dates import format_datetime
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy.orm import Session
 
 from puente.accounts.permissions import Perm
 from puente.conversations.models import MessageSource
 from puente.db.base import utcnow
-from puente.db.scope import scope_of
-from puente.db.session import is_read_only
 from puente.errors import PuenteError
 from puente.web.deps import WebContext, require_permission
 from puente.web.i18n import error_message, safe_zone
@@ -30,22 +26,6 @@ Replier = Annotated[WebContext, Depends(require_permission(Perm.CONVERSATIONS_RE
 Manager = Annotated[WebContext, Depends(require_permission(Perm.TEMPLATES))]
 
 T = TypeVar("T")
-
-
-@contextmanager
-def reading(request: Request, session: Session) -> Iterator[Session]:
-    """A session for a page that only reads. On SQLite the request's unit of work holds
-    the write lock from its first statement; a reading page gives it back at once and
-    reads through a reader connection, so agents browsing the inbox never starve the
-    workers that store incoming messages. Render inside the block: leaving it expires
-    what was loaded."""
-    db = request.app.state.runtime.db
-    if not db.is_sqlite or is_read_only(session):
-        yield session
-        return
-    session.commit()
-    with db.read(scope=scope_of(session)) as reader:
-        yield reader
 
 
 def translated(request: Request, exc: PuenteError) -> str:

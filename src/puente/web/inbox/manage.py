@@ -13,7 +13,7 @@ from puente.conversations import snippets
 from puente.conversations.models import Conversation
 from puente.conversations.search import search_messages
 from puente.web.deps import DbDep
-from puente.web.inbox.common import Viewer, attempt, page, reading
+from puente.web.inbox.common import Viewer, attempt, page
 from puente.web.inbox.render import wa_format
 
 router = APIRouter(include_in_schema=False)
@@ -51,17 +51,16 @@ def delete_snippet(request: Request, session: DbDep, me: Viewer, snippet_id: int
 
 
 @router.get("/inbox/search", response_class=HTMLResponse)
-def search(request: Request, gate_session: DbDep, me: Viewer, q: str = "") -> Response:
+def search(request: Request, session: DbDep, me: Viewer, q: str = "") -> Response:
     query = q.strip()[:200]
-    with reading(request, gate_session) as session:
-        hits = search_messages(session, me.actor, query) if query else []
-        ids = {m.conversation_id for m in hits}
-        names: dict[int, str] = {}
-        if ids:
-            rows = session.execute(
-                select(Conversation.id, Contact.name, Contact.profile_name, Contact.phone_e164)
-                .join(Contact, Contact.id == Conversation.contact_id)
-                .where(Conversation.id.in_(ids), Conversation.workspace_id == me.workspace.id)
-            ).all()
-            names = {r[0]: r[1] or r[2] or r[3] or "" for r in rows}
-        return page(request, "inbox/search.html", {"q": query, "hits": hits, "names": names})
+    hits = search_messages(session, me.actor, query) if query else []
+    ids = {m.conversation_id for m in hits}
+    names: dict[int, str] = {}
+    if ids:
+        rows = session.execute(
+            select(Conversation.id, Contact.name, Contact.profile_name, Contact.phone_e164)
+            .join(Contact, Contact.id == Conversation.contact_id)
+            .where(Conversation.id.in_(ids), Conversation.workspace_id == me.workspace.id)
+        ).all()
+        names = {r[0]: r[1] or r[2] or r[3] or "" for r in rows}
+    return page(request, "inbox/search.html", {"q": query, "hits": hits, "names": names})

@@ -7,15 +7,14 @@ from fastapi.responses import JSONResponse, Response
 
 from puente.conversations import notifications
 from puente.web.deps import DbDep
-from puente.web.inbox.common import Viewer, done, reading
+from puente.web.inbox.common import Viewer, done
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.get("/inbox/notifications/count")
-def notification_count(request: Request, gate_session: DbDep, me: Viewer) -> Response:
-    with reading(request, gate_session) as session:
-        count = notifications.unread_count(session, me.workspace.id, me.user.id)
+def notification_count(request: Request, session: DbDep, me: Viewer) -> Response:
+    count = notifications.unread_count(session, me.workspace.id, me.user.id)
     return JSONResponse({"unread": count}, headers={"Cache-Control": "no-store"})
 
 

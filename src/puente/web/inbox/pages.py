@@ -35,7 +35,7 @@ from puente.runtime import Runtime
 from puente.web.deps import DbDep, RuntimeDep, WebContext
 from puente.web.inbox import queries as q
 from puente.web.inbox import render as r
-from puente.web.inbox.common import Viewer, page, reading
+from puente.web.inbox.common import Viewer, page
 
 router = APIRouter(include_in_schema=False)
 
@@ -121,23 +121,21 @@ def _arrive(runtime: Runtime, me: WebContext) -> None:
 
 
 @router.get("/inbox", response_class=HTMLResponse)
-def inbox(request: Request, gate_session: DbDep, runtime: RuntimeDep, me: Viewer) -> Response:
+def inbox(request: Request, session: DbDep, runtime: RuntimeDep, me: Viewer) -> Response:
     _arrive(runtime, me)
-    with reading(request, gate_session) as session:
-        f = inbox_filter(request)
-        context = {**_list_context(session, me, f), **_options(session, me), "view": None}
-        return page(request, "inbox/inbox.html", context)
+    f = inbox_filter(request)
+    context = {**_list_context(session, me, f), **_options(session, me), "view": None}
+    return page(request, "inbox/inbox.html", context)
 
 
 @router.get("/inbox/list", response_class=HTMLResponse)
-def inbox_list(request: Request, gate_session: DbDep, me: Viewer) -> Response:
-    with reading(request, gate_session) as session:
-        f = inbox_filter(request)
-        context = {
-            **_list_context(session, me, f),
-            "current_id": _int(request.query_params.get("c")),
-        }
-        return page(request, "inbox/_list.html", context)
+def inbox_list(request: Request, session: DbDep, me: Viewer) -> Response:
+    f = inbox_filter(request)
+    context = {
+        **_list_context(session, me, f),
+        "current_id": _int(request.query_params.get("c")),
+    }
+    return page(request, "inbox/_list.html", context)
 
 
 def _templates_for(session: Session, me: WebContext, channel: Channel) -> list[MessageTemplate]:
@@ -198,7 +196,7 @@ def conversation_context(session: Session, me: WebContext, header: q.Header) -> 
 @router.get("/inbox/c/{conversation_id}", response_class=HTMLResponse)
 def conversation_page(
     request: Request,
-    gate_session: DbDep,
+    session: DbDep,
     runtime: RuntimeDep,
     background: BackgroundTasks,
     me: Viewer,
@@ -208,22 +206,21 @@ def conversation_page(
     if before is not None and before.tzinfo is None:
         before = before.replace(tzinfo=dt.UTC)
     _arrive(runtime, me)
-    with reading(request, gate_session) as session:
-        header = q.load_header(session, me.actor, conversation_id)
-        conversation = header.conversation
-        view = q.load_conversation_view(session, conversation, before=before)
-        f = inbox_filter(request)
-        # The list beside it loads separately (inbox.js): opening a conversation costs
-        # only the conversation.
-        context = {
-            "f": f,
-            "lazy_list": True,
-            **_options(session, me),
-            **conversation_context(session, me, header),
-            "view": view,
-            "current_id": conversation.id,
-        }
-        response = page(request, "inbox/inbox.html", context)
+    header = q.load_header(session, me.actor, conversation_id)
+    conversation = header.conversation
+    view = q.load_conversation_view(session, conversation, before=before)
+    f = inbox_filter(request)
+    # The list beside it loads separately (inbox.js): opening a conversation costs
+    # only the conversation.
+    context = {
+        "f": f,
+        "lazy_list": True,
+        **_options(session, me),
+        **conversation_context(session, me, header),
+        "view": view,
+        "current_id": conversation.id,
+    }
+    response = page(request, "inbox/inbox.html", context)
     if before is None and (conversation.unread_count or header.unread_notification):
         # Opening a conversation reads it: its unread count and the viewer's notifications
         # about it are cleared in their own transaction once the page has left, so the
@@ -246,138 +243,128 @@ def _mark_opened(runtime: Runtime, user_id: int, workspace_id: int, conversation
 
 @router.get("/inbox/c/{conversation_id}/panel", response_class=HTMLResponse)
 def conversation_panel(
-    request: Request, gate_session: DbDep, me: Viewer, conversation_id: int
+    request: Request, session: DbDep, me: Viewer, conversation_id: int
 ) -> Response:
-    with reading(request, gate_session) as session:
-        header = q.load_header(session, me.actor, conversation_id)
-        context = {**_options(session, me), **conversation_context(session, me, header)}
-        return page(request, "inbox/_panel.html", context)
+    header = q.load_header(session, me.actor, conversation_id)
+    context = {**_options(session, me), **conversation_context(session, me, header)}
+    return page(request, "inbox/_panel.html", context)
 
 
 @router.get("/inbox/c/{conversation_id}/composer", response_class=HTMLResponse)
 def conversation_composer(
-    request: Request, gate_session: DbDep, me: Viewer, conversation_id: int
+    request: Request, session: DbDep, me: Viewer, conversation_id: int
 ) -> Response:
-    with reading(request, gate_session) as session:
-        header = q.load_header(session, me.actor, conversation_id)
-        return page(request, "inbox/_composer.html", conversation_context(session, me, header))
+    header = q.load_header(session, me.actor, conversation_id)
+    return page(request, "inbox/_composer.html", conversation_context(session, me, header))
 
 
 @router.get("/inbox/c/{conversation_id}/recent", response_class=HTMLResponse)
-def recent_items(
-    request: Request, gate_session: DbDep, me: Viewer, conversation_id: int
-) -> Response:
+def recent_items(request: Request, session: DbDep, me: Viewer, conversation_id: int) -> Response:
     """The newest page of the timeline, for a tab whose event stream has just (re)opened:
     what happened between the page being drawn and the stream listening, or while it was
     down, is placed without reloading the page."""
-    with reading(request, gate_session) as session:
-        conversation = access_conversation(session, me.actor, conversation_id)
-        view = q.load_conversation_view(session, conversation)
-        return page(request, "inbox/_recent.html", {"view": view, "c": conversation})
+    conversation = access_conversation(session, me.actor, conversation_id)
+    view = q.load_conversation_view(session, conversation)
+    return page(request, "inbox/_recent.html", {"view": view, "c": conversation})
 
 
 @router.get("/inbox/c/{conversation_id}/m/{message_id}", response_class=HTMLResponse)
 def message_fragment(
-    request: Request, gate_session: DbDep, me: Viewer, conversation_id: int, message_id: int
+    request: Request, session: DbDep, me: Viewer, conversation_id: int, message_id: int
 ) -> Response:
-    with reading(request, gate_session) as session:
-        conversation = access_conversation(session, me.actor, conversation_id)
-        message = session.scalar(
+    conversation = access_conversation(session, me.actor, conversation_id)
+    message = session.scalar(
+        select(Message).where(
+            Message.id == message_id,
+            Message.conversation_id == conversation.id,
+            Message.workspace_id == conversation.workspace_id,
+        )
+    )
+    if message is None:
+        raise NotFound("no such message")
+    if message.type == "reaction" and message.reply_to_wamid:
+        # A reaction re-renders the message it belongs to.
+        target = session.scalar(
             select(Message).where(
-                Message.id == message_id,
+                Message.wamid == message.reply_to_wamid,
                 Message.conversation_id == conversation.id,
-                Message.workspace_id == conversation.workspace_id,
             )
         )
-        if message is None:
-            raise NotFound("no such message")
-        if message.type == "reaction" and message.reply_to_wamid:
-            # A reaction re-renders the message it belongs to.
-            target = session.scalar(
-                select(Message).where(
-                    Message.wamid == message.reply_to_wamid,
-                    Message.conversation_id == conversation.id,
-                )
-            )
-            message = target or message
-        views = q.message_views(session, conversation, [message])
-        item = q.TimelineItem(message.timestamp, "message", message=views[0]) if views else None
-        if item is None:
-            return Response(status_code=204)
-        return page(request, "inbox/_item.html", {"item": item, "c": conversation})
+        message = target or message
+    views = q.message_views(session, conversation, [message])
+    item = q.TimelineItem(message.timestamp, "message", message=views[0]) if views else None
+    if item is None:
+        return Response(status_code=204)
+    return page(request, "inbox/_item.html", {"item": item, "c": conversation})
 
 
 @router.get("/inbox/c/{conversation_id}/notes/{note_id}", response_class=HTMLResponse)
 def note_fragment(
-    request: Request, gate_session: DbDep, me: Viewer, conversation_id: int, note_id: int
+    request: Request, session: DbDep, me: Viewer, conversation_id: int, note_id: int
 ) -> Response:
-    with reading(request, gate_session) as session:
-        conversation = access_conversation(session, me.actor, conversation_id)
-        note = session.scalar(
-            select(Note).where(Note.id == note_id, Note.conversation_id == conversation.id)
-        )
-        if note is None:
-            raise NotFound("no such note")
-        author = session.get(type(me.user), note.author_id) if note.author_id else None
-        item = q.TimelineItem(
-            note.created_at, "note", note=note, author_name=author.name if author else None
-        )
-        return page(request, "inbox/_item.html", {"item": item, "c": conversation})
+    conversation = access_conversation(session, me.actor, conversation_id)
+    note = session.scalar(
+        select(Note).where(Note.id == note_id, Note.conversation_id == conversation.id)
+    )
+    if note is None:
+        raise NotFound("no such note")
+    author = session.get(type(me.user), note.author_id) if note.author_id else None
+    item = q.TimelineItem(
+        note.created_at, "note", note=note, author_name=author.name if author else None
+    )
+    return page(request, "inbox/_item.html", {"item": item, "c": conversation})
 
 
 @router.get("/inbox/c/{conversation_id}/events/{event_id}", response_class=HTMLResponse)
 def event_fragment(
-    request: Request, gate_session: DbDep, me: Viewer, conversation_id: int, event_id: int
+    request: Request, session: DbDep, me: Viewer, conversation_id: int, event_id: int
 ) -> Response:
-    with reading(request, gate_session) as session:
-        conversation = access_conversation(session, me.actor, conversation_id)
-        row = session.execute(
-            select(ConversationEvent, User.name)
-            .outerjoin(User, User.id == ConversationEvent.actor_id)
-            .where(
-                ConversationEvent.id == event_id,
-                ConversationEvent.conversation_id == conversation.id,
-            )
-        ).first()
-        if row is None:
-            raise NotFound("no such event")
-        event, name = row
-        item = q.TimelineItem(event.created_at, "event", event=event, author_name=name)
-        return page(request, "inbox/_item.html", {"item": item, "c": conversation})
+    conversation = access_conversation(session, me.actor, conversation_id)
+    row = session.execute(
+        select(ConversationEvent, User.name)
+        .outerjoin(User, User.id == ConversationEvent.actor_id)
+        .where(
+            ConversationEvent.id == event_id,
+            ConversationEvent.conversation_id == conversation.id,
+        )
+    ).first()
+    if row is None:
+        raise NotFound("no such event")
+    event, name = row
+    item = q.TimelineItem(event.created_at, "event", event=event, author_name=name)
+    return page(request, "inbox/_item.html", {"item": item, "c": conversation})
 
 
 @router.get("/inbox/notifications", response_class=HTMLResponse)
-def notifications(request: Request, gate_session: DbDep, me: Viewer) -> Response:
-    with reading(request, gate_session) as session:
-        items = collab.unread_notifications(session, me.actor)
-        return page(request, "inbox/_notifications.html", {"notifications": items})
+def notifications(request: Request, session: DbDep, me: Viewer) -> Response:
+    items = collab.unread_notifications(session, me.actor)
+    return page(request, "inbox/_notifications.html", {"notifications": items})
 
 
 @router.get("/inbox/media/{message_id}")
 def media_file(
-    request: Request, gate_session: DbDep, me: Viewer, runtime: RuntimeDep, message_id: int
+    request: Request, session: DbDep, me: Viewer, runtime: RuntimeDep, message_id: int
 ) -> Response:
-    with reading(request, gate_session) as session:
-        row = session.execute(
-            select(Media, Conversation)
-            .join(Message, Message.id == Media.message_id)
-            .join(Conversation, Conversation.id == Message.conversation_id)
-            .where(Media.message_id == message_id, Media.workspace_id == me.workspace.id)
-        ).first()
-        if row is None or not collab.visible_to(me.actor, row[1]):
-            raise NotFound("no such media")
-        media = row[0]
-        if media.state != "stored" or not media.sha256:
-            raise NotFound("this file has not been downloaded yet")
-        path = Path(runtime.settings.data_dir) / "media" / media.sha256[:2] / media.sha256
-        if not path.is_file():
-            raise NotFound("this file is no longer stored")
-        return FileResponse(
-            path,
-            media_type=media.mime_type or "application/octet-stream",
-            filename=media.filename or None,
-            content_disposition_type="inline" if _shown_inline(media.mime_type) else "attachment",
-        )
+    row = session.execute(
+        select(Media, Conversation)
+        .join(Message, Message.id == Media.message_id)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Media.message_id == message_id, Media.workspace_id == me.workspace.id)
+    ).first()
+    if row is None or not collab.visible_to(me.actor, row[1]):
+        raise NotFound("no such media")
+    media = row[0]
+    if media.state != "stored" or not media.sha256:
+        raise NotFound("this file has not been downloaded yet")
+    path = Path(runtime.settings.data_dir) / "media" / media.sha256[:2] / media.sha256
+    if not path.is_file():
+        raise NotFound("this file is no longer stored")
+    return FileResponse(
+        path,
+        media_type=media.mime_type or "application/octet-stream",
+        filename=media.filename or None,
+        content_disposition_type="inline" if _shown_inline(media.mime_type) else "attachment",
+    )
 
 
 def _shown_inline(mime: str | None) -> bool:

@@ -111,6 +111,11 @@ class SandboxConfig(BaseModel):
         description="Errors the next sends answer, one send each, in order; a fault with `to` "
         "waits for a send to that recipient (mark-as-read never takes one).",
     )
+    media_upload_faults: list[SendFault] = Field(
+        default_factory=list,
+        description="Errors the next media uploads answer, one upload each, in order (`to` "
+        "does not apply: an upload names no recipient).",
+    )
     hold_send_answers: bool = Field(
         False,
         description="Accepted sends keep their answer until this is turned off: Meta has the "

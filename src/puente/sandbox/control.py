@@ -132,7 +132,7 @@ async def patch_config(request: Request, patch: ConfigPatch) -> dict[str, Any]:
     changes = patch.model_dump(exclude_unset=True)
     for key, value in changes.items():
         # Nested models stay models (model_dump made them dicts).
-        nested = key in ("faults", "send_faults")
+        nested = key in ("faults", "send_faults", "media_upload_faults")
         setattr(sb.config, key, getattr(patch, key) if nested else value)
     if {"callback_url", "verify_token", "faults"} & changes.keys():
         sb.sender.reconfigure()

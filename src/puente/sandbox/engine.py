@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from puente.sandbox import payloads
-from puente.sandbox.config import SandboxConfig
+from puente.sandbox.config import SandboxConfig, SendFault
 from puente.sandbox.errors import (
     GraphError,
     bad_token,
@@ -389,13 +389,11 @@ class Sandbox:
         for i, fault in enumerate(faults):
             if fault.to is None or fault.to == to:
                 del faults[i]
-                raise GraphError(
-                    fault.code,
-                    fault.details,
-                    status=fault.status,
-                    subcode=fault.subcode,
-                    message=fault.message,
-                )
+                raise fault_error(fault)
+
+    def take_upload_fault(self) -> None:
+        if self.config.media_upload_faults:
+            raise fault_error(self.config.media_upload_faults.pop(0))
 
     def _pace(self, template: Template, msg: ChatMessage, pricing: dict[str, Any]) -> str | None:
         """`message_status` of a paced template: the first sends go out, the rest are held."""
@@ -588,3 +586,9 @@ def _is_voice(msg: ChatMessage) -> bool:
     """Voice notes (audio sent with `voice: true`) get a `played` status after `read`."""
     audio = msg.content.get("audio") if msg.type == "audio" else None
     return isinstance(audio, dict) and audio.get("voice") is True
+
+
+def fault_error(fault: SendFault) -> GraphError:
+    return GraphError(
+        fault.code, fault.details, status=fault.status, subcode=fault.subcode, message=fault.message
+    )

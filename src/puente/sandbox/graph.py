@@ -227,6 +227,7 @@ async def post_media(request: Request) -> Response:
     if upload is None or isinstance(upload, str):
         raise invalid("The parameter file is required")
     data = await upload.read()
+    sb.take_upload_fault()
     typed = form.get("type")
     mime = (typed if isinstance(typed, str) and typed else None) or upload.content_type or ""
     stored = media.do_upload(sb, data, mime, upload.filename)

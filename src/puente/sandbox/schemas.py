@@ -29,6 +29,7 @@ class ConfigPatch(BaseModel):
     media_download_faults: list[int] | None = Field(None, max_length=100)
     lose_send_answers: int | None = Field(None, ge=0)
     send_faults: list[SendFault] | None = Field(None, max_length=100)
+    media_upload_faults: list[SendFault] | None = Field(None, max_length=100)
     hold_send_answers: bool | None = None
     played_delay: float | None = Field(None, ge=0)
     throughput_window: float | None = Field(None, gt=0)

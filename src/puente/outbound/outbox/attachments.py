@@ -1,7 +1,7 @@
 """Files agents attach to a reply: Meta's types and sizes per kind (protocol §8), checked
-before anything is stored, uploaded or queued; then the file is kept in the
-content-addressed media store, uploaded to the Graph API, and sent by media id through
-the outbox like any other message."""
+before anything is stored or queued; then the message is queued in the outbox like any
+other and the file kept in the content-addressed media store. The lane uploads it to the
+Graph API when the message's turn comes and sends it by media id (see `uploads`)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,14 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from puente.channels.models import Channel
 from puente.conversations.collab import user_error
 from puente.conversations.media import MediaState
 from puente.conversations.media_worker import media_path
-from puente.conversations.models import Media, Message
+from puente.conversations.models import Media, Message, MessageSource
 from puente.db.base import utcnow
 from puente.errors import InvalidInput
-from puente.whatsapp.client import SyncGraphClient
-from puente.whatsapp.errors import GraphError
+from puente.outbound.outbox.service import do_queue_message
+from puente.outbound.outbox.uploads import pending_media_id
 
 KB = 1024
 MB = 1024 * 1024
@@ -204,28 +203,40 @@ def store_file(data_dir: Path, attachment: Attachment) -> str:
     return sha
 
 
-def upload_attachment(graph: SyncGraphClient, channel: Channel, attachment: Attachment) -> str:
-    """Upload the file to the Graph API's media endpoint; returns Meta's media id."""
-    try:
-        return graph.run(
-            lambda c: c.upload_media(
-                channel.phone_number_id,
-                attachment.data,
-                mime_type=attachment.mime_type,
-                filename=attachment.filename,
-            )
-        )
-    except GraphError as exc:
-        raise user_error(
-            InvalidInput,
-            "WhatsApp did not take the file: %(reason)s. Nothing was sent.",
-            reason=exc.reason,
-        ) from None
+def do_queue_attachment(
+    session: Session,
+    data_dir: Path,
+    *,
+    workspace_id: int,
+    conversation_id: int,
+    attachment: Attachment,
+    reply_to: str | None,
+    sender_user_id: int,
+    actor: Any,
+) -> Message:
+    """Queue the attachment's message and keep its file, in the caller's unit of work. The
+    message waits in its lane like any other; nothing is uploaded here."""
+    message = do_queue_message(
+        session,
+        workspace_id=workspace_id,
+        message_type=attachment.kind.name,
+        content=_pending_wire(attachment),
+        conversation_id=conversation_id,
+        reply_to=reply_to,
+        source=MessageSource.AGENT,
+        sender_user_id=sender_user_id,
+        actor=actor,
+    )
+    _record_attachment(session, message, attachment)
+    # After the checks above: a refused message leaves nothing in the store.
+    store_file(data_dir, attachment)
+    return message
 
 
-def wire_object(attachment: Attachment, media_id: str) -> dict[str, Any]:
-    """The message object sent by media id (caption and filename where Meta takes them)."""
-    wire: dict[str, Any] = {"id": media_id}
+def _pending_wire(attachment: Attachment) -> dict[str, Any]:
+    """The message object, its media id a placeholder until the lane has uploaded the file
+    (caption and filename where Meta takes them)."""
+    wire: dict[str, Any] = {"id": pending_media_id(attachment.sha256)}
     if attachment.caption:
         wire["caption"] = attachment.caption
     if attachment.kind.name == "document":
@@ -233,15 +244,14 @@ def wire_object(attachment: Attachment, media_id: str) -> dict[str, Any]:
     return wire
 
 
-def do_record_attachment(
-    session: Session, message: Message, attachment: Attachment, media_id: str
-) -> Media:
-    """The stored file of an outgoing message, shown in the conversation at once."""
+def _record_attachment(session: Session, message: Message, attachment: Attachment) -> Media:
+    """The stored file of an outgoing message, shown in the conversation at once; Meta's
+    media id is added once the lane has uploaded it."""
     media = Media(
         workspace_id=message.workspace_id,
         channel_id=message.channel_id,
         message_id=message.id,
-        meta_media_id=media_id,
+        meta_media_id=None,
         mime_type=attachment.mime_type,
         sha256=attachment.sha256,
         file_size=len(attachment.data),

@@ -28,6 +28,7 @@ from puente.db.session import Database
 from puente.events import ChannelUpdated, bus
 from puente.jobs import OUTBOX, Worker
 from puente.jobs import install as install_worker
+from puente.outbound.outbox import uploads
 from puente.outbound.outbox.lanes import (
     Claimed,
     LaneInfo,
@@ -354,6 +355,9 @@ class Lane:
 
     async def _send(self, client: GraphClient, info: LaneInfo, item: Claimed, slot: float) -> None:
         try:
+            placeholder = uploads.placeholder_of(item)
+            if placeholder is not None:
+                item = await self._upload(client, info, item, placeholder)
             # Never before the slot: uvloop's timers count whole milliseconds and may
             # wake a send up to 1 ms early.
             delay = slot - time.monotonic()
@@ -380,6 +384,20 @@ class Lane:
             self.sent.append((item, result.wamid))
         finally:
             self.in_flight.pop(item.conversation_id, None)
+
+    async def _upload(
+        self, client: GraphClient, info: LaneInfo, item: Claimed, placeholder: str
+    ) -> Claimed:
+        """Upload an attachment's file; returns the claim to send, by Meta's media id."""
+        upload = await self.worker.db_call(lambda s: uploads.load_upload(s, item, placeholder))
+        data = await asyncio.to_thread(upload.read, self.worker.runtime.settings.data_dir)
+        media_id = await client.upload_media(
+            info.phone_number_id, data, mime_type=upload.mime_type, filename=upload.filename
+        )
+        self.settled.append(
+            partial(uploads.record_uploaded, item=item, placeholder=placeholder, media_id=media_id)
+        )
+        return uploads.with_media_id(item, placeholder, media_id)
 
     def _settle_error(self, item: Claimed, exc: GraphError) -> None:
         plan = plan_retry(exc, item.attempts, self.worker.policy)

@@ -9,27 +9,19 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from puente.accounts.gate import access_conversation
 from puente.conversations import collab
-from puente.conversations.models import (
-    ComposerSubmission,
-    Conversation,
-    Message,
-    MessageSource,
-)
+from puente.conversations.models import Conversation, Message
 from puente.errors import InvalidInput, PuenteError
 from puente.outbound.outbox import attachments as att
 from puente.outbound.outbox.questions import check_question, question_from_form
-from puente.outbound.outbox.service import check_send, do_queue_message, resolve_recipient
 from puente.runtime import Runtime
 from puente.web.deps import DbDep, WebContext
 from puente.web.inbox.actions import _message_fragment, _queue, _send_error
 from puente.web.inbox.common import Replier, done, page
-from puente.whatsapp.client import SyncGraphClient
 
 router = APIRouter(include_in_schema=False)
 # Meta's largest kind (documents) is 100 MB; the form around it adds a little.
@@ -44,15 +36,6 @@ def _refused(request: Request, exc: Exception) -> Response:
     if getattr(exc, "code", "") == "window_closed":
         response.headers["X-Inbox-Refresh"] = "composer"
     return response
-
-
-def _submitted(session: DbDep, workspace_id: int, key: str) -> Message | None:
-    # A retried press of Send shows its message without uploading the file again.
-    return session.scalar(
-        select(Message)
-        .join(ComposerSubmission, ComposerSubmission.message_id == Message.id)
-        .where(ComposerSubmission.workspace_id == workspace_id, ComposerSubmission.key == key)
-    )
 
 
 # -- attachments ---------------------------------------------------------------------------
@@ -112,7 +95,6 @@ def _send_media(
 ) -> Response:
     conversation = access_conversation(session, me.actor, conversation_id)
     runtime: Runtime = request.app.state.runtime
-    key = form.get("key", "").strip()[:64]
     try:
         if oversized:
             raise collab.user_error(
@@ -122,47 +104,21 @@ def _send_media(
                 limit="100 MB",
             )
         attachment = att.check_attachment(filename, declared_type, data, form.get("caption"))
-        recipient = resolve_recipient(
-            session, workspace_id=me.workspace.id, conversation_id=conversation.id
-        )
-        # A closed window or a paused number is refused before anything is uploaded.
-        check_send(recipient, attachment.kind.name)
-    except PuenteError as exc:
-        return _refused(request, exc)
-    already = _submitted(session, me.workspace.id, key) if key else None
-    if already is not None:
-        return _message_fragment(request, session, conversation, already)
-    att.store_file(runtime.settings.data_dir, attachment)
-    channel = recipient.channel
-    token = runtime.secrets.decrypt(channel.access_token_encrypted or "") or ""
-    # The upload crosses the network: end the transaction first, so on SQLite no write
-    # lock is held while Meta answers.
-    session.commit()
-    settings = runtime.settings
-    try:
-        with SyncGraphClient(settings.graph_base_url, settings.graph_api_version, token) as graph:
-            media_id = att.upload_attachment(graph, channel, attachment)
-    except PuenteError as exc:
-        return _refused(request, exc)
-    wire = att.wire_object(attachment, media_id)
 
-    def send() -> Message:
-        message = do_queue_message(
-            session,
-            workspace_id=me.workspace.id,
-            message_type=attachment.kind.name,
-            content=wire,
-            conversation_id=conversation.id,
-            reply_to=form.get("reply_to") or None,
-            source=MessageSource.AGENT,
-            sender_user_id=me.user.id,
-            actor=me.actor,
-        )
-        att.do_record_attachment(session, message, attachment, media_id)
-        return message
+        def send() -> Message:
+            return att.do_queue_attachment(
+                session,
+                runtime.settings.data_dir,
+                workspace_id=me.workspace.id,
+                conversation_id=conversation.id,
+                attachment=attachment,
+                reply_to=form.get("reply_to") or None,
+                sender_user_id=me.user.id,
+                actor=me.actor,
+            )
 
-    try:
-        message, _new = collab.do_send_once(session, me.workspace.id, key, send)
+        # A retried press of Send shows its message without storing or queueing again.
+        message, _new = collab.do_send_once(session, me.workspace.id, form.get("key", ""), send)
     except PuenteError as exc:
         return _refused(request, exc)
     return done(

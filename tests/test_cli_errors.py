@@ -142,7 +142,7 @@ def test_tokens_create_for_an_unknown_workspace_is_one_line(
 
 @pytest.fixture
 def workspace(db: Database) -> str:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         return make_workspace(session, "Tienda").slug
 
 

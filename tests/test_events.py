@@ -32,11 +32,11 @@ def test_an_event_of_a_rolled_back_unit_of_work_is_never_delivered(db: Database)
     seen: list[Event] = []
     unsubscribe = bus.subscribe(Event, seen.append)
     try:
-        with pytest.raises(RuntimeError), db.unit_of_work() as session:
+        with pytest.raises(RuntimeError), db.unit_of_work(unscoped="test") as session:
             publish(session, _note(1))
             raise RuntimeError("the change failed")
         # The next transaction on a fresh session commits without the dropped event.
-        with db.unit_of_work():
+        with db.unit_of_work(unscoped="test"):
             pass
     finally:
         unsubscribe()
@@ -53,7 +53,7 @@ def test_a_committed_event_reaches_its_types_subscribers_once_after_commit(
         bus.subscribe(MessageStored, messages.append),
     ]
     try:
-        with db.unit_of_work() as session:
+        with db.unit_of_work(unscoped="test") as session:
             publish(session, _note(7))
             assert notes == []  # not before the commit
     finally:

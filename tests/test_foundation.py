@@ -33,22 +33,22 @@ def test_migrations_match_models(settings: Settings, db: Database) -> None:
 
 def test_after_commit_callbacks_run_only_on_commit(db: Database) -> None:
     fired: list[str] = []
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         make_workspace(session, "Committed")
         on_commit(session, lambda: fired.append("committed"))
-    with pytest.raises(RuntimeError), db.unit_of_work() as session:
+    with pytest.raises(RuntimeError), db.unit_of_work(unscoped="test") as session:
         make_workspace(session, "Rolled back")
         on_commit(session, lambda: fired.append("rolled back"))
         raise RuntimeError("boom")
     assert fired == ["committed"]
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         names = session.scalars(select(Workspace.name)).all()
     assert names == ["Committed"]
 
 
 def test_a_rolled_back_savepoint_keeps_the_transactions_callbacks(db: Database) -> None:
     fired: list[str] = []
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         make_workspace(session, "Kept")
         on_commit(session, lambda: fired.append("before the savepoint"))
         with pytest.raises(RuntimeError), session.begin_nested():
@@ -56,15 +56,15 @@ def test_a_rolled_back_savepoint_keeps_the_transactions_callbacks(db: Database) 
             raise RuntimeError("a change that fails")
         on_commit(session, lambda: fired.append("after the savepoint"))
     assert fired == ["before the savepoint", "after the savepoint"]
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalars(select(Workspace.name)).all() == ["Kept"]
 
 
 def test_datetimes_come_back_aware_utc(db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session)
         created = ws.created_at
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         again = session.get(Workspace, ws.id)
         assert again is not None
         assert again.created_at.tzinfo is not None
@@ -73,7 +73,7 @@ def test_datetimes_come_back_aware_utc(db: Database) -> None:
 
 
 def test_api_authenticates_bearer_tokens(settings: Settings, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         token = make_token(session, ws)
     with TestClient(create_app(settings, db)) as client:

@@ -83,6 +83,11 @@ def test_a_session_with_no_scope_cannot_query_workspace_tables(
         assert s.scalar(select(func.count()).select_from(User)) == 0
         with pytest.raises(UnscopedQuery, match="Contact"):
             s.scalars(select(Contact)).all()
+        # Reaching the table only through a join, a count or a subquery is caught too.
+        with pytest.raises(UnscopedQuery, match="contacts"):
+            s.scalar(select(func.count()).select_from(Contact))
+        with pytest.raises(UnscopedQuery, match="conversations"):
+            s.scalars(select(User.id).where(User.id.in_(select(Conversation.assignee_id)))).all()
         with pytest.raises(UnscopedQuery, match="Conversation"):
             s.get(Conversation, two_workspaces["ours_conversation"])
     with pytest.raises(UnscopedQuery), db.unit_of_work() as s:

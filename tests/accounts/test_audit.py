@@ -16,7 +16,7 @@ from tests.factories import make_workspace
 
 @pytest.fixture
 def chain(db: Database) -> int:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         for n in range(5):
             audit.record(
@@ -56,7 +56,7 @@ def test_intact_chain_verifies(
 def test_altered_entry_is_named(
     chain: int, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.execute(
             update(AuditEntry)
             .where(AuditEntry.workspace_id == chain, AuditEntry.seq == 3)
@@ -70,7 +70,7 @@ def test_altered_entry_is_named(
 def test_removed_entry_is_named(
     chain: int, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.query(AuditEntry).filter(
             AuditEntry.workspace_id == chain, AuditEntry.seq == 2
         ).delete()
@@ -80,7 +80,7 @@ def test_removed_entry_is_named(
 
 
 def test_reordered_entries_are_detected(chain: int, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         rows = {
             e.seq: e
             for e in session.query(AuditEntry).filter(AuditEntry.workspace_id == chain).all()
@@ -88,7 +88,7 @@ def test_reordered_entries_are_detected(chain: int, db: Database) -> None:
         rows[2].seq, rows[4].seq = 1000, 1001
         session.flush()
         rows[2].seq, rows[4].seq = 4, 2
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         problems = audit.verify(session, chain, all_chains=False).problems
     assert problems and problems[0].seq == 2
     assert problems[0].kind in ("reordered", "altered")
@@ -99,7 +99,7 @@ def test_a_rewrite_with_the_chain_recomputed_is_detected(
 ) -> None:
     # Someone with write access to the database edits entry #3 and recomputes every hash
     # after it, as the old unkeyed chain allowed; without the key the result is not signed.
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         entries = (
             session.query(AuditEntry)
             .filter(AuditEntry.workspace_id == chain)
@@ -120,7 +120,7 @@ def test_a_rewrite_with_the_chain_recomputed_is_detected(
 def test_deleting_a_workspaces_whole_log_is_detected(
     chain: int, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.query(AuditEntry).filter(AuditEntry.workspace_id == chain).delete()
     code, output = _verify(settings, monkeypatch)
     assert code == 1
@@ -131,7 +131,7 @@ def test_entries_from_before_the_key_verify_but_are_reported(
     chain: int, db: Database, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An install upgraded from the unkeyed chain: its old entries carry plain sha256.
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         entries = (
             session.query(AuditEntry)
             .filter(AuditEntry.workspace_id == chain)

@@ -134,11 +134,11 @@ class World:
         return self.api_client
 
     def scalar(self, query: Any) -> Any:
-        with self.db.read() as session:
+        with self.db.read(unscoped="test") as session:
             return session.scalar(query)
 
     def write(self, change: Callable[[Any], Any]) -> Any:
-        with self.db.unit_of_work() as session:
+        with self.db.unit_of_work(unscoped="test") as session:
             return change(session)
 
     def sandbox_signup(self, phone: str) -> dict[str, Any]:
@@ -1056,7 +1056,7 @@ def test_each_state_changing_route_writes_its_audit_entry(world: World) -> None:
         if response.status_code >= 400 and not s.route.endswith("/sync-requests"):
             problems.append(f"{where}: HTTP {response.status_code} {response.text[:300]}")
             continue
-        with world.db.read() as session:
+        with world.db.read(unscoped="test") as session:
             entries = session.execute(
                 select(AuditEntry.action, AuditEntry.actor).where(AuditEntry.id > before)
             ).all()
@@ -1068,6 +1068,6 @@ def test_each_state_changing_route_writes_its_audit_entry(world: World) -> None:
             elif "system" in found:
                 problems.append(f"{where}: {action} is recorded without its actor")
     assert problems == [], "\n".join(problems)
-    with world.db.read() as session:
+    with world.db.read(unscoped="test") as session:
         result = audit.verify(session)
     assert result.problems == [] and result.checked > 0

@@ -83,7 +83,7 @@ def make_person(
 ) -> Person:
     sha = store_media(settings.data_dir, photo)
     ws_id = workspace if isinstance(workspace, int) else workspace.id
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, ws_id)
         assert ws is not None
         channel = make_channel(session, ws)
@@ -126,7 +126,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def tokens(db: Database, name: str) -> tuple[Workspace, dict[str, str]]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, name)
         made = {
             "all": make_token(session, ws),
@@ -147,7 +147,7 @@ class Logged:
 
 def audit_rows(db: Database, workspace_id: int | None, action: str) -> list[Logged]:
     """The audit entries of one action, oldest first."""
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         where = (
             AuditEntry.workspace_id.is_(None)
             if workspace_id is None
@@ -232,7 +232,7 @@ def test_erase_removes_the_contact_and_audits_without_personal_data(
     ana = make_person(db, settings, ws, name="Ana Pérez", photo=b"only-ana", ages_days=(2, 1))
     beto = make_person(db, settings, ws, name="Beto Ruiz", photo=b"shared-photo")
     # Ana also sent the photo Beto sent: that file must stay for Beto.
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         message = session.scalars(
             select(Message).where(Message.contact_id == ana.contact_id).order_by(Message.id)
         ).all()[-1]
@@ -253,7 +253,7 @@ def test_erase_removes_the_contact_and_audits_without_personal_data(
         "raw_events": 0,  # no webhook named her (tests/accounts/test_webhook_retention.py)
     }
     assert client.get(f"/contacts/{ana.contact_id}", headers=bearer(tok["all"])).status_code == 404
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         for model, column in (
             (Message, Message.contact_id),
             (Conversation, Conversation.contact_id),
@@ -274,7 +274,7 @@ def test_erase_removes_the_contact_and_audits_without_personal_data(
     logged = json.dumps([entry.target, entry.details], ensure_ascii=False)
     for personal in ("Ana", "Pérez", ana.phone, ana.phone.lstrip("+"), "hello"):
         assert personal not in logged
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert verify(session).problems == []
 
     again = client.delete(f"/contacts/{ana.contact_id}", headers=bearer(tok["privacy"]))
@@ -330,6 +330,6 @@ def test_erase_and_hold_cannot_reach_another_workspace(
         headers=bearer(tok["all"]),
     )
     assert held.status_code == 404
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         contact = session.get(Contact, theirs.contact_id)
         assert contact is not None and contact.legal_hold is False

@@ -46,7 +46,7 @@ def workspace_keeping(db: Database, name: str, days: int | None) -> int:
     """A workspace whose owner set the retention period on /settings/security."""
     from puente.accounts.gate import load_member_actor
 
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, name)
         owner = make_user(session, ws, role="owner")
         actor = load_member_actor(session, owner, ws.id)
@@ -56,7 +56,7 @@ def workspace_keeping(db: Database, name: str, days: int | None) -> int:
 
 
 def texts(db: Database, person: Person) -> list[str]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return [
             m.text or ""
             for m in session.scalars(
@@ -74,7 +74,7 @@ def people(db: Database, settings: Settings, ws_id: int) -> tuple[Person, Person
     # Messages 40 and 10 days old; the first of each carries a photo.
     ana = make_person(db, settings, ws_id, name="Ana", photo=b"ana" + tag, ages_days=(40, 10))
     held = make_person(db, settings, ws_id, name="Held", photo=b"held" + tag, ages_days=(40, 10))
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         contact = session.get(Contact, held.contact_id)
         assert contact is not None
         contact.legal_hold = True
@@ -113,7 +113,7 @@ def test_retention_run_purges_old_messages_except_legal_hold(
     assert texts(db, forever) == ["Ana says hello 0", "Ana says hello 1"]
     assert not media_file(settings, ana.media_sha)
     assert media_file(settings, held.media_sha) and media_file(settings, forever.media_sha)
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         conversation = session.get(Conversation, ana.conversation_id)
         assert conversation is not None
         # The purged message was the preview: it must not live on there.
@@ -166,7 +166,7 @@ def test_daily_job_runs_when_due_then_waits_a_day(db: Database, settings: Settin
 
 def test_daily_job_deletes_sign_ins_that_have_ended(db: Database, settings: Settings) -> None:
     now = dt.datetime.now(dt.UTC)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Sessions")
         user = make_user(session, ws)
         live, expired, idle = (
@@ -184,7 +184,7 @@ def test_daily_job_deletes_sign_ins_that_have_ended(db: Database, settings: Sett
 
     RetentionJob(db, settings.data_dir / "media", first_run=now).step()
 
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         left = session.scalars(select(WebSession.token_hash)).all()
     assert left == [sha256_hex(live)]
 
@@ -224,7 +224,7 @@ def test_cli_export_erase_and_legal_hold(
     erased = runner.invoke(app, ["contacts", "erase", str(ana.contact_id), "--yes"])
     assert erased.exit_code == 0, erased.output
     assert f"contact {ana.contact_id} erased: 1 conversations, 2 messages" in erased.output
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.get(Contact, ana.contact_id) is None
     missing = runner.invoke(app, ["contacts", "erase", str(ana.contact_id), "--yes"])
     assert missing.exit_code == 1 and f"no contact {ana.contact_id}" in missing.output
@@ -244,7 +244,7 @@ def test_media_row_shared_with_a_recent_message_keeps_its_file(
 
     ws_id = workspace_keeping(db, "Shared", 30)
     ana, _held = people(db, settings, ws_id)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         recent = session.scalars(
             select(Message).where(Message.contact_id == ana.contact_id).order_by(Message.id)
         ).all()[-1]

@@ -103,7 +103,7 @@ def test_every_api_route_requires_a_token(app: FastAPI, db: Database) -> None:
 
 
 def test_anonymous_visitors_are_sent_to_sign_in(app: FastAPI, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Walk")
         make_user(session, ws, role="owner")
     with TestClient(app) as client:
@@ -125,7 +125,7 @@ def test_anonymous_visitors_are_sent_to_sign_in(app: FastAPI, db: Database) -> N
 def test_each_role_gets_exactly_what_the_matrix_allows(
     app: FastAPI, db: Database, role: str
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Walk")
         if role != "owner":
             make_user(session, ws, role="owner")
@@ -152,7 +152,7 @@ def test_each_role_gets_exactly_what_the_matrix_allows(
 
 
 def test_state_changing_web_routes_refuse_a_missing_csrf_token(app: FastAPI, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Walk")
         owner = make_user(session, ws, role="owner")
         email = owner.email

@@ -45,7 +45,7 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
 def test_a_token_without_scopes_is_refused_everywhere_without_5xx(
     settings: Settings, db: Database
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Scan")
         token = make_token(session, ws, ["channels:read"])
         # No scope at all (the token forms refuse to make one, so strip it here).
@@ -82,7 +82,7 @@ def test_a_token_without_scopes_is_refused_everywhere_without_5xx(
 
 
 def test_scope_refusals_are_audited_after_the_rollback(client: TestClient, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Refusals")
         token = make_token(session, ws, ["channels:read"])
     headers = {"Authorization": f"Bearer {token}"}
@@ -106,7 +106,7 @@ def test_scope_refusals_are_audited_after_the_rollback(client: TestClient, db: D
 
 
 def test_wrong_tokens_are_audited_but_a_flood_is_capped(client: TestClient, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         make_workspace(session, "Flooded")
 
     missing = client.get("/contacts")

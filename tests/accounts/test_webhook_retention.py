@@ -36,9 +36,9 @@ def old_event(
 ) -> int:
     """A stored event `days` old in `state`, with one recorded change in state `change`."""
     body = dumps(envelope(messages_change([text(f"wamid.{tag}", f"secret {tag}")])))
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         do_store_webhooks(session, [body])
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         event = session.scalars(select(WebhookEvent).order_by(WebhookEvent.id.desc())).first()
         assert event is not None
         event.state = state.value
@@ -60,14 +60,14 @@ def old_event(
 
 
 def surviving(db: Database) -> tuple[set[int], set[str]]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         events = set(session.scalars(select(WebhookEvent.id)))
         changes = {str(v["tag"]) for v in session.scalars(select(WebhookChange.value))}
     return events, changes
 
 
 def webhook_audit(db: Database) -> list[AuditEntry]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = list(
             session.scalars(
                 select(AuditEntry).where(AuditEntry.action == "retention.webhooks_purged")
@@ -147,7 +147,7 @@ def test_erasing_a_contact_blanks_the_processed_bodies_that_named_it(
     server: LiveServer,  # noqa: F811
     db: Database,
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ours = make_workspace(session, "Ours")
         make_channel(session, ours, phone_number_id=PHONE_NUMBER_ID)
         theirs = make_workspace(session, "Theirs")
@@ -172,7 +172,7 @@ def test_erasing_a_contact_blanks_the_processed_bodies_that_named_it(
         envelope(messages_change([text("wamid.E3", "later", CUSTOMER)], sender=CUSTOMER))
     )
     _post(client, unprocessed)
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         contact_id = session.scalar(
             select(Contact.id).where(Contact.workspace_id == ours.id, Contact.wa_id == CUSTOMER)
         )

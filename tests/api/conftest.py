@@ -26,7 +26,7 @@ class Tenant:
 
 
 def make_tenant(db: Database, name: str, scopes: list[str] | None = None) -> Tenant:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, name)
         return Tenant(ws, make_token(session, ws, scopes))
 

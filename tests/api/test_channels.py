@@ -42,7 +42,7 @@ def test_create_channel_stores_digits_and_encrypted_token(
     assert "access_token" not in created.text and NEW["access_token"] not in created.text
     assert NEW["access_token"] not in caplog.text
 
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         row = session.scalar(select(Channel).where(Channel.id == body["id"]))
         assert row is not None and row.access_token_encrypted
         assert NEW["access_token"] not in row.access_token_encrypted
@@ -140,5 +140,5 @@ def test_a_token_that_is_not_metas_shape_is_refused_before_it_is_stored(
     details = res.json()["error"]["details"]
     assert details[0]["field"] == "access_token"
     assert "not a Meta access token" in details[0]["message"]
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalars(select(Channel)).all() == []

@@ -31,7 +31,7 @@ def cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Non
 
 
 def test_channels_add_then_list(cli_env: None, db: Database, settings: Settings) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         make_workspace(session, "Tienda")
     runner = CliRunner()
     added = runner.invoke(
@@ -47,7 +47,7 @@ def test_channels_add_then_list(cli_env: None, db: Database, settings: Settings)
     assert "+15550783881 (coexistence, 20 msg/s)" in added.output
     assert "EAAG-cli-token" not in added.output
 
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         channel = session.scalar(select(Channel))
         assert channel is not None and channel.access_token_encrypted
         assert secret_box(settings).decrypt(channel.access_token_encrypted) == "EAAG-cli-token"

@@ -58,7 +58,7 @@ def test_duplicate_contact_is_409_with_existing_id(client: TestClient, tenant: T
 def test_filters_by_phone_written_any_way_and_by_name(
     client: TestClient, tenant: Tenant, db: Database
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         make_contact(session, tenant.workspace, wa_id="34612345678", profile_name="Ana Pérez")
         make_contact(
             session,
@@ -97,7 +97,7 @@ def test_filters_by_phone_written_any_way_and_by_name(
 
 
 def test_pages_through_every_contact_once(client: TestClient, tenant: Tenant, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         expected = [make_contact(session, tenant.workspace).id for _ in range(7)]
     seen: list[int] = []
     cursor = None
@@ -121,7 +121,7 @@ def test_pages_through_every_contact_once(client: TestClient, tenant: Tenant, db
 def test_patch_changes_name_and_merges_fields_but_not_the_phone_name(
     client: TestClient, tenant: Tenant, db: Database
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         contact = make_contact(session, tenant.workspace, business_app_name="Beto (phone)")
     url = f"/contacts/{contact.id}"
     first = client.patch(

@@ -42,7 +42,7 @@ def count_queries(db: Database) -> Iterator[list[str]]:
 
 
 def _seed_inbox(db: Database, tenant: Tenant) -> dict[str, int]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         user = User(email="agent@example.com", name="Agent")
         session.add(user)
         session.flush()
@@ -107,7 +107,7 @@ def test_conversation_filters_and_order(client: TestClient, tenant: Tenant, db: 
 def test_conversation_pages_cover_everything_once(
     client: TestClient, tenant: Tenant, db: Database
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         channel = make_channel(session, tenant.workspace)
         expected = []
         for n in range(7):
@@ -132,7 +132,7 @@ def test_conversation_pages_cover_everything_once(
 def test_messages_newest_first_with_before_cursor(
     client: TestClient, tenant: Tenant, db: Database
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         channel = make_channel(session, tenant.workspace)
         conversation = make_conversation(
             session, channel, make_contact(session, tenant.workspace), last_activity_at=T0
@@ -196,7 +196,7 @@ def test_list_query_counts_do_not_grow_with_the_page(
     client: TestClient, tenant: Tenant, db: Database
 ) -> None:
     def counts() -> tuple[int, int, int]:
-        with db.read() as session:
+        with db.read(unscoped="test") as session:
             conv_id = _first_conversation_id(session)
         # The token's first use of the minute records its last-used time; keep that out.
         client.get("/workspace", headers=tenant.auth)
@@ -209,7 +209,7 @@ def test_list_query_counts_do_not_grow_with_the_page(
         return len(conversations), len(messages), len(contacts)
 
     def grow(n: int) -> None:
-        with db.unit_of_work() as session:
+        with db.unit_of_work(unscoped="test") as session:
             channel = make_channel(session, tenant.workspace)
             for _ in range(n):
                 contact = make_contact(session, tenant.workspace)

@@ -44,7 +44,7 @@ OTHER_ROUTES = pytest.param(False, id="other-routes")
 def test_api_answers_every_generated_request_without_5xx(
     settings: Settings, db: Database, mode: schemathesis.GenerationMode, fully_checked: bool
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Fuzz")
         token = make_token(session, ws)
         channel = make_channel(session, ws)

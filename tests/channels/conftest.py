@@ -66,7 +66,7 @@ class Coex:
     def signup_ref(self, onboarding_id: int) -> str:
         from puente.channels.models import Onboarding
 
-        with self.db.read() as session:
+        with self.db.read(unscoped="test") as session:
             row = session.get(Onboarding, onboarding_id)
             assert row is not None and row.signup_ref
             return row.signup_ref
@@ -132,7 +132,7 @@ def make_coex(
         control = httpx.Client(base_url=f"{sandbox_server.url}/_sandbox/api", timeout=30)
         res = control.patch("/config", json={"callback_url": f"{puente.url}/webhooks/whatsapp"})
         assert res.status_code == 200, res.text
-        with db.unit_of_work() as session:
+        with db.unit_of_work(unscoped="test") as session:
             ws = make_workspace(session)
             token = make_token(session, ws)
             workspace_id = ws.id

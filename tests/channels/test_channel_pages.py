@@ -26,7 +26,7 @@ PASSWORD = "correct horse battery staple"
 
 def signed_in(coex: Coex, locale: str = "en", role: Role = Role.OWNER) -> WebClient:
     email = f"{role.value}-{locale}@example.com"
-    with coex.db.unit_of_work() as session:
+    with coex.db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, coex.workspace_id)
         assert ws is not None
         do_create_user(
@@ -135,7 +135,7 @@ def test_phone_inactivity_warning_after_12_days(coex: Coex, days: int, warned: b
     channel_id = coex.onboard(import_history=False)
     # The contacts sync stamps the phone's activity too; let it land first.
     coex.wait_status(channel_id, lambda s: s["contacts_synced"] > 0, "the contacts sync")
-    with coex.db.unit_of_work() as session:
+    with coex.db.unit_of_work(unscoped="test") as session:
         channel = session.get(Channel, channel_id)
         assert channel is not None
         channel.last_phone_activity_at = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
@@ -181,7 +181,7 @@ def test_failed_sync_can_be_retried_from_the_page(coex: Coex) -> None:
 def test_month_costs_count_free_and_billable_messages(coex: Coex) -> None:
     channel_id = coex.onboard(import_history=False)
     now = dt.datetime.now(dt.UTC)
-    with coex.db.unit_of_work() as session:
+    with coex.db.unit_of_work(unscoped="test") as session:
         channel = session.get(Channel, channel_id)
         assert channel is not None
         from tests.factories import make_contact, make_conversation
@@ -316,7 +316,7 @@ def test_owner_reply_from_the_phone_pauses_the_bot_as_set(
     assert sent.status_code == 201, sent.text
 
     def echoed() -> bool | None:
-        with coex.db.read() as session:
+        with coex.db.read(unscoped="test") as session:
             conversation = session.scalar(
                 select(Conversation).where(Conversation.channel_id == channel_id)
             )

@@ -32,7 +32,7 @@ def cli_env(coex: Coex, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("PUENTE_META_APP_ID", coex.runtime.settings.meta_app_id)
     monkeypatch.setenv("PUENTE_META_APP_SECRET", APP_SECRET)
     get_settings.cache_clear()
-    with coex.db.read() as session:
+    with coex.db.read(unscoped="test") as session:
         slug = session.scalar(select(Workspace.slug).where(Workspace.id == coex.workspace_id))
     assert slug
     yield slug
@@ -42,7 +42,7 @@ def cli_env(coex: Coex, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> 
 def _confirm_when_started(coex: Coex) -> threading.Thread:
     def owner() -> None:
         def started() -> tuple[int, str] | None:
-            with coex.db.read() as session:
+            with coex.db.read(unscoped="test") as session:
                 row = session.scalar(select(Onboarding))
                 return (row.id, row.confirm_code or "") if row else None
 

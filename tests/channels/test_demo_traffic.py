@@ -14,7 +14,7 @@ from tests.waiting import wait_until
 
 
 def inbound_count(coex: Coex) -> int:
-    with coex.db.read() as session:
+    with coex.db.read(unscoped="test") as session:
         return (
             session.scalar(
                 select(func.count()).select_from(Message).where(Message.direction == "inbound")
@@ -34,6 +34,6 @@ def test_traffic_writes_as_customers_until_stopped(coex: Coex) -> None:
         traffic.stop_event.set()
         traffic.join(5)
     assert not traffic.is_alive()
-    with coex.db.read() as session:
+    with coex.db.read(unscoped="test") as session:
         texts = list(session.scalars(select(Message.text).where(Message.direction == "inbound")))
     assert all(t for t in texts)

@@ -22,7 +22,7 @@ from tests.webclient import WebClient
 
 @pytest.fixture
 def owner(settings: Settings, db: Database) -> Iterator[tuple[WebClient, Runtime, int]]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         user = make_user(session, ws, role="owner")
         channel: Channel = coexistence_channel(session, ws)

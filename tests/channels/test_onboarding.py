@@ -40,7 +40,7 @@ def test_coexistence_onboarding_imports_contacts_and_history(coex: Coex) -> None
     assert all(r["state"] == "accepted" and r["request_id"] for r in status["sync_requests"])
     assert status["retryable_syncs"] == []
 
-    with coex.db.read() as session:
+    with coex.db.read(unscoped="test") as session:
         oldest = session.scalar(select(func.min(Message.timestamp)))
         from_app = [
             c.wa_id for c in session.scalars(select(Contact)) if "business_app" in c.sources
@@ -117,7 +117,7 @@ def test_sync_window_closes_after_24_hours(coex: Coex) -> None:
     coex.sandbox.world.numbers[NUMBER].syncs["history"] = "elsewhere"
     channel_id = coex.poll(started["id"])["channel_id"]
     del coex.sandbox.world.numbers[NUMBER].syncs["history"]
-    with coex.db.unit_of_work() as session:
+    with coex.db.unit_of_work(unscoped="test") as session:
         channel = session.get(Channel, channel_id)
         assert channel is not None and channel.onboarded_at is not None
         channel.onboarded_at -= dt.timedelta(hours=25)

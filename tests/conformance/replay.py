@@ -58,7 +58,7 @@ def replay(runtime: Runtime, *payloads: dict[str, Any] | str) -> None:
     """Apply each payload in its own unit of work, as the ingest worker would."""
     for payload in payloads:
         body = load(payload) if isinstance(payload, str) else payload
-        with runtime.db.unit_of_work() as session:
+        with runtime.db.unit_of_work(unscoped="test") as session:
             for change in changes_of(body):
                 apply_change(session, runtime, change)
 
@@ -77,14 +77,14 @@ def coexistence_channel(session: Session, workspace: Workspace) -> Channel:
 def setup_runtime(settings: Settings, db: Database, **channel_settings: Any) -> Runtime:
     """A runtime whose database holds one workspace with the coexistence channel."""
     runtime = Runtime.from_settings(settings, db)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         channel = coexistence_channel(session, make_workspace(session))
         channel.settings = dict(channel_settings)
     return runtime
 
 
 def message(db: Database, wamid: str) -> Message:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         row = session.scalar(select(Message).where(Message.wamid == wamid))
         assert row is not None, f"no message {wamid}"
         session.expunge(row)
@@ -92,14 +92,14 @@ def message(db: Database, wamid: str) -> Message:
 
 
 def messages(db: Database) -> list[Message]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = list(session.scalars(select(Message).order_by(Message.timestamp, Message.id)))
         session.expunge_all()
         return rows
 
 
 def conversation_of(db: Database, wa_id: str = CUSTOMER) -> Conversation:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         row = session.scalar(
             select(Conversation)
             .join(Contact, Contact.id == Conversation.contact_id)
@@ -111,7 +111,7 @@ def conversation_of(db: Database, wa_id: str = CUSTOMER) -> Conversation:
 
 
 def contact_of(db: Database, wa_id: str = CUSTOMER) -> Contact:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         row = session.scalar(select(Contact).where(Contact.wa_id == wa_id))
         assert row is not None, f"no contact {wa_id}"
         session.expunge(row)
@@ -119,7 +119,7 @@ def contact_of(db: Database, wa_id: str = CUSTOMER) -> Contact:
 
 
 def channel(db: Database) -> Channel:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         row = session.scalar(select(Channel).where(Channel.phone_number_id == PHONE_NUMBER_ID))
         assert row is not None
         session.expunge(row)

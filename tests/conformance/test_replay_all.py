@@ -20,13 +20,13 @@ from tests.factories import make_workspace
 @pytest.fixture
 def runtime(settings: Settings, db: Database) -> Runtime:
     runtime = Runtime.from_settings(settings, db)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         coexistence_channel(session, make_workspace(session))
     return runtime
 
 
 def _snapshot(db: Database) -> dict[str, Any]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         counts = {
             model.__name__: session.scalar(select(func.count()).select_from(model))
             for model in (Contact, ContactIdentity, Conversation, Message, StatusEvent, Media)

@@ -107,7 +107,7 @@ class Live:
 
 @pytest.fixture
 def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]) -> Iterator[Live]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         make_channel(session, ws, phone_number_id=PHONE_NUMBER_ID, waba_id=WABA_ID)
         token = make_token(session, ws)
@@ -118,14 +118,14 @@ def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]
 
 
 def contact_by_wa_id(db: Database, wa_id: str) -> Contact:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         contact = session.scalars(select(Contact).where(Contact.wa_id == wa_id)).one()
         session.expunge(contact)
         return contact
 
 
 def consent_of(db: Database, contact_id: int) -> tuple[str | None, list[tuple[str, str]]]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         state = session.scalar(
             select(ContactConsent.state).where(ContactConsent.contact_id == contact_id)
         )
@@ -138,7 +138,7 @@ def consent_of(db: Database, contact_id: int) -> tuple[str | None, list[tuple[st
 
 
 def replies_to(db: Database, contact_id: int) -> list[str]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return [
             m.text or ""
             for m in session.scalars(
@@ -192,7 +192,7 @@ def test_the_same_keyword_delivered_twice_records_one_opt_out(live: Live, db: Da
 
 
 def test_workspace_keywords_replace_the_defaults(live: Live, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, live.workspace_id)
         assert ws is not None
         ws.settings = {
@@ -208,7 +208,7 @@ def test_workspace_keywords_replace_the_defaults(live: Live, db: Database) -> No
 
 
 def test_metas_131050_records_an_opt_out(live: Live, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, live.workspace_id)
         assert ws is not None
         from puente.channels.models import Channel
@@ -234,7 +234,7 @@ def test_metas_131050_records_an_opt_out(live: Live, db: Database) -> None:
 
 
 def test_other_failures_are_not_opt_outs(live: Live, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, live.workspace_id)
         assert ws is not None
         from puente.channels.models import Channel
@@ -284,13 +284,13 @@ def _marketing_template(session: Any, workspace_id: int, status: str = "APPROVED
 
 
 def test_marketing_template_refused_to_an_opted_out_contact(db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session)
         contact = make_contact(session, ws, name="Ana López")
         _marketing_template(session, ws.id)
         do_record_consent(session, contact=contact, kind="opt_out", source="keyword")
         ws_id, contact_id = ws.id, contact.id
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         with pytest.raises(OptedOut) as refused:
             check_template_send(
                 session,
@@ -309,7 +309,7 @@ def test_marketing_template_refused_to_an_opted_out_contact(db: Database) -> Non
 
 
 def test_opting_back_in_allows_marketing_again(db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session)
         contact = make_contact(session, ws)
         t0 = utcnow() - dt.timedelta(hours=1)
@@ -327,7 +327,7 @@ def test_opting_back_in_allows_marketing_again(db: Database) -> None:
 
 
 def test_workspace_may_require_an_explicit_opt_in(db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session)
         ws.settings = {"marketing_requires_opt_in": True}
         contact = make_contact(session, ws)
@@ -339,7 +339,7 @@ def test_workspace_may_require_an_explicit_opt_in(db: Database) -> None:
 
 
 def test_paused_template_is_refused_before_meta(db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session)
         contact = make_contact(session, ws)
         _marketing_template(session, ws.id, status="PAUSED")
@@ -367,7 +367,7 @@ def test_keyword_matching_ignores_case_accents_and_punctuation() -> None:
 
 
 def test_consent_api_records_and_shows_history(live: Live, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, live.workspace_id)
         assert ws is not None
         contact_id = make_contact(session, ws).id
@@ -398,7 +398,7 @@ def test_consent_api_records_and_shows_history(live: Live, db: Database) -> None
 
 
 def test_consent_api_refuses_bad_input_and_other_workspaces(live: Live, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, live.workspace_id)
         assert ws is not None
         contact_id = make_contact(session, ws).id
@@ -427,7 +427,7 @@ def test_sending_a_marketing_template_to_an_opted_out_contact_is_refused(
 ) -> None:
     live.inbound("wamid.OUT1", "BAJA", MEXICO)  # the customer opts out
     contact = contact_by_wa_id(db, MEXICO)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         _marketing_template(session, live.workspace_id)
     before = len(replies_to(db, contact.id))
 

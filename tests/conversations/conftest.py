@@ -57,13 +57,13 @@ class World:
         assert res.status_code == 201, res.text
         wamid = res.json()["id"]
         self.process()
-        with self.runtime.db.read() as session:
+        with self.runtime.db.read(unscoped="test") as session:
             message = session.scalars(select(Message).where(Message.wamid == wamid)).one()
             session.expunge(message)
         return message
 
     def media_of(self, message_id: int) -> Media:
-        with self.runtime.db.read() as session:
+        with self.runtime.db.read(unscoped="test") as session:
             media = session.scalars(select(Media).where(Media.message_id == message_id)).one()
             session.expunge(media)
         return media
@@ -113,7 +113,7 @@ def _world(
     puente = live_server_factory(app).start()
     runtime: Runtime = app.state.runtime
 
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         workspace = make_workspace(session)
         channel = make_channel(
             session,

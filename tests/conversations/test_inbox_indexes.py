@@ -10,7 +10,7 @@ from tests.factories import make_channel, make_contact, make_conversation, make_
 
 
 def _three_conversations_indexed(db: Database) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         workspace = make_workspace(s)
         channel = make_channel(s, workspace)
         for n in range(3):

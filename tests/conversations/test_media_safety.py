@@ -62,7 +62,7 @@ def _media_by_wamid(world: World, wamid: str) -> Any:
 
     from puente.conversations.models import Media, Message
 
-    with world.runtime.db.read() as session:
+    with world.runtime.db.read(unscoped="test") as session:
         return session.execute(
             select(Media.state, Media.last_error, Media.attempts)
             .join(Message, Message.id == Media.message_id)
@@ -132,7 +132,7 @@ def test_a_bad_token_stored_in_one_workspace_does_not_stall_anothers_media(
     world: World,
 ) -> None:
     # A token with a non-ASCII character, stored before tokens were checked.
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         other = make_channel(session, make_workspace(session), phone_number_id="109999000111")
         other.access_token_encrypted = world.runtime.secrets.encrypt("EAAGñandú-token")
     message = {

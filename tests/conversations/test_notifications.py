@@ -22,7 +22,7 @@ from tests.factories import make_contact, make_conversation, make_user
 
 def _agent_and_conversation(world: World, wa_id: str = LUCIA) -> tuple[int, int]:
     """Ana, and the customer's conversation assigned to her."""
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         workspace = session.scalars(select(Workspace)).one()
         channel = session.scalars(select(Channel)).one()
         ana = make_user(session, workspace, name="Ana Pérez")
@@ -32,7 +32,7 @@ def _agent_and_conversation(world: World, wa_id: str = LUCIA) -> tuple[int, int]
 
 
 def _notifications(world: World, user_id: int) -> list[tuple[str, int | None, str, int, bool]]:
-    with world.runtime.db.read() as session:
+    with world.runtime.db.read(unscoped="test") as session:
         rows = session.scalars(
             select(Notification).where(Notification.user_id == user_id).order_by(Notification.id)
         ).all()
@@ -73,7 +73,7 @@ def test_messages_in_my_conversation_collapse_into_one_unread_notification(
     ]
 
     # Once read, the next message starts a new notification.
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         ana = session.get(User, ana_id)
         assert ana is not None
         actor = load_member_actor(session, ana, session.scalars(select(Workspace.id)).one())
@@ -98,20 +98,20 @@ def test_the_owners_phone_and_unassigned_chats_notify_nobody(world: World) -> No
     world.process()
     # A stranger writes too: their new conversation is nobody's yet.
     _customer_writes(world, "Hola", sender="573009998877")
-    with world.runtime.db.read() as session:
+    with world.runtime.db.read(unscoped="test") as session:
         echoed = session.scalars(
             select(Message.source).where(Message.conversation_id == conversation_id)
         ).all()
     assert echoed == ["business_app"]
     assert _notifications(world, ana_id) == []
-    with world.runtime.db.read() as session:
+    with world.runtime.db.read(unscoped="test") as session:
         assert session.scalars(select(Notification)).all() == []
     assert _created_for(world, ana_id) == []
 
 
 def test_an_agent_who_turned_message_notifications_off_gets_none(world: World) -> None:
     ana_id, _ = _agent_and_conversation(world)
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         ana = session.get(User, ana_id)
         assert ana is not None
         # Browser only: nothing in the list, but still a live push for the system popup.
@@ -121,7 +121,7 @@ def test_an_agent_who_turned_message_notifications_off_gets_none(world: World) -
     pushed = _created_for(world, ana_id)
     assert [(p.in_app, p.browser, p.notification_id) for p in pushed] == [(False, True, None)]
 
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         ana = session.get(User, ana_id)
         assert ana is not None
         do_set_notification_prefs(session, ana, set())
@@ -157,7 +157,7 @@ def test_imported_history_notifies_nobody_even_in_assigned_chats(world: World) -
         for t in update["value"].get("history", [{}])[0].get("threads", [])
     }
     assert wa_ids, history[0]
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         workspace = session.scalars(select(Workspace)).one()
         channel = session.scalars(select(Channel)).one()
         ana = make_user(session, workspace, name="Ana Pérez")
@@ -167,7 +167,7 @@ def test_imported_history_notifies_nobody_even_in_assigned_chats(world: World) -
                 session, channel, make_contact(session, workspace, wa_id=wa_id), assignee_id=ana_id
             )
     world.process()
-    with world.runtime.db.read() as session:
+    with world.runtime.db.read(unscoped="test") as session:
         imported = session.scalars(
             select(Message.source)
             .join(Conversation, Conversation.id == Message.conversation_id)

@@ -47,7 +47,7 @@ def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]
         settings, db, live_server_factory, TOKEN, status_delays=(0.0, 0.2, 0.4)
     )
     control = sandbox_control(sandbox, puente)
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda La Esquina")
         email = make_user(session, ws, role="supervisor").email
         add_demo_number(session, ws, runtime, TOKEN)
@@ -79,7 +79,7 @@ def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]
 
 def _start_now(db: Database, broadcast_id: int) -> None:
     """The scheduled time arrives."""
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         broadcast = session.get(Broadcast, broadcast_id)
         assert broadcast is not None
         broadcast.scheduled_at = utcnow() - dt.timedelta(seconds=1)

@@ -31,7 +31,7 @@ def _overflowing(page: Any) -> list[str]:
 def test_agent_edits_a_custom_field_in_place_on_a_phone(
     settings: Settings, db: Database, live_server_factory: Any, browser: Any
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Ferretería Sol")
         make_user(session, ws, role="agent", email="beto@example.com", name="Beto")
         contact = make_contact(
@@ -76,7 +76,7 @@ def test_agent_edits_a_custom_field_in_place_on_a_phone(
     page.locator("[data-testid=contact-row]").first.wait_for()
     assert _overflowing(page) == []
     assert not [e for e in errors if "Content Security Policy" in e], errors
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         stored = session.get(Contact, contact_id)
         assert stored is not None
         assert stored.custom_fields == {"ciudad": "Oaxaca de Juárez", "RFC": "LURA800101"}

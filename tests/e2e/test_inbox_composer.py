@@ -55,7 +55,7 @@ def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]
     sandbox, puente, runtime = start_sandbox_and_puente(
         settings, db, live_server_factory, TOKEN, status_delays=(0.0, 0.3, 0.8), backoff_base=0.05
     )
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda La Esquina")
         owner = make_user(session, ws, role="owner", name="Olga Dueña", email="olga@esq.example")
         add_demo_number(session, ws, runtime, TOKEN)
@@ -91,7 +91,7 @@ def _sent(live: Live, kind: str) -> list[dict[str, Any]]:
 
 
 def _queued(db: Database) -> int:
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         return int(s.scalar(select(func.count()).select_from(OutboxItem)) or 0)
 
 
@@ -252,7 +252,7 @@ def test_a_question_with_options_and_the_customers_answer(
     action = only["content"]["interactive"]["action"]
     assert action["button"] == "Ver sucursales"
     assert action["sections"][0]["rows"][0]["description"] == "Calle 10 # 4-20"
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         conversation = s.scalars(
             select(Conversation).join(Contact).where(Contact.wa_id == LUCIA)
         ).one()

@@ -82,7 +82,7 @@ def site(settings: Settings, db: Database, live_server_factory: type[LiveServer]
     path = Path(settings.data_dir) / "media" / sha[:2] / sha
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(picture)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         ws = make_workspace(s, "Tienda La Esquina")
         owner = make_user(s, ws, role="owner", name="Olga Dueña", email="olga@esq.example")
         channel = make_channel(s, ws)

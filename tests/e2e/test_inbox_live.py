@@ -60,7 +60,7 @@ def live(settings: Settings, db: Database, live_server_factory: type[LiveServer]
     sandbox, puente, runtime = start_sandbox_and_puente(
         settings, db, live_server_factory, TOKEN, status_delays=(0.0, 0.3, 0.8), backoff_base=0.05
     )
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda La Esquina")
         owner = make_user(
             session, ws, role="owner", name="Olga Dueña", email="olga@esquina.example"
@@ -84,7 +84,7 @@ def _shot(page: Any, name: str) -> None:
 
 
 def _conversation(db: Database) -> Conversation:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         conversation = session.scalars(
             select(Conversation).join(Contact).where(Contact.wa_id == LUCIA)
         ).one()
@@ -152,7 +152,7 @@ def test_the_inbox_walk(live: Live, db: Database, browser: Any) -> None:
     agent.fill("[data-testid=note-box]", "@ana confirma la dirección antes de enviar")
     agent.click("[data-testid=add-note]")
     agent.locator("[data-testid=note]", has_text="confirma la dirección").wait_for()
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         kinds = session.scalars(
             select(Notification.kind).where(Notification.user_id == live.ana_id)
         ).all()
@@ -172,7 +172,7 @@ def test_the_inbox_walk(live: Live, db: Database, browser: Any) -> None:
 
     # The service window closes (here: moved to a few seconds from now) and the
     # template picker takes over the composer by itself.
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         conversation = session.get(Conversation, _conversation(db).id)
         assert conversation is not None
         conversation.window_expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
@@ -220,7 +220,7 @@ def test_the_inbox_walk(live: Live, db: Database, browser: Any) -> None:
 
 
 def _messages_from_lucia(db: Database) -> int:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return len(
             session.scalars(
                 select(Message)

@@ -22,7 +22,7 @@ def test_two_factor_login_in_the_browser(
     settings: Settings, db: Database, live_server_factory: Any, browser: Any
 ) -> None:
     secret = pyotp.random_base32()
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Ferretería Sol")
         user = make_user(session, ws, role="owner", email="ana@example.com", name="Ana")
         user.totp_secret_encrypted = secret_box(settings).encrypt(secret)
@@ -48,6 +48,6 @@ def test_two_factor_login_in_the_browser(
     # htmx and our script loaded under the strict CSP without violations.
     assert page.evaluate("typeof window.htmx") == "object"
     assert not [e for e in errors if "Content Security Policy" in e], errors
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         row = session.scalar(select(User).where(User.email == "ana@example.com"))
         assert row is not None and row.last_login_at is not None

@@ -67,7 +67,7 @@ class Team:
 @pytest.fixture
 def team(settings: Settings, db: Database, live_server_factory: type[LiveServer]) -> Iterator[Team]:
     sandbox, puente, runtime = start_sandbox_and_puente(settings, db, live_server_factory, TOKEN)
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda La Esquina")
         ana = make_user(session, ws, name="Ana Pérez", email="ana@esquina.example")
         beto = make_user(session, ws, name="Beto Ruiz", email="beto@esquina.example")
@@ -102,7 +102,7 @@ def _sign_in(
 
 
 def _unread(db: Database) -> int:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return len(
             session.scalars(select(Notification).where(Notification.read_at.is_(None))).all()
         )

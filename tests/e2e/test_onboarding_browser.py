@@ -19,7 +19,7 @@ def test_onboard_a_coexistence_number_in_the_browser(coex: Coex, browser: Any) -
     from puente.accounts.models import Workspace
 
     coex.control.post(f"/numbers/{NUMBER}/history", json={"chats": 30, "messages": 10})
-    with coex.db.unit_of_work() as session:
+    with coex.db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, coex.workspace_id)
         assert ws is not None
         make_user(session, ws, role="owner", email="ana@example.com", name="Ana")

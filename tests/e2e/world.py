@@ -132,7 +132,7 @@ def start_demo_world(
     )
     options = DemoOptions(traffic=False, chats=chats, messages_per_chat=messages_per_chat)
     api_token = demo_seed(runtime, options, keys)
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         ws = session.scalars(select(Workspace).where(Workspace.slug == DEMO_SLUG)).one()
         for email, name, role in (
             (DEMO_SUPERVISOR, "Sofía Supervisora", Role.SUPERVISOR),

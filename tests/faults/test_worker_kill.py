@@ -202,7 +202,7 @@ def _database_url(tmp: Path) -> str | None:
 def _seed(db: Database, count: int) -> tuple[int, int, str]:
     """A workspace, the sandbox's demo number at 1,000 msg/s, the approved hello_world
     template and `count` contacts tagged "kill" (Core bulk inserts)."""
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Faults")
         fernet = Fernet(os.environ["_PUENTE_FAULT_KEY"].encode())
         channel = Channel(
@@ -339,7 +339,7 @@ def deploy(tmp_path: Path) -> Iterator[Callable[[int, int], Deployment]]:
 
 
 def _count(db: Database, query: Any) -> int:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return int(session.scalar(query) or 0)
 
 
@@ -428,7 +428,7 @@ def _run_broadcast_killing(d: Deployment, victims: list[str], seed: int) -> dict
     # reached Meta (a reached one would have been reconciled by its status webhook): the
     # person checks the phone and resends it.
     counts = _sent_counts(d.sandbox)
-    with d.db.unit_of_work() as session:
+    with d.db.unit_of_work(unscoped="test") as session:
         orphans = session.execute(
             select(OutboxItem.id, OutboxItem.payload, Message.wamid, OutboxItem.handed_at)
             .join(Message, Message.id == OutboxItem.message_id)
@@ -461,7 +461,7 @@ def _assert_each_exactly_once(d: Deployment) -> None:
     assert set(counts) == expected, f"{len(expected - set(counts))} recipients got nothing"
     twice = {wa: n for wa, n in counts.items() if n != 1}
     assert not twice, f"sent more than once: {list(twice.items())[:10]}"
-    with d.db.read() as session:
+    with d.db.read(unscoped="test") as session:
         rows = session.execute(
             select(OutboxItem.state, Message.wamid)
             .join(Message, Message.id == OutboxItem.message_id)

@@ -39,7 +39,7 @@ def app(settings: Settings, db: Database) -> FastAPI:
 
 @pytest.fixture
 def shop(db: Database) -> Shop:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         owner = make_user(session, ws, role="owner", name="Olga Dueña", email="olga@tienda.example")
         ana = make_user(session, ws, role="agent", name="Ana Pérez", email="ana@tienda.example")

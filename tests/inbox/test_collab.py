@@ -21,12 +21,12 @@ SCRIPT = {"x-inbox": "1"}
 
 
 def _new(db: Database, shop: Shop, **kw: object) -> int:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         return add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW, **kw).id  # type: ignore[arg-type]
 
 
 def _conversation(db: Database, cid: int) -> Conversation:
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         c = s.get(Conversation, cid)
         assert c is not None
         s.expunge(c)
@@ -34,7 +34,7 @@ def _conversation(db: Database, cid: int) -> Conversation:
 
 
 def _notifications(db: Database, user_id: int) -> list[tuple[str, str]]:
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         return [
             (n.kind, n.text)
             for n in s.scalars(select(Notification).where(Notification.user_id == user_id))
@@ -43,7 +43,7 @@ def _notifications(db: Database, user_id: int) -> list[tuple[str, str]]:
 
 def test_assign_transfer_and_unassign(owner_web: WebClient, shop: Shop, db: Database) -> None:
     cid = _new(db, shop)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         ws = s.get(Workspace, shop.workspace_id)
         assert ws is not None
         team_id = make_team(s, ws, "Soporte", []).id
@@ -104,7 +104,7 @@ def test_close_with_a_required_closing_note_then_reopen(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
     cid = _new(db, shop)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         ws = s.get(Workspace, shop.workspace_id)
         assert ws is not None
         ws.settings = {**(ws.settings or {}), "closing_note_required": True}
@@ -160,7 +160,7 @@ def test_snooze_until_a_preset_or_a_time_in_the_future(
 
     from puente.conversations.collab import wake_snoozed
 
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         assert wake_snoozed(s, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2)) == 1
     assert _conversation(db, cid).status == "open"
 
@@ -211,7 +211,7 @@ def test_labels_bot_and_unread(owner_web: WebClient, shop: Shop, db: Database) -
     response = owner_web.post(f"/inbox/c/{cid}/unread", {}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == "/inbox"
     assert 'data-testid="unread"' in owner_web.get("/inbox").text
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         kinds = list(s.scalars(select(ConversationEvent.kind).order_by(ConversationEvent.id)))
     assert kinds == ["label_added", "label_added", "label_removed", "bot_paused", "bot_resumed"]
 
@@ -220,7 +220,7 @@ def test_contact_panel_shows_profile_sources_and_edits_fields(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
     cid = _new(db, shop)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = s.get(Conversation, cid)
         assert c is not None
         from puente.contacts.models import Contact

@@ -22,7 +22,7 @@ SCRIPT = {"x-inbox": "1"}
 
 
 def _conversation(db: Database, shop: Shop, *, window_open: bool = True) -> int:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(
             s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW, window_open=window_open
         )
@@ -37,7 +37,7 @@ class Item:
 
 
 def _outbox(db: Database) -> list[Item]:
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         rows = s.execute(select(OutboxItem.message_id, OutboxItem.payload).order_by(OutboxItem.id))
         return [Item(r[0], r[1]) for r in rows]
 
@@ -55,7 +55,7 @@ def test_a_reply_is_queued_and_shown_pending(
     assert "<strong>mañana</strong>" in response.text
     items = _outbox(db)
     assert len(items) == 1 and items[0].payload["text"] == {"body": "Sí, *mañana*"}
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         message = s.get(Message, items[0].message_id)
         assert message is not None
         assert (message.source, message.sender_user_id) == ("agent", shop.owner_id)
@@ -107,7 +107,7 @@ def test_a_closed_window_refuses_free_text_and_offers_templates(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
     cid = _conversation(db, shop, window_open=False)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         channel = s.get(Channel, shop.channel_id)
         assert channel is not None
         s.add(
@@ -172,7 +172,7 @@ def test_a_disconnected_number_pauses_sending_with_a_clear_message(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
     cid = _conversation(db, shop)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         channel = s.get(Channel, shop.channel_id)
         assert channel is not None
         channel.connection_state = "disconnected"
@@ -187,7 +187,7 @@ def test_reactions_go_out_through_the_outbox(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
     cid = _conversation(db, shop)
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         mid = s.scalar(select(Message.id).where(Message.wamid == "wamid.CUSTOMER1"))
     owner_web.get(f"/inbox/c/{cid}")
     response = owner_web.post(
@@ -204,5 +204,5 @@ def test_without_javascript_the_form_redirects_back(
     owner_web.get(f"/inbox/c/{cid}")
     response = owner_web.post(f"/inbox/c/{cid}/send", {"body": "Sin JS"}, follow_redirects=False)
     assert response.status_code == 303 and response.headers["location"] == f"/inbox/c/{cid}"
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         assert s.scalar(select(func.count()).select_from(OutboxItem)) == 1

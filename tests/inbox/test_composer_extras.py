@@ -25,7 +25,7 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 
 def _conversation(db: Database, shop: Shop, *, window_open: bool = True) -> int:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(
             s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW, window_open=window_open
         )
@@ -34,7 +34,7 @@ def _conversation(db: Database, shop: Shop, *, window_open: bool = True) -> int:
 
 
 def _queued(db: Database) -> int:
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         return int(s.scalar(select(func.count()).select_from(OutboxItem)) or 0)
 
 
@@ -129,7 +129,7 @@ def test_a_closed_window_refuses_an_attachment_before_uploading(
 
 
 def test_refusals_read_in_spanish(owner_web: WebClient, shop: Shop, db: Database) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         owner = s.get(User, shop.owner_id)
         assert owner is not None
         owner.locale = "es"
@@ -153,7 +153,7 @@ def _ask(web: WebClient, cid: int, **fields: Any) -> Any:
 
 
 def _payloads(db: Database) -> list[dict[str, Any]]:
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         return [dict(p) for p in s.scalars(select(OutboxItem.payload).order_by(OutboxItem.id))]
 
 
@@ -272,7 +272,7 @@ def test_the_same_press_of_send_question_queues_once(
         response = _ask(owner_web, cid, body="¿Sí?", option=["Sí", "No"], key="same-q")
         assert response.status_code == 200
     assert _queued(db) == 1
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         assert (
             s.scalar(select(func.count()).select_from(Message).where(Message.type == "interactive"))
             == 1

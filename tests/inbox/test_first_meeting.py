@@ -30,7 +30,7 @@ def _previews(html: str) -> list[str]:
 def test_the_open_list_says_how_many_closed_conversations_it_leaves_out(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         for n in range(3):
             add_conversation(
                 s, shop.workspace_id, shop.channel_id, f"Hist {n}", at=NOW, status="resolved"
@@ -49,7 +49,7 @@ def test_the_open_list_says_how_many_closed_conversations_it_leaves_out(
 def test_the_hint_is_left_out_when_nothing_closed_is_hidden(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         add_conversation(s, shop.workspace_id, shop.channel_id, "Abierta", at=NOW)
     page = owner_web.get("/inbox").text
     assert 'data-testid="conversation-row"' in page
@@ -60,7 +60,7 @@ def test_a_message_deleted_for_everyone_reads_message_deleted_in_the_list(
     owner_web: WebClient, shop: Shop, db: Database, settings: Settings
 ) -> None:
     runtime = Runtime.from_settings(settings, db)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         from puente.accounts.models import Workspace
 
         workspace = s.get(Workspace, shop.workspace_id)
@@ -75,7 +75,7 @@ def test_a_message_deleted_for_everyone_reads_message_deleted_in_the_list(
 def test_a_broadcast_shows_in_the_list_and_the_broadcast_filter_finds_it(
     owner_web: WebClient, client: TestClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         from puente.accounts.models import Workspace
 
         workspace = s.get(Workspace, shop.workspace_id)
@@ -116,7 +116,7 @@ def test_a_broadcast_shows_in_the_list_and_the_broadcast_filter_finds_it(
 def test_an_imported_message_that_failed_on_the_phone_says_why(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(
             s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW, status="resolved"
         )

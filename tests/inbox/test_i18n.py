@@ -74,7 +74,7 @@ def test_every_inbox_text_has_a_spanish_translation() -> None:
 def test_pages_follow_the_users_language_and_time_zone(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(
             s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW, window_open=False
         )

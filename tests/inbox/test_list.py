@@ -30,7 +30,7 @@ def _names(html: str) -> list[str]:
 def test_tabs_show_counts_and_their_conversations(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         add_conversation(
             s, shop.workspace_id, shop.channel_id, "Mía", at=NOW, assignee_id=shop.owner_id
         )
@@ -62,7 +62,7 @@ def test_tabs_show_counts_and_their_conversations(
 def test_filters_by_number_team_label_assignee_and_source(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         from puente.accounts.models import Workspace
 
         ws = s.get(Workspace, shop.workspace_id)
@@ -91,7 +91,7 @@ def test_filters_by_number_team_label_assignee_and_source(
 
 
 def test_sort_by_longest_waiting(owner_web: WebClient, shop: Shop, db: Database) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         add_conversation(s, shop.workspace_id, shop.channel_id, "Reciente", at=NOW)
         add_conversation(
             s, shop.workspace_id, shop.channel_id, "Esperando", at=NOW - dt.timedelta(hours=3)
@@ -115,7 +115,7 @@ def test_sort_by_longest_waiting(owner_web: WebClient, shop: Shop, db: Database)
 def test_search_box_finds_contacts_by_name_or_number(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía Gómez", at=NOW)
         add_conversation(s, shop.workspace_id, shop.channel_id, "Pedro", at=NOW)
     assert _names(owner_web.get("/inbox?q=lucía").text) == ["Lucía Gómez"]
@@ -126,7 +126,7 @@ def test_search_box_finds_contacts_by_name_or_number(
 def test_search_box_finds_any_piece_of_a_name_or_number(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         add_conversation(s, shop.workspace_id, shop.channel_id, "María José Peña", at=NOW)
         renamed = add_conversation(s, shop.workspace_id, shop.channel_id, "Pedro", at=NOW)
         contact = s.get(Contact, renamed.contact_id)
@@ -151,7 +151,7 @@ def test_search_box_finds_any_piece_of_a_name_or_number(
 
 
 def test_pages_of_fifty(owner_web: WebClient, shop: Shop, db: Database) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         for n in range(55):
             add_conversation(
                 s, shop.workspace_id, shop.channel_id, f"C{n:02d}", at=NOW - dt.timedelta(minutes=n)
@@ -167,7 +167,7 @@ def test_pages_of_fifty(owner_web: WebClient, shop: Shop, db: Database) -> None:
 def test_rows_show_unread_preview_source_assignee_labels_and_window(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         add_conversation(
             s,
             shop.workspace_id,
@@ -200,7 +200,7 @@ def test_rows_show_unread_preview_source_assignee_labels_and_window(
 def test_an_agent_sees_only_their_teams_and_unrouted_conversations(
     client: object, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         from puente.accounts.models import Workspace
 
         ws = s.get(Workspace, shop.workspace_id)

@@ -28,7 +28,7 @@ SCRIPT = {"x-inbox": "1"}
 
 
 def _assign_two_to_ana(owner_web: WebClient, shop: Shop, db: Database) -> list[int]:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         cids = [
             add_conversation(s, shop.workspace_id, shop.channel_id, name, at=NOW).id
             for name in ("Lucía", "Marta")
@@ -44,7 +44,7 @@ def _assign_two_to_ana(owner_web: WebClient, shop: Shop, db: Database) -> list[i
 
 
 def _ids(db: Database, user_id: int) -> list[int]:
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         return list(
             s.scalars(
                 select(Notification.id)
@@ -78,7 +78,7 @@ def test_the_bell_counts_and_marks_one_read(owner_web: WebClient, shop: Shop, db
 def test_collapsed_messages_read_as_a_count_in_each_language(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         cid = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW).id
         s.add(
             Notification(
@@ -105,7 +105,7 @@ def test_the_profile_keeps_each_agents_notification_choices(
     saved = ana.post("/settings/profile/notifications", {"on": ["assigned.app", "message.browser"]})
     assert saved.status_code == 200
     assert "Your notification choices were saved." in saved.text
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         user = s.get(User, shop.ana_id)
         assert user is not None
         assert user.notification_prefs["assigned.app"] is True
@@ -113,7 +113,7 @@ def test_the_profile_keeps_each_agents_notification_choices(
     # Assignment still reaches her list; a mention no longer does.
     cids = _assign_two_to_ana(owner_web, shop, db)
     owner_web.post(f"/inbox/c/{cids[0]}/note", {"body": "@ana mira esto"}, headers=SCRIPT)
-    with db.read() as s:
+    with db.read(unscoped="test") as s:
         kinds = s.scalars(select(Notification.kind).where(Notification.user_id == shop.ana_id))
         assert sorted(kinds) == ["assigned", "assigned"]
 
@@ -195,12 +195,12 @@ def test_availability_and_reads_reach_browsers_live(
                 if event["kind"] == "presence.changed" and event["data"]["user_id"] == shop.beto_id:
                     seen.append(event["data"]["availability"])
             assert seen == ["online", "away"]
-        with db.read() as s:
+        with db.read(unscoped="test") as s:
             user = s.get(User, shop.beto_id)
             assert user is not None and user.availability == "away"
 
         # Ana reads her notifications in one tab: her other tabs' counters follow.
-        with db.unit_of_work() as s:
+        with db.unit_of_work(unscoped="test") as s:
             cid = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW).id
         owner = WebClient(httpx.Client(base_url=server.url, timeout=20))
         streams.append(owner.http)

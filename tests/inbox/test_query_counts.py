@@ -19,7 +19,7 @@ VIEW_STATEMENTS = 8
 
 
 def _fill(db: Database, shop: Shop, conversations: int, messages: int) -> int:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         first = None
         for n in range(conversations):
             c = add_conversation(

@@ -77,7 +77,7 @@ def _open(server: LiveServer, email: str, clients: list[httpx.Client]) -> tuple[
 
 
 def _publish(db: Database, event: Event) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         publish(session, event)
 
 
@@ -104,7 +104,7 @@ def _notification(shop: Shop, user_id: int, text: str) -> NotificationCreated:
 def test_events_reach_only_agents_who_may_see_the_conversation(
     server: LiveServer, shop: Shop, db: Database, streams: list[httpx.Client]
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         ws = s.get(Workspace, shop.workspace_id)
         ana = s.get(User, shop.ana_id)
         assert ws is not None and ana is not None
@@ -146,11 +146,11 @@ def test_events_reach_only_agents_who_may_see_the_conversation(
 def test_nothing_is_sent_for_a_rolled_back_change(
     server: LiveServer, shop: Shop, db: Database, streams: list[httpx.Client]
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         cid = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW).id
     stream, cm = _open(server, shop.owner_email, streams)
     try:
-        with pytest.raises(RuntimeError), db.unit_of_work() as session:
+        with pytest.raises(RuntimeError), db.unit_of_work(unscoped="test") as session:
             publish(session, _note(shop, cid, note_id=1))
             raise RuntimeError("boom")
         _publish(db, _note(shop, cid, note_id=2))
@@ -173,7 +173,7 @@ def test_events_cross_processes_through_postgresql(
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite runs one process")
     from puente.accounts.gate import load_member_actor
 
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         owner = s.get(User, shop.owner_id)
         assert owner is not None
         actor = load_member_actor(s, owner, shop.workspace_id)

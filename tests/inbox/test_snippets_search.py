@@ -17,7 +17,7 @@ from tests.webclient import WebClient
 def test_snippets_are_shared_or_personal_and_fill_their_variables(
     owner_web: WebClient, client: TestClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía Gómez", at=NOW)
         contact = s.get(Contact, c.contact_id)
         assert contact is not None
@@ -70,7 +70,7 @@ def test_snippets_are_shared_or_personal_and_fill_their_variables(
 def test_message_search_finds_words_only_where_the_searcher_may_look(
     client: TestClient, owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         ws = s.get(Workspace, shop.workspace_id)
         assert ws is not None
         ventas = Team(workspace_id=ws.id, name="Ventas")
@@ -102,7 +102,7 @@ def test_message_search_finds_words_only_where_the_searcher_may_look(
 def test_message_search_folds_accents_both_ways(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW)
         add_message(s, c, at=NOW - dt.timedelta(minutes=2), text="Me encantó la canción")
         add_message(s, c, at=NOW - dt.timedelta(minutes=1), text="la cancion sin tilde, PINGÜINO")

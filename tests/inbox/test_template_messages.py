@@ -23,7 +23,7 @@ SEEN = "Hola Juan, tu pedido #4821 está confirmado."
 
 
 def _add_template(db: Database, shop: Shop) -> int:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         channel = s.get(Channel, shop.channel_id)
         assert channel is not None
         template = MessageTemplate(
@@ -73,7 +73,7 @@ def test_a_sent_template_reads_as_the_customer_saw_it(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
     template_id = _add_template(db, shop)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(
             s, shop.workspace_id, shop.channel_id, "Juan", at=NOW, window_open=False
         )
@@ -101,7 +101,7 @@ def test_a_broadcast_message_reads_as_the_customer_saw_it(
     owner_web: WebClient, client: TestClient, shop: Shop, db: Database
 ) -> None:
     _add_template(db, shop)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         workspace = s.get(Workspace, shop.workspace_id)
         assert workspace is not None
         token = make_token(s, workspace, scopes=["broadcasts:write"])
@@ -130,7 +130,7 @@ def test_a_broadcast_message_reads_as_the_customer_saw_it(
 def test_a_template_unknown_here_still_shows_its_values(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Marta", at=NOW)
         wire = {
             "name": "borrada",

@@ -28,7 +28,7 @@ def _message_html(page: str, message_id: int) -> str:
 
 def test_every_message_type_is_rendered(owner_web: WebClient, shop: Shop, db: Database) -> None:
     ids: dict[str, int] = {}
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW)
         cid = c.id
 
@@ -214,7 +214,7 @@ def test_imported_history_shows_its_own_date(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
     old = dt.datetime(2026, 5, 3, 15, 4, tzinfo=dt.UTC)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW)
         m = add_message(s, c, at=old, text="Hace meses", source="history")
         cid, mid = c.id, m.id
@@ -226,7 +226,7 @@ def test_imported_history_shows_its_own_date(
 def test_window_state_with_time_left_and_closed(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         open_c = add_conversation(
             s, shop.workspace_id, shop.channel_id, "Abierta", at=NOW - dt.timedelta(hours=2)
         )
@@ -249,7 +249,7 @@ def test_window_state_with_time_left_and_closed(
 
 
 def test_opening_clears_the_unread_marker(owner_web: WebClient, shop: Shop, db: Database) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW, unread=2)
         cid = c.id
     assert 'data-testid="unread"' in owner_web.get("/inbox").text
@@ -265,7 +265,7 @@ def test_stored_media_is_served_and_documents_download(
     path = Path(settings.data_dir) / "media" / sha[:2] / sha
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW)
         m = add_message(
             s, c, at=T, type_="document", content={"id": "d1", "filename": "factura.pdf"}
@@ -304,7 +304,7 @@ def test_stored_media_is_served_and_documents_download(
 def test_other_workspaces_conversations_are_not_found(
     owner_web: WebClient, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         other = make_workspace(s, "Otra")
         from tests.factories import make_channel
 
@@ -323,7 +323,7 @@ def test_the_newest_items_for_a_tab_catching_up(
 ) -> None:
     """What a tab fetches when its stream (re)connects: the newest page of the timeline,
     each item under the id the page already uses, oldest first."""
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW)
         first = add_message(s, c, at=T, text="primero").id
         second = add_message(s, c, at=T + dt.timedelta(seconds=5), text="segundo").id
@@ -341,7 +341,7 @@ def test_the_side_panel_shows_consent_tags_and_agents_names(
 ) -> None:
     """The conversation's header, consent, tags and the agents' names come from the same
     statements as the messages: each must still reach the page."""
-    with db.unit_of_work() as s:
+    with db.unit_of_work(unscoped="test") as s:
         c = add_conversation(s, shop.workspace_id, shop.channel_id, "Lucía", at=NOW)
         contact = s.get(Contact, c.contact_id)
         assert contact is not None

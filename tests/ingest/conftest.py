@@ -33,14 +33,14 @@ def runtime_of(server: LiveServer) -> Runtime:
 
 
 def stored_events(db: Database) -> list[WebhookEvent]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
         session.expunge_all()  # keep them readable after the read session ends
         return rows
 
 
 def stored_changes(db: Database) -> list[WebhookChange]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = list(session.scalars(select(WebhookChange).order_by(WebhookChange.id)))
         session.expunge_all()
         return rows

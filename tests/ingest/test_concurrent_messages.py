@@ -66,7 +66,7 @@ def test_two_workers_on_the_same_customers_lose_no_unread_count_and_never_deadlo
         thread.join(timeout=300)
     assert not errors, errors
 
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         unread = dict(
             session.execute(select(Conversation.id, Conversation.unread_count)).tuples().all()
         )

@@ -21,7 +21,7 @@ MESSAGES = 40
 
 
 def _outbound_messages(db: Database, count: int) -> list[str]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         inbound = session.scalars(select(Message)).one()
         wamids = [f"wamid.concurrent{i:03d}" for i in range(count)]
         session.add_all(
@@ -102,7 +102,7 @@ def test_two_workers_apply_crossing_status_batches_without_a_deadlock(
         thread.join(timeout=120)
     assert not errors, errors
 
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         states = session.scalars(select(WebhookEvent.state)).all()
         changes = session.execute(select(WebhookChange.state, WebhookChange.error)).all()
         statuses = dict(

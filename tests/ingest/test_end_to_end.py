@@ -36,7 +36,7 @@ URL = "/webhooks/whatsapp"
 
 @pytest.fixture
 def workspace_token(db: Database) -> str:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         make_channel(session, ws, phone_number_id=PHONE_NUMBER_ID)
         return make_token(session, ws, ["events:read", "events:write"])
@@ -48,14 +48,14 @@ def _post(client: httpx.Client, payload: dict[str, Any]) -> None:
 
 
 def _messages(db: Database) -> list[Message]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = list(session.scalars(select(Message).order_by(Message.wamid)))
         session.expunge_all()
         return rows
 
 
 def _inbox_snapshot(db: Database) -> tuple[Any, ...]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         messages = session.execute(
             select(Message.wamid, Message.direction, Message.text, Message.timestamp, Contact.wa_id)
             .join(Contact, Contact.id == Message.contact_id)
@@ -78,7 +78,7 @@ def test_signed_text_message_becomes_a_message_row(
     assert message.type == "text"
     assert message.text == "¿Tienen envío?"
     assert message.timestamp == dt.datetime.fromtimestamp(1749416383, dt.UTC)
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         contact = session.get(Contact, message.contact_id)
         assert contact is not None
         assert (contact.wa_id, contact.profile_name) == ("16505551234", "Sheena Nelson")
@@ -145,7 +145,7 @@ def test_event_for_an_unknown_number_is_parked_then_processed_when_released(
     assert [(i["kind"], i["state"]) for i in listed.json()["items"]] == [("change", "parked")]
     assert _messages(db) == []
 
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Late")
         make_channel(session, ws, phone_number_id="999000111")
         assert release_parked(session, "999000111") == 1
@@ -157,7 +157,7 @@ def test_event_for_an_unknown_number_is_parked_then_processed_when_released(
 
 
 def _token_without_channel(db: Database) -> str:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         return make_token(session, make_workspace(session), ["events:read"])
 
 

@@ -28,7 +28,7 @@ URL = "/webhooks/whatsapp"
 
 
 def _token(db: Database, scopes: list[str] | None = None, name: str | None = None) -> str:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         return make_token(session, make_workspace(session, name), scopes)
 
 
@@ -121,9 +121,9 @@ def _park(db: Database, phone_number_id: str, *, state: str = ChangeState.PARKED
     body = dumps(
         envelope(messages_change([text_message("wamid.P")], phone_number_id=phone_number_id))
     )
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         do_store_webhooks(session, [body])
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         event = session.scalars(select(WebhookEvent).order_by(WebhookEvent.id.desc())).first()
         assert event is not None
         event.state = EventState.PARTIAL
@@ -145,7 +145,7 @@ def _park(db: Database, phone_number_id: str, *, state: str = ChangeState.PARKED
 def test_with_several_workspaces_each_sees_only_its_own_numbers(
     client: httpx.Client, server: LiveServer, db: Database, settings: Settings
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         acme = make_workspace(session, "Acme")
         other = make_workspace(session, "Other")
         make_channel(session, acme, phone_number_id="111")
@@ -178,7 +178,7 @@ def test_with_several_workspaces_each_sees_only_its_own_numbers(
 def test_the_only_workspace_of_an_install_sees_unclaimed_changes(
     client: httpx.Client, db: Database
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         acme = make_workspace(session, "Acme")
         make_channel(session, acme, phone_number_id="111")
         acme_token = make_token(session, acme, ["events:read", "events:write"])
@@ -209,11 +209,11 @@ def test_release_parked_queues_only_that_numbers_changes(db: Database) -> None:
     first = _park(db, "555")
     second = _park(db, "555")
     other = _park(db, "666")
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         assert release_parked(session, "555") == 2
     states = {c.id: c.state for c in stored_changes(db)}
     assert states == {first: "ready", second: "ready", other: "parked"}
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         assert release_parked(session, "555") == 0
 
 

@@ -41,7 +41,7 @@ def runtime(settings: Settings, db: Database) -> Runtime:
 
 
 def _sync(db: Database) -> ChannelSync:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         state = session.scalars(select(ChannelSync)).one()
         session.expunge(state)
         return state
@@ -86,7 +86,7 @@ def test_echo_media_and_reply_context(runtime: Runtime, db: Database) -> None:
     replay(runtime, "echo_image", "echo_reply_context")
     assert message(db, W + "ECHO02").type == "image"
     assert message(db, W + "ECHO03").reply_to_wamid == W + "TEXT01"
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(func.count()).select_from(Media)) == 1
 
 
@@ -115,7 +115,7 @@ def test_echo_edit_and_revoke_keep_the_original(
 
 
 def _history_state(db: Database) -> dict[str, Any]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = session.execute(
             select(
                 Message.wamid, Message.direction, Message.status, Message.type, Message.text
@@ -157,7 +157,7 @@ def test_history_import_keeps_time_direction_and_status_without_waking_anyone(
     assert placeholder.type == "media_placeholder"
     # Groups are never imported.
     assert all(not m.wamid.endswith("000006") for m in messages(db) if m.wamid)
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         convs = session.scalars(select(Conversation)).all()
         assert {c.unread_count for c in convs} == {0}
         assert {c.status for c in convs} == {"resolved"}
@@ -213,7 +213,7 @@ def test_history_chunks_shuffled_and_repeated_give_the_same_result(
 ) -> None:
     replay(runtime, *HISTORY)
     expected = _history_state(db)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         for model in (Message, Conversation, ContactIdentity, Contact, ChannelSync):
             session.execute(model.__table__.delete())
         from puente.channels.models import HistoryChunkSeen
@@ -243,7 +243,7 @@ def test_placeholder_is_completed_by_the_media_webhook_in_any_order(
     audio = message(db, H + "000004")
     assert (audio.type, audio.source) == ("audio", "history")
     assert audio.content["id"] == "3049585712094857"
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         media = session.scalars(select(Media)).one()
         assert (media.message_id, media.state) == (audio.id, "pending")
 
@@ -282,7 +282,7 @@ def test_contacts_sync_adds_edits_and_removes_without_deleting(
     replay(runtime, "state_sync_edit")
     assert contact_of(db, "16505559876").business_app_name == "Pablo Morales (Proveedor)"
     replay(runtime, "state_sync_remove")
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         identity = session.scalars(
             select(ContactIdentity).where(ContactIdentity.contact_id == pablo.id)
         ).one()
@@ -293,7 +293,7 @@ def test_contacts_sync_adds_edits_and_removes_without_deleting(
 
 def test_agent_name_is_never_overwritten_by_the_phone(runtime: Runtime, db: Database) -> None:
     replay(runtime, "state_sync_add")
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         contact = session.scalars(select(Contact).where(Contact.wa_id == "16505559876")).one()
         contact.name = "Pablo (proveedor de telas)"
     replay(runtime, "state_sync_edit")
@@ -305,7 +305,7 @@ def test_agent_name_is_never_overwritten_by_the_phone(runtime: Runtime, db: Data
 def test_contacts_sync_out_of_order_keeps_the_latest_action(runtime: Runtime, db: Database) -> None:
     replay(runtime, "state_sync_add", "state_sync_remove", "state_sync_edit")
     contact = contact_of(db, "16505559876")
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         identity = session.scalars(
             select(ContactIdentity).where(ContactIdentity.contact_id == contact.id)
         ).one()
@@ -321,7 +321,7 @@ def test_removal_of_a_contact_puente_never_saw_creates_nothing(
     runtime: Runtime, db: Database
 ) -> None:
     replay(runtime, "state_sync_remove", "state_sync_add")
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         wa_ids = set(session.scalars(select(Contact.wa_id)))
     # The add (older than the removal) arrived late and changes nothing for Pablo.
     assert "16505559876" not in wa_ids
@@ -373,6 +373,6 @@ def test_account_update_for_unknown_waba_is_parked(runtime: Runtime, db: Databas
     payload = load("account_offboarded")
     payload["entry"][0]["id"] = "777"
     (change,) = changes_of(payload)
-    with db.unit_of_work() as session, pytest.raises(UnknownChannel) as info:
+    with db.unit_of_work(unscoped="test") as session, pytest.raises(UnknownChannel) as info:
         apply_change(session, runtime, change)
     assert info.value.waba_id == "777"

@@ -75,7 +75,7 @@ def test_media_messages_queue_a_download(
     (msg,) = messages(db)
     assert (msg.type, msg.text) == (type_, text)
     assert msg.content["mime_type"] == mime
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         media = session.scalars(select(Media)).one()
         assert (media.message_id, media.state, media.mime_type) == (msg.id, "pending", mime)
         assert media.meta_media_id == msg.content["id"]
@@ -87,7 +87,7 @@ def test_voice_note_keeps_voice_flag_and_document_its_filename(
 ) -> None:
     replay(runtime, "messages_audio_voice", "messages_document")
     assert message(db, W + "AUDIO1").content["voice"] is True
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         names = set(session.scalars(select(Media.filename)))
     assert "factura-0042.pdf" in names
 
@@ -190,7 +190,7 @@ def test_bsuid_only_user_is_found_again_through_the_channel_identity(
     value = second["entry"][0]["changes"][0]["value"]
     value["messages"][0]["id"] = W + "BSUID2"
     replay(runtime, second)
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         contact = session.scalars(select(Contact)).one()
         identity = session.scalars(select(ContactIdentity)).one()
         conversations = session.scalar(select(func.count()).select_from(Conversation))
@@ -203,7 +203,7 @@ def test_bsuid_only_user_is_found_again_through_the_channel_identity(
 
 
 def conversation_of_contact(db: Database, contact_id: int) -> Conversation:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         conv = session.scalars(
             select(Conversation).where(Conversation.contact_id == contact_id)
         ).one()
@@ -221,7 +221,7 @@ def test_duplicate_delivery_stores_one_message_and_one_unread(
 
 def test_customer_message_reopens_resolved_conversation(runtime: Runtime, db: Database) -> None:
     replay(runtime, "messages_text")
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         conv = session.scalars(select(Conversation)).one()
         conv.status = ConversationStatus.RESOLVED.value
         conv.unread_count = 0
@@ -278,10 +278,10 @@ def test_message_for_unknown_number_is_parked(runtime: Runtime, db: Database) ->
     payload = load("messages_text")
     payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999"
     (change,) = changes_of(payload)
-    with db.unit_of_work() as session, pytest.raises(UnknownChannel) as info:
+    with db.unit_of_work(unscoped="test") as session, pytest.raises(UnknownChannel) as info:
         apply_change(session, runtime, change)
     assert info.value.phone_number_id == "999"
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(func.count()).select_from(Message)) == 0
 
 
@@ -289,7 +289,7 @@ def test_brazilian_echo_without_ninth_digit_lands_in_the_same_conversation(
     runtime: Runtime, db: Database
 ) -> None:
     replay(runtime, "messages_brazil_with_ninth_digit", "echo_brazil_without_ninth_digit")
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(func.count()).select_from(Contact)) == 1
         assert session.scalar(select(func.count()).select_from(Conversation)) == 1
     assert contact_of(db, "5511999998888").profile_name == "João"

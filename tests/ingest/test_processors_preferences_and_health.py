@@ -26,7 +26,7 @@ def runtime(settings: Settings, db: Database) -> Runtime:
 
 def _consent(db: Database) -> tuple[str | None, str | None, list[str]]:
     contact = contact_of(db)
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         view = access_consent(session, contact.workspace_id, contact.id)
         return view.state, view.source, [e.kind for e in view.events]
 
@@ -60,7 +60,7 @@ def test_a_resume_older_than_a_131050_refusal_changes_nothing(
 ) -> None:
     replay(runtime, "messages_text")
     contact = contact_of(db)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         row = session.get(Contact, contact.id)
         assert row is not None
         do_record_consent(
@@ -92,7 +92,7 @@ def test_the_legacy_current_limit_is_read_when_alone(runtime: Runtime, db: Datab
 
 
 def test_throughput_upgrade_paces_a_cloud_api_number_faster(runtime: Runtime, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         row = session.get(Channel, channel(db).id)
         assert row is not None
         row.mode, row.throughput_mps = ChannelMode.CLOUD_API.value, 80

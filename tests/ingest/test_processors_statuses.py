@@ -30,7 +30,7 @@ def runtime(settings: Settings, db: Database) -> Runtime:
 
 
 def _set_wamid(db: Database, wamid: str | None, status: str = "sent") -> int:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         inbound = session.scalars(select(Message)).first()
         assert inbound is not None
         reply = Message(
@@ -84,17 +84,17 @@ def test_status_before_message_waits_and_applies_when_it_appears(
     runtime: Runtime, db: Database
 ) -> None:
     replay(runtime, "status_delivered", "status_delivered")
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         events = list(session.execute(select(StatusEvent.status, StatusEvent.applied)).tuples())
     assert events == [("delivered", False)]
     # The echo path stores outbound messages the same way the outbox does.
     from puente.conversations.statuses import apply_pending_statuses
 
     _set_wamid(db, SENT)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         apply_pending_statuses(session, [SENT])
     assert message(db, SENT).status == "delivered"
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalars(select(StatusEvent.applied)).all() == [True]
 
 
@@ -102,7 +102,7 @@ def test_outbox_callback_recovers_a_send_whose_commit_was_lost(
     runtime: Runtime, db: Database
 ) -> None:
     message_id = _set_wamid(db, None, status="sending")
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         reply = session.get(Message, message_id)
         assert reply is not None
         item = OutboxItem(
@@ -119,6 +119,6 @@ def test_outbox_callback_recovers_a_send_whose_commit_was_lost(
     replay(runtime, "status_sent")
     msg = message(db, SENT)
     assert (msg.id, msg.status) == (message_id, "sent")
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         outbox = session.scalars(select(OutboxItem)).one()
         assert outbox.state == "sent"

@@ -20,7 +20,7 @@ from tests.factories import (
 
 
 def test_a_waiting_status_is_applied_once_the_message_has_its_wamid(db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session)
         channel = make_channel(session, ws)
         contact = make_contact(session, ws)
@@ -44,15 +44,15 @@ def test_a_waiting_status_is_applied_once_the_message_has_its_wamid(db: Database
                 applied=False,
             )
         )
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         row = session.get(Message, message.id)
         assert row is not None
         row.wamid = "wamid.raced"
         row.status = "sent"
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         assert do_sweep_pending_statuses(session) == 1
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(Message.status).where(Message.id == message.id)) == "read"
         assert session.scalar(select(StatusEvent.applied)) is True
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         assert do_sweep_pending_statuses(session) == 0

@@ -65,7 +65,7 @@ def make_shop(
     number = GraphSandbox(runtime.settings.graph_base_url).add_number(
         coexistence=mode is ChannelMode.COEXISTENCE
     )
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session)
         channel = make_channel(
             session,
@@ -120,7 +120,7 @@ def start_worker(runtime: Runtime) -> Iterator[Callable[..., OutboxWorker]]:
 
 
 def message_row(db: Database, message_id: int) -> Message:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         message = session.get(Message, message_id)
         assert message is not None
         session.expunge(message)
@@ -128,7 +128,7 @@ def message_row(db: Database, message_id: int) -> Message:
 
 
 def item_of(db: Database, message_id: int) -> OutboxItem:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         item = session.scalar(select(OutboxItem).where(OutboxItem.message_id == message_id))
         assert item is not None
         session.expunge(item)
@@ -136,7 +136,7 @@ def item_of(db: Database, message_id: int) -> OutboxItem:
 
 
 def set_channel(db: Database, channel_id: int, **values: Any) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         channel = session.get(Channel, channel_id)
         assert channel is not None
         for key, value in values.items():
@@ -144,7 +144,7 @@ def set_channel(db: Database, channel_id: int, **values: Any) -> None:
 
 
 def close_window(db: Database, conversation_id: int) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         conversation = session.get(Conversation, conversation_id)
         assert conversation is not None
         conversation.window_expires_at = utcnow() - dt.timedelta(hours=2)

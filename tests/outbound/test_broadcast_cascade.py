@@ -85,13 +85,13 @@ def _count(session: Session, model: type, *where: object) -> int:
 
 @pytest.fixture
 def planned(db: Database) -> tuple[Planned, Planned]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         return _plan(session), _plan(session)
 
 
 def test_the_broadcasts_are_queued(db: Database, planned: tuple[Planned, Planned]) -> None:
     mine, _other = planned
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert _count(session, OutboxItem, OutboxItem.workspace_id == mine.workspace_id) == 6
         assert _count(session, Message, Message.workspace_id == mine.workspace_id) == 6
         assert _count(session, Conversation, Conversation.workspace_id == mine.workspace_id) == 6
@@ -108,9 +108,9 @@ def test_deleting_a_contact_removes_its_queued_messages(
 ) -> None:
     mine, other = planned
     gone = mine.contact_ids[0]
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.execute(delete(Contact).where(Contact.id == gone))
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert _count(session, Conversation, Conversation.contact_id == gone) == 0
         assert _count(session, Message, Message.contact_id == gone) == 0
         items = session.scalars(
@@ -133,9 +133,9 @@ def test_deleting_a_number_removes_its_conversations_queue_and_broadcasts(
     db: Database, planned: tuple[Planned, Planned]
 ) -> None:
     mine, other = planned
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.execute(delete(Channel).where(Channel.id == mine.channel_id))
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         for model in (OutboxItem, Message, Conversation):
             assert _count(session, model, model.channel_id == mine.channel_id) == 0
             # The workspace's other number keeps its own.
@@ -154,9 +154,9 @@ def test_deleting_a_workspace_removes_everything_it_queued(
     db: Database, planned: tuple[Planned, Planned]
 ) -> None:
     mine, other = planned
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.execute(delete(Workspace).where(Workspace.id == mine.workspace_id))
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         for model in (OutboxItem, Message, Conversation, BroadcastRecipient):
             assert _count(session, model, model.workspace_id == mine.workspace_id) == 0
             assert _count(session, model, model.workspace_id == other.workspace_id) == 6

@@ -16,7 +16,7 @@ from tests.factories import make_channel, make_contact, make_conversation, make_
 
 
 def test_a_conversation_opened_since_the_lookup_is_used(db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         workspace = make_workspace(session)
         channel = make_channel(session, workspace)
         contacts = [make_contact(session, workspace) for _ in range(4)]
@@ -36,7 +36,7 @@ def test_a_conversation_opened_since_the_lookup_is_used(db: Database) -> None:
         found = _conversations(session, broadcast, channel.id, rows, db_time(session, utcnow()))
         assert set(found) == {c.id for c in contacts}
         assert found[contacts[1].id] == meanwhile.id
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         per_contact = dict(
             session.execute(
                 select(Conversation.contact_id, func.count())

@@ -84,7 +84,7 @@ def world(settings: Settings, db: Database, live_server_factory: Any) -> Iterato
     settings = settings.model_copy(update={"graph_base_url": sandbox.url})
     app = create_app(settings, db, run_workers=False)
     runtime = app.state.runtime
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         channel = Channel(
             workspace_id=ws.id,
@@ -191,7 +191,7 @@ def _sent_field(message: dict[str, Any], key: str) -> Any:
 
 
 def test_opted_out_contact_is_skipped_with_the_reason(world: World) -> None:
-    with world.db.unit_of_work() as session:
+    with world.db.unit_of_work(unscoped="test") as session:
         marta = session.query(Contact).filter_by(wa_id="34612345678").one()
         session.add(
             ContactConsent(
@@ -350,7 +350,7 @@ def test_a_reply_marks_the_recipient_replied_and_publishes_the_hook(world: World
             }
         )
         wait_until(lambda: world.get(created["id"])["state"] == "completed", what="completion")
-        with world.db.unit_of_work() as session:
+        with world.db.unit_of_work(unscoped="test") as session:
             carlos = session.query(Contact).filter_by(wa_id="5215512345678").one()
             assert do_note_reply(session, world.workspace_id, carlos.id, utcnow()) == 1
         rows = _by_phone(world.recipients(created["id"]))
@@ -368,7 +368,7 @@ def test_single_template_sends_respect_the_tier_too(world: World) -> None:
         world.api.put(
             f"/channels/{world.channel_id}/messaging-limit", json={"tier": "2"}, headers=world.auth
         )
-        with world.db.read() as session:
+        with world.db.read(unscoped="test") as session:
             ids = dict(
                 session.execute(
                     select(Contact.wa_id, Contact.id).where(

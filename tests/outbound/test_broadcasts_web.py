@@ -27,7 +27,7 @@ SAME_IN_SPANISH = {"CSV"}
 
 
 def _site(settings: Settings, db: Database, locale: str) -> Iterator[tuple[WebClient, int]]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         make_channel(session, ws)
         user = make_user(session, ws, role="supervisor")

@@ -32,7 +32,7 @@ from tests.waiting import wait_until
 
 
 def status_webhook(runtime: Runtime, shop: Shop, wamid: str, status: str, callback: str) -> bytes:
-    with runtime.db.read() as session:
+    with runtime.db.read(unscoped="test") as session:
         channel = session.get(Channel, shop.channel_id)
         assert channel is not None
         pnid, waba, display = channel.phone_number_id, channel.waba_id, channel.display_phone_number
@@ -150,7 +150,7 @@ def test_unknown_send_is_shown_and_resent_only_when_a_person_asks(
     message_id, _ = crash_mid_send(runtime, shop, graph, start_worker)
     puente = start_puente()
     item_id = item_of(runtime.db, message_id).id
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         # Long enough ago that no status webhook is coming: Meta never got it, say.
         row = session.get(OutboxItem, item_id)
         assert row is not None
@@ -205,7 +205,7 @@ def test_a_claim_never_handed_to_http_goes_back_to_the_queue_and_leaves_once(
 ) -> None:
     message_id = queue_text(runtime, shop, "Tu pedido salió")
     # A lane claims the item and dies before handing it to HTTP.
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         [stale] = claim(session, shop.channel_id, limit=5)
     assert item_of(runtime.db, message_id).state == OutboxState.SENDING.value
 
@@ -220,7 +220,7 @@ def test_a_claim_never_handed_to_http_goes_back_to_the_queue_and_leaves_once(
         "Tu pedido salió",
     ]
     # The dead claimant, were it only stalled, may no longer hand (so never send) it.
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         assert hand(session, [stale]) == set()
     assert len(graph.accepted()) == 2
 
@@ -229,9 +229,9 @@ def test_a_lapsed_claim_wakes_its_lane_with_nothing_else_queued(
     runtime: Runtime, shop: Shop, graph: GraphSandbox, start_worker: Callable[..., OutboxWorker]
 ) -> None:
     message_id = queue_text(runtime, shop, "Recordatorio")
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         claim(session, shop.channel_id, limit=5)
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         row = session.get(OutboxItem, item_of(runtime.db, message_id).id)
         assert row is not None
         row.next_attempt_at = utcnow() - CLAIM_LEASE - dt.timedelta(seconds=1)

@@ -27,7 +27,7 @@ from tests.waiting import wait_until
 
 
 def queue_text(runtime: Runtime, shop: Shop, body: str, conversation: int = 0, **kw: object) -> int:
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         message = do_queue_message(
             session,
             workspace_id=shop.workspace_id,
@@ -42,7 +42,7 @@ def queue_text(runtime: Runtime, shop: Shop, body: str, conversation: int = 0, *
 
 def count_sent(runtime: Runtime, ids: list[int]) -> int:
     time.sleep(0.1)  # poll gently: the server's clock is what is measured here
-    with runtime.db.read() as session:
+    with runtime.db.read(unscoped="test") as session:
         return len(
             session.scalars(
                 select(Message.id).where(Message.id.in_(ids), Message.status == "sent")
@@ -196,7 +196,7 @@ def test_paused_number_holds_messages_until_it_reconnects(
     assert sent_bodies(graph) == ["sigo"]
 
     set_channel(runtime.db, shop.channel_id, connection_state=ConnectionState.RECONNECTED.value)
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         channel = session.get(Channel, shop.channel_id)
         assert channel is not None
         publish_channel_updated(session, channel)

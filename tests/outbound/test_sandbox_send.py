@@ -27,7 +27,7 @@ def test_template_sent_through_the_sandbox(
 ) -> None:
     sandbox = live_server_factory(create_sandbox_app(SandboxConfig())).start()
     runtime = Runtime.from_settings(settings.model_copy(update={"graph_base_url": sandbox.url}), db)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session)
         channel = Channel(
             workspace_id=ws.id,

@@ -23,7 +23,7 @@ def client(runtime: Runtime) -> Iterator[TestClient]:
 
 
 def token_for(runtime: Runtime, shop: Shop, scopes: list[str] | None = None) -> dict[str, str]:
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, shop.workspace_id)
         assert ws is not None
         return {"Authorization": f"Bearer {make_token(session, ws, scopes)}"}

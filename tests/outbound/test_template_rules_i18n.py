@@ -57,7 +57,7 @@ class Site:
 
 
 def _site(settings: Settings, db: Database, locale: str) -> Iterator[Site]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         channel = make_channel(session, ws, waba_id=WABA)
         user = make_user(session, ws, role="supervisor")

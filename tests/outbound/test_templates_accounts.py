@@ -62,7 +62,7 @@ def world(
     )
     assert other.status_code == 201, other.text
     other_number: dict[str, Any] = other.json()
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda La Esquina")
         main = add_demo_number(session, ws, runtime, TOKEN)
         main.name = "Tienda La Esquina"
@@ -111,7 +111,7 @@ def test_a_template_is_created_in_the_chosen_account_and_shows_approved(world: W
         what="the sandbox's approval to reach the status line",
     )
     assert "hx-get" not in line  # polling stops once Meta has decided
-    with world.db.read() as session:
+    with world.db.read(unscoped="test") as session:
         template = session.scalar(
             select(MessageTemplate).where(MessageTemplate.name == "cita_confirmada")
         )
@@ -122,7 +122,7 @@ def test_a_template_is_created_in_the_chosen_account_and_shows_approved(world: W
 def test_one_account_needs_no_choice(
     settings: Settings, db: Database, live_server_factory: type[LiveServer]
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Solo")
         make_channel(session, ws)
         email = make_user(session, ws, role="supervisor").email

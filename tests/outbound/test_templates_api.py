@@ -42,7 +42,7 @@ def add_channel(
     from puente.accounts.models import Workspace
 
     number = graph.add_number(waba_id=waba)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, workspace_id)
         assert ws is not None
         channel = make_channel(session, ws, phone_number_id=number["id"], waba_id=waba)
@@ -53,7 +53,7 @@ def add_channel(
 def setup(settings: Settings, db: Database, live_server_factory: Any) -> Iterator[Setup]:
     graph = start_graph_sandbox(live_server_factory)
     settings.graph_base_url = graph.url
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         token = make_token(session, ws)
         ws_id = ws.id
@@ -192,7 +192,7 @@ def test_sync_reads_every_template_from_meta(setup: Setup, db: Database) -> None
         components=[{"type": "BODY", "text": "Oferta"}],
     )
     # A template deleted in WhatsApp Manager disappears here too; a local draft stays.
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         for name, meta_id in (("borrada", "40000"), ("borrador", None)):
             session.add(
                 MessageTemplate(
@@ -269,7 +269,7 @@ def test_delete_removes_the_variant_at_meta_and_here(setup: Setup) -> None:
 
 
 def test_delete_refused_by_meta_keeps_the_template(setup: Setup, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         t = MessageTemplate(
             workspace_id=setup.workspace_id,
             waba_id=WABA,
@@ -286,7 +286,7 @@ def test_delete_refused_by_meta_keeps_the_template(setup: Setup, db: Database) -
     r = setup.client.delete(f"/templates/{template_id}", headers=setup.auth)
     assert r.status_code == 502
     assert r.json()["error"]["code"] == "meta_refused"
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.get(MessageTemplate, template_id) is not None
 
 
@@ -294,7 +294,7 @@ def test_templates_are_per_workspace_and_need_scopes(
     setup: Setup, settings: Settings, db: Database
 ) -> None:
     created = setup.client.post("/templates", json=utility(), headers=setup.auth).json()
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         other = make_workspace(session, "Otra")
         other_token = make_token(session, other)
         reader = make_token(session, other, scopes=["templates:read"])
@@ -321,6 +321,6 @@ def test_several_wabas_need_the_waba_id(setup: Setup, settings: Settings, db: Da
     )
     assert ok.status_code == 201
     assert setup.template_requests("POST")[0]["path"].endswith("/999888777/message_templates")
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = session.scalars(select(MessageTemplate.waba_id)).all()
     assert rows == ["999888777"]

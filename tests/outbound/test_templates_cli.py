@@ -45,7 +45,7 @@ def test_templates_cli(
 ) -> None:
     graph = start_graph_sandbox(live_server_factory)
     waba = graph.add_number()["waba_id"]
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         channel = make_channel(session, ws, waba_id=waba)
         channel.access_token_encrypted = secret_box(settings).encrypt(TOKEN)

@@ -45,7 +45,7 @@ def runtime_of(server: LiveServer) -> Runtime:
 
 @pytest.fixture
 def workspace_id(db: Database) -> int:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         make_channel(session, ws, waba_id=WABA)
         session.add(
@@ -91,7 +91,7 @@ def deliver(
 
 
 def template(db: Database, name: str = "order_shipped") -> MessageTemplate:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         row = session.scalars(select(MessageTemplate).where(MessageTemplate.name == name)).one()
         session.expunge(row)
         return row
@@ -189,7 +189,7 @@ def test_status_for_an_unknown_waba_is_parked_not_lost(
     db: Database, server: LiveServer, client: httpx.Client, workspace_id: int
 ) -> None:
     deliver(client, server, status_change("APPROVED"), time=T0, waba="5550001")
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         states = session.scalars(select(WebhookChange.state)).all()
     assert states == ["parked"]
     assert template(db).status == "PENDING"

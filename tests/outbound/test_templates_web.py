@@ -45,7 +45,7 @@ def _site(settings: Settings, db: Database, live_server_factory: Any, role: str)
     graph = start_graph_sandbox(live_server_factory)
     settings.graph_base_url = graph.url
     number = graph.add_number(waba_id=WABA)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         channel = make_channel(session, ws, phone_number_id=number["id"], waba_id=WABA)
         channel.access_token_encrypted = secret_box(settings).encrypt(TOKEN)

@@ -28,7 +28,7 @@ SAME_IN_SPANISH = {"Variables", "marketing", "video"}
 
 
 def _site(settings: Settings, db: Database, locale: str) -> Iterator[tuple[WebClient, int]]:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")
         make_channel(session, ws, waba_id="100200300")
         make_channel(session, ws, waba_id="400500600")

@@ -30,7 +30,7 @@ def client(settings: Settings, db: Database) -> FastAPI:
 
 
 def staff(db: Database) -> int:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         make_user(session, ws, role="owner", email="owner@example.com")
         make_user(session, ws, role="admin", email="admin@example.com")
@@ -39,7 +39,7 @@ def staff(db: Database) -> int:
 
 
 def user_id(db: Database, email: str) -> int:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         found = session.scalar(select(User.id).where(User.email == email))
         assert found is not None
         return found
@@ -63,7 +63,7 @@ def enrol(web: WebClient) -> tuple[str, list[str]]:
 
 
 def audit_of(db: Database, action: str) -> list[tuple[str, str | None]]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = session.execute(
             select(AuditEntry.actor, AuditEntry.target)
             .where(AuditEntry.action == action)
@@ -104,7 +104,7 @@ def test_admin_resets_a_members_two_factor_and_they_must_enrol_again(
     assert new_secret != secret
 
     # Resetting someone without two-factor is a clear refusal, not a silent success.
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.execute(
             User.__table__.update().where(User.id == agent_id).values(totp_enabled=False)
         )
@@ -139,7 +139,7 @@ def test_reset_is_refused_above_ones_role_for_oneself_and_to_agents(
     )
     assert forged.status_code == 403
     assert audit_of(db, "auth.mfa_reset") == []
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(func.count()).where(User.totp_enabled.is_(True))) == 3
 
     # The owner may reset the admin.
@@ -154,7 +154,7 @@ def test_reset_refused_for_someone_who_is_also_in_another_workspace(
     staff(db)
     agent = signed_in(client, "agent@example.com")
     enrol(agent)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         other = make_workspace(session, "Elsewhere")
         session.add(
             Membership(
@@ -179,7 +179,7 @@ def test_a_member_turns_two_factor_off_with_a_recovery_code(client: FastAPI, db:
     off = agent.post("/settings/profile/2fa/disable", {"code": codes[3]})
     assert off.status_code == 200
     assert "Two-factor sign-in is now off." in off.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         user = session.scalar(select(User).where(User.email == "agent@example.com"))
         assert user is not None and not user.totp_enabled
     assert [a for a, _ in audit_of(db, "auth.mfa_disabled")] == ["agent@example.com"]
@@ -205,13 +205,13 @@ def test_an_unenrolled_admin_cannot_create_api_tokens(client: FastAPI, db: Datab
     assert redirected_to_enrol(made)
     htmx = admin.htmx("POST", "/settings/tokens", data={"name": "sneaky"})
     assert htmx.status_code == 403 and htmx.headers["hx-redirect"] == "/settings/profile?enrol=1"
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(func.count()).select_from(ApiToken)) == 0
 
     enrol(admin)
     created = admin.post("/settings/tokens", {"name": "allowed", "scopes": ["events:read"]})
     assert created.status_code == 200
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(func.count()).select_from(ApiToken)) == 1
 
 
@@ -223,7 +223,7 @@ def test_operator_resets_someone_in_several_workspaces_from_the_cli(
     staff(db)
     agent = signed_in(client, "agent@example.com")
     enrol(agent)
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         other = make_workspace(session, "Elsewhere")
         session.add(
             Membership(

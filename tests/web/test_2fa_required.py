@@ -26,7 +26,7 @@ def client(settings: Settings, db: Database) -> TestClient:
 
 def workspace(db: Database) -> tuple[int, str, str]:
     """A workspace with an owner and an agent; returns (id, owner email, agent email)."""
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         owner = make_user(session, ws, role="owner", email="owner@example.com")
         agent = make_user(session, ws, role="agent", email="agent@example.com")
@@ -34,7 +34,7 @@ def workspace(db: Database) -> tuple[int, str, str]:
 
 
 def require_2fa(db: Database, ws_id: int, policy: str) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         owner = session.scalar(select(User).where(User.email == "owner@example.com"))
         assert owner is not None
         actor = load_member_actor(session, owner, ws_id)
@@ -71,7 +71,7 @@ def test_admins_without_2fa_can_only_enrol(client: TestClient, db: Database) -> 
     # Changing anything is refused too (here: creating an API token).
     made = web.post("/settings/tokens", {"name": "sneaky"}, follow_redirects=False)
     assert redirected_to_enrol(made)
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(func.count()).select_from(ApiToken)) == 0
     # htmx requests are sent to the enrolment page by the HX-Redirect header.
     partial = web.htmx("GET", "/settings/users")

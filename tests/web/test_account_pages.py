@@ -28,7 +28,7 @@ def app(settings: Settings, db: Database) -> FastAPI:
 
 
 def workspace(db: Database, locale: str = "en") -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Sol")
         owner = make_user(session, ws, role="owner", email="owner@sol.example", name="Ana")
         owner.locale = locale
@@ -42,7 +42,7 @@ def signed_in(app: FastAPI, email: str, password: str = PASSWORD) -> WebClient:
 
 
 def mails_to(db: Database, to: str) -> list[str]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return list(
             session.scalars(
                 select(OutgoingMail.body).where(OutgoingMail.to == to).order_by(OutgoingMail.id)
@@ -51,7 +51,7 @@ def mails_to(db: Database, to: str) -> list[str]:
 
 
 def actions(db: Database) -> list[str]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
 
 
@@ -170,7 +170,7 @@ def test_a_refused_password_change_says_why_and_keeps_the_old_one(
     )
     assert refused.status_code == 422
     assert reason in refused.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         user = session.scalar(select(User).where(User.email == "agent@sol.example"))
         assert user is not None
     signed_in(app, "agent@sol.example", PASSWORD)

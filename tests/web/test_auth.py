@@ -21,13 +21,13 @@ def client(settings: Settings, db: Database) -> TestClient:
 
 
 def _owner(db: Database) -> str:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         return make_user(session, ws, role="owner", email="ana@example.com").email
 
 
 def _actions(db: Database) -> list[str]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return list(session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)))
 
 
@@ -114,14 +114,14 @@ def test_two_factor_enrolment_and_login(
     web.logout()
     web.login(email, PASSWORD)
     assert web.post("/login/code", {"code": recovery}).status_code == 401
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         user = session.scalar(select(User).where(User.email == email))
         assert user is not None and user.totp_secret_encrypted
         assert secret not in user.totp_secret_encrypted  # encrypted at rest
 
 
 def test_deactivated_user_loses_access_at_once(client: TestClient, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         owner = make_user(session, ws, role="owner")
         agent = make_user(session, ws, role="agent")

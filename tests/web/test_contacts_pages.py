@@ -59,7 +59,7 @@ class Shop:
 @pytest.fixture
 def shop(db: Database) -> Shop:
     s = Shop()
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Ferretería Sol")
         s.workspace_id = ws.id
         admin = make_user(session, ws, role="admin", email="admin@example.com", name="Ana")
@@ -171,7 +171,7 @@ def test_filters_by_source_consent_and_tag(app: FastAPI, shop: Shop, db: Databas
 
 
 def test_pages_of_fifty(app: FastAPI, shop: Shop, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = session.get(Workspace, shop.workspace_id)
         assert ws is not None
         for _ in range(55):
@@ -227,7 +227,7 @@ def test_name_edited_in_place_keeps_the_phones_name_apart(
     saved = web.htmx("POST", f"/contacts/{shop.lucia}/name", data={"name": "Lucía Ramírez"})
     assert saved.status_code == 200
     assert 'data-testid="contact-name">Lucía Ramírez<' in saved.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         contact = session.get(Contact, shop.lucia)
         assert contact is not None
         assert (contact.name, contact.business_app_name) == ("Lucía Ramírez", "Lucía (tienda)")
@@ -247,7 +247,7 @@ def test_custom_fields_added_edited_and_removed(app: FastAPI, shop: Shop, db: Da
     assert "X1" not in removed.text
     nameless = web.htmx("POST", f"/contacts/{shop.lucia}/fields", data={"key": " ", "value": "v"})
     assert "Give the field a name." in nameless.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         contact = session.get(Contact, shop.lucia)
         assert contact is not None and contact.custom_fields == {"ciudad": "Oaxaca"}
     # The no-JavaScript editor opens from a link on the page itself.
@@ -263,7 +263,7 @@ def test_tags_added_and_removed(app: FastAPI, shop: Shop, db: Database) -> None:
     assert "Each tag must be 1 to 100 characters." in too_long.text
     removed = web.htmx("POST", f"/contacts/{shop.lucia}/tags/remove", data={"tag": "vip"})
     assert removed.text.count('data-testid="tag"') == 1
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         names = session.scalars(
             select(Tag.name).join(ContactTag).where(ContactTag.contact_id == shop.lucia)
         ).all()
@@ -283,7 +283,7 @@ def test_an_agent_records_consent_with_their_name(app: FastAPI, shop: Shop, db: 
     assert "Keyword written by the customer" in done.text  # the earlier opt-out stays
     bad = web.post(f"/contacts/{shop.pedro}/consent", {"kind": "maybe"})
     assert bad.status_code == 422 and "Choose opt-in or opt-out." in bad.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         events = session.scalars(
             select(ConsentEvent.kind).where(ConsentEvent.contact_id == shop.pedro)
         ).all()
@@ -312,7 +312,7 @@ def test_new_contact_with_phone_validation_and_duplicates(
     )
     assert created.status_code == 200 and "The contact was created." in created.text
     assert "Added by hand" in created.text and "nuevo" in created.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rosa = session.scalar(select(Contact).where(Contact.name == "Rosa"))
         assert rosa is not None and rosa.phone_e164 == "+523311112222"
 
@@ -344,7 +344,7 @@ def test_csv_import_reports_every_row(app: FastAPI, shop: Shop, db: Database) ->
     assert "Duplicate of line 2" in page
     assert 'data-line="5" data-outcome="updated" data-reason="exists"' in page
     assert 'data-line="6" data-outcome="rejected" data-reason="no_phone"' in page
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         carla = session.scalar(select(Contact).where(Contact.name == "Carla"))
         assert carla is not None and carla.custom_fields == {"empresa": "Acme"}
         assert carla.sources == ["import"]
@@ -370,7 +370,7 @@ def test_csv_import_keeps_accented_headers_in_one_unicode_form(
         "/contacts/import", files={"file": ("mac.csv", csv_text.encode(), "text/csv")}
     )
     assert response.status_code == 200, response.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rosa = session.scalar(select(Contact).where(Contact.name == "Rosa"))
         assert rosa is not None
         assert rosa.custom_fields == {"Dirección de envío": "Cra 7 # 12"}
@@ -398,7 +398,7 @@ def test_export_csv_is_audited_and_imports_back(app: FastAPI, shop: Shop, db: Da
     assert b"ciudad" in everyone  # custom fields become columns
     again = web.post("/contacts/import", files={"file": ("c.csv", everyone, "text/csv")})
     assert "0 created" in again.text and "2 updated" in again.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         entries = session.scalars(
             select(AuditEntry).where(AuditEntry.action == "contacts.exported")
         ).all()
@@ -443,7 +443,7 @@ def test_cli_import_prints_the_rejected_rows(
     assert "line 4: 52 33 1234 0001: duplicate of line 2" in result.output
     assert '"reason": "invalid_phone"' in report.read_text()
     assert unknown.exit_code == 1 and "no workspace called 'Nadie'" in unknown.output
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(Contact.id).where(Contact.name == "Carla")) is not None
 
 
@@ -466,7 +466,7 @@ def test_admin_holds_exports_and_erases(app: FastAPI, shop: Shop, db: Database) 
     erased = web.post(f"/contacts/{shop.lucia}/erase", {"confirm": "yes"}, follow_redirects=True)
     assert "The contact and everything about it were erased." in erased.text
     assert rows_of(erased.text) == 1
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.get(Contact, shop.lucia) is None
         actions = session.scalars(select(AuditEntry.action).order_by(AuditEntry.id)).all()
         assert actions.count("contact.legal_hold") == 2
@@ -481,14 +481,14 @@ def test_an_agent_cannot_export_hold_or_erase(app: FastAPI, shop: Shop, db: Data
     assert web.post(f"/contacts/{shop.lucia}/hold", {"hold": "on"}).status_code == 403
     assert web.post(f"/contacts/{shop.lucia}/erase", {"confirm": "yes"}).status_code == 403
     assert web.post(f"/contacts/{shop.lucia}/export").status_code == 403
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.get(Contact, shop.lucia) is not None
 
 
 def test_an_agent_without_contacts_manage_only_reads(
     app: FastAPI, shop: Shop, db: Database
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         agent = session.scalar(select(User).where(User.email == "agent@example.com"))
         assert agent is not None
         membership = session.scalar(select(Membership).where(Membership.user_id == agent.id))
@@ -515,7 +515,7 @@ def test_forms_without_a_csrf_token_are_refused(app: FastAPI, shop: Shop) -> Non
 
 
 def test_spanish_pages_in_the_users_time_zone(app: FastAPI, shop: Shop, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         admin = session.scalar(select(User).where(User.email == "admin@example.com"))
         assert admin is not None
         admin.locale, admin.timezone = "es", "America/Mexico_City"

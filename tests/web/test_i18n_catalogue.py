@@ -135,7 +135,7 @@ class World:
 def build_world(db: Database, locale: str = "es") -> World:
     """A workspace in Spanish with something on every page."""
     now = utcnow()
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Panadería Sol")
         owner = make_user(session, ws, role="owner", email="duena@sol.example", name="Ana Dueña")
         owner.locale = locale
@@ -234,7 +234,7 @@ def test_no_page_in_spanish_shows_english_from_the_catalogue(app: FastAPI, db: D
     with TestClient(app) as client:
         web = WebClient(client)
         assert web.login(world.owner_email, PASSWORD).status_code == 200
-        with db.read() as session:
+        with db.read(unscoped="test") as session:
             owner = session.query(User).filter_by(email=world.owner_email).one()
             assert owner.locale == "es"
         urls = page_urls(app, world.ids)

@@ -41,7 +41,7 @@ def app(settings: Settings, db: Database) -> FastAPI:
 
 @pytest.fixture
 def contact_id(db: Database) -> int:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         for role in ("admin", "supervisor", "agent"):
             make_user(session, ws, role=role, email=f"{role}@example.com")
@@ -62,7 +62,7 @@ def as_(app: FastAPI, email: str) -> WebClient:
 
 
 def actions(db: Database, action: str) -> list[tuple[str, str | None, object]]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = session.execute(
             select(AuditEntry.actor, AuditEntry.target, AuditEntry.details)
             .where(AuditEntry.action == action)
@@ -72,7 +72,7 @@ def actions(db: Database, action: str) -> list[tuple[str, str | None, object]]:
 
 
 def held(db: Database) -> dict[str, bool]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return {c.name or "": c.legal_hold for c in session.scalars(select(Contact))}
 
 
@@ -175,7 +175,7 @@ def test_forged_forms_are_refused(app: FastAPI, db: Database, contact_id: int) -
 
 
 def test_the_page_speaks_spanish(app: FastAPI, db: Database, contact_id: int) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.execute(update(User).where(User.email == "admin@example.com").values(locale="es"))
     web = as_(app, "admin@example.com")
     page = web.get("/settings/privacy")

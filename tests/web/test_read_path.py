@@ -33,7 +33,7 @@ def app(settings: Settings, db: Database) -> FastAPI:
 
 @pytest.fixture
 def owner(db: Database) -> str:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         make_user(session, ws, role="owner", email="owner@example.com")
         return make_token(session, ws, None)
@@ -42,7 +42,7 @@ def owner(db: Database) -> str:
 @contextmanager
 def write_lock_held(db: Database) -> Iterator[None]:
     """What the history import does for seconds at a time: a write transaction left open."""
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         session.execute(update(Workspace).values(name="Acme (importing)"))
         session.flush()
         yield
@@ -55,7 +55,7 @@ def _add_workspace(session: Session) -> dict[str, str]:
 
 
 def _written(db: Database) -> bool:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         found = session.scalar(select(Workspace.id).where(Workspace.slug == "written-on-a-get"))
     return found is not None
 
@@ -75,7 +75,7 @@ def test_the_api_answers_a_get_while_a_writer_holds_the_lock(
 
 
 def test_web_pages_answer_while_a_writer_holds_the_lock(app: FastAPI, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         make_user(session, ws, role="owner", email="owner@example.com")
     with TestClient(app) as client:
@@ -153,22 +153,22 @@ def test_an_api_token_records_its_last_use_after_a_get(
     before = utcnow()
     with TestClient(app, base_url="http://testserver/api/v1") as client:
         assert client.get("/conversations", headers=auth).status_code == 200
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         used = session.scalar(select(ApiToken.last_used_at))
     assert used is not None and used >= before
 
 
 def test_a_web_session_records_its_last_visit_after_a_page(app: FastAPI, db: Database) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         make_user(session, ws, role="owner", email="owner@example.com")
     with TestClient(app) as client:
         web = WebClient(client)
         web.login("owner@example.com", PASSWORD)
         long_ago = utcnow() - dt.timedelta(hours=1)
-        with db.unit_of_work() as session:
+        with db.unit_of_work(unscoped="test") as session:
             session.execute(update(WebSession).values(last_seen_at=long_ago))
         assert web.get("/inbox").status_code == 200
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         seen = session.scalar(select(WebSession.last_seen_at))
     assert seen is not None and seen > long_ago + dt.timedelta(minutes=59)

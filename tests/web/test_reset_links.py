@@ -42,7 +42,7 @@ def dev_app(settings: Settings, db: Database) -> FastAPI:
 
 def staff(db: Database, *, second_owner: bool = False) -> None:
     """Sol: owner, admin, agents; one of its agents is also an admin of Luna."""
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         sol = make_workspace(session, "Sol")
         make_user(session, sol, role="owner", email="owner@sol.example")
         if second_owner:
@@ -74,25 +74,25 @@ def without_csrf(html: str) -> str:
 
 
 def user_id(db: Database, email: str) -> int:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         found = session.scalar(select(User.id).where(User.email == email))
         assert found is not None
         return found
 
 
 def kept_links(db: Database, to: str) -> list[str]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         bodies = session.scalars(select(OutgoingMail.body).where(OutgoingMail.to == to))
         return [m.group(0) for body in bodies for m in RESET_LINK.finditer(body)]
 
 
 def link_count(db: Database) -> int:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return session.scalar(select(func.count()).select_from(AuthLink)) or 0
 
 
 def audited(db: Database, action: str) -> list[tuple[str, str | None]]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         rows = session.execute(
             select(AuditEntry.actor, AuditEntry.target).where(AuditEntry.action == action)
         ).all()

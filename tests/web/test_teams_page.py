@@ -20,7 +20,7 @@ from tests.webclient import WebClient
 
 @pytest.fixture
 def app(settings: Settings, db: Database) -> FastAPI:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Acme")
         make_user(session, ws, role="admin", email="admin@example.com", name="Alba")
         make_user(session, ws, role="agent", email="agent@example.com", name="Beto")
@@ -34,7 +34,7 @@ def as_(app: FastAPI, email: str) -> WebClient:
 
 
 def members(db: Database, team: str) -> list[str]:
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         return sorted(
             session.scalars(
                 select(User.name)
@@ -56,7 +56,7 @@ def test_an_admin_runs_a_team_from_the_settings_page(app: FastAPI, db: Database)
     assert again.status_code == 409
     assert "a team called &#39;Ventas&#39; exists already" in again.text
 
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         team_id = session.scalar(select(Team.id).where(Team.name == "Ventas"))
         beto = session.scalar(select(User.id).where(User.name == "Beto"))
     saved = web.post(f"/settings/teams/{team_id}/members", data={"user_ids": [str(beto)]})
@@ -73,5 +73,5 @@ def test_an_admin_runs_a_team_from_the_settings_page(app: FastAPI, db: Database)
 def test_an_agent_cannot_change_teams(app: FastAPI, db: Database) -> None:
     web = as_(app, "agent@example.com")
     assert web.post("/settings/teams", data={"name": "Soporte"}).status_code == 403
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         assert session.scalar(select(Team.id).where(Team.name == "Soporte")) is None

@@ -24,7 +24,7 @@ SECRET = pyotp.random_base32()
 
 @pytest.fixture
 def app(settings: Settings, db: Database) -> FastAPI:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Sol")
         user = make_user(session, ws, role="owner", email="ana@sol.example")
         user.totp_secret_encrypted = secret_box(settings).encrypt(SECRET)
@@ -51,7 +51,7 @@ def test_the_same_code_signs_in_only_once(app: FastAPI, db: Database) -> None:
     replay = password_step(app).post("/login/code", {"code": code})
     assert replay.status_code == 401
     assert "used already" in replay.text
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         details = session.scalars(
             select(AuditEntry.details).where(AuditEntry.action == "auth.mfa_failed")
         ).all()
@@ -73,14 +73,14 @@ def test_a_code_used_to_sign_in_cannot_turn_two_factor_off(app: FastAPI) -> None
 def test_the_code_that_turned_two_factor_on_cannot_sign_in(
     settings: Settings, db: Database
 ) -> None:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="test") as session:
         make_user(session, make_workspace(session, "Luna"), role="owner", email="eva@luna.example")
     app = create_app(settings, db, run_workers=False)
     web = WebClient(TestClient(app))
     assert web.login("eva@luna.example", PASSWORD).status_code == 200
     started = web.post("/settings/profile/2fa/start", {})
     assert started.status_code == 200
-    with db.read() as session:
+    with db.read(unscoped="test") as session:
         from puente.accounts.models import User
 
         encrypted = session.scalar(

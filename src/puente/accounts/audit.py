@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from puente.accounts.models import AuditEntry, Workspace
 from puente.db.base import utcnow
+from puente.db.scope import unscoped
 from puente.db.session import AUDIT_KEYS
 
 GENESIS = "0" * 64
@@ -172,12 +173,15 @@ def record(
         if workspace_id is None
         else AuditEntry.workspace_id == workspace_id
     )
-    last = session.execute(
-        select(AuditEntry.seq, AuditEntry.hash)
-        .where(where)
-        .order_by(AuditEntry.seq.desc())
-        .limit(1)
-    ).first()
+    # The chain of the workspace the entry names (or the installation's), whatever the
+    # session's own scope: a refusal before sign-in is recorded all the same.
+    with unscoped(session, "an audit entry names its own workspace"):
+        last = session.execute(
+            select(AuditEntry.seq, AuditEntry.hash)
+            .where(where)
+            .order_by(AuditEntry.seq.desc())
+            .limit(1)
+        ).first()
     seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     label = actor if isinstance(actor, str) else getattr(actor, "label", None) or "system"
     entry = AuditEntry(

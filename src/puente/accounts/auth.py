@@ -41,6 +41,7 @@ from puente.accounts.service import (
 )
 from puente.accounts.sessions import do_end_user_sessions
 from puente.db.base import utcnow
+from puente.db.scope import adopt_workspace, unscoped
 from puente.errors import (
     Conflict,
     Forbidden,
@@ -96,6 +97,8 @@ def do_login(session: Session, *, email: str, password: str, ip: str | None) -> 
         )
     user = session.scalar(select(User).where(User.email == email))
     membership = first_membership(session, user) if user is not None else None
+    if membership is not None:
+        adopt_workspace(session, membership.workspace_id)
     ok = verify_password(user, password)
     if not ok or user is None or not user.is_active or membership is None:
         do_record_attempt(session, email, ip, succeeded=False)
@@ -137,6 +140,7 @@ def do_second_factor(
     membership = first_membership(session, user)
     if membership is None or not user.is_active:
         return _refuse("this account is not active")
+    adopt_workspace(session, membership.workspace_id)
     wait = lockout_remaining(session, user.email, ip)
     if wait is not None:
         return LoginOutcome(error=TooManyRequests("too many failed attempts; try again later"))
@@ -264,11 +268,12 @@ def do_reset_member_totp(
         )
     if not user.totp_enabled:
         raise Conflict("this person does not use two-factor sign-in", code="mfa_off")
-    elsewhere = session.scalar(
-        select(Membership.id).where(
-            Membership.user_id == user.id, Membership.workspace_id != actor.workspace_id
+    with unscoped(session, "whether another workspace relies on this person"):
+        elsewhere = session.scalar(
+            select(Membership.id).where(
+                Membership.user_id == user.id, Membership.workspace_id != actor.workspace_id
+            )
         )
-    )
     if elsewhere is not None:
         raise Conflict(
             "this person also belongs to another workspace; the operator resets their "
@@ -325,9 +330,12 @@ def _new_link(session: Session, **fields: object) -> str:
 
 def access_link(session: Session, kind: str, token: str) -> AuthLink:
     """The link for a token, refusing unknown, used and expired ones with a clear message."""
-    link = session.scalar(
-        select(AuthLink).where(AuthLink.token_hash == sha256_hex(token), AuthLink.kind == kind)
-    )
+    with unscoped(session, "a link is found by its secret, before its workspace"):
+        link = session.scalar(
+            select(AuthLink).where(AuthLink.token_hash == sha256_hex(token), AuthLink.kind == kind)
+        )
+    if link is not None:
+        adopt_workspace(session, link.workspace_id)
     # Each message written out whole, so the catalogue has it (scripts/i18n.py).
     invite = kind == "invite"
     if link is None:
@@ -546,9 +554,12 @@ def do_issue_member_reset(
     check_manage_member(actor, membership, None)
     if user.id == actor.user_id:
         raise Conflict("use your profile to change your own password", code="self_reset")
-    memberships = session.execute(
-        select(Membership.workspace_id, Membership.role).where(Membership.user_id == user.id)
-    ).all()
+    with unscoped(session, "whether another workspace relies on this person"):
+        memberships = session.execute(
+            select(Membership.workspace_id, Membership.role).where(
+                Membership.user_id == user.id
+            )
+        ).all()
     if any(role == Role.OWNER.value for _ws, role in memberships):
         raise Forbidden(
             "an owner's password cannot be reset here; owners use Forgot password, or the "

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from puente.accounts.models import Membership, OutgoingMail, Role, User
 from puente.config import Settings
 from puente.db.base import utcnow
+from puente.db.scope import unscoped
 from puente.db.session import Database, on_commit
 
 log = logging.getLogger(__name__)
@@ -130,11 +131,12 @@ def list_mail_for_viewer(
 def _guarded_recipients(session: Session, emails: set[str], workspace_id: int) -> set[str]:
     if not emails:
         return set()
-    rows = session.execute(
-        select(User.email, Membership.workspace_id, Membership.role)
-        .join(Membership, Membership.user_id == User.id)
-        .where(User.email.in_(emails))
-    ).all()
+    with unscoped(session, "whether another workspace relies on these people"):
+        rows = session.execute(
+            select(User.email, Membership.workspace_id, Membership.role)
+            .join(Membership, Membership.user_id == User.id)
+            .where(User.email.in_(emails))
+        ).all()
     return {
         email
         for email, member_of, role in rows

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from puente.accounts.models import Membership, User
 from puente.accounts.service import do_update_profile
 from puente.db.base import utcnow
+from puente.db.scope import unscoped
 from puente.events import PresenceChanged, publish
 
 
@@ -46,11 +47,12 @@ def _change(session: Session, user: User, availability: str) -> bool:
     do_update_profile(session, user, availability=availability)
     if user.availability == before:
         return False
-    workspaces = session.scalars(
-        select(Membership.workspace_id).where(
-            Membership.user_id == user.id, Membership.is_active.is_(True)
-        )
-    ).all()
+    with unscoped(session, "a person's presence shows in each of their workspaces"):
+        workspaces = session.scalars(
+            select(Membership.workspace_id).where(
+                Membership.user_id == user.id, Membership.is_active.is_(True)
+            )
+        ).all()
     for workspace_id in workspaces:
         publish(
             session,

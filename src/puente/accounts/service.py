@@ -16,7 +16,7 @@ from puente.accounts.gate import Actor, can_manage_role, require
 from puente.accounts.models import Membership, Role, Team, TeamMember, User, Workspace
 from puente.accounts.permissions import SCOPE_KEY, Perm, Scope
 from puente.accounts.sessions import do_end_user_sessions
-from puente.db.scope import scope_of, set_scope
+from puente.db.scope import scope_of, set_scope, unscoped
 from puente.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 LANGUAGES = ("en", "es")
@@ -169,12 +169,14 @@ def do_setup(
 
 
 def first_membership(session: Session, user: User) -> Membership | None:
-    return session.scalar(
-        select(Membership)
-        .where(Membership.user_id == user.id, Membership.is_active.is_(True))
-        .order_by(Membership.id)
-        .limit(1)
-    )
+    """The workspace a person signs in to: their first active membership."""
+    with unscoped(session, "a person's memberships span workspaces"):
+        return session.scalar(
+            select(Membership)
+            .where(Membership.user_id == user.id, Membership.is_active.is_(True))
+            .order_by(Membership.id)
+            .limit(1)
+        )
 
 
 # --- Members -----------------------------------------------------------------------------

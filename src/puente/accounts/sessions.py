@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from puente.accounts.credentials import random_token, sha256_hex
 from puente.accounts.models import Membership, TeamMember, User, WebSession, Workspace
 from puente.db.base import utcnow
+from puente.db.scope import unscoped
 
 SESSION_LIFETIME = dt.timedelta(days=14)
 IDLE_TIMEOUT = dt.timedelta(hours=12)
@@ -54,7 +55,8 @@ def load_session(session: Session, token: str | None) -> WebSession | None:
     """The live session for a cookie value (reads only; see `session_touch_due`)."""
     if not token or len(token) > 200:
         return None
-    row = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
+    with unscoped(session, "a sign-in is found by its cookie, before its workspace"):
+        row = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
     return row if row is not None and _live(row) else None
 
 
@@ -119,7 +121,8 @@ def do_touch_session(session: Session, session_id: int, now: dt.datetime) -> Non
 
 
 def do_end_session(session: Session, token: str) -> None:
-    session.execute(delete(WebSession).where(WebSession.token_hash == sha256_hex(token)))
+    with unscoped(session, "a sign-in is found by its cookie, before its workspace"):
+        session.execute(delete(WebSession).where(WebSession.token_hash == sha256_hex(token)))
 
 
 def do_end_user_sessions(session: Session, user_id: int, *, keep: str | None = None) -> None:
@@ -127,7 +130,8 @@ def do_end_user_sessions(session: Session, user_id: int, *, keep: str | None = N
     query = delete(WebSession).where(WebSession.user_id == user_id)
     if keep:
         query = query.where(WebSession.token_hash != sha256_hex(keep))
-    session.execute(query)
+    with unscoped(session, "a person's sign-ins span their workspaces"):
+        session.execute(query)
 
 
 def do_purge_expired_sessions(session: Session) -> int:

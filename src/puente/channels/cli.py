@@ -67,7 +67,8 @@ def channel_list(
     from puente.runtime import Runtime
 
     runtime = Runtime.from_settings()
-    with runtime.db.read() as session:
+    # Without --workspace: the numbers of every workspace, as the operator asked.
+    with runtime.db.read(unscoped=None if workspace else "every workspace's numbers") as session:
         query = (
             select(Channel, Workspace.slug)
             .join(Workspace, Workspace.id == Channel.workspace_id)

@@ -44,7 +44,7 @@ def import_(
         ) as progress:
             task = progress.add_task("import", total=len(parsed.pending))
             # The whole file is one transaction: an interrupted import changes nothing.
-            with runtime.db.unit_of_work() as session:
+            with runtime.db.unit_of_work(scope=workspace_id) as session:
                 do_import_contacts(
                     session,
                     workspace_id,

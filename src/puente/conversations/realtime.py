@@ -251,7 +251,7 @@ class RealtimeHub:
 
     def _conversation(self, workspace_id: int, conversation_id: int) -> Conversation | None:
         # Read fresh from the database: an assignment may have changed who sees it.
-        with self.db.read() as session:
+        with self.db.read(scope=workspace_id) as session:
             row = session.execute(
                 select(Conversation.assignee_id, Conversation.team_id).where(
                     Conversation.id == conversation_id,

@@ -18,7 +18,6 @@ not rewritten; code using them names its workspace itself.
 
 from __future__ import annotations
 
-import os as _os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
+from sqlalchemy.sql.util import find_tables
 
 from puente.db.base import WorkspaceOwned
 
@@ -75,6 +75,14 @@ def scope_of(session: Session) -> Scope | None:
     return scope
 
 
+def adopt_workspace(session: Session, workspace_id: int) -> None:
+    """Scope a session that declared nothing to `workspace_id` from now on: signing in or
+    following an e-mailed link, the workspace is known only once the person's membership
+    or the link is found. A session that declared a scope, or none, keeps it."""
+    if session.info.get(SCOPE) is None:
+        session.info[SCOPE] = WorkspaceScope(workspace_id)
+
+
 @contextmanager
 def unscoped(session: Session, reason: str) -> Iterator[Session]:
     """Lift the session's scope for a few look-ups that must see every workspace (finding
@@ -97,25 +105,17 @@ def _workspace_criteria(workspace_id: int) -> Any:
 
 
 def _touches_owned(state: ORMExecuteState) -> str | None:
+    """The first workspace-owned class or table the statement reads or changes, anywhere
+    in it: its entities, joins, subqueries, or a `select_from`."""
     for mapper in state.all_mappers:
         if issubclass(mapper.class_, WorkspaceOwned):
             return mapper.class_.__name__
+    for table in find_tables(
+        state.statement, include_aliases=True, include_joins=True, include_crud=True
+    ):
+        if "workspace_id" in table.c:
+            return table.name
     return None
-
-
-_REPORT = _os.environ.get("PUENTE_SCOPE_REPORT")
-
-
-def _report(owned: str) -> None:  # TEMPORARY: gather unscoped call sites
-    import traceback
-
-    frames = [
-        f"{f.filename.split('/work/main/')[-1]}:{f.lineno}:{f.name}"
-        for f in traceback.extract_stack()
-        if "/work/main/" in f.filename and "db/scope.py" not in f.filename
-    ]
-    with open(f"{_REPORT}.{_os.getpid()}", "a") as out:
-        out.write(owned + " | " + " <- ".join(reversed(frames[-6:])) + "\n")
 
 
 def _apply_scope(state: ORMExecuteState) -> None:
@@ -130,10 +130,7 @@ def _apply_scope(state: ORMExecuteState) -> None:
         return
     if scope is None:
         owned = _touches_owned(state)
-        if owned is not None and _REPORT:
-            _report(owned)
-            return
-        if owned is not None and _os.environ.get("PUENTE_SCOPE_STRICT") == "1":
+        if owned is not None:
             raise UnscopedQuery(
                 f"a query on {owned} from a session with no workspace scope: open the "
                 "session with scope=<workspace> or unscoped='<why>'"

@@ -185,7 +185,6 @@ class Worker(BackgroundWorker):
         self, name: str, queue: Queue, step: Callable[[], bool], *, idle_seconds: float
     ) -> None:
         super().__init__(name, step, idle_seconds)
-        self.queue = queue
         queue.register(self)
 
 

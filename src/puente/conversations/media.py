@@ -15,6 +15,7 @@ from puente.conversations.incoming import MediaRef
 from puente.conversations.models import Media
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
+from puente.db.session import on_commit
 from puente.jobs import MEDIA
 
 
@@ -48,8 +49,10 @@ def create_media(session: Session, channel: Channel, items: Sequence[tuple[int, 
     ]
     if rows:
         session.execute(insert_ignore(session, Media, ["channel_id", "meta_media_id"]), rows)
-        # Downloads start now instead of at the worker's next poll.
-        MEDIA.wake_after_commit(session)
+        # Downloads start now instead of at the worker's next poll. Only this process's
+        # worker: media rows are made by the ingest worker, and every process that runs it
+        # runs a media worker too, so a NOTIFY on the webhook path would wake no one new.
+        on_commit(session, MEDIA.wake)
 
 
 def access_media(session: Session, workspace_id: int, media_id: int) -> Media | None:

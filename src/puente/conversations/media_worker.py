@@ -244,6 +244,7 @@ def do_retry(session: Session, *, include_failed: bool, now: dt.datetime | None 
             .values(attempts=0)
             .execution_options(synchronize_session=False)
         )
+    MEDIA.wake_after_commit(session)  # the workers of any process start at once
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 

@@ -180,7 +180,7 @@ class Probe:
 
 
 def import_done(runtime: Runtime, expected: int) -> tuple[bool, int, int]:
-    with runtime.db.read() as session:
+    with runtime.db.read(unscoped="benchmark") as session:
         stored = session.scalar(
             select(func.count()).select_from(Message).where(Message.source == "history")
         )
@@ -203,7 +203,7 @@ def baseline(run_db: Database, data_dir: Path) -> float:
     db = Database(settings.sqlalchemy_url())
     Base.metadata.create_all(db.engine)
     copy_tables = ("workspaces", "channels")
-    with run_db.read() as src, db.unit_of_work() as dst:
+    with run_db.read(unscoped="benchmark") as src, db.unit_of_work(unscoped="benchmark") as dst:
         for name in copy_tables:
             table = Base.metadata.tables[name]
             rows = [dict(r._mapping) for r in src.execute(table.select())]
@@ -216,7 +216,7 @@ def baseline(run_db: Database, data_dir: Path) -> float:
             for r in src.execute(Message.__table__.select())
         ]
     start = time.perf_counter()
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="benchmark") as session:
         session.execute(Message.__table__.insert(), messages)
     elapsed = time.perf_counter() - start
     db.dispose()
@@ -271,7 +271,7 @@ def main() -> int:
                 json={"chats": args.chats, "messages": args.messages, "seed": 1},
             )
             made.raise_for_status()
-            with runtime.db.unit_of_work() as session:
+            with runtime.db.unit_of_work(unscoped="benchmark") as session:
                 ws = do_create_workspace(session, name="Bench")
                 token = do_create_token(session, workspace_id=ws.id, name="bench").secret
                 row: Onboarding = do_start_sandbox_signup(
@@ -297,7 +297,7 @@ def main() -> int:
             probe.finish()
             peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             worker_mb = peak_of(worker) if worker else 0.0
-            with runtime.db.read() as session:
+            with runtime.db.read(unscoped="benchmark") as session:
                 chats = session.scalar(select(func.count()).select_from(Conversation)) or 0
                 distinct = session.scalar(select(func.count(func.distinct(Message.wamid)))) or 0
         finally:

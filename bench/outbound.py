@@ -35,7 +35,7 @@ from puente.outbound.models import MessageTemplate, OutboxItem
 
 
 def setup(db: Database, n: int) -> int:
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="benchmark") as session:
         ws = do_create_workspace(session, name="Bench", slug=f"bench-{time.time_ns()}")
         session.add(
             Channel(
@@ -90,7 +90,7 @@ def plan(args: argparse.Namespace) -> None:
     workspace_id = setup(db, args.recipients)
     started = time.perf_counter()
     cpu = time.process_time()
-    with db.unit_of_work() as session:
+    with db.unit_of_work(unscoped="benchmark") as session:
         broadcast = do_create_broadcast(
             session,
             workspace_id=workspace_id,
@@ -103,7 +103,7 @@ def plan(args: argparse.Namespace) -> None:
         broadcast_id = broadcast.id
     elapsed = time.perf_counter() - started
     cpu = time.process_time() - cpu
-    with db.read() as session:
+    with db.read(unscoped="benchmark") as session:
         queued = session.scalar(select(func.count()).where(OutboxItem.broadcast_id == broadcast_id))
     base = baseline(db, args.recipients)
     print(f"engine: {db.engine.dialect.name}")

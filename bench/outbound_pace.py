@@ -77,7 +77,7 @@ def _call(base: str, method: str, path: str, body: Any = None) -> Any:
 
 
 def _setup(runtime: Runtime, number_id: str, rate: int, n: int, prefix: str) -> tuple[int, int]:
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="benchmark") as session:
         ws = do_create_workspace(session, name=f"Pace {rate}", slug=f"pace-{time.time_ns()}")
         channel = Channel(
             workspace_id=ws.id,
@@ -124,7 +124,7 @@ def _setup(runtime: Runtime, number_id: str, rate: int, n: int, prefix: str) -> 
 
 
 def _broadcast(runtime: Runtime, workspace_id: int) -> int:
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="benchmark") as session:
         broadcast = do_create_broadcast(
             session,
             workspace_id=workspace_id,
@@ -138,7 +138,7 @@ def _broadcast(runtime: Runtime, workspace_id: int) -> int:
 
 
 def _left(runtime: Runtime, broadcast_id: int) -> int:
-    with runtime.db.read() as session:
+    with runtime.db.read(unscoped="benchmark") as session:
         return int(
             session.scalar(
                 select(func.count()).where(
@@ -220,7 +220,7 @@ def _reply_latency(base: str, runtime: Runtime, replies: int, index: int) -> Non
         for i in range(replies):
             to = f"47{index}{i:07d}"
             queued = time.time()
-            with runtime.db.unit_of_work() as session:
+            with runtime.db.unit_of_work(unscoped="benchmark") as session:
                 do_queue_message(
                     session,
                     workspace_id=workspace_id,

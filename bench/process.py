@@ -76,7 +76,7 @@ def make_runtime(data_dir: Path, database_url: str | None = None) -> Runtime:
 
 
 def make_channel(runtime: Runtime) -> tuple[int, int]:
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="benchmark") as session:
         workspace = do_create_workspace(session, name="Bench")
         channel = Channel(
             workspace_id=workspace.id,
@@ -142,7 +142,7 @@ def body_of(post: list[dict[str, Any]], *, retry: bool = False) -> bytes:
 def run_processing(runtime: Runtime, batch: int) -> float:
     start = time.perf_counter()
     while True:
-        with runtime.db.unit_of_work() as session:
+        with runtime.db.unit_of_work(unscoped="benchmark") as session:
             done = do_process_new_events(session, runtime, limit=batch)
         if not done:
             break
@@ -154,7 +154,7 @@ def baseline(data_dir: Path, posts: list[list[dict[str, Any]]], contacts: int) -
     runtime = make_runtime(data_dir)
     workspace_id, channel_id = make_channel(runtime)
     now = dt.datetime.now(dt.UTC)
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="benchmark") as session:
         session.execute(
             Contact.__table__.insert(),
             [
@@ -200,7 +200,7 @@ def baseline(data_dir: Path, posts: list[list[dict[str, Any]]], contacts: int) -
                 }
             )
     start = time.perf_counter()
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="benchmark") as session:
         session.execute(Message.__table__.insert(), rows)
     elapsed = time.perf_counter() - start
     runtime.db.dispose()
@@ -249,7 +249,7 @@ def postgres_run(
 ) -> tuple[float, int, dict[str, int]]:
     runtime = make_runtime(tmp / f"pg{workers}", url)
     make_channel(runtime)
-    with runtime.db.unit_of_work() as session:
+    with runtime.db.unit_of_work(unscoped="benchmark") as session:
         do_store_webhooks(session, bodies)
     runtime.db.dispose()
     ctx = multiprocessing.get_context("spawn")
@@ -269,7 +269,7 @@ def postgres_run(
     for proc in procs:
         proc.join()
     db = Database(url)
-    with db.read() as session:
+    with db.read(unscoped="benchmark") as session:
         counts = {
             "rows": session.scalar(select(func.count()).select_from(Message)) or 0,
             "distinct": session.scalar(select(func.count(func.distinct(Message.wamid)))) or 0,
@@ -347,10 +347,10 @@ def main() -> int:
         runtime = make_runtime(Path(tmp) / "run")
         make_channel(runtime)
         bodies = [body_of(p) for p in posts] + [body_of(posts[i], retry=True) for i in resent]
-        with runtime.db.unit_of_work() as session:
+        with runtime.db.unit_of_work(unscoped="benchmark") as session:
             do_store_webhooks(session, bodies)
         elapsed = run_processing(runtime, args.batch)
-        with runtime.db.read() as session:
+        with runtime.db.read(unscoped="benchmark") as session:
             rows = session.scalar(select(func.count()).select_from(Message)) or 0
             distinct = session.scalar(select(func.count(func.distinct(Message.wamid)))) or 0
             contacts = session.scalar(select(func.count()).select_from(Contact)) or 0

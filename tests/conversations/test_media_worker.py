@@ -162,7 +162,7 @@ def test_backoff_grows_and_the_download_gives_up(world: World) -> None:
 
 def test_a_checksum_mismatch_is_a_failed_attempt(world: World) -> None:
     message = world.customer_sends("image")
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         media = session.get(Media, world.media_of(message.id).id)
         assert media is not None
         media.sha256 = hashlib.sha256(b"something else").hexdigest()
@@ -186,7 +186,7 @@ def test_media_of_another_workspace_is_not_found(world: World) -> None:
     message = world.customer_sends("image")
     world.downloader.step()
     media = world.media_of(message.id)
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         other = make_token(session, make_workspace(session))
     res = world.api.get(f"/media/{media.id}", headers={"Authorization": f"Bearer {other}"})
     assert res.status_code == 404
@@ -195,7 +195,7 @@ def test_media_of_another_workspace_is_not_found(world: World) -> None:
         "/media", params={"message_id": message.id}, headers={"Authorization": f"Bearer {other}"}
     )
     assert listed.json() == []
-    with world.runtime.db.unit_of_work() as session:
+    with world.runtime.db.unit_of_work(unscoped="test") as session:
         workspace = session.get(Workspace, media.workspace_id)
         assert workspace is not None
         narrow = make_token(session, workspace, scopes=["conversations:read"])
@@ -237,7 +237,7 @@ def test_history_placeholders_get_their_files_from_the_later_media_webhook(
     assert media_items, "the seeded history has recent media"
     wamids = {m["id"]: m for m in media_items}
 
-    with world.runtime.db.read() as session:
+    with world.runtime.db.read(unscoped="test") as session:
         completed = list(session.scalars(select(Message).where(Message.wamid.in_(wamids))))
         left = session.scalars(select(Message).where(Message.type == "media_placeholder")).all()
         for m in completed:
@@ -270,7 +270,7 @@ def test_the_running_workers_download_on_their_own(running_world: World) -> None
     wamid = res.json()["id"]
 
     def stored_media() -> Any:
-        with world.runtime.db.read() as session:
+        with world.runtime.db.read(unscoped="test") as session:
             message_id = session.scalar(select(Message.id).where(Message.wamid == wamid))
         if message_id is None:
             return None

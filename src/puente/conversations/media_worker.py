@@ -47,6 +47,9 @@ from puente.whatsapp.errors import (
     UntrustedMediaLink,
 )
 
+# Workers serve every workspace; the rows they claim name their own.
+WHY = "media downloads of every workspace"
+
 log = logging.getLogger(__name__)
 
 MEDIA_DIR = "media"
@@ -316,10 +319,10 @@ class MediaDownloader:
         now = now or utcnow()
         # Look before claiming: an idle poll then costs one indexed read, never the write
         # lock (SQLite) that the webhook writer and the ingest worker need.
-        with self.runtime.db.read() as session:
+        with self.runtime.db.read(unscoped=WHY) as session:
             if not any_due(session, now):
                 return False
-        with self.runtime.db.unit_of_work() as session:
+        with self.runtime.db.unit_of_work(unscoped=WHY) as session:
             jobs = claim_due(session, now=now, limit=self.policy.concurrency, policy=self.policy)
         if not jobs:
             return False
@@ -327,7 +330,7 @@ class MediaDownloader:
         for outcome in outcomes:
             if outcome.error:
                 log.info("media %s not downloaded: %s", outcome.job.media_id, outcome.error)
-            with self.runtime.db.unit_of_work() as session:
+            with self.runtime.db.unit_of_work(unscoped=WHY) as session:
                 do_record(session, outcome, now=now, policy=self.policy, rng=self._rng)
         return True
 

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import ClauseElement, event
 from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql.util import find_tables
 
@@ -110,8 +110,11 @@ def _touches_owned(state: ORMExecuteState) -> str | None:
     for mapper in state.all_mappers:
         if issubclass(mapper.class_, WorkspaceOwned):
             return mapper.class_.__name__
+    statement = state.statement
+    if not isinstance(statement, ClauseElement):
+        return None
     for table in find_tables(
-        state.statement, include_aliases=True, include_joins=True, include_crud=True
+        statement, include_aliases=True, include_joins=True, include_crud=True
     ):
         if "workspace_id" in table.c:
             return table.name

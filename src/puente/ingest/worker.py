@@ -35,6 +35,9 @@ from puente.jobs import INGEST, Worker
 from puente.jobs import install as install_worker
 from puente.runtime import Runtime
 
+# Workers serve every workspace; the rows they claim name their own.
+WHY = "webhooks find their workspace as they are processed"
+
 log = logging.getLogger(__name__)
 
 _Pending = tuple[bytes, asyncio.AbstractEventLoop, "asyncio.Future[None]"]
@@ -160,7 +163,7 @@ class IngestProcessor:
     def step(self) -> bool:
         try:
             key, self._waiting_for = self._waiting_for, None
-            with self.runtime.db.unit_of_work() as session:
+            with self.runtime.db.unit_of_work(unscoped=WHY) as session:
                 if key is not None:
                     # Nothing is held yet, so waiting here cannot close a cycle; once the
                     # other batch commits, this one goes on holding that customer.
@@ -174,7 +177,7 @@ class IngestProcessor:
                 self._next_sweep = time.monotonic() + STATUS_SWEEP_SECONDS
                 # A transaction of its own: it locks messages outside the batch's
                 # ordered locks (see do_process_new_events), so not while holding them.
-                with self.runtime.db.unit_of_work() as session:
+                with self.runtime.db.unit_of_work(unscoped=WHY) as session:
                     do_sweep_pending_statuses(session)
         except Exception:
             # Something broke the batch's transaction itself; go one event at a time so
@@ -184,7 +187,7 @@ class IngestProcessor:
         return events + changes > 0
 
     def _one_by_one(self) -> bool:
-        with self.runtime.db.read() as session:
+        with self.runtime.db.read(unscoped=WHY) as session:
             ids = list(
                 session.scalars(
                     select(WebhookEvent.id)
@@ -195,7 +198,7 @@ class IngestProcessor:
             )
         for event_id in ids:
             try:
-                with self.runtime.db.unit_of_work() as session:
+                with self.runtime.db.unit_of_work(unscoped=WHY) as session:
                     event = claim_event(session, event_id)
                     if event is not None:
                         do_process_event(session, self.runtime, event)
@@ -205,9 +208,9 @@ class IngestProcessor:
                     log.warning("webhook event %s left for the next step: %s", event_id, exc)
                     continue
                 log.exception("webhook event %s failed", event_id)
-                with self.runtime.db.unit_of_work() as session:
+                with self.runtime.db.unit_of_work(unscoped=WHY) as session:
                     do_mark_event_failed(session, event_id, f"{type(exc).__name__}: {exc}")
-        with self.runtime.db.read() as session:
+        with self.runtime.db.read(unscoped=WHY) as session:
             change_ids = list(
                 session.scalars(
                     select(WebhookChange.id)
@@ -218,11 +221,11 @@ class IngestProcessor:
             )
         for change_id in change_ids:
             try:
-                with self.runtime.db.unit_of_work() as session:
+                with self.runtime.db.unit_of_work(unscoped=WHY) as session:
                     do_process_ready_changes(session, self.runtime, only_id=change_id)
             except Exception as exc:
                 log.exception("webhook change %s failed", change_id)
-                with self.runtime.db.unit_of_work() as session:
+                with self.runtime.db.unit_of_work(unscoped=WHY) as session:
                     do_mark_change_failed(session, change_id, f"{type(exc).__name__}: {exc}")
         return bool(ids) or bool(change_ids)
 

@@ -21,6 +21,9 @@ from puente.outbound.broadcasts.service import do_finish_if_done, do_note_reply,
 from puente.outbound.models import Broadcast, BroadcastState
 from puente.runtime import Runtime
 
+# Workers serve every workspace; the rows they claim name their own.
+WHY = "the broadcasts of every workspace"
+
 log = logging.getLogger(__name__)
 
 
@@ -51,7 +54,7 @@ class BroadcastWorker(Worker):
         did = self._note_replies()
         db = self.runtime.db
         now = utcnow()
-        with db.read() as session:
+        with db.read(unscoped=WHY) as session:
             due = list(
                 session.execute(
                     select(Broadcast.id, Broadcast.state).where(
@@ -65,7 +68,7 @@ class BroadcastWorker(Worker):
             )
         for broadcast_id, state in due:
             try:
-                with db.unit_of_work() as session:
+                with db.unit_of_work(unscoped=WHY) as session:
                     claim = select(Broadcast).where(Broadcast.id == broadcast_id)
                     broadcast = session.scalar(skip_locked(session, claim))
                     if broadcast is None:
@@ -88,7 +91,7 @@ class BroadcastWorker(Worker):
                 break
         if not ids:
             return False
-        with self.runtime.db.unit_of_work() as session:
+        with self.runtime.db.unit_of_work(unscoped=WHY) as session:
             rows = session.execute(
                 select(Message.workspace_id, Message.contact_id, Message.timestamp).where(
                     Message.id.in_(ids), Message.direction == Direction.INBOUND.value

@@ -500,7 +500,11 @@ class OutboxWorker(Worker):
 
     async def db_call(self, fn: Callable[[Session], T]) -> T:
         def work() -> T:
-            with self.runtime.db.unit_of_work() as session:
+            # A lane's number belongs to one workspace, but the lanes, their ownership and
+            # recovery are looked after for every number at once.
+            with self.runtime.db.unit_of_work(
+                unscoped="the outbox lanes serve every workspace"
+            ) as session:
                 return fn(session)
 
         return await asyncio.to_thread(work)

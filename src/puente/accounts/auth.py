@@ -556,9 +556,7 @@ def do_issue_member_reset(
         raise Conflict("use your profile to change your own password", code="self_reset")
     with unscoped(session, "whether another workspace relies on this person"):
         memberships = session.execute(
-            select(Membership.workspace_id, Membership.role).where(
-                Membership.user_id == user.id
-            )
+            select(Membership.workspace_id, Membership.role).where(Membership.user_id == user.id)
         ).all()
     if any(role == Role.OWNER.value for _ws, role in memberships):
         raise Forbidden(

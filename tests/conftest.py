@@ -43,6 +43,37 @@ SECRET_KEY = Fernet.generate_key().decode()
 credentials.use_hash_profile(argon2.profiles.CHEAPEST)
 
 
+# Fixtures through which a test reaches the database; a test with none of them, in a
+# module that never names an engine, uses no database.
+DATABASE_FIXTURES = frozenset({"db", "settings", "pg_schema"})
+_ENGINE_WORDS = ("TEST_DB", "PG_URL", "postgres", "Database(")
+
+
+def _uses_no_database(item: pytest.Item, sources: dict[Path, str]) -> bool:
+    if DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return False
+    path = Path(item.path)
+    if path not in sources:
+        sources[path] = path.read_text(encoding="utf-8")
+    return not any(word in sources[path] for word in _ENGINE_WORDS)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`make test` runs both legs; tests that use no database run on one of them only
+    (PUENTE_DATABASE_FREE_LEG names it), so the PostgreSQL leg spends its time on what
+    PostgreSQL can change. Run alone, a leg runs everything."""
+    once_on = os.environ.get("PUENTE_DATABASE_FREE_LEG")
+    if once_on is None or once_on == TEST_DB:
+        return
+    sources: dict[Path, str] = {}
+    elsewhere = [item for item in items if _uses_no_database(item, sources)]
+    if elsewhere:
+        config.hook.pytest_deselected(items=elsewhere)
+        gone = {id(item) for item in elsewhere}
+        items[:] = [item for item in items if id(item) not in gone]
+        print(f"\n{len(elsewhere)} tests that use no database run on the {once_on} leg only")
+
+
 def _ensure_pg_database(url: str) -> None:
     target = sa.engine.make_url(url)
     admin = sa.create_engine(target.set(database="postgres"), isolation_level="AUTOCOMMIT")

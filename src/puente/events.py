@@ -322,6 +322,28 @@ class EventBus:
 bus = EventBus()
 
 
+# -- reactions inside the transaction ---------------------------------------------------
+
+Reaction = Callable[[Session, Any], None]
+_REACTIONS: list[tuple[type[Event], Reaction]] = []
+
+
+def react(event_type: type[E], reaction: Callable[[Session, E], None]) -> None:
+    """Run `reaction(session, event)` for every event of `event_type` as it is published,
+    inside the transaction that caused it: what it writes (an away message queued in the
+    outbox, a workflow run started) commits with the change or not at all, so a crash
+    between the two can neither lose it nor do it twice. Subscribers of the bus, by
+    contrast, hear of an event only after the commit and keep nothing durable.
+
+    Registered once per process at import time by the module that reacts (see
+    `puente.automation`); a reaction that raises fails the unit of work it runs in."""
+    _REACTIONS.append((event_type, reaction))
+
+
 def publish(session: Session, event: Event) -> None:
-    """Queue `event` for delivery once `session` commits (dropped on rollback)."""
+    """Run the event's reactions now, in the transaction, and queue it for the bus's
+    subscribers once `session` commits (dropped on rollback)."""
+    for event_type, reaction in _REACTIONS:
+        if isinstance(event, event_type):
+            reaction(session, event)
     on_commit(session, lambda: bus.deliver(event))

@@ -1,0 +1,31 @@
+"""The reactions to a stored customer message, in the order they run.
+
+Only a customer's own new message counts: echoes of what the owner sent from the phone,
+imported history, and everything Puente or an agent sent never trigger anything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from puente.conversations.models import Direction, MessageSource
+from puente.events import MessageStored, react
+
+Step = Callable[[Session, MessageStored], None]
+
+# In order: each capability adds its step here. The bot answers first (a question it can
+# answer needs nobody); outside business hours the away message goes; then routing puts
+# the conversation in a team's queue or with an agent.
+STEPS: list[Step] = []
+
+
+def on_message_stored(session: Session, event: MessageStored) -> None:
+    if event.direction != Direction.INBOUND.value or event.source != MessageSource.CUSTOMER:
+        return
+    for step in STEPS:
+        step(session, event)
+
+
+react(MessageStored, on_message_stored)

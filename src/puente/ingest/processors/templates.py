@@ -12,6 +12,7 @@ from puente.ingest.processors import ChangeRef, UnknownChannel
 from puente.outbound.models import MessageTemplate
 from puente.outbound.templates.service import apply_template_status_event, workspaces_of_waba
 from puente.runtime import Runtime
+from puente.whatsapp.webhooks import TemplateStatusValue
 
 
 def apply_template_status(session: Session, runtime: Runtime, change: ChangeRef) -> None:
@@ -20,6 +21,8 @@ def apply_template_status(session: Session, runtime: Runtime, change: ChangeRef)
     Account-level fields carry no metadata: `entry[].id` is the WABA, or for some partner
     events the partner's business with the WABA in `value.waba_info.waba_id` (§1, M).
     """
+    # Its shape is checked like every other field's: a malformed one fails the change by name.
+    TemplateStatusValue.model_validate(change.value)
     waba_info = change.value.get("waba_info")
     candidates = [change.waba_id]
     if isinstance(waba_info, dict) and waba_info.get("waba_id"):

@@ -18,6 +18,8 @@ class Perm(enum.StrEnum):
     BROADCASTS = "broadcasts.manage"
     TEMPLATES = "templates.manage"
     REPORTS = "reports.view"
+    # What Puente does by itself: business hours and away messages, routing, bots.
+    AUTOMATION = "automation.manage"
     # Users, teams, tokens, channels, security, retention.
     SETTINGS = "settings.manage"
     BILLING = "billing.view"
@@ -43,6 +45,7 @@ _SUPERVISOR = _EVERYONE | {
     Perm.BROADCASTS,
     Perm.TEMPLATES,
     Perm.REPORTS,
+    Perm.AUTOMATION,
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.OWNER: frozenset(Perm),
@@ -104,6 +107,7 @@ TOKEN_SCOPE_FOR: dict[Perm, str] = {
     Perm.BROADCASTS: "broadcasts:write",
     Perm.TEMPLATES: "templates:write",
     Perm.REPORTS: "reports:read",
+    Perm.AUTOMATION: "automation:write",
     Perm.SETTINGS: "settings:write",
     Perm.BILLING: "settings:read",
     Perm.AUDIT: "audit:read",

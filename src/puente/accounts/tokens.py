@@ -32,6 +32,8 @@ ALL_SCOPES = (
     "events:read",
     "events:write",
     "reports:read",
+    "automation:read",
+    "automation:write",
     "settings:read",
     "settings:write",
     "audit:read",

@@ -141,6 +141,9 @@ def _field_getter(name: str) -> Any:
     # One Unicode form, so "ó" typed in a browser matches "ó" from a spreadsheet header.
     name = unicodedata.normalize("NFC", name)
     key = name.lower()
+    if key.startswith("contact."):
+        # Automatic messages write `{contact.name}` (issue #16's variables): the same field.
+        name, key = name[8:], key[8:]
     if key.startswith("csv."):
         column = key[4:]
         return lambda person, csv: (csv or {}).get(column) or None

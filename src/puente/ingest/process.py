@@ -20,7 +20,7 @@ from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-import puente.automation  # noqa: F401  (its reactions to stored messages run in our batches)
+import puente.automation.reactions  # noqa: F401  (they run in our batches)
 from puente.conversations.statuses import lock_messages_for_statuses
 from puente.db.base import utcnow
 from puente.db.session import _CALLBACKS_KEY

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from puente.api.broadcasts import router as broadcasts
+from puente.api.business_hours import router as business_hours
 from puente.api.channels import router as channels
 from puente.api.consent import router as consent
 from puente.api.contacts import router as contacts
@@ -17,6 +18,7 @@ from puente.api.media import router as media
 from puente.api.messages import router as messages
 from puente.api.onboarding import router as onboarding
 from puente.api.privacy import router as privacy
+from puente.api.routing import router as routing
 from puente.api.templates import router as templates
 from puente.api.webhook_events import router as events
 from puente.api.workspace import router as workspace
@@ -84,6 +86,7 @@ def _routers() -> list[APIRouter]:
         workspace,
         onboarding,
         channels,
+        business_hours,
         contacts,
         consent,
         privacy,
@@ -93,6 +96,7 @@ def _routers() -> list[APIRouter]:
         templates,
         messages,
         broadcasts,
+        routing,
     ]
 
 

@@ -14,6 +14,7 @@ from puente.accounts.models import (
     WebSession,
     Workspace,
 )
+from puente.automation.away_models import AwayMessageSent
 from puente.channels.models import (
     AppContactSync,
     Channel,
@@ -53,6 +54,7 @@ __all__ = [
     "AppContactSync",
     "AuditEntry",
     "AuthLink",
+    "AwayMessageSent",
     "Base",
     "Broadcast",
     "BroadcastRecipient",

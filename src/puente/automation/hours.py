@@ -226,21 +226,31 @@ def _hhmm(minute: int) -> str:
 
 
 # -- checking what a person wrote -------------------------------------------------------------
+
+
+def N_(message: str) -> str:
+    """Marks a msgid the web translates (scripts/i18n.py extracts N_'s argument); the
+    domain cannot import puente.web.i18n's own."""
+    return message
+
+
 # Problems are fixed English sentences (the web page translates them) under the field they
 # are about: "week.mon.1" is Monday's second interval, "closed_dates.0" the first date.
 
-TIME_FORMAT = "write times as HH:MM, from 00:00 to 24:00"
-ENDS_BEFORE_START = "the interval ends before it starts"
-OVERLAPS = "overlaps another interval of the same day"
-TOO_MANY_INTERVALS = "at most 6 intervals a day"
-UNKNOWN_ZONE = "not a time zone Puente knows (write it as America/Mexico_City)"
-UNKNOWN_COUNTRY = "no public holidays are known for this country (use a two-letter code: MX, ES)"
-DATE_FORMAT = "write dates as YYYY-MM-DD"
-TOO_MANY_DATES = "at most 400 closed dates"
-MESSAGE_NEEDED = "write the away message, or turn it off"
-MESSAGE_TOO_LONG = "the away message is too long (4,096 characters at most)"
-EVERY_RANGE = "a whole number of hours from 1 to 720"
-WEEK_NEEDED = "give the open intervals of each day (an empty list for a closed day)"
+TIME_FORMAT = N_("write times as HH:MM, from 00:00 to 24:00")
+ENDS_BEFORE_START = N_("the interval ends before it starts")
+OVERLAPS = N_("overlaps another interval of the same day")
+TOO_MANY_INTERVALS = N_("at most 6 intervals a day")
+UNKNOWN_ZONE = N_("not a time zone Puente knows (write it as America/Mexico_City)")
+UNKNOWN_COUNTRY = N_(
+    "no public holidays are known for this country (use a two-letter code: MX, ES)"
+)
+DATE_FORMAT = N_("write dates as YYYY-MM-DD")
+TOO_MANY_DATES = N_("at most 400 closed dates")
+MESSAGE_NEEDED = N_("write the away message, or turn it off")
+MESSAGE_TOO_LONG = N_("the away message is too long (4,096 characters at most)")
+EVERY_RANGE = N_("a whole number of hours from 1 to 720")
+WEEK_NEEDED = N_("give the open intervals of each day (an empty list for a closed day)")
 
 
 def parse_business_hours(raw: Mapping[str, Any]) -> BusinessHours:

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from puente.accounts.permissions import Perm
+from puente.automation.hours import hours_of
 from puente.channels import onboarding as ob
 from puente.channels.costs import month_costs
 from puente.channels.features import MIN_APP_VERSION, countries, feature_table
@@ -34,9 +35,12 @@ from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.request_session import own_transactions
 from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
+from puente.web.routes import business_hours
 from puente.web.templating import render, request_language, translate
 
 router = APIRouter(include_in_schema=False)
+# A number's business hours are one of its pages.
+router.include_router(business_hours.router)
 Manager = Annotated[WebContext, Depends(require_permission(Perm.SETTINGS))]
 
 FLASHES = {
@@ -285,6 +289,8 @@ def _detail_context(request: Request, session: Session, channel: Channel) -> dic
         "coexistence": channel.mode == ChannelMode.COEXISTENCE.value,
         "phase_messages": history_messages_by_phase(session, channel),
         "pause_bot": (channel.settings or {}).get("pause_bot_on_owner_reply", True),
+        "hours_status": business_hours.status_words(request, hours := hours_of(channel), now),
+        "hours_away": hours is not None and hours.away_enabled,
     }
 
 

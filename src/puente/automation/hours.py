@@ -138,8 +138,9 @@ def _holidays(country: str, year: int) -> frozenset[dt.date]:
 
 @functools.lru_cache(maxsize=1)
 def supported_countries() -> frozenset[str]:
-    """The ISO 3166 country codes whose public holidays are known."""
-    return frozenset(holidays.list_supported_countries())
+    """The two-letter ISO 3166 codes whose public holidays are known (the package also
+    answers to three-letter aliases, which would list every country twice)."""
+    return frozenset(c for c in holidays.list_supported_countries() if len(c) == 2)
 
 
 def upcoming_closed_days(

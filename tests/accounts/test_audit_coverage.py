@@ -847,6 +847,15 @@ def _steps() -> list[Step]:
             ),
         ),
         step(
+            "POST /channels/{channel_id}/business-hours",
+            a.CHANNEL_SETTINGS_CHANGED,
+            lambda w: _post(
+                w.owner,
+                f"/channels/{w.ids['channel']}/business-hours",
+                {"time_zone": "UTC", "mon_start_0": "09:00", "mon_end_0": "17:00"},
+            ),
+        ),
+        step(
             "POST /channels/{channel_id}/sync/{sync_type}",
             a.CHANNEL_SYNC_REQUESTED,
             lambda w: _post(w.owner, f"/channels/{w.ids['channel']}/sync/smb_app_state_sync"),
@@ -960,6 +969,14 @@ def _steps() -> list[Step]:
             a.MESSAGING_LIMIT_SET,
             lambda w: w.api.put(
                 f"/channels/{w.ids['channel']}/messaging-limit", json={"tier": "1000"}
+            ),
+        ),
+        step(
+            f"PUT {A}/channels/{{channel_id}}/business-hours",
+            a.CHANNEL_SETTINGS_CHANGED,
+            lambda w: w.api.put(
+                f"/channels/{w.ids['channel']}/business-hours",
+                json={"time_zone": "UTC", "week": {"mon": [{"start": "09:00", "end": "17:00"}]}},
             ),
         ),
         step(f"POST {A}/templates", a.TEMPLATE_CREATED, _api_template),

@@ -85,6 +85,7 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "POST /channels/onboard": (A.CHANNEL_ONBOARDING_STARTED,),
     "POST /channels/onboard/finish": (A.CHANNEL_ONBOARDING_STARTED, A.CHANNEL_CONNECTED),
     "POST /channels/{channel_id}/settings": (A.CHANNEL_SETTINGS_CHANGED,),
+    "POST /channels/{channel_id}/business-hours": (A.CHANNEL_SETTINGS_CHANGED,),
     "POST /channels/{channel_id}/sync/{sync_type}": (A.CHANNEL_SYNC_REQUESTED,),
     "POST /templates/new": (A.TEMPLATE_CREATED,),
     "POST /templates/sync": (A.TEMPLATES_SYNCED,),
@@ -126,6 +127,7 @@ AUDITED: dict[str, tuple[str, ...]] = {
     f"POST {API}/broadcasts/{{broadcast_id}}/cancel": (A.BROADCAST_CANCELLED,),
     f"POST {API}/broadcasts/{{broadcast_id}}/retry-failed": (A.BROADCAST_RETRIED,),
     f"POST {API}/segments": (A.SEGMENT_SAVED,),
+    f"PUT {API}/channels/{{channel_id}}/business-hours": (A.CHANNEL_SETTINGS_CHANGED,),
     f"POST {API}/events/{{event_id}}/retry": (A.WEBHOOK_RETRIED,),
     f"POST {API}/events/changes/{{change_id}}/retry": (A.WEBHOOK_RETRIED,),
 }

@@ -201,7 +201,15 @@ def do_set_business_hours(
         actor=actor,
         action=Action.CHANNEL_SETTINGS_CHANGED,
         target=f"channel {channel.id}",
-        details={SETTING: stored},
+        # What was set, never the away message's text or the dates.
+        details={
+            SETTING: {
+                "time_zone": hours.time_zone,
+                "holidays_country": hours.holidays_country,
+                "away_enabled": hours.away_enabled,
+                "away_every_hours": stored["away_every_hours"],
+            }
+        },
     )
     return hours
 

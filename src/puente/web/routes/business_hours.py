@@ -131,7 +131,8 @@ def raw_of(form: dict[str, str]) -> dict[str, Any]:
         "closed_dates": [d for d in re.split(r"[\s,;]+", form.get("closed_dates", "")) if d],
         "away_enabled": form.get("away_enabled") == "yes",
         "away_message": form.get("away_message", ""),
-        "away_every_hours": int(every) if every.isdigit() else every,
+        # Left empty, the period is the default one.
+        "away_every_hours": int(every) if every.isdigit() else (every or bh.DEFAULT_EVERY_HOURS),
     }
 
 

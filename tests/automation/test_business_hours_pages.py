@@ -161,7 +161,9 @@ def test_the_numbers_page_says_whether_it_is_open(live: Coex) -> None:
     )
     after = web.get(f"/channels/{channel_id}").text
     assert "Closed now, with no opening in the schedule" in after
-    always = week_form(**{d: [("00:00", "24:00")] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")})
+    always = week_form(
+        **{d: [("00:00", "24:00")] for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    )
     web.post(
         f"/channels/{channel_id}/business-hours",
         {**always, "time_zone": "Asia/Tokyo", "away_every_hours": "12"},

@@ -103,7 +103,8 @@ INGEST = Queue("ingest")  # stored webhook events and changes released or retrie
 OUTBOX = Queue("outbox")  # outgoing messages, sent by per-number lanes
 MEDIA = Queue("media")  # media files of messages to download
 BROADCASTS = Queue("broadcasts")  # broadcasts to start, queue on or finish
-QUEUES: dict[str, Queue] = {q.channel: q for q in (INGEST, OUTBOX, MEDIA, BROADCASTS)}
+ROUTING = Queue("routing")  # conversations waiting in a team's queue for an agent
+QUEUES: dict[str, Queue] = {q.channel: q for q in (INGEST, OUTBOX, MEDIA, BROADCASTS, ROUTING)}
 
 
 # -- claiming and leases ---------------------------------------------------------------

@@ -26,6 +26,7 @@ def install_workers(runtime: Runtime) -> Installed:
     """Register every background worker on the runtime: the web process runs them in-process
     (unless told not to), `puente worker` runs them without building the web app."""
     from puente.accounts.privacy import register as register_retention
+    from puente.automation.routing.worker import install as install_routing
     from puente.conversations.media_worker import install as install_media_worker
     from puente.conversations.realtime import HubCloser, RealtimeHub
     from puente.events import bus
@@ -44,4 +45,5 @@ def install_workers(runtime: Runtime) -> Installed:
     register_broadcasts(runtime)
     install_media_worker(runtime)
     register_retention(runtime)
+    install_routing(runtime)
     return Installed(hub, writer)

@@ -404,6 +404,18 @@ def _team_create(w: World) -> httpx.Response:
     return response
 
 
+def _api_team_routing(w: World) -> httpx.Response:
+    def add(session: Any) -> int:
+        team = Team(workspace_id=w.ids["workspace"], name="Soporte API")
+        session.add(team)
+        session.flush()
+        return int(team.id)
+
+    w.ids["api_team"] = w.write(add)
+    body = {"strategy": "least_busy", "capacity": 4}
+    return w.api.put(f"/teams/{w.ids['api_team']}/routing", json=body)
+
+
 def _token_create(w: World) -> httpx.Response:
     response = _post(w.owner, "/settings/tokens", {"name": "Zapier"})
     w.ids["new_token"] = w.scalar(select(TokenRow.id).where(TokenRow.name == "Zapier"))
@@ -670,6 +682,27 @@ def _steps() -> list[Step]:
             lambda w: _post(
                 w.owner, f"/settings/teams/{w.ids['team']}/members", {"user_ids": [w.ids["agent"]]}
             ),
+        ),
+        step(
+            "POST /settings/teams/{team_id}/routing",
+            a.TEAM_ROUTING_CHANGED,
+            lambda w: _post(
+                w.owner,
+                f"/settings/teams/{w.ids['team']}/routing",
+                {"strategy": "round_robin", "capacity": "5"},
+            ),
+        ),
+        step(
+            "POST /channels/{channel_id}/routing",
+            a.CHANNEL_SETTINGS_CHANGED,
+            lambda w: _post(
+                w.owner, f"/channels/{w.ids['channel']}/routing", {"team_id": w.ids["team"]}
+            ),
+        ),
+        step(
+            "POST /settings/availability",
+            a.SETTINGS_CHANGED,
+            lambda w: _post(w.owner, "/settings/availability", {"away_after_minutes": "15"}),
         ),
         step(
             "POST /settings/teams/{team_id}/delete",
@@ -969,6 +1002,15 @@ def _steps() -> list[Step]:
             a.MESSAGING_LIMIT_SET,
             lambda w: w.api.put(
                 f"/channels/{w.ids['channel']}/messaging-limit", json={"tier": "1000"}
+            ),
+        ),
+        step(f"PUT {A}/teams/{{team_id}}/routing", a.TEAM_ROUTING_CHANGED, _api_team_routing),
+        step(
+            f"PUT {A}/channels/{{channel_id}}/routing",
+            a.CHANNEL_SETTINGS_CHANGED,
+            lambda w: w.api.put(
+                f"/channels/{w.ids['channel']}/routing",
+                json={"default_team_id": w.ids["api_team"]},
             ),
         ),
         step(

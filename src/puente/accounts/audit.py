@@ -63,6 +63,7 @@ class Action:
     TEAM_CREATED = "team.created"
     TEAM_DELETED = "team.deleted"
     TEAM_MEMBERS_CHANGED = "team.members_changed"
+    TEAM_ROUTING_CHANGED = "team.routing_changed"  # how its conversations are assigned
     TOKEN_CREATED = "token.created"  # noqa: S105
     TOKEN_REVOKED = "token.revoked"  # noqa: S105
     SETTINGS_CHANGED = "settings.changed"

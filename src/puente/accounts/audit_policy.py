@@ -45,6 +45,8 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "POST /settings/teams": (A.TEAM_CREATED,),
     "POST /settings/teams/{team_id}/members": (A.TEAM_MEMBERS_CHANGED,),
     "POST /settings/teams/{team_id}/delete": (A.TEAM_DELETED,),
+    "POST /settings/teams/{team_id}/routing": (A.TEAM_ROUTING_CHANGED,),
+    "POST /settings/availability": (A.SETTINGS_CHANGED,),
     "POST /settings/security": (A.SETTINGS_CHANGED,),
     "POST /settings/tokens": (A.TOKEN_CREATED,),
     "POST /settings/tokens/{token_id}/revoke": (A.TOKEN_REVOKED,),
@@ -85,6 +87,7 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "POST /channels/onboard": (A.CHANNEL_ONBOARDING_STARTED,),
     "POST /channels/onboard/finish": (A.CHANNEL_ONBOARDING_STARTED, A.CHANNEL_CONNECTED),
     "POST /channels/{channel_id}/settings": (A.CHANNEL_SETTINGS_CHANGED,),
+    "POST /channels/{channel_id}/routing": (A.CHANNEL_SETTINGS_CHANGED,),
     "POST /channels/{channel_id}/business-hours": (A.CHANNEL_SETTINGS_CHANGED,),
     "POST /channels/{channel_id}/sync/{sync_type}": (A.CHANNEL_SYNC_REQUESTED,),
     "POST /templates/new": (A.TEMPLATE_CREATED,),
@@ -127,6 +130,8 @@ AUDITED: dict[str, tuple[str, ...]] = {
     f"POST {API}/broadcasts/{{broadcast_id}}/cancel": (A.BROADCAST_CANCELLED,),
     f"POST {API}/broadcasts/{{broadcast_id}}/retry-failed": (A.BROADCAST_RETRIED,),
     f"POST {API}/segments": (A.SEGMENT_SAVED,),
+    f"PUT {API}/teams/{{team_id}}/routing": (A.TEAM_ROUTING_CHANGED,),
+    f"PUT {API}/channels/{{channel_id}}/routing": (A.CHANNEL_SETTINGS_CHANGED,),
     f"PUT {API}/channels/{{channel_id}}/business-hours": (A.CHANNEL_SETTINGS_CHANGED,),
     f"POST {API}/events/{{event_id}}/retry": (A.WEBHOOK_RETRIED,),
     f"POST {API}/events/changes/{{change_id}}/retry": (A.WEBHOOK_RETRIED,),
@@ -146,6 +151,7 @@ EXEMPT: dict[str, str] = {
         "the notification bell's read marker, one's own"
     ),
     "POST /me/availability": "one's own presence (available, away), switched many times a day",
+    "POST /me/active": "the browser saying its person is there, at most once a minute",
     "POST /me/language": "one's own display language",
     "POST /settings/profile/notifications": "one's own notification choices",
     "POST /settings/profile/2fa/start": (

@@ -40,6 +40,11 @@ class User(IdMixin, TimestampMixin, Base):
     # When the person last chose their availability themselves. Until they do, signing in
     # (or opening the inbox) puts them online and signing out offline, as they come and go.
     availability_chosen_at: Mapped[dt.datetime | None]
+    # When one of the person's browser tabs was last open (the inbox stream says so while
+    # it runs) and when they last did something in one: a sweep turns them offline once
+    # no tab has been seen for a while, and away once idle (accounts.presence).
+    last_seen_at: Mapped[dt.datetime | None]
+    last_active_at: Mapped[dt.datetime | None]
     # {"message.browser": false, ...}: a missing key means on (see conversations.notifications).
     notification_prefs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     is_active: Mapped[bool] = mapped_column(default=True)

@@ -18,6 +18,7 @@ from puente.api.media import router as media
 from puente.api.messages import router as messages
 from puente.api.onboarding import router as onboarding
 from puente.api.privacy import router as privacy
+from puente.api.routing import router as routing
 from puente.api.templates import router as templates
 from puente.api.webhook_events import router as events
 from puente.api.workspace import router as workspace
@@ -95,6 +96,7 @@ def _routers() -> list[APIRouter]:
         templates,
         messages,
         broadcasts,
+        routing,
     ]
 
 

@@ -58,6 +58,8 @@ class Channel(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     # coexistence numbers off after about 14 days of phone inactivity.
     last_phone_activity_at: Mapped[dt.datetime | None]
     settings: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The team whose queue the number's new conversations join (automation.routing).
+    default_team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id", ondelete="SET NULL"))
     # The number's health as Meta reports it (phone_number_quality_update): the quality
     # rating (GREEN, YELLOW, RED, NA; None until known) and the last event (FLAGGED, ...).
     quality_rating: Mapped[str | None] = mapped_column(String(16))

@@ -15,6 +15,7 @@ from puente.accounts.models import (
     Workspace,
 )
 from puente.automation.away_models import AwayMessageSent
+from puente.automation.routing.models import TeamRouting
 from puente.channels.models import (
     AppContactSync,
     Channel,
@@ -89,6 +90,7 @@ __all__ = [
     "Tag",
     "Team",
     "TeamMember",
+    "TeamRouting",
     "User",
     "WebSession",
     "WebhookChange",

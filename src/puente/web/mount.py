@@ -228,7 +228,9 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         contacts_edit,
         dev,
         home,
+        presence,
         privacy,
+        routing,
         settings,
         settings_admin,
         templates,
@@ -240,7 +242,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.add_middleware(SecurityHeadersMiddleware, hsts=runtime.settings.secure_cookies)
     install_error_pages(app)
-    for module in (home, auth, settings, settings_admin, privacy, templates):
+    for module in (home, auth, settings, settings_admin, privacy, templates, presence, routing):
         app.include_router(module.router)
     if runtime.settings.dev_mail:  # development only: /dev/mail is a 404 in production
         app.include_router(dev.router)

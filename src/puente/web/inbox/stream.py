@@ -13,6 +13,7 @@ from puente.accounts.gate import Actor
 from puente.accounts.models import Membership, User
 from puente.conversations.realtime import RealtimeHub
 from puente.web.inbox.common import Viewer
+from puente.web.routes.presence import tab_alive
 
 router = APIRouter(include_in_schema=False)
 KEEPALIVE_SECONDS = 15.0
@@ -52,12 +53,17 @@ async def events(request: Request, me: Viewer) -> Response:
         return PlainTextResponse("This address is an event stream for the inbox page.", 406)
     hub = hub_of(request)
     sub = hub.subscribe(stand_in(me.actor), asyncio.get_running_loop())
+    workspace_id, user_id = me.actor.workspace_id, me.user.id
 
     async def stream() -> AsyncIterator[str]:
         started = time.monotonic()
         try:
+            # The open tab is the person's presence (accounts.presence): recorded before
+            # the stream says it is connected, then beating as it runs.
+            await tab_alive(request, workspace_id, user_id, opening=True)
             yield "retry: 1500\n: connected\n\n"
             while time.monotonic() - started < MAX_STREAM_SECONDS:
+                await tab_alive(request, workspace_id, user_id)
                 try:
                     payload = await asyncio.wait_for(sub.queue.get(), KEEPALIVE_SECONDS)
                 except TimeoutError:

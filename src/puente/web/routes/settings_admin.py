@@ -38,6 +38,7 @@ from puente.errors import InvalidInput, PuenteError
 from puente.request_session import writes
 from puente.web.deps import DbDep, RuntimeDep, WebContext, client_ip, require_permission
 from puente.web.i18n import N_, error_message, translations
+from puente.web.routes.routing import routing_context
 from puente.web.templating import render, request_language, translate
 
 router = APIRouter(include_in_schema=False)
@@ -298,13 +299,20 @@ def _teams(
     context = {
         "teams": list_teams(session, me.actor.workspace_id),
         "members": list_members(session, me.actor.workspace_id),
+        **routing_context(session, me),
         **extra,
     }
     return render(request, "settings/teams.html", context, status_code=status)
 
 
+# Supervisors see the teams too: they set how each team's conversations are assigned
+# (web/routes/routing.py); the team's members stay the admins' to change.
 @router.get("/settings/teams", response_class=HTMLResponse)
-def teams_page(request: Request, session: DbDep, me: Admin) -> Response:
+def teams_page(
+    request: Request,
+    session: DbDep,
+    me: Annotated[WebContext, Depends(require_permission(Perm.AUTOMATION))],
+) -> Response:
     return _teams(request, session, me)
 
 

@@ -189,6 +189,14 @@ def test_least_busy_picks_the_agent_with_fewest_open_conversations(db: Database)
 def test_capacity_holds_and_the_overflow_waits_in_the_queue(db: Database) -> None:
     team = _team(db, "round_robin", agents=2, capacity=2)
     a, b = team.agents
+    # Another team of the workspace routes too (its settings must not count twice).
+    with db.unit_of_work(unscoped="test") as session:
+        ws = session.get(Workspace, team.workspace_id)
+        assert ws is not None
+        ventas = make_team(session, ws, "Ventas", [])
+        session.add(
+            TeamRouting(team_id=ventas.id, workspace_id=ws.id, strategy="least_busy", capacity=9)
+        )
     _give(db, team, a, 1)
     waiting = _queue(db, team, 5)
     assert route_step(db)

@@ -107,7 +107,9 @@ def assignable_workspaces(session: Session) -> list[int]:
             TeamMember.team_id == TeamRouting.team_id,
             or_(
                 TeamRouting.capacity.is_(None),
-                _open_assigned(TeamRouting.workspace_id).scalar_subquery() < TeamRouting.capacity,
+                # Named through team_members, which this subquery reads: a count naming
+                # team_routing would read that table again instead of the outer row.
+                _open_assigned(TeamMember.workspace_id).scalar_subquery() < TeamRouting.capacity,
             ),
         )
     )

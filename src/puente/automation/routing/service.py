@@ -40,7 +40,7 @@ def queued_filter(workspace_id: int | SQLColumnExpression[int]) -> list[ColumnEl
 
 
 def team_settings(session: Session, workspace_id: int) -> dict[int, TeamSettings]:
-    """Every team's routing (manual for a team never configured) and queue length, in two
+    """Every team's routing (manual for a team never configured) and queue length, in three
     statements whatever the number of teams."""
     routings = {
         r.team_id: r

@@ -50,6 +50,7 @@ KEYWORDS: dict[str, tuple[int, ...]] = {
     "collab_text": (2,),
     "_form_error": (2,),
     "user_error": (2,),
+    "kb_refusal": (2,),
     "Problem": (1,),
     # Meta's template rules (outbound/templates/rules.py): add(field, code, msgid, **params),
     # and the template service's MetaRefused with Meta's reason.

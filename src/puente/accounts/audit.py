@@ -112,6 +112,10 @@ class Action:
     BROADCAST_RETRIED = "broadcast.retried"
     SEGMENT_SAVED = "segment.saved"
     WEBHOOK_RETRIED = "webhook.retried"
+    KB_ENTRY_CREATED = "kb.entry_created"
+    KB_ENTRY_UPDATED = "kb.entry_updated"
+    KB_ENTRY_DELETED = "kb.entry_deleted"
+    BOT_SETTINGS_CHANGED = "kb.bot_settings_changed"
 
 
 def _canonical(entry: AuditEntry) -> str:

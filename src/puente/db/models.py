@@ -15,6 +15,7 @@ from puente.accounts.models import (
     Workspace,
 )
 from puente.automation.away_models import AwayMessageSent
+from puente.automation.kb_models import KbConversation, KbEntry, KbPhrasing
 from puente.automation.routing.models import TeamRouting
 from puente.channels.models import (
     AppContactSync,
@@ -70,6 +71,9 @@ __all__ = [
     "Conversation",
     "ConversationEvent",
     "HistoryChunkSeen",
+    "KbConversation",
+    "KbEntry",
+    "KbPhrasing",
     "LoginAttempt",
     "Media",
     "Membership",

@@ -27,6 +27,25 @@ def render_item(type_: str, obj: object, autogen_context: Any) -> str | bool:
     return False
 
 
+# What a model says exists beside its table without describing it (a table's
+# info["unmodelled"]: full-text indexes each engine builds its own way, created by hand in
+# a migration): the comparison with the models leaves these out instead of asking to drop
+# them. Tables and indexes are named as they are; columns as "table.column".
+UNMODELLED = frozenset(
+    name for table in target_metadata.tables.values() for name in table.info.get("unmodelled", ())
+)
+
+
+def include_object(
+    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
+) -> bool:
+    if not reflected or compare_to is not None:
+        return True
+    if type_ == "column":
+        name = f"{getattr(getattr(obj, 'table', None), 'name', '')}.{name}"
+    return name not in UNMODELLED
+
+
 def _url() -> str:
     return config.get_main_option("sqlalchemy.url") or get_settings().sqlalchemy_url()
 
@@ -38,6 +57,7 @@ def run_offline() -> None:
         render_as_batch=True,
         literal_binds=True,
         render_item=render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -62,6 +82,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         render_as_batch=True,
         compare_type=True,
         render_item=render_item,
+        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -19,6 +19,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from puente.automation.kb_demo import DEMO_ENTRIES
 from puente.sandbox.seed import DEMO_NUMBER
 from tests.conftest import PG_URL, TEST_DB, free_port
 from tests.webclient import WebClient
@@ -169,11 +170,12 @@ def test_demo_runs_puente_and_the_sandbox_seeded(demo: dict[str, Any]) -> None:
             )
             assert sent.status_code == 201, sent.text
 
-        def arrived() -> bool:
+        # The message arrives and the demo's knowledge-base bot answers it.
+        def answered() -> bool:
             items = api.get("/conversations", params={"channel_id": coex["id"]}).json()["items"]
-            return any(c["last_message_preview"] == "¿Abren hoy?" for c in items)
+            return any(c["last_message_preview"] == DEMO_ENTRIES[0][1] for c in items)
 
-        _wait(arrived, what="the customer's message")
+        _wait(answered, what="the bot's answer to the customer's message")
 
         templates = {t["name"] for t in api.get("/templates").json()["items"]}
         assert {"hello_world", "pedido_confirmado", "promo_mensual"} <= templates

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from puente.accounts.models import Role, Workspace
 from puente.accounts.service import do_create_user, do_create_workspace
 from puente.accounts.tokens import do_create_token
+from puente.automation.kb_demo import seed_demo_knowledge_base
 from puente.channels.models import OnboardingMethod, OnboardingState
 from puente.channels.onboarding import (
     access_onboarding,
@@ -150,6 +151,7 @@ def seed(runtime: Runtime, options: DemoOptions, keys: DemoSecrets) -> str:
             locale="es",
         )
         token = do_create_token(session, workspace_id=ws.id, name="demo").secret
+        seed_demo_knowledge_base(session, ws)
         workspace_id = ws.id
     control = httpx.Client(base_url=runtime.settings.graph_base_url + "/_sandbox/api", timeout=60)
     with control:

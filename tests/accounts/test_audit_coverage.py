@@ -31,6 +31,7 @@ from puente.accounts.auth import do_invite, do_request_reset
 from puente.accounts.models import ApiToken as TokenRow
 from puente.accounts.models import AuditEntry, AuthLink, Role, Team, User, Workspace
 from puente.app import create_app
+from puente.automation.kb_models import KbEntry
 from puente.channels.models import Channel
 from puente.config import Settings
 from puente.contacts.models import Contact
@@ -618,6 +619,26 @@ def _api_template(w: World) -> httpx.Response:
     return response
 
 
+KB_FORM = {
+    "language": "es",
+    "phrasings": "¿A qué hora abren?",
+    "answer": "A las 8.",
+    "enabled": "yes",
+}
+
+
+def _kb_entry_web(w: World) -> httpx.Response:
+    response = _post(w.owner, "/bot/entries/new", KB_FORM)
+    w.ids["kb_web"] = w.scalar(select(func.max(KbEntry.id)))
+    return response
+
+
+def _kb_entry_api(w: World) -> httpx.Response:
+    response = w.api.post("/kb/entries", json={"phrasings": ["¿Hacen envíos?"], "answer": "Sí."})
+    w.ids["kb_api"] = response.json().get("id")
+    return response
+
+
 def _steps() -> list[Step]:
     C = "/inbox/c/{conversation_id}"
     K = "/contacts/{contact_id:int}"
@@ -932,6 +953,23 @@ def _steps() -> list[Step]:
             a.BROADCAST_CANCELLED,
             lambda w: _post(w.owner, f"/broadcasts/{w.ids['broadcast_web']}/cancel"),
         ),
+        # the knowledge-base bot
+        step(
+            "POST /bot/settings",
+            a.BOT_SETTINGS_CHANGED,
+            lambda w: _post(w.owner, "/bot/settings", {"enabled": "yes", "threshold": "0.6"}),
+        ),
+        step("POST /bot/entries/new", a.KB_ENTRY_CREATED, _kb_entry_web),
+        step(
+            "POST /bot/entries/{entry_id}",
+            a.KB_ENTRY_UPDATED,
+            lambda w: _post(w.owner, f"/bot/entries/{w.ids['kb_web']}", KB_FORM),
+        ),
+        step(
+            "POST /bot/entries/{entry_id}/delete",
+            a.KB_ENTRY_DELETED,
+            lambda w: _post(w.owner, f"/bot/entries/{w.ids['kb_web']}/delete"),
+        ),
         # the REST API, with a token
         step(f"POST {A}/messages", a.MESSAGE_SENT, _api_send),
         step(
@@ -1069,7 +1107,24 @@ def _steps() -> list[Step]:
             a.WEBHOOK_RETRIED,
             lambda w: w.api.post(f"/events/changes/{w.ids['change']}/retry"),
         ),
+        step(f"POST {A}/kb/entries", a.KB_ENTRY_CREATED, _kb_entry_api),
+        step(
+            f"PATCH {A}/kb/entries/{{entry_id}}",
+            a.KB_ENTRY_UPDATED,
+            lambda w: w.api.patch(f"/kb/entries/{w.ids['kb_api']}", json={"enabled": False}),
+        ),
+        step(
+            f"DELETE {A}/kb/entries/{{entry_id}}",
+            a.KB_ENTRY_DELETED,
+            lambda w: w.api.delete(f"/kb/entries/{w.ids['kb_api']}"),
+        ),
+        step(f"PUT {A}/kb/settings", a.BOT_SETTINGS_CHANGED, _kb_settings_api),
     ]
+
+
+def _kb_settings_api(w: World) -> httpx.Response:
+    settings = w.api.get("/kb/settings").json()
+    return w.api.put("/kb/settings", json={**settings, "enabled": False})
 
 
 def test_the_walk_covers_every_audited_route_and_action() -> None:

@@ -278,6 +278,16 @@ def _broadcasts(walk: Walk) -> None:
     walk.shot(walk.shot_name("broadcasts"))
 
 
+def _bot(walk: Walk) -> None:
+    walk.heading("Knowledge-base bot")
+    walk.main_action(
+        walk.page.get_by_role("link", name=walk.text("Add an entry"), exact=True),
+        "the Bot page's Add an entry button",
+    )
+    walk.not_cut(walk.page.locator(".table-wrap:has(table.kb-entries)"), "the entries' table")
+    walk.shot(walk.shot_name("bot"))
+
+
 def _settings(walk: Walk) -> None:
     walk.heading("Profile")
     walk.main_action(
@@ -293,6 +303,7 @@ PAGES = {
     "/channels": _channels,
     "/templates": _templates,
     "/broadcasts": _broadcasts,
+    "/bot": _bot,
     "/settings/profile": _settings,
 }
 

@@ -100,6 +100,11 @@ AUDITED: dict[str, tuple[str, ...]] = {
         A.BROADCAST_CANCELLED,
         A.BROADCAST_RETRIED,
     ),
+    # -- the knowledge-base bot -------------------------------------------------------------
+    "POST /bot/settings": (A.BOT_SETTINGS_CHANGED,),
+    "POST /bot/entries/new": (A.KB_ENTRY_CREATED,),
+    "POST /bot/entries/{entry_id}": (A.KB_ENTRY_UPDATED,),
+    "POST /bot/entries/{entry_id}/delete": (A.KB_ENTRY_DELETED,),
     # -- the REST API -----------------------------------------------------------------------
     f"POST {API}/messages": (A.MESSAGE_SENT,),
     f"POST {API}/messages/{{message_id}}/cancel": (A.MESSAGE_CANCELLED,),
@@ -135,6 +140,10 @@ AUDITED: dict[str, tuple[str, ...]] = {
     f"PUT {API}/channels/{{channel_id}}/business-hours": (A.CHANNEL_SETTINGS_CHANGED,),
     f"POST {API}/events/{{event_id}}/retry": (A.WEBHOOK_RETRIED,),
     f"POST {API}/events/changes/{{change_id}}/retry": (A.WEBHOOK_RETRIED,),
+    f"POST {API}/kb/entries": (A.KB_ENTRY_CREATED,),
+    f"PATCH {API}/kb/entries/{{entry_id}}": (A.KB_ENTRY_UPDATED,),
+    f"DELETE {API}/kb/entries/{{entry_id}}": (A.KB_ENTRY_DELETED,),
+    f"PUT {API}/kb/settings": (A.BOT_SETTINGS_CHANGED,),
 }
 
 EXEMPT: dict[str, str] = {
@@ -164,4 +173,5 @@ EXEMPT: dict[str, str] = {
     f"POST {API}/templates/{{template_id}}/preview": (
         "renders a template with sample values; stores nothing"
     ),
+    "POST /bot/test": "tries a question against the knowledge base; stores nothing",
 }

@@ -14,6 +14,7 @@ from puente.api.consent import router as consent
 from puente.api.contacts import router as contacts
 from puente.api.conversations import router as conversations
 from puente.api.gate import ApiGate
+from puente.api.kb import router as kb
 from puente.api.media import router as media
 from puente.api.messages import router as messages
 from puente.api.onboarding import router as onboarding
@@ -96,6 +97,7 @@ def _routers() -> list[APIRouter]:
         templates,
         messages,
         broadcasts,
+        kb,
         routing,
     ]
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session
 
 from puente.automation.away import send_away_message
+from puente.automation.kb_bot import answer_with_knowledge_base
 from puente.automation.routing.step import route_customer_message
 from puente.conversations.models import Direction, MessageSource
 from puente.events import MessageStored, react
@@ -20,7 +21,7 @@ Step = Callable[[Session, MessageStored], None]
 # In order: each capability adds its step here. The bot answers first (a question it can
 # answer needs nobody); outside business hours the away message goes; then routing puts
 # the conversation in a team's queue or with an agent.
-STEPS: list[Step] = [send_away_message, route_customer_message]
+STEPS: list[Step] = [answer_with_knowledge_base, send_away_message, route_customer_message]
 
 
 def on_message_stored(session: Session, event: MessageStored) -> None:

@@ -224,6 +224,7 @@ def install_error_pages(app: FastAPI) -> None:
 def mount(app: FastAPI, runtime: Runtime) -> None:
     from puente.web.routes import (
         auth,
+        bot,
         contacts,
         contacts_edit,
         dev,
@@ -248,3 +249,4 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         app.include_router(dev.router)
     app.include_router(contacts.router)
     app.include_router(contacts_edit.router)
+    app.include_router(bot.router)

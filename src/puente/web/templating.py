@@ -28,6 +28,7 @@ NAV = (
     ("/channels", "Channels", "settings.manage"),
     ("/templates", "Templates", "templates.manage"),
     ("/broadcasts", "Broadcasts", "broadcasts.manage"),
+    ("/bot", "Bot", "automation.manage"),
     ("/settings/profile", "Settings", "inbox.use"),
 )
 

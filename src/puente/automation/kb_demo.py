@@ -13,6 +13,7 @@ DEMO_ENTRIES: tuple[tuple[tuple[str, ...], str], ...] = (
     (
         (
             "¿A qué hora abren?",
+            "¿Abren hoy?",
             "¿Cuál es el horario de atención?",
             "¿Hasta qué hora están abiertos?",
             "¿A qué hora cierran?",

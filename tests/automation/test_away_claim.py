@@ -42,17 +42,22 @@ def test_of_two_racing_transactions_only_one_sends(db: Database) -> None:
         )
         racer.start()
         if db.engine.dialect.name == "postgresql":
-            # The second insert is really under way, waiting for the first's row.
-            with db.engine.connect() as watcher:
-                wait_until(
-                    lambda: watcher.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                            " AND query LIKE 'INSERT INTO away_messages_sent%'"
-                        )
-                    ).scalar(),
-                    what="the second transaction to wait for the first",
-                )
+            # The second insert is really under way, waiting for the first's row. Each look
+            # is its own transaction: within one, pg_stat_activity keeps its first snapshot.
+            def second_waits() -> int:
+                with db.engine.connect() as watcher:
+                    return int(
+                        watcher.execute(
+                            text(
+                                "SELECT count(*) FROM pg_stat_activity"
+                                " WHERE wait_event_type = 'Lock'"
+                                " AND query LIKE 'INSERT INTO away_messages_sent%'"
+                            )
+                        ).scalar()
+                        or 0
+                    )
+
+            wait_until(second_waits, what="the second transaction to wait for the first")
     racer.join()
     assert second == {"id": None}
     with db.read(unscoped="test") as session:

@@ -156,6 +156,28 @@ def test_event_for_an_unknown_number_is_parked_then_processed_when_released(
     assert [e.state for e in stored_events(db)] == [EventState.DONE]
 
 
+def test_a_change_parked_after_its_number_was_connected_is_released_by_the_worker(
+    client: httpx.Client, server: LiveServer, db: Database
+) -> None:
+    # The race: a worker looked the number up just before the channel's commit and parked
+    # the change just after the onboarding had released what it could see. Nothing else
+    # releases it; the worker's own sweep must.
+    _token_without_channel(db)
+    _post(
+        client,
+        envelope(messages_change([text_message("wamid.PK2", "hola")], phone_number_id="999000222")),
+    )
+    runtime = runtime_of(server)
+    run_until_idle(runtime)
+    assert [c.state for c in stored_changes(db)] == [ChangeState.PARKED]
+    with db.unit_of_work(unscoped="test") as session:
+        make_channel(session, make_workspace(session, "Late"), phone_number_id="999000222")
+    run_until_idle(runtime)
+
+    assert [m.text for m in _messages(db)] == ["hola"]
+    assert [c.state for c in stored_changes(db)] == [ChangeState.DONE]
+
+
 def _token_without_channel(db: Database) -> str:
     with db.unit_of_work(unscoped="test") as session:
         return make_token(session, make_workspace(session), ["events:read"])

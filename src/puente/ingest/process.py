@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 import puente.automation.reactions  # noqa: F401  (they run in our batches)
+from puente.channels.models import Channel
 from puente.conversations.statuses import lock_messages_for_statuses
 from puente.db.base import utcnow
 from puente.db.session import _CALLBACKS_KEY
@@ -475,6 +476,29 @@ def _settle_event(session: Session, event_id: int) -> None:
         event.state = EventState.DONE.value
         event.error = None
     event.processed_at = utcnow()
+
+
+def do_release_parked_for_known_numbers(session: Session) -> int:
+    """Queue again the changes parked for a number that has a channel now. Connecting a
+    number releases what is parked at once; a worker transaction that looked the number
+    up just before the channel's commit can still park a change just after it (PostgreSQL
+    runs them side by side, and on a loaded machine that transaction may outlast the
+    onboarding's second look). The worker's sweep calls this, so such a change waits
+    seconds, not forever. Cheap when nothing is parked (the state is indexed)."""
+    known = select(Channel.phone_number_id)
+    result = session.execute(
+        update(WebhookChange)
+        .where(
+            WebhookChange.state == ChangeState.PARKED.value,
+            WebhookChange.phone_number_id.in_(known),
+        )
+        .values(state=ChangeState.READY.value, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    released = int(getattr(result, "rowcount", 0) or 0)
+    if released:
+        INGEST.wake_after_commit(session)
+    return released
 
 
 def release_parked(session: Session, phone_number_id: str, waba_id: str | None = None) -> int:

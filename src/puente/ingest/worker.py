@@ -27,6 +27,7 @@ from puente.ingest.process import (
     do_process_event,
     do_process_new_events,
     do_process_ready_changes,
+    do_release_parked_for_known_numbers,
     do_wait_for_customer,
     is_try_again,
 )
@@ -179,6 +180,9 @@ class IngestProcessor:
                 # ordered locks (see do_process_new_events), so not while holding them.
                 with self.runtime.db.unit_of_work(unscoped=WHY) as session:
                     do_sweep_pending_statuses(session)
+                with self.runtime.db.unit_of_work(unscoped=WHY) as session:
+                    # Released changes are work for the next step: say so.
+                    changes += do_release_parked_for_known_numbers(session)
         except Exception:
             # Something broke the batch's transaction itself; go one event at a time so
             # the culprit is found and marked failed while the others still go through.

@@ -104,7 +104,10 @@ OUTBOX = Queue("outbox")  # outgoing messages, sent by per-number lanes
 MEDIA = Queue("media")  # media files of messages to download
 BROADCASTS = Queue("broadcasts")  # broadcasts to start, queue on or finish
 ROUTING = Queue("routing")  # conversations waiting in a team's queue for an agent
-QUEUES: dict[str, Queue] = {q.channel: q for q in (INGEST, OUTBOX, MEDIA, BROADCASTS, ROUTING)}
+WORKFLOWS = Queue("workflows")  # workflow runs with a step to take
+QUEUES: dict[str, Queue] = {
+    q.channel: q for q in (INGEST, OUTBOX, MEDIA, BROADCASTS, ROUTING, WORKFLOWS)
+}
 
 
 # -- claiming and leases ---------------------------------------------------------------

@@ -116,6 +116,14 @@ class Action:
     KB_ENTRY_UPDATED = "kb.entry_updated"
     KB_ENTRY_DELETED = "kb.entry_deleted"
     BOT_SETTINGS_CHANGED = "kb.bot_settings_changed"
+    WORKFLOW_CREATED = "workflow.created"
+    WORKFLOW_SAVED = "workflow.saved"  # its draft
+    WORKFLOW_PUBLISHED = "workflow.published"
+    WORKFLOW_ENABLED = "workflow.enabled"
+    WORKFLOW_DISABLED = "workflow.disabled"
+    WORKFLOW_DELETED = "workflow.deleted"
+    WORKFLOW_RUN_STARTED = "workflow.run_started"  # by a person or a token
+    WORKFLOW_RUN_RETRIED = "workflow.run_retried"
 
 
 def _canonical(entry: AuditEntry) -> str:

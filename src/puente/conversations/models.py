@@ -93,6 +93,9 @@ class Conversation(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     last_message_preview: Mapped[str | None] = mapped_column(String(200))
     last_message_source: Mapped[str | None] = mapped_column(String(16))
     bot_paused: Mapped[bool] = mapped_column(default=False)
+    # A pause that ends by itself (the owner answered from the phone); None: until someone
+    # turns the bot back on. Read through `bot_is_paused`.
+    bot_paused_until: Mapped[dt.datetime | None]
     labels: Mapped[list[str]] = mapped_column(JSONType, default=list)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -17,6 +17,12 @@ from puente.accounts.models import (
 from puente.automation.away_models import AwayMessageSent
 from puente.automation.kb_models import KbConversation, KbEntry, KbPhrasing
 from puente.automation.routing.models import TeamRouting
+from puente.automation.workflows.models import (
+    Workflow,
+    WorkflowRun,
+    WorkflowRunStep,
+    WorkflowVersion,
+)
 from puente.channels.models import (
     AppContactSync,
     Channel,
@@ -99,5 +105,9 @@ __all__ = [
     "WebSession",
     "WebhookChange",
     "WebhookEvent",
+    "Workflow",
+    "WorkflowRun",
+    "WorkflowRunStep",
+    "WorkflowVersion",
     "Workspace",
 ]

@@ -32,6 +32,7 @@ from puente.accounts.models import ApiToken as TokenRow
 from puente.accounts.models import AuditEntry, AuthLink, Role, Team, User, Workspace
 from puente.app import create_app
 from puente.automation.kb_models import KbEntry
+from puente.automation.workflows.models import WorkflowRun
 from puente.channels.models import Channel
 from puente.config import Settings
 from puente.contacts.models import Contact
@@ -1119,6 +1120,67 @@ def _steps() -> list[Step]:
             lambda w: w.api.delete(f"/kb/entries/{w.ids['kb_api']}"),
         ),
         step(f"PUT {A}/kb/settings", a.BOT_SETTINGS_CHANGED, _kb_settings_api),
+        *_workflow_api_steps(step, a),
+    ]
+
+
+WORKFLOW = {
+    "version": 1,
+    "trigger": {"type": "api"},
+    "steps": [{"id": "tag", "type": "add_tag", "tag": "audited"}],
+}
+
+
+def _workflow_api_steps(step: Callable[..., Step], a: type[audit.Action]) -> list[Step]:
+    A = "/api/v1"
+    W = f"{A}/workflows/{{workflow_id}}"
+
+    def create(w: World) -> httpx.Response:
+        response = w.api.post("/workflows", json={"name": "Audited", "definition": WORKFLOW})
+        w.ids["workflow"] = response.json().get("id")
+        return response
+
+    def imported(w: World) -> httpx.Response:
+        document = w.api.get(f"/workflows/{w.ids['workflow']}/export").json()
+        response = w.api.post("/workflows/import", json=document)
+        w.ids["workflow_copy"] = response.json().get("id")
+        return response
+
+    def start(w: World) -> httpx.Response:
+        body = {"contact_id": w.ids["customer"], "variables": {"order": "A-1"}}
+        response = w.api.post(f"/workflows/{w.ids['workflow']}/runs", json=body)
+        w.ids["run"] = response.json().get("id")
+        return response
+
+    def retry(w: World) -> httpx.Response:
+        def fail(session: Any) -> None:
+            run = session.get(WorkflowRun, w.ids["run"])
+            run.status, run.error = "failed", "test"
+
+        w.write(fail)
+        return w.api.post(f"/workflow-runs/{w.ids['run']}/retry")
+
+    def put(w: World) -> httpx.Response:
+        body = {"name": "Audited", "description": "changed", "definition": WORKFLOW}
+        return w.api.put(f"/workflows/{w.ids['workflow']}", json=body)
+
+    def post(path: str) -> Callable[[World], httpx.Response]:
+        return lambda w: w.api.post(f"/workflows/{w.ids['workflow']}/{path}")
+
+    return [
+        step(f"POST {A}/workflows", a.WORKFLOW_CREATED, create),
+        step(f"PUT {W}", a.WORKFLOW_SAVED, put),
+        step(f"POST {A}/workflows/import", a.WORKFLOW_CREATED, imported),
+        step(f"POST {W}/publish", a.WORKFLOW_PUBLISHED, post("publish")),
+        step(f"POST {W}/enable", a.WORKFLOW_ENABLED, post("enable")),
+        step(f"POST {W}/runs", a.WORKFLOW_RUN_STARTED, start),
+        step(f"POST {A}/workflow-runs/{{run_id}}/retry", a.WORKFLOW_RUN_RETRIED, retry),
+        step(f"POST {W}/disable", a.WORKFLOW_DISABLED, post("disable")),
+        step(
+            f"DELETE {W}",
+            a.WORKFLOW_DELETED,
+            lambda w: w.api.delete(f"/workflows/{w.ids['workflow_copy']}"),
+        ),
     ]
 
 

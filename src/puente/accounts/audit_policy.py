@@ -144,6 +144,15 @@ AUDITED: dict[str, tuple[str, ...]] = {
     f"PATCH {API}/kb/entries/{{entry_id}}": (A.KB_ENTRY_UPDATED,),
     f"DELETE {API}/kb/entries/{{entry_id}}": (A.KB_ENTRY_DELETED,),
     f"PUT {API}/kb/settings": (A.BOT_SETTINGS_CHANGED,),
+    f"POST {API}/workflows": (A.WORKFLOW_CREATED,),
+    f"POST {API}/workflows/import": (A.WORKFLOW_CREATED,),
+    f"PUT {API}/workflows/{{workflow_id}}": (A.WORKFLOW_SAVED,),
+    f"POST {API}/workflows/{{workflow_id}}/publish": (A.WORKFLOW_PUBLISHED,),
+    f"POST {API}/workflows/{{workflow_id}}/enable": (A.WORKFLOW_ENABLED,),
+    f"POST {API}/workflows/{{workflow_id}}/disable": (A.WORKFLOW_DISABLED,),
+    f"DELETE {API}/workflows/{{workflow_id}}": (A.WORKFLOW_DELETED,),
+    f"POST {API}/workflows/{{workflow_id}}/runs": (A.WORKFLOW_RUN_STARTED,),
+    f"POST {API}/workflow-runs/{{run_id}}/retry": (A.WORKFLOW_RUN_RETRIED,),
 }
 
 EXEMPT: dict[str, str] = {

@@ -22,6 +22,7 @@ from puente.api.privacy import router as privacy
 from puente.api.routing import router as routing
 from puente.api.templates import router as templates
 from puente.api.webhook_events import router as events
+from puente.api.workflows import router as workflows
 from puente.api.workspace import router as workspace
 from puente.errors import PuenteError
 from puente.runtime import Runtime
@@ -99,6 +100,7 @@ def _routers() -> list[APIRouter]:
         broadcasts,
         kb,
         routing,
+        workflows,
     ]
 
 

@@ -10,6 +10,7 @@ import typer
 from puente.accounts.cli import register as register_accounts
 from puente.accounts.privacy_cli import register as register_privacy
 from puente.automation.kb_cli import kb_cli
+from puente.automation.workflows.cli import workflows_cli
 from puente.channels.cli import channels_cli
 from puente.cli_errors import handled_errors
 from puente.config import get_settings
@@ -41,6 +42,7 @@ app.add_typer(broadcasts_cli, name="broadcasts")
 app.add_typer(media_cli, name="media")
 app.add_typer(contacts_cli, name="contacts")
 app.add_typer(kb_cli, name="kb")
+app.add_typer(workflows_cli, name="workflows")
 app.command("send")(send_command)
 
 

@@ -104,6 +104,7 @@ class MessageStored(ConversationEvent):
     type: str
     status: str
     outbox_id: int | None = None
+    opened: bool = False  # a customer's message that began or reopened the conversation
 
 
 class MessageStatusChanged(ConversationEvent):
@@ -200,6 +201,17 @@ class ContactCreated(Event):
 class ContactUpdated(Event):
     kind: ClassVar[str] = "contact.updated"
     contact_id: int
+    # Which of the fields agents own changed ("name", "custom.<field>"); empty when the
+    # change came from WhatsApp or the phone.
+    fields: tuple[str, ...] = ()
+
+
+class ContactTagged(Event):
+    """Tags were added to a contact (not removed): workflows may start on it."""
+
+    kind: ClassVar[str] = "contact.tagged"
+    contact_id: int
+    tags: tuple[str, ...]
 
 
 class ContactsImported(Event):

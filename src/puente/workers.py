@@ -27,6 +27,7 @@ def install_workers(runtime: Runtime) -> Installed:
     (unless told not to), `puente worker` runs them without building the web app."""
     from puente.accounts.privacy import register as register_retention
     from puente.automation.routing.worker import install as install_routing
+    from puente.automation.workflows.worker import install as install_workflows
     from puente.conversations.media_worker import install as install_media_worker
     from puente.conversations.realtime import HubCloser, RealtimeHub
     from puente.events import bus
@@ -46,4 +47,5 @@ def install_workers(runtime: Runtime) -> Installed:
     install_media_worker(runtime)
     register_retention(runtime)
     install_routing(runtime)
+    install_workflows(runtime)
     return Installed(hub, writer)

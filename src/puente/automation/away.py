@@ -22,7 +22,7 @@ from puente.automation.hours import BusinessHours, away_message_on, hours_of, is
 from puente.channels.models import Channel
 from puente.contacts.models import Contact
 from puente.contacts.optout_keywords import match_optout_keyword, optout_keywords
-from puente.conversations.models import Conversation, Message, MessageSource
+from puente.conversations.models import Conversation, Message, MessageSource, bot_is_paused
 from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.events import MessageStored
@@ -51,7 +51,7 @@ def send_away_message(session: Session, event: MessageStored) -> None:
     conversation = session.get(Conversation, event.conversation_id)
     # A conversation whose bot was paused (by an agent, or because the owner answered from
     # the phone) has a person in it: nothing automatic interrupts them.
-    if conversation is None or conversation.bot_paused:
+    if conversation is None or bot_is_paused(conversation, now):
         return
     if _is_optout_keyword(session, event):
         return  # the opt-out's own confirmation answers it

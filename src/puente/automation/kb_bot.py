@@ -15,6 +15,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import Workspace
+from puente.automation.answered import was_answered
 from puente.automation.kb import BotSettings, access_entry, bot_settings
 from puente.automation.kb_models import KbConversation
 from puente.automation.kb_search import Match, best_matches
@@ -29,7 +30,9 @@ from puente.conversations.models import (
     Direction,
     Message,
     MessageSource,
+    bot_is_paused,
 )
+from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.events import MessageStored, react
 from puente.outbound.outbox.service import do_queue_message
@@ -104,11 +107,11 @@ def decide(
 def answer_with_knowledge_base(session: Session, event: MessageStored) -> None:
     """automation.reactions' first step, for a customer's own new message."""
     settings = settings_for(session, event.workspace_id)
-    if not settings.enabled or event.type != "text":
+    if not settings.enabled or event.type != "text" or was_answered(session, event.message_id):
         return
     conversation = session.get(Conversation, event.conversation_id)
     message = session.get(Message, event.message_id)
-    if conversation is None or conversation.bot_paused or message is None:
+    if conversation is None or bot_is_paused(conversation, utcnow()) or message is None:
         return
     if not (message.text or "").strip():
         return
@@ -151,6 +154,7 @@ def pause_bot(session: Session, conversation: Conversation) -> None:
     """Paused as an agent pauses it from the inbox (the timeline says "Puente paused the
     bot"), but with no audit entry: what Puente does by itself is not a person's action."""
     conversation.bot_paused = True
+    conversation.bot_paused_until = None
     event = ConversationEvent(
         workspace_id=conversation.workspace_id,
         conversation_id=conversation.id,
@@ -218,7 +222,7 @@ def pause_when_the_team_writes(session: Session, event: MessageStored) -> None:
     if not settings_for(session, event.workspace_id).enabled:
         return
     conversation = session.get(Conversation, event.conversation_id)
-    if conversation is None or conversation.bot_paused:
+    if conversation is None or (conversation.bot_paused and conversation.bot_paused_until is None):
         return
     pause_bot(session, conversation)
     session.execute(

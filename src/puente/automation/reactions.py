@@ -13,15 +13,22 @@ from sqlalchemy.orm import Session
 from puente.automation.away import send_away_message
 from puente.automation.kb_bot import answer_with_knowledge_base
 from puente.automation.routing.step import route_customer_message
+from puente.automation.workflows.triggers import on_customer_message
 from puente.conversations.models import Direction, MessageSource
 from puente.events import MessageStored, react
 
 Step = Callable[[Session, MessageStored], None]
 
-# In order: each capability adds its step here. The bot answers first (a question it can
-# answer needs nobody); outside business hours the away message goes; then routing puts
-# the conversation in a team's queue or with an agent.
-STEPS: list[Step] = [answer_with_knowledge_base, send_away_message, route_customer_message]
+# In order: each capability adds its step here. Workflows come first: a run waiting for
+# this answer takes it, and a workflow the message starts answers it instead of the bot.
+# Then the bot (a question it can answer needs nobody); outside business hours the away
+# message goes; then routing puts the conversation in a team's queue or with an agent.
+STEPS: list[Step] = [
+    on_customer_message,
+    answer_with_knowledge_base,
+    send_away_message,
+    route_customer_message,
+]
 
 
 def on_message_stored(session: Session, event: MessageStored) -> None:

@@ -16,7 +16,7 @@ from puente.accounts.audit import Action
 from puente.contacts.models import Contact, ContactSource, ContactTag, Tag
 from puente.contacts.phones import to_e164, wa_id_from_e164
 from puente.errors import Conflict, InvalidInput, NotFound
-from puente.events import ContactCreated, ContactUpdated, publish
+from puente.events import ContactCreated, ContactTagged, ContactUpdated, publish
 
 
 def add_source(contact: Contact, source: str) -> None:
@@ -304,8 +304,15 @@ def do_update_contact(
     if custom_fields:
         contact.custom_fields = _merge_fields(contact.custom_fields or {}, custom_fields)
     session.flush()
-    publish(session, ContactUpdated(workspace_id=contact.workspace_id, contact_id=contact.id))
     fields = (["name"] if name is not _UNSET else []) + sorted(custom_fields or {})
+    publish(
+        session,
+        ContactUpdated(
+            workspace_id=contact.workspace_id,
+            contact_id=contact.id,
+            fields=tuple(f if f == "name" else f"custom.{f}" for f in fields),
+        ),
+    )
     _audit(session, actor, contact, Action.CONTACT_UPDATED, fields=fields)
     return contact
 
@@ -366,6 +373,12 @@ def do_add_tags(
         # row inserted while holding it could wait on another request waiting for it.
         if added:
             _audit(session, actor, contact, Action.CONTACT_TAGS_CHANGED, added=added)
+            publish(
+                session,
+                ContactTagged(
+                    workspace_id=contact.workspace_id, contact_id=contact.id, tags=tuple(added)
+                ),
+            )
     return tags_of(session, [contact.id])[contact.id]
 
 

@@ -449,9 +449,10 @@ def do_remove_label(session: Session, actor: Actor, conversation: Conversation, 
 def do_set_bot_paused(
     session: Session, actor: Actor, conversation: Conversation, *, paused: bool
 ) -> None:
-    if conversation.bot_paused == paused:
+    if conversation.bot_paused == paused and conversation.bot_paused_until is None:
         return
     conversation.bot_paused = paused
+    conversation.bot_paused_until = None  # a person's choice holds until changed
     event = _record(session, actor, conversation, "bot_paused" if paused else "bot_resumed")
     _audit(session, actor, conversation, Action.BOT_PAUSED if paused else Action.BOT_RESUMED)
     publish_conversation(session, conversation, "bot", event_id=event.id)

@@ -38,6 +38,7 @@ def message_stored(
     message_id: int,
     conversation: Conversation,
     outbox_id: int | None = None,
+    opened: bool = False,
 ) -> MessageStored:
     return MessageStored(
         workspace_id=conversation.workspace_id,
@@ -50,6 +51,7 @@ def message_stored(
         type=message.type,
         status=message.status,
         outbox_id=outbox_id,
+        opened=opened,
     )
 
 

@@ -50,6 +50,9 @@ FREE_ENTRY_POINT_WINDOW = dt.timedelta(hours=72)
 # Types that tell something about the chat but are not a customer writing to the business:
 # they neither open the service window nor count as unread.
 QUIET_TYPES = frozenset({"system"})
+# How long bots and workflows keep out of a conversation the owner answered from the
+# phone, unless the number says otherwise (channel setting "owner_pause_minutes").
+OWNER_PAUSE_MINUTES = 60
 
 
 @dataclass
@@ -254,18 +257,20 @@ def _touch_conversation(stored: Stored, channel: Channel) -> None:
         conversation.last_message_preview = preview_of(item)
         conversation.last_message_source = item.source
     if item.source == MessageSource.CUSTOMER.value:
-        _customer_wrote(conversation, item)
+        stored.opened = _customer_wrote(conversation, item)
     elif item.source == MessageSource.BUSINESS_APP.value:
         _owner_wrote(conversation, item, channel)
     # History only moves the activity time and preview above: imported chats never
     # open a service window (only messages after onboarding do) nor wake anyone up.
 
 
-def _customer_wrote(conversation: Conversation, item: NewMessage) -> None:
+def _customer_wrote(conversation: Conversation, item: NewMessage) -> bool:
+    """Returns whether this message began the conversation or reopened it."""
     if item.type in QUIET_TYPES or item.direction != Direction.INBOUND.value:
-        return
+        return False
     if item.type == "reaction" and not item.text:
-        return  # a removed reaction is not something to answer
+        return False  # a removed reaction is not something to answer
+    opened = conversation.last_inbound_at is None
     if _later(conversation.last_inbound_at, item.timestamp):
         conversation.last_inbound_at = item.timestamp
     window = FREE_ENTRY_POINT_WINDOW if item.referral else SERVICE_WINDOW
@@ -278,6 +283,8 @@ def _customer_wrote(conversation: Conversation, item: NewMessage) -> None:
     if conversation.status in (ConversationStatus.RESOLVED.value, ConversationStatus.SNOOZED.value):
         conversation.status = ConversationStatus.OPEN.value
         conversation.snoozed_until = None
+        opened = True
+    return opened
 
 
 def _owner_wrote(conversation: Conversation, item: NewMessage, channel: Channel) -> None:
@@ -285,8 +292,15 @@ def _owner_wrote(conversation: Conversation, item: NewMessage, channel: Channel)
     # steps back unless the channel says otherwise. The service window is untouched.
     if conversation.waiting_since is not None and item.timestamp >= conversation.waiting_since:
         conversation.waiting_since = None
-    if (channel.settings or {}).get("pause_bot_on_owner_reply", True):
+    settings = channel.settings or {}
+    if settings.get("pause_bot_on_owner_reply", True):
         conversation.bot_paused = True
+        # For a while (the number's setting, in minutes; 0: until someone resumes it),
+        # then bots and workflows come back by themselves.
+        minutes = int(settings.get("owner_pause_minutes", OWNER_PAUSE_MINUTES) or 0)
+        conversation.bot_paused_until = (
+            item.timestamp + dt.timedelta(minutes=minutes) if minutes > 0 else None
+        )
     if _later(channel.last_phone_activity_at, item.timestamp):
         channel.last_phone_activity_at = item.timestamp
 
@@ -297,7 +311,12 @@ def _publish_created(session: Session, result: StoreResult) -> None:
         touched[stored.conversation.id] = stored.conversation
         publish(
             session,
-            message_stored(stored.message, message_id=stored.id, conversation=stored.conversation),
+            message_stored(
+                stored.message,
+                message_id=stored.id,
+                conversation=stored.conversation,
+                opened=stored.opened,
+            ),
         )
     for conversation in touched.values():
         publish(session, conversation_updated(conversation, None))

@@ -50,6 +50,9 @@ class Stored:
     id: int
     message: NewMessage
     conversation: Conversation
+    # The customer's message began the conversation, or reopened it after it was closed
+    # or snoozed: "the first message of a new conversation" to automation.
+    opened: bool = False
 
 
 # The list's preview of a message deleted for everyone (its text is gone): pages show it

@@ -100,6 +100,14 @@ class Conversation(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
+def bot_is_paused(conversation: Conversation, now: dt.datetime) -> bool:
+    """Whether bots and workflows keep out of the conversation now: paused by someone, or
+    for a while after the owner answered from the phone."""
+    if not conversation.bot_paused:
+        return False
+    return conversation.bot_paused_until is None or conversation.bot_paused_until > now
+
+
 class Message(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     __tablename__ = "messages"
     __table_args__ = (

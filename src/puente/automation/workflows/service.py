@@ -32,6 +32,7 @@ from puente.automation.workflows.models import (
     WorkflowRunStep,
     WorkflowVersion,
 )
+from puente.automation.workflows.triggers import forget_after_commit
 from puente.contacts.models import Contact
 from puente.conversations.models import Conversation
 from puente.db.base import utcnow
@@ -252,6 +253,7 @@ def do_publish(session: Session, workflow: Workflow, actor: Any = None) -> Workf
     workflow.published_version_id = version.id
     workflow.trigger_type = definition.trigger.type
     session.flush()
+    forget_after_commit(session, workflow.workspace_id)
     _audit(session, actor, workflow, Action.WORKFLOW_PUBLISHED, version=number)
     return version
 
@@ -264,6 +266,7 @@ def do_set_enabled(session: Session, workflow: Workflow, enabled: bool, actor: A
     if workflow.enabled == enabled:
         return
     workflow.enabled = enabled
+    forget_after_commit(session, workflow.workspace_id)
     if not enabled:
         session.execute(
             update(WorkflowRun)

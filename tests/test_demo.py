@@ -164,18 +164,44 @@ def test_demo_runs_puente_and_the_sandbox_seeded(demo: dict[str, Any]) -> None:
         assert min(stamps) < dt.datetime.now(dt.UTC) - dt.timedelta(days=1)
 
         with httpx.Client(base_url=demo["sandbox"] + "/_sandbox/api") as control:
-            sent = control.post(
-                f"/numbers/{DEMO_NUMBER}/inbound",
-                json={"from": "573001112233", "name": "Lucía Gómez", "text": "¿Abren hoy?"},
+            for phone, name in (("573001112233", "Lucía Gómez"), ("573001112244", "Raúl Díaz")):
+                sent = control.post(
+                    f"/numbers/{DEMO_NUMBER}/inbound",
+                    json={"from": phone, "name": name, "text": "¿Abren hoy?"},
+                )
+                assert sent.status_code == 201, sent.text
+
+        def conversation_of(phone: str) -> dict[str, Any] | None:
+            found = api.get("/contacts", params={"phone": "+" + phone}).json()["items"]
+            if not found:
+                return None
+            items = api.get(
+                "/conversations", params={"channel_id": coex["id"], "limit": 100}
+            ).json()["items"]
+            return next((c for c in items if c["contact_id"] == found[0]["id"]), None)
+
+        def texts(conversation_id: int) -> list[str]:
+            items = api.get(f"/conversations/{conversation_id}/messages").json()["items"]
+            return [m.get("text") or "" for m in items if m["direction"] == "outbound"]
+
+        # The knowledge-base bot answers; the demo's two workflows (switched on) answer
+        # out of hours (the demo's day is an inventory day) and hand the conversations
+        # to the support team's two agents in turn.
+        assignees = set()
+        for phone in ("573001112233", "573001112244"):
+            conversation = _wait(lambda p=phone: conversation_of(p), what="the conversation")
+            sent = _wait(
+                lambda c=conversation: (t := texts(c["id"])) and len(t) >= 3 and t,
+                what="the bot's and the workflows' answers",
             )
-            assert sent.status_code == 201, sent.text
-
-        # The message arrives and the demo's knowledge-base bot answers it.
-        def answered() -> bool:
-            items = api.get("/conversations", params={"channel_id": coex["id"]}).json()["items"]
-            return any(c["last_message_preview"] == DEMO_ENTRIES[0][1] for c in items)
-
-        _wait(answered, what="the bot's answer to the customer's message")
+            assert DEMO_ENTRIES[0][1] in sent
+            assert any("fuera de horario" in text for text in sent)
+            assigned = _wait(
+                lambda p=phone: (c := conversation_of(p)) and c["assignee_id"],
+                what="the round-robin assignment",
+            )
+            assignees.add(assigned)
+        assert len(assignees) == 2  # one each
 
         templates = {t["name"] for t in api.get("/templates").json()["items"]}
         assert {"hello_world", "pedido_confirmado", "promo_mensual"} <= templates

@@ -27,8 +27,9 @@ from sqlalchemy import select
 from puente.accounts.models import Role, Workspace
 from puente.accounts.service import do_create_user, do_create_workspace
 from puente.accounts.tokens import do_create_token
+from puente.automation.demo import seed_demo_automation
 from puente.automation.kb_demo import seed_demo_knowledge_base
-from puente.channels.models import OnboardingMethod, OnboardingState
+from puente.channels.models import Channel, OnboardingMethod, OnboardingState
 from puente.channels.onboarding import (
     access_onboarding,
     advance_sandbox_signup,
@@ -141,7 +142,7 @@ def seed(runtime: Runtime, options: DemoOptions, keys: DemoSecrets) -> str:
         ws = do_create_workspace(
             session, name="Tienda La Esquina", slug=DEMO_SLUG, timezone="America/Bogota"
         )
-        do_create_user(
+        owner, _ = do_create_user(
             session,
             workspace=ws,
             email=ADMIN_EMAIL,
@@ -152,7 +153,7 @@ def seed(runtime: Runtime, options: DemoOptions, keys: DemoSecrets) -> str:
         )
         token = do_create_token(session, workspace_id=ws.id, name="demo").secret
         seed_demo_knowledge_base(session, ws)
-        workspace_id = ws.id
+        workspace_id, owner_id = ws.id, owner.id
     control = httpx.Client(base_url=runtime.settings.graph_base_url + "/_sandbox/api", timeout=60)
     with control:
         res = control.post(
@@ -163,6 +164,14 @@ def seed(runtime: Runtime, options: DemoOptions, keys: DemoSecrets) -> str:
         _onboard(runtime, control, workspace_id, OnboardingMethod.COEXISTENCE, DEMO_PHONE)
         _onboard(runtime, control, workspace_id, OnboardingMethod.NEW_NUMBER, NEW_NUMBER_PHONE)
     _sync_templates(runtime, workspace_id)
+    with runtime.db.unit_of_work(scope=workspace_id) as session:
+        channel_id = session.scalar(
+            select(Channel.id).where(
+                Channel.workspace_id == workspace_id, Channel.phone_number_id == DEMO_NUMBER
+            )
+        )
+        assert channel_id is not None
+        seed_demo_automation(session, workspace_id, owner_id, channel_id, keys.admin_password)
     return token
 
 

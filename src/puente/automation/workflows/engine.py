@@ -442,6 +442,9 @@ def _assign(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
             return Outcome(
                 next=step.next, detail=f"assigned to {ctx.value('agent.name') or step.agent_id}"
             )
+        if conversation.team_id == step.team_id and conversation.assignee_id is not None:
+            # Routing gave it to one of the team already: nothing to hand over.
+            return Outcome(next=step.next, detail=f"already with {ctx.value('agent.name')}")
         # A team: the conversation joins its queue, and routing picks an available agent
         # by the team's strategy (now, or when one frees up or comes online).
         collab.do_assign(ctx.session, actor, conversation, assignee_id=None, team_id=step.team_id)

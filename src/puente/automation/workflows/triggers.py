@@ -279,7 +279,7 @@ def on_customer_message(session: Session, event: MessageStored) -> None:
     text = message.text if message is not None else None
     contact = session.get(Contact, conversation.contact_id)
     closed = _is_closed(session, conversation, now)
-    started = False
+    answered = False
     for enabled in candidates:
         trigger = _trigger_of(session, enabled)
         if trigger is None:
@@ -318,9 +318,12 @@ def on_customer_message(session: Session, event: MessageStored) -> None:
             variables={"message_text": text} if text else None,
             now=now,
         )
-        started = started or (run is not None and _answers(session, enabled))
-    if started:
-        # A workflow that talks to the customer answers this message: the bot stays quiet.
+        # A keyword is addressed to its workflow: when it talks to the customer, it answers
+        # this message and the bot stays quiet. A first message or one outside business
+        # hours may still be a question the bot can answer.
+        if run is not None and trigger.match == "keyword" and _answers(session, enabled):
+            answered = True
+    if answered:
         mark_answered(session, event.message_id)
 
 

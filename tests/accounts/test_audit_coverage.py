@@ -1121,6 +1121,7 @@ def _steps() -> list[Step]:
         ),
         step(f"PUT {A}/kb/settings", a.BOT_SETTINGS_CHANGED, _kb_settings_api),
         *_workflow_api_steps(step, a),
+        *_workflow_web_steps(step, a),
     ]
 
 
@@ -1180,6 +1181,82 @@ def _workflow_api_steps(step: Callable[..., Step], a: type[audit.Action]) -> lis
             f"DELETE {W}",
             a.WORKFLOW_DELETED,
             lambda w: w.api.delete(f"/workflows/{w.ids['workflow_copy']}"),
+        ),
+    ]
+
+
+WORKFLOW_FORM = {
+    "name": "Web audited",
+    "trigger.type": "api",
+    "s0.id": "tag",
+    "s0.type": "add_tag",
+    "s0.tag": "audited",
+}
+
+
+def _workflow_web_steps(step: Callable[..., Step], a: type[audit.Action]) -> list[Step]:
+    W = "POST /workflows/{workflow_id}"
+
+    def url(w: World, tail: str = "") -> str:
+        return f"/workflows/{w.ids['workflow_web']}{tail}"
+
+    def create(w: World) -> httpx.Response:
+        form = {"name": "Web audited", "trigger": "api"}
+        response = _post(w.owner, "/workflows/new", form)
+        w.ids["workflow_web"] = int(response.headers["location"].split("/")[2].split("?")[0])
+        return response
+
+    def imported(w: World) -> httpx.Response:
+        exported = w.owner.get(url(w, "/export")).content
+        files = {"file": ("w.json", exported, "application/json")}
+        response = w.owner.post("/workflows/import", {}, files=files, follow_redirects=False)
+        w.ids["workflow_web_copy"] = int(response.headers["location"].split("/")[2].split("?")[0])
+        return response
+
+    def test_run(w: World) -> httpx.Response:
+        response = _post(w.owner, url(w, "/test"), {"contact_id": str(w.ids["customer"])})
+        w.ids["run_web"] = int(response.headers["location"].rsplit("/", 1)[1])
+        return response
+
+    def retry(w: World) -> httpx.Response:
+        def fail(session: Any) -> None:
+            run = session.get(WorkflowRun, w.ids["run_web"])
+            run.status, run.error = "failed", "test"
+
+        w.write(fail)
+        return _post(w.owner, url(w, f"/runs/{w.ids['run_web']}/retry"))
+
+    def ready_made(w: World) -> httpx.Response:
+        from puente.automation.workflows.library import LIBRARY
+
+        return _post(w.owner, f"/workflows/library/{LIBRARY[0].key}")
+
+    return [
+        step("POST /workflows/new", a.WORKFLOW_CREATED, create),
+        step(W, a.WORKFLOW_SAVED, lambda w: _post(w.owner, url(w), WORKFLOW_FORM)),
+        step(
+            f"{W}/publish",
+            (a.WORKFLOW_SAVED, a.WORKFLOW_PUBLISHED),
+            lambda w: _post(w.owner, url(w, "/publish"), WORKFLOW_FORM),
+        ),
+        step(
+            f"{W}/enabled",
+            a.WORKFLOW_ENABLED,
+            lambda w: _post(w.owner, url(w, "/enabled"), {"enabled": "yes"}),
+        ),
+        step(f"{W}/test", a.WORKFLOW_RUN_STARTED, test_run),
+        step(f"{W}/runs/{{run_id}}/retry", a.WORKFLOW_RUN_RETRIED, retry),
+        step(
+            f"{W}/enabled",
+            a.WORKFLOW_DISABLED,
+            lambda w: _post(w.owner, url(w, "/enabled"), {"enabled": "no"}),
+        ),
+        step("POST /workflows/import", a.WORKFLOW_CREATED, imported),
+        step("POST /workflows/library/{key}", a.WORKFLOW_CREATED, ready_made),
+        step(
+            f"{W}/delete",
+            a.WORKFLOW_DELETED,
+            lambda w: _post(w.owner, f"/workflows/{w.ids['workflow_web_copy']}/delete"),
         ),
     ]
 

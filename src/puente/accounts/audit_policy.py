@@ -105,6 +105,16 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "POST /bot/entries/new": (A.KB_ENTRY_CREATED,),
     "POST /bot/entries/{entry_id}": (A.KB_ENTRY_UPDATED,),
     "POST /bot/entries/{entry_id}/delete": (A.KB_ENTRY_DELETED,),
+    # -- workflows ----------------------------------------------------------------------------
+    "POST /workflows/new": (A.WORKFLOW_CREATED,),
+    "POST /workflows/import": (A.WORKFLOW_CREATED,),
+    "POST /workflows/library/{key}": (A.WORKFLOW_CREATED,),
+    "POST /workflows/{workflow_id}": (A.WORKFLOW_SAVED,),
+    "POST /workflows/{workflow_id}/publish": (A.WORKFLOW_SAVED, A.WORKFLOW_PUBLISHED),
+    "POST /workflows/{workflow_id}/enabled": (A.WORKFLOW_ENABLED, A.WORKFLOW_DISABLED),
+    "POST /workflows/{workflow_id}/delete": (A.WORKFLOW_DELETED,),
+    "POST /workflows/{workflow_id}/test": (A.WORKFLOW_RUN_STARTED,),
+    "POST /workflows/{workflow_id}/runs/{run_id}/retry": (A.WORKFLOW_RUN_RETRIED,),
     # -- the REST API -----------------------------------------------------------------------
     f"POST {API}/messages": (A.MESSAGE_SENT,),
     f"POST {API}/messages/{{message_id}}/cancel": (A.MESSAGE_CANCELLED,),

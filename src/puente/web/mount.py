@@ -235,6 +235,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         settings,
         settings_admin,
         templates,
+        workflows,
     )
 
     app.state.session_secret = session_secret(runtime.settings)
@@ -249,4 +250,5 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         app.include_router(dev.router)
     app.include_router(contacts.router)
     app.include_router(contacts_edit.router)
+    app.include_router(workflows.router)
     app.include_router(bot.router)

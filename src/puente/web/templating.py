@@ -28,6 +28,7 @@ NAV = (
     ("/channels", "Channels", "settings.manage"),
     ("/templates", "Templates", "templates.manage"),
     ("/broadcasts", "Broadcasts", "broadcasts.manage"),
+    ("/workflows", "Workflows", "automation.manage"),
     ("/bot", "Bot", "automation.manage"),
     ("/settings/profile", "Settings", "inbox.use"),
 )

@@ -133,9 +133,9 @@ def _step_problems(session: Session, workspace_id: int, step: Step, where: str) 
         need(step.minutes is not None, "minutes", "Say for how many minutes.")
     if kind == "wait":
         need(
-            (step.minutes is None) != (step.until is None),
+            [step.minutes, step.seconds, step.until].count(None) == 2,
             "minutes",
-            "Wait either a number of minutes or until a time of day.",
+            "Wait either a number of minutes, of seconds, or until a time of day.",
         )
     if kind == "branch":
         need(

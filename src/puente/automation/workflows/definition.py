@@ -160,6 +160,7 @@ class Step(_Strict):
     field: str | None = Field(default=None, max_length=100)  # set_field
     value: str = Field(default="", max_length=1024)  # set_field, with {variables}
     minutes: int | None = Field(default=None, ge=1, le=60 * 24 * 90)  # wait, snooze
+    seconds: int | None = Field(default=None, ge=1, le=3600)  # wait: a short pause
     until: str | None = Field(default=None, pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # wait
     conditions: Conditions | None = None  # branch: `next` when they hold
     otherwise: str | None = None  # branch: when they do not

@@ -543,6 +543,8 @@ def _bot(paused: bool) -> Callable[[RunContext, WorkflowRun, Step], Outcome]:
 def _wait(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     if step.minutes is not None:
         until = ctx.now + dt.timedelta(minutes=step.minutes)
+    elif step.seconds is not None:
+        until = ctx.now + dt.timedelta(seconds=step.seconds)
     else:
         until = next_time_of_day(step.until or "00:00", ctx.time_zone(), ctx.now)
     return Outcome(

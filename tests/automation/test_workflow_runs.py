@@ -7,6 +7,7 @@ again, and an HTTP step's failure takes its failure branch."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -311,3 +312,96 @@ def test_a_loopback_address_is_refused_unless_the_workspace_allows_it(
             select(WorkflowRunStep.detail).where(WorkflowRunStep.outcome == "failed")
         ).all()
     assert any("private or local" in detail for detail in failed)
+
+
+FOLLOW_UP: dict[str, Any] = {
+    "trigger": {"type": "manual"},
+    "steps": [{"id": "hello", "type": "send_message", "text": "¿Seguimos con tu pedido?"}],
+}
+
+
+def _start_by_hand(live: Coex, workflow_id: int, wa_id: str) -> int:
+    from puente.automation.workflows.service import access_workflow, do_start_manual_run
+
+    with live.db.unit_of_work(scope=live.workspace_id) as session:
+        conversation = session.scalars(
+            select(Conversation).join(Contact).where(Contact.wa_id == wa_id)
+        ).one()
+        contact = session.get(Contact, conversation.contact_id)
+        assert contact is not None
+        run = do_start_manual_run(
+            session,
+            access_workflow(session, live.workspace_id, workflow_id),
+            contact=contact,
+            conversation=conversation,
+            actor=Actor(workspace_id=live.workspace_id),
+        )
+        return run.id
+
+
+def _close_window(live: Coex, wa_id: str) -> None:
+    with live.db.unit_of_work(unscoped="test") as session:
+        conversation = session.scalars(
+            select(Conversation).join(Contact).where(Contact.wa_id == wa_id)
+        ).one()
+        conversation.window_expires_at = conversation.window_expires_at - dt.timedelta(days=2)
+
+
+def _run(live: Coex, run_id: int) -> WorkflowRun:
+    found = [r for r in runs(live) if r.id == run_id]
+    return found[0]
+
+
+def test_outside_the_24_hour_window_a_text_step_fails_visibly_and_can_be_retried(
+    live: Coex,
+) -> None:
+    from puente.automation.workflows.service import access_run, do_retry_run
+
+    workflow_id = install(live, FOLLOW_UP, name="Seguimiento")
+    customer_writes(live, LUCIA, "hola")
+    wait_until(lambda: len(messages(live, LUCIA)) == 1, what="the message")
+    _close_window(live, LUCIA)
+    run_id = _start_by_hand(live, workflow_id, LUCIA)
+    wait_until(lambda: _run(live, run_id).status == RunStatus.FAILED.value, what="the failure")
+    assert "window" in (_run(live, run_id).error or "")
+    assert phone_received(live, LUCIA) == []  # nothing went
+
+    # The customer writes again (the window opens) and the run is retried: it sends.
+    customer_writes(live, LUCIA, "sigo aquí")
+    wait_until(lambda: len(messages(live, LUCIA)) == 2, what="the second message")
+    with live.db.unit_of_work(scope=live.workspace_id) as session:
+        do_retry_run(session, access_run(session, live.workspace_id, run_id))
+    wait_until(
+        lambda: phone_received(live, LUCIA) == ["¿Seguimos con tu pedido?"], what="the retry"
+    )
+    assert _run(live, run_id).status == RunStatus.DONE.value
+
+
+def test_outside_the_window_a_text_step_with_a_template_fallback_sends_the_template(
+    live: Coex,
+) -> None:
+    with_fallback = {
+        "trigger": {"type": "manual"},
+        "steps": [
+            {
+                "id": "hello",
+                "type": "send_message",
+                "text": "¿Seguimos con tu pedido?",
+                "template": {"name": "hello_world", "language": "en_US"},
+            }
+        ],
+    }
+    synced = live.api.post("/templates/sync")  # the number's approved templates
+    assert synced.status_code == 200, synced.text
+    workflow_id = install(live, with_fallback, name="Seguimiento")
+    customer_writes(live, LUCIA, "hola")
+    wait_until(lambda: len(messages(live, LUCIA)) == 1, what="the message")
+    _close_window(live, LUCIA)
+    run_id = _start_by_hand(live, workflow_id, LUCIA)
+    wait_until(lambda: _run(live, run_id).status == RunStatus.DONE.value, what="the run")
+
+    def sent() -> list[str]:
+        chat = live.control.get(f"/numbers/{NUMBER}/chats/{LUCIA}").json()
+        return [m["content"]["template"]["name"] for m in chat if m["direction"] == "out"]
+
+    wait_until(lambda: sent() == ["hello_world"], what="the template on the phone")

@@ -809,6 +809,7 @@ def _steps() -> list[Step]:
             a.CONTACT_UPDATED,
             lambda w: _inbox(w, f"{conv(w)}/contact", {"new_key": "pedido", "new_value": "A-17"}),
         ),
+        step(f"POST {C}/workflows/run", a.WORKFLOW_RUN_STARTED, _run_workflow_from_inbox),
         step(
             f"POST {C}/snooze",
             a.CONVERSATION_SNOOZED,
@@ -1259,6 +1260,25 @@ def _workflow_web_steps(step: Callable[..., Step], a: type[audit.Action]) -> lis
             lambda w: _post(w.owner, f"/workflows/{w.ids['workflow_web_copy']}/delete"),
         ),
     ]
+
+
+def _run_workflow_from_inbox(w: World) -> httpx.Response:
+    from puente.automation.workflows.definition import parse_definition
+    from puente.automation.workflows.service import do_create_workflow, do_publish, do_set_enabled
+    from puente.conversations.models import Conversation
+
+    def manual_workflow(session: Any) -> int:
+        conversation = session.get(Conversation, w.ids["conversation"])
+        definition = parse_definition({**WORKFLOW, "trigger": {"type": "manual"}})
+        workflow = do_create_workflow(
+            session, conversation.workspace_id, name="Manual", definition=definition
+        )
+        do_publish(session, workflow)
+        do_set_enabled(session, workflow, True)
+        return int(workflow.id)
+
+    workflow_id = w.write(manual_workflow)
+    return _inbox(w, f"{_conversation(w)}/workflows/run", {"workflow_id": str(workflow_id)})
 
 
 def _kb_settings_api(w: World) -> httpx.Response:

@@ -68,6 +68,7 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "POST /inbox/c/{conversation_id}/labels/remove": (A.CONVERSATION_UNLABELLED,),
     "POST /inbox/c/{conversation_id}/bot": (A.BOT_PAUSED, A.BOT_RESUMED),
     "POST /inbox/c/{conversation_id}/contact": (A.CONTACT_UPDATED,),
+    "POST /inbox/c/{conversation_id}/workflows/run": (A.WORKFLOW_RUN_STARTED,),
     "POST /inbox/snippets": (A.SNIPPET_CREATED,),
     "POST /inbox/snippets/{snippet_id}/delete": (A.SNIPPET_DELETED,),
     # -- contacts ---------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import secrets
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from puente.accounts.gate import access_conversation, conversation_scope, load_member_actor
 from puente.accounts.models import Team, User
 from puente.accounts.presence import arriving, do_arrive
+from puente.automation.workflows.models import Workflow
 from puente.channels.models import Channel
 from puente.conversations import collab
 from puente.conversations.models import (
@@ -25,6 +27,7 @@ from puente.conversations.models import (
     Media,
     Message,
     Note,
+    bot_is_paused,
 )
 from puente.db.base import utcnow
 from puente.errors import NotFound
@@ -36,6 +39,7 @@ from puente.web.deps import DbDep, RuntimeDep, WebContext
 from puente.web.inbox import queries as q
 from puente.web.inbox import render as r
 from puente.web.inbox.common import Viewer, page
+from puente.web.inbox.workflows import flash_of, manual_workflows
 
 router = APIRouter(include_in_schema=False)
 
@@ -81,8 +85,8 @@ def _list_context(session: Session, me: WebContext, f: q.InboxFilter) -> dict[st
 
 
 def _options(session: Session, me: WebContext) -> dict[str, Any]:
-    """The filters' numbers and teams and the workspace's members (for assigning and
-    @mentions), in one statement."""
+    """The filters' numbers and teams, the workspace's members (for assigning and
+    @mentions) and the workflows a person may start by hand, in one statement."""
     ws = me.workspace.id
     none = cast(null(), String)
     rows = session.execute(
@@ -92,6 +96,9 @@ def _options(session: Session, me: WebContext) -> dict[str, Any]:
             ),
             select(literal("team").label("kind"), Team.id, Team.name, none, none).where(
                 Team.workspace_id == ws
+            ),
+            select(literal("workflow").label("kind"), Workflow.id, Workflow.name, none, none).where(
+                manual_workflows(ws)
             ),
             collab.members_query(ws)
             .with_only_columns(
@@ -104,6 +111,7 @@ def _options(session: Session, me: WebContext) -> dict[str, Any]:
         "channels": [r for r in rows if r.kind == "channel"],
         "teams": [r for r in rows if r.kind == "team"],
         "members": [collab.member_of(*r[1:]) for r in rows if r.kind == "member"],
+        "manual_workflows": [r for r in rows if r.kind == "workflow"],
     }
 
 
@@ -190,6 +198,19 @@ def conversation_context(session: Session, me: WebContext, header: q.Header) -> 
         ),
         "can_reply": me.can("conversations.reply"),
         "attachment_limits": ATTACHMENT_LIMITS,
+        **bot_state(conversation, now),
+        # A fresh key for each panel drawn: a double click on "Run" starts one run.
+        "run_key": secrets.token_urlsafe(12),
+    }
+
+
+def bot_state(conversation: Conversation, now: dt.datetime) -> dict[str, Any]:
+    """Whether bots and workflows keep out of the conversation now, and until when if the
+    pause ends by itself (the owner answered from the phone)."""
+    paused = bot_is_paused(conversation, now)
+    return {
+        "bot_paused": paused,
+        "bot_paused_until": conversation.bot_paused_until if paused else None,
     }
 
 
@@ -208,8 +229,9 @@ def conversation_page(
     _arrive(runtime, me)
     header = q.load_header(session, me.actor, conversation_id)
     conversation = header.conversation
-    view = q.load_conversation_view(session, conversation, before=before)
+    view = q.load_conversation_view(session, conversation, before=before, with_runs=header.has_runs)
     f = inbox_filter(request)
+    flash = flash_of(request)
     # The list beside it loads separately (inbox.js): opening a conversation costs
     # only the conversation.
     context = {
@@ -219,6 +241,8 @@ def conversation_page(
         **conversation_context(session, me, header),
         "view": view,
         "current_id": conversation.id,
+        # Not `flash`: the base layout would place it above the inbox's panes.
+        "inbox_flash": flash,
     }
     response = page(request, "inbox/inbox.html", context)
     if before is None and (conversation.unread_count or header.unread_notification):

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session, aliased, defer
 
 from puente.accounts.gate import Actor, conversation_scope
 from puente.accounts.models import Team, User
+from puente.automation.workflows.models import WorkflowRun
 from puente.channels.models import Channel
 from puente.contacts.models import Contact, ContactConsent, ContactTag, Tag
 from puente.conversations.models import (
@@ -42,6 +43,7 @@ from puente.conversations.search import contact_search_ready
 from puente.errors import NotFound
 from puente.outbound.templates.preview import Preview
 from puente.outbound.templates.sent import sent_templates
+from puente.web.inbox.runs import RunLine, conversation_runs
 
 PAGE_SIZE = 50
 MESSAGES_SHOWN = 50
@@ -355,11 +357,12 @@ class MessageView:
 @dataclass
 class TimelineItem:
     at: dt.datetime
-    kind: str  # message | note | event
+    kind: str  # message | note | event | workflow
     message: MessageView | None = None
     note: Note | None = None
     author_name: str | None = None
     event: ConversationEvent | None = None
+    run: RunLine | None = None
 
 
 @dataclass
@@ -385,13 +388,15 @@ class Header:
     consent: ContactConsent | None  # marketing
     contact_tags: list[str]
     unread_notification: bool  # the viewer has an unread notification about it
+    has_runs: bool = False  # a workflow ever ran in it (most conversations: none)
 
 
 def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
     """The conversation if the actor may see it (404 otherwise, as the gate's
     `access_conversation`), with its contact, number, assignee, team, the contact's
-    marketing consent and tags, and whether the viewer has an unread notification about
-    it: one statement, where these were six (each a round trip on PostgreSQL)."""
+    marketing consent and tags, whether the viewer has an unread notification about it,
+    and whether any workflow ran in it: one statement, where these were seven (each a
+    round trip on PostgreSQL)."""
     assignee = aliased(User)
     tags = (
         select(func.aggregate_strings(Tag.name, _TAG_SEPARATOR))
@@ -409,8 +414,12 @@ def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
         if actor.user_id is not None
         else literal(False)
     )
+    runs = exists().where(
+        WorkflowRun.conversation_id == Conversation.id,
+        WorkflowRun.workspace_id == Conversation.workspace_id,
+    )
     row = session.execute(
-        select(Conversation, Contact, Channel, assignee, Team, ContactConsent, tags, unread)
+        select(Conversation, Contact, Channel, assignee, Team, ContactConsent, tags, unread, runs)
         .join(Channel, Channel.id == Conversation.channel_id)
         .join(Contact, Contact.id == Conversation.contact_id)
         .outerjoin(assignee, assignee.id == Conversation.assignee_id)
@@ -426,7 +435,7 @@ def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
     ).first()
     if row is None:
         raise NotFound("no such conversation")
-    conversation, contact, channel, assigned, team, consent, tag_names, has_unread = row
+    conversation, contact, channel, assigned, team, consent, tag_names, has_unread, has_runs = row
     return Header(
         conversation,
         contact,
@@ -436,6 +445,7 @@ def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
         consent,
         contact_tags=sorted(tag_names.split(_TAG_SEPARATOR)) if tag_names else [],
         unread_notification=bool(has_unread),
+        has_runs=bool(has_runs),
     )
 
 
@@ -539,8 +549,14 @@ def message_views(
 
 
 def load_conversation_view(
-    session: Session, conversation: Conversation, *, before: dt.datetime | None = None
+    session: Session,
+    conversation: Conversation,
+    *,
+    before: dt.datetime | None = None,
+    with_runs: bool = True,
 ) -> ConversationView:
+    """The newest messages (before `before`), and the notes, events and workflow runs of
+    the same period; `with_runs=False` when the header already knows there are none."""
     query = select(Message).where(
         Message.conversation_id == conversation.id,
         Message.workspace_id == conversation.workspace_id,
@@ -601,5 +617,8 @@ def load_conversation_view(
         events_q.order_by(ConversationEvent.created_at).limit(200)
     ).tuples():
         items.append(TimelineItem(event.created_at, "event", event=event, author_name=name))
+    if with_runs:
+        for run in conversation_runs(session, conversation, since=since, before=before):
+            items.append(TimelineItem(run.run.created_at, "workflow", run=run))
     items.sort(key=lambda i: i.at)
     return ConversationView(conversation, items, has_older)

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from puente.conversations.realtime import RealtimeHub
 from puente.conversations.search import ensure_inbox_indexes, ensure_search_index
 from puente.runtime import Runtime
-from puente.web.inbox import actions, compose, manage, notify, pages, stream
+from puente.web.inbox import actions, compose, manage, notify, pages, stream, workflows
 
 
 def mount(app: FastAPI, runtime: Runtime, hub: RealtimeHub) -> None:
@@ -17,5 +17,5 @@ def mount(app: FastAPI, runtime: Runtime, hub: RealtimeHub) -> None:
     # database without tables yet gets it on that first search instead).
     ensure_search_index(runtime.db.engine)
     ensure_inbox_indexes(runtime.db.engine)
-    for module in (stream, pages, actions, compose, manage, notify):
+    for module in (stream, pages, actions, compose, manage, notify, workflows):
         app.include_router(module.router)

@@ -31,6 +31,7 @@ from puente.channels.service import (
     list_channels,
 )
 from puente.channels.sync import history_messages_by_phase
+from puente.conversations.inbound import OWNER_PAUSE_MINUTES
 from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.request_session import own_transactions
@@ -289,6 +290,8 @@ def _detail_context(request: Request, session: Session, channel: Channel) -> dic
         "coexistence": channel.mode == ChannelMode.COEXISTENCE.value,
         "phase_messages": history_messages_by_phase(session, channel),
         "pause_bot": (channel.settings or {}).get("pause_bot_on_owner_reply", True),
+        "pause_minutes": (channel.settings or {}).get("owner_pause_minutes", OWNER_PAUSE_MINUTES),
+        "pause_minutes_max": MAX_OWNER_PAUSE_MINUTES,
         "hours_status": business_hours.status_words(request, hours := hours_of(channel), now),
         "hours_away": hours is not None and hours.away_enabled,
     }
@@ -336,12 +339,34 @@ def channel_settings(
     session: DbDep,
     me: Manager,
     pause_bot_on_owner_reply: Annotated[str | None, Form(max_length=8)] = None,
+    owner_pause_minutes: Annotated[str | None, Form(max_length=16)] = None,
 ) -> Response:
     channel = access_channel(session, me.workspace.id, channel_id)
-    do_change_channel_settings(
-        session,
-        channel,
-        {"pause_bot_on_owner_reply": pause_bot_on_owner_reply == "yes"},
-        me.actor,
-    )
+    changes: dict[str, Any] = {"pause_bot_on_owner_reply": pause_bot_on_owner_reply == "yes"}
+    if owner_pause_minutes is not None:
+        minutes = _pause_minutes(owner_pause_minutes)
+        if minutes is None:
+            context = _detail_context(request, session, channel)
+            context["pause_minutes"] = owner_pause_minutes
+            context["error"] = translate(
+                request,
+                "The pause after the owner answers must be a whole number of minutes from 0 "
+                "to %(most)s (0: until someone resumes the bot).",
+                most=MAX_OWNER_PAUSE_MINUTES,
+            )
+            return render(request, "channels/detail.html", context, status_code=422)
+        changes["owner_pause_minutes"] = minutes
+    do_change_channel_settings(session, channel, changes, me.actor)
     return RedirectResponse(f"/channels/{channel_id}?flash=saved", status_code=303)
+
+
+# A week: longer and the owner would rather switch the bot off in the conversation.
+MAX_OWNER_PAUSE_MINUTES = 7 * 24 * 60
+
+
+def _pause_minutes(raw: str) -> int | None:
+    """The form's minutes, or None when they are not a whole number in range."""
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_OWNER_PAUSE_MINUTES:
+        return None
+    return int(text)

@@ -37,7 +37,9 @@ def postgres_reachable() -> str | None:
 
 
 def command(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "pytest", *args]
+    # The slowest tests are listed at the end of each leg: the suite must stay within CI's
+    # time, and this shows where it goes.
+    return [sys.executable, "-m", "pytest", "--durations=25", *args]
 
 
 def environment(db: str, dbs: list[str]) -> dict[str, str]:

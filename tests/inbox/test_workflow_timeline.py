@@ -30,6 +30,8 @@ from puente.conversations.models import Conversation
 from puente.db.session import Database
 from tests.inbox.conftest import NOW, Shop, login
 from tests.inbox.helpers import add_conversation, add_message
+from tests.inbox.test_query_counts import VIEW_STATEMENTS
+from tests.statements import counting
 from tests.webclient import WebClient
 
 GREETING: dict[str, Any] = {
@@ -312,3 +314,24 @@ def _bot_state(web: WebClient, cid: int) -> str:
     found = re.search(r'data-testid="bot-state">([^<]*)<', panel)
     assert found, panel
     return found.group(1).strip()
+
+
+def test_the_view_makes_the_same_statements_for_1_or_12_runs(
+    owner_web: WebClient, shop: Shop, db: Database
+) -> None:
+    cid = conversation(db, shop)
+    workflow_id = add_workflow(db, shop, GREETING, "Saludo del taller")
+    run_now(db, shop, workflow_id, cid)
+    few = _view_statements(owner_web, db, cid)
+    for _ in range(11):
+        run_now(db, shop, workflow_id, cid)
+    many = _view_statements(owner_web, db, cid)
+    # The runs, their steps and the steps' titles: three more than a view without runs.
+    assert (few, many) == (VIEW_STATEMENTS + 3, VIEW_STATEMENTS + 3)
+
+
+def _view_statements(web: WebClient, db: Database, cid: int) -> int:
+    with counting(db) as statements:
+        page = web.get(f"/inbox/c/{cid}")
+    assert page.status_code == 200
+    return len(statements)

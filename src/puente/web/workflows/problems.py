@@ -6,11 +6,14 @@ parser does (`steps.<index>.<field>`); both find their card."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from puente.web.workflows.form import STEP_FIELDS, TRIGGER_FIELDS
 from puente.web.workflows.words import STEP_LABELS, Translate, problem_text
+
+_MISSING_TARGET = re.compile(r"^It goes to “(.*)”, which is not a step\.$")
 
 
 @dataclass
@@ -63,13 +66,28 @@ def place(
         if index is None:
             ordered.append((-2, Placed(text, "steps", _("Workflow"))))
             continue
-        name = parts[2] if len(parts) > 2 else ""
+        name = parts[2] if len(parts) > 2 else _exit_to(steps[index], detail)
         placed.cards.setdefault(index, {}).setdefault(name, []).append(text)
         label = STEP_LABELS.get(str(steps[index].get("type")), "")
         where_text = _("Step %(n)s", n=index + 1) + (f" · {_(label)}" if label else "")
         ordered.append((index, Placed(text, f"step-{ids[index]}", where_text)))
     placed.listed = [p for _i, p in sorted(ordered, key=lambda pair: pair[0])]
     return placed
+
+
+_EXITS = ("next", "otherwise", "target", "on_invalid", "on_timeout", "on_failure")
+
+
+def _exit_to(step: dict[str, Any], detail: dict[str, Any]) -> str:
+    """The field of a step that goes to a missing step (the checks name only the step),
+    so that the problem shows beside its select; "" when it is not such a problem."""
+    found = _MISSING_TARGET.match(str(detail.get("message") or ""))
+    if found is None:
+        return ""
+    target = found.group(1)
+    if any(option.get("next") == target for option in step.get("options") or []):
+        return "options"
+    return next((name for name in _EXITS if step.get(name) == target), "")
 
 
 def _card_index(parts: list[str], ids: list[str]) -> int | None:

@@ -57,8 +57,8 @@ OPERATOR_LABELS = {
     "not_exists": N_("is not set"),
     "gt": N_("is greater than"),
     "lt": N_("is less than"),
-    "in": N_("is one of (comma-separated)"),
-    "not_in": N_("is none of (comma-separated)"),
+    "in": N_("is one of (a, b, c)"),
+    "not_in": N_("is none of (a, b, c)"),
 }
 
 RUN_STATES = {

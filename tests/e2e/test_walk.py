@@ -288,6 +288,16 @@ def _bot(walk: Walk) -> None:
     walk.shot(walk.shot_name("bot"))
 
 
+def _workflows(walk: Walk) -> None:
+    walk.heading("Workflows")
+    walk.main_action(
+        walk.page.locator("[data-testid=new-workflow]"), "the Workflows page's New workflow button"
+    )
+    # The demo's two workflows, switched on.
+    walk.not_cut(walk.page.locator(".table-wrap:has(table.wf-table)"), "the workflows' table")
+    walk.shot(walk.shot_name("workflows"))
+
+
 def _settings(walk: Walk) -> None:
     walk.heading("Profile")
     walk.main_action(
@@ -303,6 +313,7 @@ PAGES = {
     "/channels": _channels,
     "/templates": _templates,
     "/broadcasts": _broadcasts,
+    "/workflows": _workflows,
     "/bot": _bot,
     "/settings/profile": _settings,
 }

@@ -19,12 +19,14 @@ from sqlalchemy import select
 
 from puente.accounts.models import Workspace
 from puente.app import create_app
-from puente.automation.workflows import service
+from puente.automation.workflows import checks, service
 from puente.automation.workflows.definition import Definition, parse_definition
 from puente.automation.workflows.models import RunStatus, Workflow, WorkflowRun, WorkflowRunStep
 from puente.config import Settings
 from puente.db.session import Database
 from puente.errors import InvalidInput
+from puente.outbound.models import MessageTemplate
+from puente.web.workflows import words
 from puente.web.workflows.form import (
     apply_action,
     definition_data,
@@ -760,3 +762,50 @@ def test_a_ready_made_workflow_is_installed_as_a_draft(
         workflow = session.scalars(select(Workflow)).one()
         assert (workflow.template_key, workflow.enabled) == (first.key, False)
     assert web.post("/workflows/library/no-such-thing", {}).status_code == 404
+
+
+def test_each_problem_with_a_name_in_it_has_its_catalogue_message(db: Database, shop: int) -> None:
+    """The checks write names into their messages (a step, a template): the builder finds
+    the catalogue's message for each and puts the names back, in any language."""
+    template = {"name": "x", "language": "es"}
+    pending = {"name": "y", "language": "es"}
+    broken = parse_definition(
+        {
+            "trigger": {"type": "manual", "conditions": {"rules": [{"field": "colour"}]}},
+            "start": "missing",
+            "steps": [
+                {"id": "a", "type": "send_template", "template": template, "next": "b"},
+                {"id": "b", "type": "jump", "target": "a"},
+                {"id": "b", "type": "jump", "target": "nowhere"},
+                {"id": "c", "type": "send_template", "template": pending, "next": "d"},
+                {"id": "d", "type": "jump", "target": "c"},
+            ],
+        }
+    )
+    with db.unit_of_work(unscoped="test") as session:
+        session.add(
+            MessageTemplate(
+                workspace_id=shop, waba_id="1", name="y", language="es", category="UTILITY",
+                status="PENDING",
+            )
+        )  # fmt: skip
+    with db.read(scope=shop) as session:
+        messages = [p.message for p in checks.problems(session, shop, broken)]
+    files = []
+    for document in (
+        {"format": "other"},
+        {"format": "puente.workflow", "version": 9},
+        {"format": "puente.workflow", "colour": 1},
+        {"format": "puente.workflow", "version": 1, "name": "x", "definition": {"x": 1}},
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            service.parse_workflow_file(document)
+        files.append(refused.value.message)
+    named = [*messages, *files]
+    assert len(messages) == 7, messages
+    for message in named:
+        msgid, params = words.msgid_of(message)
+        assert msgid != message, f"no catalogue message for {message!r}"
+        # The names put back give the message again (a heading has no names: its details
+        # follow it on the page).
+        assert not params or msgid % params == message, (msgid, message)

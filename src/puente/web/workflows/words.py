@@ -140,6 +140,24 @@ _PROBLEMS: list[tuple[re.Pattern[str], str]] = [
         N_("Steps loop back to “%(name)s” without a wait or a question."),
     ),
     (re.compile(r"^Unknown field “(?P<name>.*)”\.$"), N_("Unknown field “%(name)s”.")),
+    # A workflow file's, at import.
+    (
+        re.compile(r"^Unknown field in the workflow file: (?P<names>.*)\.$"),
+        N_("Unknown field in the workflow file: %(names)s."),
+    ),
+    (
+        re.compile(r"^This is not a Puente workflow file \(format should be “(?P<format>.*)”\)\.$"),
+        N_("This is not a Puente workflow file (format should be “%(format)s”)."),
+    ),
+    (
+        re.compile(
+            r"^This workflow file is (?:format )?version (?P<found>.*); "
+            r"this Puente reads version (?P<version>\d+)\.$"
+        ),
+        N_("This workflow file is version %(found)s; this Puente reads version %(version)s."),
+    ),
+    (re.compile(r"^The workflow is not valid: .*$"), N_("The workflow in this file is not valid:")),
+    (re.compile(r"^unknown field$"), N_("unknown field")),
     # What pydantic says of a value the form let through.
     (re.compile(r"^Field required$"), N_("This is required.")),
     (
@@ -164,10 +182,16 @@ _PROBLEMS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
-def problem_text(_: Translate, message: str) -> str:
-    """A problem of the checks (or of the form) in the reader's language."""
+def msgid_of(message: str) -> tuple[str, dict[str, str]]:
+    """The catalogue's msgid of a problem and the names it holds."""
     for pattern, msgid in _PROBLEMS:
         found = pattern.match(message)
         if found:
-            return _(msgid, **found.groupdict())
-    return _(message)
+            return msgid, found.groupdict()
+    return message, {}
+
+
+def problem_text(_: Translate, message: str) -> str:
+    """A problem of the checks (or of the form) in the reader's language."""
+    msgid, params = msgid_of(message)
+    return _(msgid, **params) if params else _(msgid)

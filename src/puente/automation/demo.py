@@ -28,9 +28,19 @@ AGENTS = (
     ("Camila Rojas", "camila@demo.puente.local"),
     ("Andrés Gómez", "andres@demo.puente.local"),
 )
+# (ready-made workflow, name, description): in Spanish, as the demo shop speaks it. The
+# assignment sends nothing itself: the out-of-hours reply and the bot already answer.
 WORKFLOWS = (
-    ("out_of_hours", "Respuesta fuera de horario"),
-    ("auto_assign_support", "Asignación por turnos al equipo de atención"),
+    (
+        "out_of_hours",
+        "Respuesta fuera de horario",
+        "Responde a quien escribe cuando el número está cerrado.",
+    ),
+    (
+        "auto_assign_sales",
+        "Asignación por turnos al equipo de atención",
+        "Cada conversación nueva pasa al equipo de atención, que la reparte por turnos.",
+    ),
 )
 
 
@@ -93,7 +103,9 @@ def seed_demo_automation(
     today = utcnow().astimezone(ZoneInfo(workspace.timezone)).date()
     do_set_business_hours(session, channel, _hours(workspace.timezone, today), actor)
 
-    for key, name in WORKFLOWS:
-        workflow = do_install(session, workspace_id, key, actor, language="es", name=name)
+    for key, name, description in WORKFLOWS:
+        workflow = do_install(
+            session, workspace_id, key, actor, language="es", name=name, description=description
+        )
         do_publish(session, workflow, actor)
         do_set_enabled(session, workflow, True, actor)

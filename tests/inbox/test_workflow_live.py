@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from babel.dates import format_datetime, format_time
 from sqlalchemy import select
 
 from puente.accounts.models import Workspace
@@ -198,13 +199,12 @@ def test_the_owners_reply_pauses_the_bot_for_the_minutes_set_on_the_number(live:
         lambda: (c := conversation_of(live)) is not None and c.bot_paused_until and c,
         what="the pause after the owner's reply",
     )
-    until = paused.bot_paused_until.astimezone(ZoneInfo(ZONE))
-    # The owner reads it in their own time zone (the pause ends within the hour: today,
-    # unless it crosses midnight there).
-    state = _bot_state(web, conversation.id)
-    assert state in (
-        f"Bot paused until {until:%H:%M}",
-        f"Bot paused until {until.day} {until:%b, %H:%M}",
+    until, zone = paused.bot_paused_until, ZoneInfo(ZONE)
+    # The owner reads it in their own time zone and language (the pause ends within the
+    # hour: today, unless it crosses midnight there).
+    assert _bot_state(web, conversation.id) in (
+        f"Bot paused until {format_time(until, 'short', tzinfo=zone, locale='en')}",
+        f"Bot paused until {format_datetime(until, 'short', tzinfo=zone, locale='en')}",
     )
 
     # 0 minutes: the next reply from the phone pauses them until someone resumes them.

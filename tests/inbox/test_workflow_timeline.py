@@ -13,6 +13,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_datetime, format_time
 from sqlalchemy import select
 
 from puente.accounts.models import Membership, User
@@ -272,11 +273,10 @@ def test_the_bot_state_says_until_when_a_pause_lasts(
         _pause(db, cid, until)
         # In the viewer's time zone: the hour alone when the pause ends today, with its
         # day when it ends another day.
-        local = until.astimezone(zone)
-        if local.date() == now.astimezone(zone).date():
-            expected = local.strftime("%H:%M")
+        if until.astimezone(zone).date() == now.astimezone(zone).date():
+            expected = format_time(until, "short", tzinfo=zone, locale="en")
         else:
-            expected = f"{local.day} {local.strftime('%b, %H:%M')}"
+            expected = format_datetime(until, "short", tzinfo=zone, locale="en")
         assert _bot_state(owner_web, cid) == f"Bot paused until {expected}"
 
     # A pause whose time has passed is over: the bot is active again.

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from babel import Locale
-from babel.dates import format_datetime
+from babel.dates import format_datetime, format_time
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -60,8 +60,11 @@ def _when_for(request: Request) -> Callable[..., str]:
     zone = safe_zone(ctx.user.timezone if ctx is not None else "UTC")
 
     def when(value: dt.datetime | None, fmt: str = "medium") -> str:
+        """`value` in the viewer's zone and language; fmt "time" gives the hour alone."""
         if value is None:
             return ""
+        if fmt == "time":
+            return str(format_time(value, "short", tzinfo=zone, locale=locale))
         return str(format_datetime(value, fmt, tzinfo=zone, locale=locale))
 
     return when

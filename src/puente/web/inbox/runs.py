@@ -78,6 +78,8 @@ class StepLine:
     @property
     def outcome(self) -> str:
         """The outcome's msgid (or the raw outcome when Puente has no word for it)."""
+        if self.step.step_type == "question" and self.step.outcome == "waiting":
+            return N_("Asked")  # sent, the run waits for the answer
         return OUTCOMES.get(self.step.outcome, ("", self.step.outcome))[1]
 
 

@@ -128,6 +128,17 @@ def test_build_a_keyword_workflow_with_a_question_and_two_branches(
     page.evaluate("document.querySelector('#step-question_1').scrollIntoView()")
     shoot(page, "workflows-builder-phone.png", full_page=False)
     page.set_viewport_size({"width": 1366, "height": 900})
+
+    # A test run on a contact found by name (htmx fills the select), then its page.
+    page.locator("[data-testid=test-search]").fill("nadie así")
+    expect(page.locator("[data-testid=test-contact]")).to_contain_text("No contact found")
+    page.locator("[data-testid=test-search]").fill("lucía")
+    expect(page.locator("[data-testid=test-contact]")).to_contain_text("Lucía Gómez")
+    page.locator("[data-testid=start-test]").click()
+    page.wait_for_url("**/runs/*")
+    expect(page.locator("[data-testid=run-status]")).to_be_visible()
+    expect(page.get_by_text("Lucía Gómez")).to_be_visible()
+
     page.locator("nav.mainnav").get_by_role("link", name="Workflows", exact=True).click()
     page.wait_for_url("**/workflows")
     row = page.locator("[data-testid=workflow-row]")

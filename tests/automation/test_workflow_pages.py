@@ -20,7 +20,7 @@ from sqlalchemy import select
 from puente.accounts.models import Workspace
 from puente.app import create_app
 from puente.automation.workflows import checks, service
-from puente.automation.workflows.definition import Definition, parse_definition
+from puente.automation.workflows.definition import Definition, Step, Trigger, parse_definition
 from puente.automation.workflows.models import RunStatus, Workflow, WorkflowRun, WorkflowRunStep
 from puente.config import Settings
 from puente.db.session import Database
@@ -28,6 +28,8 @@ from puente.errors import InvalidInput
 from puente.outbound.models import MessageTemplate
 from puente.web.workflows import words
 from puente.web.workflows.form import (
+    STEP_FIELDS,
+    TRIGGER_FIELDS,
     apply_action,
     definition_data,
     definition_from_form,
@@ -186,6 +188,19 @@ def test_each_step_type_keeps_only_its_own_fields() -> None:
     assert (apology.template.name, apology.template.language) == ("disculpa", "es_MX")
     assert apology.template.variables == {"body.1": "{contact.name|cliente}"}
     assert (pause.until, pause.minutes) == ("09:30", None)
+
+
+def test_the_builder_knows_every_field_of_a_step_and_a_trigger() -> None:
+    """A field added to the definition needs its place in the builder, or saving a
+    workflow from the page would drop it."""
+    step_fields = {"id", "type", "title", "when"} | {
+        f for fields in STEP_FIELDS.values() for f in fields
+    }
+    assert set(Step.model_fields) == step_fields
+    trigger_fields = {"type", "channel_ids", "conditions"} | {
+        f for fields in TRIGGER_FIELDS.values() for f in fields
+    }
+    assert set(Trigger.model_fields) == trigger_fields
 
 
 def test_what_cannot_be_read_is_named_by_its_step_and_kept_as_typed() -> None:
@@ -590,7 +605,8 @@ EVERY_KIND: dict[str, Any] = {
         {"id": "untag", "type": "remove_tag", "tag": "frio", "next": "note"},
         {"id": "note", "type": "note", "text": "Quiere comprar", "next": "snooze"},
         {"id": "snooze", "type": "snooze", "minutes": 90, "next": "off"},
-        {"id": "off", "type": "bot_off", "next": "wait"},
+        {"id": "off", "type": "bot_off", "next": "pause"},
+        {"id": "pause", "type": "wait", "seconds": 30, "next": "wait"},
         {"id": "wait", "type": "wait", "until": "09:00", "next": "check"},
         {"id": "check", "type": "branch", "conditions": {"match": "all", "rules": [
             {"field": "conversation.status", "op": "in", "value": ["open", "pending"]},

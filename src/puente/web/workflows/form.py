@@ -51,7 +51,7 @@ STEP_FIELDS: dict[str, tuple[str, ...]] = {
     "snooze": ("minutes", "next"),
     "bot_off": ("next",),
     "bot_on": ("next",),
-    "wait": ("minutes", "until", "next"),
+    "wait": ("minutes", "seconds", "until", "next"),
     "branch": ("conditions", "next", "otherwise"),
     "jump": ("target",),
     "http": ("method", "url", "headers", "body", "timeout_seconds", "next"),
@@ -218,7 +218,14 @@ def _step(r: _Reader, i: int) -> dict[str, Any]:
             "on_failure",
         ) or field in ("save_as", "tag", "field", "until"):
             step[field] = r.optional(key)
-        elif field in ("timeout_minutes", "minutes", "agent_id", "team_id", "workflow_id"):
+        elif field in (
+            "timeout_minutes",
+            "minutes",
+            "seconds",
+            "agent_id",
+            "team_id",
+            "workflow_id",
+        ):
             step[field] = r.number(key, where + field)
         elif field == "method":
             step[field] = r.word(key) or "POST"

@@ -181,6 +181,8 @@
           if (!el.id || !newest(el.id, t)) return;
           var existing = document.getElementById(el.id);
           if (existing) {
+            // A workflow run the reader opened stays open.
+            if (existing.tagName === "DETAILS" && existing.open) el.open = true;
             if (existing.outerHTML !== el.outerHTML) existing.replaceWith(el);
             return;
           }

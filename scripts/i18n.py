@@ -52,6 +52,8 @@ KEYWORDS: dict[str, tuple[int, ...]] = {
     "user_error": (2,),
     "kb_refusal": (2,),
     "Problem": (1,),
+    # A workflow's publish checks (automation/workflows/checks.py): (where, message).
+    "PublishProblem": (2,),
     # Meta's template rules (outbound/templates/rules.py): add(field, code, msgid, **params),
     # and the template service's MetaRefused with Meta's reason.
     "add": (3,),

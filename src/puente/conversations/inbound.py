@@ -29,7 +29,7 @@ from puente.contacts.resolve import (
 )
 from puente.conversations.edits import apply_pending_ops
 from puente.conversations.events import conversation_updated, message_stored
-from puente.conversations.incoming import NewMessage, Stored, preview_of
+from puente.conversations.incoming import NewMessage, Stored, preview_of, remember_stored
 from puente.conversations.media import create_media
 from puente.conversations.models import (
     Conversation,
@@ -309,6 +309,7 @@ def _publish_created(session: Session, result: StoreResult) -> None:
     touched: dict[int, Conversation] = {}
     for stored in result.stored:
         touched[stored.conversation.id] = stored.conversation
+        remember_stored(session, stored)
         publish(
             session,
             message_stored(

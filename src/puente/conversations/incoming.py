@@ -9,6 +9,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from puente.contacts.resolve import Person
 from puente.conversations.models import Conversation, Message
 
@@ -53,6 +55,21 @@ class Stored:
     # The customer's message began the conversation, or reopened it after it was closed
     # or snoozed: "the first message of a new conversation" to automation.
     opened: bool = False
+
+
+# Session.info key: this transaction's newly stored messages by id, as they came in.
+_STORED_KEY = "puente.stored_messages"
+
+
+def remember_stored(session: Session, stored: Stored) -> None:
+    session.info.setdefault(_STORED_KEY, {})[stored.id] = stored.message
+
+
+def stored_in_session(session: Session, message_id: int) -> NewMessage | None:
+    """A message this transaction stored, as it came in: its reactions read its text
+    without loading the row (ingest inserts messages without ORM objects)."""
+    found: NewMessage | None = session.info.get(_STORED_KEY, {}).get(message_id)
+    return found
 
 
 # The list's preview of a message deleted for everyone (its text is gone): pages show it

@@ -76,6 +76,11 @@ def on_commit(session: Session, callback: Callable[[], None]) -> None:
 
 
 def _run_after_commit(session: Session) -> None:
+    # SQLAlchemy fires after_commit when a savepoint is released too: the transaction
+    # has not committed then, and a worker woken now (another process on PostgreSQL)
+    # would look for rows it cannot see yet. Only the outermost commit runs them.
+    if session.in_nested_transaction():
+        return
     callbacks = session.info.pop(_CALLBACKS_KEY, [])
     for callback in callbacks:
         try:

@@ -24,7 +24,7 @@ MAX_BUTTONS = 3
 
 
 @dataclass(frozen=True)
-class Problem:
+class PublishProblem:
     where: str  # "trigger", "steps.<id>", "steps.<id>.<field>"
     message: str
 
@@ -32,23 +32,25 @@ class Problem:
         return {"field": self.where, "message": self.message}
 
 
-def problems(session: Session, workspace_id: int, definition: Definition) -> list[Problem]:
-    found: list[Problem] = []
+def problems(session: Session, workspace_id: int, definition: Definition) -> list[PublishProblem]:
+    found: list[PublishProblem] = []
     found += _trigger_problems(definition)
     if not definition.steps:
-        found.append(Problem("steps", "The workflow has no steps."))
+        found.append(PublishProblem("steps", "The workflow has no steps."))
         return found
     ids = [step.id for step in definition.steps]
     for duplicate in sorted({i for i in ids if ids.count(i) > 1}):
-        found.append(Problem(f"steps.{duplicate}", f"Two steps are called “{duplicate}”."))
+        found.append(PublishProblem(f"steps.{duplicate}", f"Two steps are called “{duplicate}”."))
     known = set(ids)
     if definition.start and definition.start not in known:
-        found.append(Problem("start", f"The first step “{definition.start}” does not exist."))
+        found.append(
+            PublishProblem("start", f"The first step “{definition.start}” does not exist.")
+        )
     for step in definition.steps:
         where = f"steps.{step.id}"
         for target in step.exits():
             if target not in known:
-                found.append(Problem(where, f"It goes to “{target}”, which is not a step."))
+                found.append(PublishProblem(where, f"It goes to “{target}”, which is not a step."))
         found += _step_problems(session, workspace_id, step, where)
         for conditions, place in ((step.when, "when"), (step.conditions, "conditions")):
             found += _condition_problems(conditions, f"{where}.{place}")
@@ -57,27 +59,31 @@ def problems(session: Session, workspace_id: int, definition: Definition) -> lis
     return found
 
 
-def _trigger_problems(definition: Definition) -> list[Problem]:
+def _trigger_problems(definition: Definition) -> list[PublishProblem]:
     trigger = definition.trigger
     found = []
     keywords = [k for k in trigger.keywords if k.strip()]
     if trigger.type == "message_received" and trigger.match == "keyword" and not keywords:
-        found.append(Problem("trigger.keywords", "Give at least one keyword or phrase."))
+        found.append(PublishProblem("trigger.keywords", "Give at least one keyword or phrase."))
     if trigger.type == "tag_added" and not (trigger.tag or "").strip():
-        found.append(Problem("trigger.tag", "Choose the tag that starts the workflow."))
+        found.append(PublishProblem("trigger.tag", "Choose the tag that starts the workflow."))
     if trigger.type == "field_changed" and not (trigger.field or "").strip():
-        found.append(Problem("trigger.field", "Choose the contact field to watch."))
+        found.append(PublishProblem("trigger.field", "Choose the contact field to watch."))
     if trigger.type == "no_reply" and not trigger.minutes:
-        found.append(Problem("trigger.minutes", "Say after how many minutes without a reply."))
+        found.append(
+            PublishProblem("trigger.minutes", "Say after how many minutes without a reply.")
+        )
     return found
 
 
-def _step_problems(session: Session, workspace_id: int, step: Step, where: str) -> list[Problem]:
-    found: list[Problem] = []
+def _step_problems(
+    session: Session, workspace_id: int, step: Step, where: str
+) -> list[PublishProblem]:
+    found: list[PublishProblem] = []
 
     def need(condition: bool, field: str, message: str) -> None:
         if not condition:
-            found.append(Problem(f"{where}.{field}", message))
+            found.append(PublishProblem(f"{where}.{field}", message))
 
     kind = step.type
     if kind in ("send_message", "note", "question"):
@@ -159,7 +165,7 @@ def _step_problems(session: Session, workspace_id: int, step: Step, where: str) 
     return found
 
 
-def _condition_problems(conditions: Conditions | None, where: str) -> list[Problem]:
+def _condition_problems(conditions: Conditions | None, where: str) -> list[PublishProblem]:
     if conditions is None:
         return []
     found = []
@@ -170,16 +176,16 @@ def _condition_problems(conditions: Conditions | None, where: str) -> list[Probl
             for f in CONDITION_FIELDS
         )
         if not known:
-            found.append(Problem(f"{where}.rules.{index}", f"Unknown field “{rule.field}”."))
+            found.append(PublishProblem(f"{where}.rules.{index}", f"Unknown field “{rule.field}”."))
     return found
 
 
-def _loop_problems(definition: Definition) -> list[Problem]:
+def _loop_problems(definition: Definition) -> list[PublishProblem]:
     """A cycle of steps none of which waits would run until the step budget stops it:
     refused. Found with a depth-first search over the steps that do not wait."""
     by_id = {step.id: step for step in definition.steps}
     state: dict[str, int] = {}  # 1: on the current path, 2: done
-    found: list[Problem] = []
+    found: list[PublishProblem] = []
 
     def visit(step_id: str) -> None:
         state[step_id] = 1
@@ -189,7 +195,7 @@ def _loop_problems(definition: Definition) -> list[Problem]:
                 continue
             if state.get(target) == 1:
                 found.append(
-                    Problem(
+                    PublishProblem(
                         f"steps.{target}",
                         f"Steps loop back to “{target}” without a wait or a question.",
                     )

@@ -16,8 +16,8 @@ on. A worker killed during the call makes it again (at least once, as any webhoo
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -82,21 +82,34 @@ class Outcome:
     status: str = "ok"  # how the timeline shows it
 
 
-@functools.lru_cache(maxsize=1024)
-def _definition(version_id: int, raw: str) -> Definition:
-    # Versions never change: parsed once per process and kept.
-    import json
+# Published versions never change: each is parsed once per process. The key holds the
+# database (a process may hold several, as tests do) and the version's publishing time
+# (SQLite may give a deleted version's id to a new one).
+_DEFINITIONS: dict[tuple[int, int, Any], Definition] = {}
+_DEFINITIONS_LOCK = threading.Lock()
+_MAX_CACHED = 4096
 
-    return parse_definition(json.loads(raw))
+
+def parsed_version(session: Session, version: WorkflowVersion) -> Definition:
+    engine = session.get_bind()
+    key = (id(getattr(engine, "engine", engine)), version.id, version.published_at)
+    with _DEFINITIONS_LOCK:
+        found = _DEFINITIONS.get(key)
+    if found is not None:
+        return found
+    definition = parse_definition(version.definition)
+    with _DEFINITIONS_LOCK:
+        if len(_DEFINITIONS) >= _MAX_CACHED:
+            _DEFINITIONS.clear()
+        _DEFINITIONS[key] = definition
+    return definition
 
 
 def definition_of(session: Session, version_id: int) -> Definition:
     version = session.get(WorkflowVersion, version_id)
     if version is None:
         raise StepFailed("The workflow's version is gone.")
-    import json
-
-    return _definition(version_id, json.dumps(version.definition, sort_keys=True))
+    return parsed_version(session, version)
 
 
 def actor_for(workspace_id: int) -> Actor:

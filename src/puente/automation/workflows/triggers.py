@@ -28,18 +28,25 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from puente.automation.answered import mark_answered
-from puente.automation.hours import hours_of, is_open
+from puente.automation.hours import BusinessHours, hours_of, is_open
 from puente.automation.workflows.context import RunContext, fold
-from puente.automation.workflows.definition import SENDING_STEPS, Trigger
-from puente.automation.workflows.engine import RUNNING_KEY, StepFailed, definition_of
+from puente.automation.workflows.definition import SENDING_STEPS, Definition, Trigger
+from puente.automation.workflows.engine import (
+    RUNNING_KEY,
+    StepFailed,
+    definition_of,
+    parsed_version,
+)
 from puente.automation.workflows.models import (
     ACTIVE,
     RunStatus,
     Workflow,
     WorkflowRun,
+    WorkflowVersion,
 )
 from puente.channels.models import Channel
 from puente.contacts.models import Contact
+from puente.conversations.incoming import stored_in_session
 from puente.conversations.models import (
     Conversation,
     ConversationStatus,
@@ -69,10 +76,16 @@ OUTSIDE_HOURS_PERIOD = dt.timedelta(hours=12)
 
 @dataclass(frozen=True)
 class Enabled:
+    """A switched-on workflow as triggers need it, worked out once per index refresh."""
+
     workspace_id: int
     workflow_id: int
     version_id: int
     trigger_type: str
+    trigger: Trigger
+    keywords: tuple[str, ...]  # folded, punctuation gone, ready to compare
+    answers: bool  # some step talks to the customer
+    asks: bool  # some step asks a question
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,26 @@ class _Entry:
     at: float
     workflows: tuple[Enabled, ...]
     asking: bool  # some run of the workspace waits for an answer
+
+    @property
+    def asks(self) -> bool:
+        return self.asking or any(w.asks for w in self.workflows)
+
+
+def _enabled(
+    workspace_id: int, workflow_id: int, version_id: int, definition: Definition
+) -> Enabled:
+    trigger = definition.trigger
+    return Enabled(
+        workspace_id=workspace_id,
+        workflow_id=workflow_id,
+        version_id=version_id,
+        trigger_type=trigger.type,
+        trigger=trigger,
+        keywords=tuple(k for k in (normalize(k) for k in trigger.keywords) if k),
+        answers=any(step.type in SENDING_STEPS for step in definition.steps),
+        asks=any(step.type == "question" for step in definition.steps),
+    )
 
 
 class WorkflowIndex:
@@ -106,11 +139,9 @@ class WorkflowIndex:
         if entry is not None and now - entry.at < INDEX_SECONDS:
             return entry
         rows = session.execute(
-            select(Workflow.id, Workflow.published_version_id, Workflow.trigger_type).where(
-                Workflow.workspace_id == workspace_id,
-                Workflow.enabled.is_(True),
-                Workflow.published_version_id.is_not(None),
-            )
+            select(Workflow.id, WorkflowVersion)
+            .join(WorkflowVersion, WorkflowVersion.id == Workflow.published_version_id)
+            .where(Workflow.workspace_id == workspace_id, Workflow.enabled.is_(True))
         ).all()
         asking = bool(
             session.scalar(
@@ -125,9 +156,8 @@ class WorkflowIndex:
         entry = _Entry(
             now,
             tuple(
-                Enabled(workspace_id, wid, vid, str(kind))
-                for wid, vid, kind in rows
-                if vid is not None
+                _enabled(workspace_id, wid, version.id, parsed_version(session, version))
+                for wid, version in rows
             ),
             asking,
         )
@@ -233,22 +263,25 @@ def _trigger_holds(
     return ctx.holds(trigger.conditions)
 
 
+def normalize(text: str) -> str:
+    """Folded (case, accents), punctuation gone, spaces squeezed."""
+    return " ".join(_PUNCTUATION.sub(" ", fold(text)).split())
+
+
 def keyword_matches(trigger: Trigger, text: str) -> bool:
     """Keywords and phrases, case and accents ignored: "contains" finds them as whole
     words anywhere in the message, "exact" wants the message to be one of them."""
-    said = " ".join(_PUNCTUATION.sub(" ", fold(text)).split())
+    keywords = tuple(k for k in (normalize(k) for k in trigger.keywords) if k)
+    return _matches(keywords, trigger.keyword_mode, normalize(text))
+
+
+def _matches(keywords: tuple[str, ...], mode: str, said: str) -> bool:
     if not said:
         return False
-    for keyword in trigger.keywords:
-        wanted = " ".join(_PUNCTUATION.sub(" ", fold(keyword)).split())
-        if not wanted:
-            continue
-        if trigger.keyword_mode == "exact":
-            if said == wanted:
-                return True
-        elif f" {wanted} " in f" {said} ":
-            return True
-    return False
+    if mode == "exact":
+        return said in keywords
+    padded = f" {said} "
+    return any(f" {keyword} " in padded for keyword in keywords)
 
 
 # -- a customer's message ----------------------------------------------------------------------
@@ -256,7 +289,9 @@ def keyword_matches(trigger: Trigger, text: str) -> bool:
 
 def on_customer_message(session: Session, event: MessageStored) -> None:
     """automation.reactions' first step: a waiting question takes its answer; otherwise
-    the workflows a customer's message starts are started."""
+    the workflows a customer's message starts are started. What does not depend on the
+    message (each trigger, its keywords folded) was worked out with the index: a message
+    that starts nothing costs a few comparisons in memory."""
     entry = INDEX.get(session, event.workspace_id)
     if not entry.workflows and not entry.asking:
         return
@@ -266,52 +301,62 @@ def on_customer_message(session: Session, event: MessageStored) -> None:
     conversation = session.get(Conversation, event.conversation_id)
     if conversation is None:
         return
-    message = session.get(Message, event.message_id)
-    # Enabled workflows: any conversation may hold a question (looked up by its index);
-    # none: only a builder's test run, which this process knows of at once.
-    if (entry.workflows or entry.asking) and _give_answer(session, conversation, message, now):
+    said_now = _said(session, event.message_id)
+    # Only a workspace with a workflow that asks (or a test run waiting for an answer,
+    # which this process knows of at once) looks for a run waiting in this conversation.
+    if entry.asks and _give_answer(session, conversation, said_now, now):
         mark_answered(session, event.message_id)
         return
-    kinds = ("message_received", "outside_hours", "conversation_opened")
-    candidates = [w for w in entry.workflows if w.trigger_type in kinds]
-    if not candidates or bot_is_paused(conversation, now):
-        return
-    text = message.text if message is not None else None
-    contact = session.get(Contact, conversation.contact_id)
-    closed = _is_closed(session, conversation, now)
-    answered = False
-    for enabled in candidates:
-        trigger = _trigger_of(session, enabled)
-        if trigger is None:
-            continue
+    text = said_now["text"] or None
+    said: str | None = None  # the text normalized, once, when a keyword needs it
+    closed: bool | None = None  # whether the number is closed, once, when needed
+    matched: list[tuple[Enabled, str]] = []
+    for enabled in entry.workflows:
+        trigger = enabled.trigger
         key = f"message:{event.message_id}"
-        if trigger.type == "message_received":
+        if enabled.trigger_type == "message_received":
             if trigger.match == "first" and not event.opened:
                 continue
-            if trigger.match == "keyword" and not keyword_matches(trigger, text or ""):
-                continue
-        elif trigger.type == "outside_hours":
+            if trigger.match == "keyword":
+                if said is None:
+                    said = normalize(text or "")
+                if not _matches(enabled.keywords, trigger.keyword_mode, said):
+                    continue
+        elif enabled.trigger_type == "outside_hours":
+            if closed is None:
+                closed = _is_closed(session, conversation, now)
             if not closed:
                 continue
             period = int(now.timestamp() // OUTSIDE_HOURS_PERIOD.total_seconds())
             key = f"outside:{conversation.id}:{period}"
-        elif trigger.type == "conversation_opened" and not event.opened:
+        elif enabled.trigger_type != "conversation_opened" or not event.opened:
             continue
-        if not _trigger_holds(
-            session,
-            trigger,
-            workspace_id=event.workspace_id,
-            contact=contact,
-            conversation=conversation,
-            message_text=text,
-            now=now,
-        ):
+        matched.append((enabled, key))
+    if not matched or bot_is_paused(conversation, now):
+        return
+    contact = session.get(Contact, conversation.contact_id)
+    # One context for every workflow's conditions: the contact's tags are read once.
+    ctx = RunContext(
+        session=session,
+        workspace_id=event.workspace_id,
+        now=now,
+        contact=contact,
+        conversation=conversation,
+        variables={},
+        message_text=text,
+    )
+    answered = False
+    for enabled, key in matched:
+        trigger = enabled.trigger
+        if trigger.channel_ids and conversation.channel_id not in trigger.channel_ids:
+            continue
+        if not ctx.holds(trigger.conditions):
             continue
         run = _start(
             session,
             enabled,
             workspace_id=event.workspace_id,
-            trigger=trigger.type,
+            trigger=enabled.trigger_type,
             key=key,
             contact_id=conversation.contact_id,
             conversation_id=conversation.id,
@@ -321,35 +366,43 @@ def on_customer_message(session: Session, event: MessageStored) -> None:
         # A keyword is addressed to its workflow: when it talks to the customer, it answers
         # this message and the bot stays quiet. A first message or one outside business
         # hours may still be a question the bot can answer.
-        if run is not None and trigger.match == "keyword" and _answers(session, enabled):
+        if run is not None and enabled.trigger.match == "keyword" and enabled.answers:
             answered = True
     if answered:
         mark_answered(session, event.message_id)
 
 
-def _answers(session: Session, enabled: Enabled) -> bool:
-    definition = definition_of(session, enabled.version_id)
-    return any(step.type in SENDING_STEPS for step in definition.steps)
-
-
-def _trigger_of(session: Session, enabled: Enabled) -> Trigger | None:
-    """The published trigger; None when the version went meanwhile (the workflow was
-    deleted since the index was read): nothing starts, and the message is processed."""
-    try:
-        return definition_of(session, enabled.version_id).trigger
-    except StepFailed:
-        INDEX.forget(enabled.workspace_id)
-        return None
-
-
 def _is_closed(session: Session, conversation: Conversation, now: dt.datetime) -> bool:
-    channel = session.get(Channel, conversation.channel_id)
-    hours = hours_of(channel) if channel is not None else None
+    # The number's hours parsed once per session (an ingest batch is one session).
+    cache: dict[int, BusinessHours | None] = session.info.setdefault(_HOURS_CACHE, {})
+    if conversation.channel_id not in cache:
+        channel = session.get(Channel, conversation.channel_id)
+        cache[conversation.channel_id] = hours_of(channel) if channel is not None else None
+    hours = cache[conversation.channel_id]
     return hours is not None and not is_open(hours, now)
 
 
+_HOURS_CACHE = "puente.workflows.hours"
+
+
+def _said(session: Session, message_id: int) -> dict[str, Any]:
+    """What the customer said, as a question's answer reads it: the text, and the id of
+    the button or list row they tapped."""
+    stored = stored_in_session(session, message_id)
+    if stored is not None:
+        text, content = stored.text, stored.content
+    else:
+        message = session.get(Message, message_id)
+        text, content = (message.text, message.content) if message is not None else ("", {})
+    chosen = None
+    kind = content.get("type") if isinstance(content, dict) else None
+    if isinstance(kind, str) and isinstance(content.get(kind), dict):
+        chosen = content[kind].get("id")  # a tapped button or list row
+    return {"text": text or "", "id": chosen, "message_id": message_id}
+
+
 def _give_answer(
-    session: Session, conversation: Conversation, message: Message | None, now: dt.datetime
+    session: Session, conversation: Conversation, reply: dict[str, Any], now: dt.datetime
 ) -> bool:
     """The customer's message is the answer to a run's question in this conversation:
     the run wakes with it. When a person has taken the conversation over meanwhile, the
@@ -371,7 +424,6 @@ def _give_answer(
                     run, "A person is answering this conversation: the question was dropped.", now
                 )
         return False
-    reply = _reply_of(message)
     for run in asking:
         variables = dict(run.variables)
         variables["reply"] = reply
@@ -380,17 +432,6 @@ def _give_answer(
         run.wake_at = now
     WORKFLOWS.wake_after_commit(session)
     return True
-
-
-def _reply_of(message: Message | None) -> dict[str, Any]:
-    if message is None:
-        return {"text": ""}
-    content = message.content or {}
-    chosen = None
-    kind = content.get("type") if isinstance(content, dict) else None
-    if isinstance(kind, str) and isinstance(content.get(kind), dict):
-        chosen = content[kind].get("id")  # a tapped button or list row
-    return {"text": message.text or "", "id": chosen, "message_id": message.id}
 
 
 def _stop(run: WorkflowRun, reason: str, now: dt.datetime) -> None:
@@ -421,9 +462,7 @@ def _on_conversation_updated(session: Session, event: ConversationUpdated) -> No
         return
     contact = session.get(Contact, conversation.contact_id)
     for enabled in matching:
-        trigger = _trigger_of(session, enabled)
-        if trigger is None:
-            continue
+        trigger = enabled.trigger
         if not _trigger_holds(
             session,
             trigger,
@@ -470,9 +509,7 @@ def _start_for_contact(
     contact = session.get(Contact, contact_id)
     conversation = _latest_conversation(session, contact_id)
     for enabled in matching:
-        trigger = _trigger_of(session, enabled)
-        if trigger is None:
-            continue
+        trigger = enabled.trigger
         if not wanted(trigger):
             continue
         if not _trigger_holds(
@@ -541,9 +578,7 @@ def _on_broadcast_reply(session: Session, event: BroadcastReplied) -> None:
     )
     contact = session.get(Contact, event.contact_id)
     for enabled in matching:
-        trigger = _trigger_of(session, enabled)
-        if trigger is None:
-            continue
+        trigger = enabled.trigger
         if trigger.broadcast_id is not None and trigger.broadcast_id != event.broadcast_id:
             continue
         if not _trigger_holds(
@@ -581,9 +616,7 @@ def start_no_reply_runs(session: Session, workspace_id: int, now: dt.datetime) -
     each conversation once per message it is waiting on. Returns how many started."""
     started = 0
     for enabled in _matching(session, workspace_id, ("no_reply",)):
-        trigger = _trigger_of(session, enabled)
-        if trigger is None:
-            continue
+        trigger = enabled.trigger
         minutes = dt.timedelta(minutes=trigger.minutes or 60)
         due = now - minutes
         stmt = select(Conversation).where(

@@ -10,7 +10,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from puente.accounts.models import Role, Workspace
+from puente.accounts.models import Role, Team, TeamMember, Workspace
 from puente.accounts.service import do_create_user
 from puente.app import create_app
 from puente.channels.models import Channel, ChannelMode
@@ -138,9 +138,14 @@ def start_demo_world(
             (DEMO_SUPERVISOR, "Sofía Supervisora", Role.SUPERVISOR),
             (DEMO_AGENT, "Andrés Agente", Role.AGENT),
         ):
-            do_create_user(
+            user, _ = do_create_user(
                 session, workspace=ws, email=email, password=PASSWORD, name=name, role=role
             )
+            if role is Role.AGENT:
+                # In the demo's support team, which routing sends new conversations to:
+                # the agent sees them (offline, routing gives them to the others).
+                team = session.scalars(select(Team).where(Team.workspace_id == ws.id)).one()
+                session.add(TeamMember(workspace_id=ws.id, team_id=team.id, user_id=user.id))
     api = httpx.Client(
         base_url=puente.url + "/api/v1",
         headers={"Authorization": f"Bearer {api_token}"},

@@ -66,12 +66,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if once_on is None or once_on == TEST_DB:
         return
     sources: dict[Path, str] = {}
-    elsewhere = [item for item in items if _uses_no_database(item, sources)]
+    # Also those marked one_leg: what they check (a page's looks, a walk through pages)
+    # does not change with the database under it.
+    elsewhere = [
+        item
+        for item in items
+        if item.get_closest_marker("one_leg") is not None or _uses_no_database(item, sources)
+    ]
     if elsewhere:
         config.hook.pytest_deselected(items=elsewhere)
         gone = {id(item) for item in elsewhere}
         items[:] = [item for item in items if id(item) not in gone]
-        print(f"\n{len(elsewhere)} tests that use no database run on the {once_on} leg only")
+        print(
+            f"\n{len(elsewhere)} tests that use no database, or are marked one_leg, "
+            f"run on the {once_on} leg only"
+        )
 
 
 def _ensure_pg_database(url: str) -> None:

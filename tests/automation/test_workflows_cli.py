@@ -16,10 +16,16 @@ from puente.automation.workflows.models import Workflow, WorkflowRun
 from puente.automation.workflows.service import do_start_manual_run
 from puente.config import Settings
 from puente.db.session import Database
-from tests.automation.test_kb_manage import puente
+from tests.command import Ran, environment, run_puente
 from tests.factories import make_channel, make_contact, make_conversation, make_workspace
 
 SHOP = "Tienda La Esquina"
+
+
+def puente(settings: Settings, *args: str) -> Ran:
+    return run_puente(environment(settings), *args)
+
+
 DOCUMENT: dict[str, Any] = {
     "format": "puente.workflow",
     "version": 1,

@@ -180,7 +180,7 @@ def test_the_owner_runs_a_workflow_and_the_timeline_shows_each_step(
     expect(steps).to_have_count(4)
     expect(steps.nth(0)).to_contain_text("Marcar seguimiento · Done: moto-lista")
     expect(steps.nth(1)).to_contain_text("¿Cuándo pasa? · Asked: Hola Lucía, tu moto está lista.")
-    expect(steps.nth(2)).to_contain_text("¿Cuándo pasa? · Done: answered “Hoy”")
+    expect(steps.nth(2)).to_contain_text("¿Cuándo pasa? · Done: Answered “Hoy”.")
     expect(steps.nth(3)).to_contain_text("Hoy · Done: ¡Perfecto! Te esperamos hasta las 6 p. m.")
     expect(run.locator("[data-testid=run-end]")).to_contain_text("The run ended.")
     expect(run.locator("[data-testid=run-link]")).to_have_attribute(

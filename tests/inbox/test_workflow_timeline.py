@@ -153,7 +153,7 @@ def test_a_failed_run_says_which_step_failed_and_why(
     assert 'data-status="failed"' in run
     assert "Marcar cliente · Done" in shown
     assert "hello · Failed: The 24-hour customer service window is closed" in shown
-    assert "Failed: Step “hello”: The 24-hour customer service window is closed" in shown
+    assert "Failed: The 24-hour customer service window is closed" in shown
 
 
 def test_a_conversation_without_runs_shows_none(

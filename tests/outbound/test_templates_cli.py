@@ -4,40 +4,20 @@ database and Puente's Meta sandbox."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 from puente.config import Settings
 from puente.db.session import Database
 from puente.secrets import secret_box
-from tests.conftest import SECRET_KEY
+from tests.command import Ran, environment, run_puente
 from tests.factories import make_channel, make_workspace
 from tests.graph_sandbox import TOKEN, start_graph_sandbox
 from tests.outbound.test_templates_rules import utility
 
 
-def puente(settings: Settings, graph_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "PUENTE_DATA_DIR": str(settings.data_dir),
-        "PUENTE_SECRET_KEY": SECRET_KEY,
-        "PUENTE_GRAPH_BASE_URL": graph_url,
-    }
-    if settings.database_url:
-        env["PUENTE_DATABASE_URL"] = settings.database_url
-    else:
-        env.pop("PUENTE_DATABASE_URL", None)
-    return subprocess.run(
-        [str(Path(sys.executable).parent / "puente"), *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )
+def puente(settings: Settings, graph_url: str, *args: str) -> Ran:
+    return run_puente(environment(settings, PUENTE_GRAPH_BASE_URL=graph_url), *args)
 
 
 def test_templates_cli(

@@ -22,6 +22,7 @@ from puente.automation.workflows.models import (
     Workflow,
     WorkflowRun,
     WorkflowRunStep,
+    english,
 )
 from puente.contacts.models import Contact
 from puente.contacts.phones import to_e164, wa_id_from_e164
@@ -163,7 +164,7 @@ class RunStepOut(BaseModel):
             step_id=step.step_id,
             step_type=step.step_type,
             outcome=step.outcome,
-            detail=step.detail,
+            detail=english(step.detail, step.detail_params),
             message_id=step.message_id,
             at=step.at,
         )
@@ -202,7 +203,7 @@ class RunOut(BaseModel):
             steps_taken=run.steps_taken,
             variables=run.variables or {},
             wake_at=run.wake_at,
-            error=run.error,
+            error=english(run.error, run.error_params) or None,
             test=run.test,
             created_at=run.created_at,
             finished_at=run.finished_at,

@@ -240,6 +240,19 @@ async def customer_send(request: Request) -> Response:
                 },
                 context_id=reply_to,
             )
+        elif kind == "choice":
+            # A tapped reply button or list row: WhatsApp sends its id and title back.
+            reply_kind, choice_id, title = str(form.get("choice", "")).split("|", 2)
+            if reply_kind not in ("button_reply", "list_reply"):
+                raise people.PeopleError(f"unknown choice {reply_kind}")
+            people.do_inbound(
+                sb,
+                number_id,
+                wa_id,
+                "interactive",
+                {"type": reply_kind, reply_kind: {"id": choice_id, "title": title}},
+                context_id=reply_to,
+            )
         elif kind == "reaction":
             people.do_inbound(
                 sb,

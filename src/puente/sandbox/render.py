@@ -88,4 +88,27 @@ def bubble(msg: ChatMessage, *, viewer: str) -> dict[str, Any]:
         "can_edit": msg.source == "app" and msg.type == "text" and not msg.revoked,
         "can_revoke": msg.source == "app" and not msg.revoked,
         "quoted": (msg.content.get("context") or {}).get("id"),
+        "choices": choices(msg) if not mine else [],
     }
+
+
+def choices(msg: ChatMessage) -> list[dict[str, str]]:
+    """The reply buttons or list rows of a business's interactive message, which the
+    customer's phone lets them tap (what WhatsApp sends back: a button_reply or a
+    list_reply with the choice's id and title)."""
+    if msg.type != "interactive" or msg.direction != "out":
+        return []
+    c = msg.content.get("interactive") or msg.content
+    action = c.get("action", {}) if isinstance(c, dict) else {}
+    if c.get("type") == "button":
+        return [
+            {"kind": "button_reply", "id": b["reply"]["id"], "title": b["reply"]["title"]}
+            for b in action.get("buttons", [])
+        ]
+    if c.get("type") == "list":
+        return [
+            {"kind": "list_reply", "id": r["id"], "title": r["title"]}
+            for s in action.get("sections", [])
+            for r in s.get("rows", [])
+        ]
+    return []

@@ -102,6 +102,17 @@ def render(
     def when(value: dt.datetime | None, fmt: str = "medium") -> str:
         return i18n.format_when(value, lang, tz, fmt)
 
+    def said(template: str | None, params: dict[str, Any] | None = None) -> str:
+        """A stored catalogue text with its values (a workflow run's reason, a step's
+        detail) in the reader's language; plain text, so the page escapes it."""
+        if not template:
+            return ""
+        text = str(i18n.translations(lang).gettext(template))
+        try:
+            return text % params if params else text
+        except (KeyError, TypeError, ValueError):
+            return template
+
     values: dict[str, Any] = {
         "request": request,
         "me": ctx,
@@ -111,6 +122,7 @@ def render(
         "nav": [item for item in NAV if ctx is not None and ctx.can(item[2])],
         "current_path": request.url.path,
         "when": when,
+        "said": said,
         "gettext": gettext,
         "ngettext": ngettext,
         "_": gettext,

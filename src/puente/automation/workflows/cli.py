@@ -170,7 +170,7 @@ def runs_cmd(
     limit: int = typer.Option(50, min=1, max=1000, help="Show at most this many."),
 ) -> None:
     """The workflow's runs, newest first, with why a run failed or stopped."""
-    from puente.automation.workflows.models import RunStatus
+    from puente.automation.workflows.models import RunStatus, english
     from puente.automation.workflows.service import access_workflow, runs_of
     from puente.errors import InvalidInput
 
@@ -187,7 +187,7 @@ def runs_cmd(
                     run.created_at.strftime("%Y-%m-%d %H:%M"),
                     f"contact {run.contact_id}" if run.contact_id else "no contact",
                     f"step {run.step_id}" if run.step_id else "",
-                    ("test " if run.test else "") + (run.error or ""),
+                    ("test " if run.test else "") + english(run.error, run.error_params),
                 ]
             ).rstrip()
             for run in runs

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from puente.accounts.gate import Actor
+from puente.accounts.models import Team
 from puente.automation.workflows.context import RunContext, fold
 from puente.automation.workflows.definition import Definition, Step, parse_definition
 from puente.automation.workflows.models import (
@@ -66,8 +67,30 @@ CALL_LEASE = dt.timedelta(seconds=30)
 RUNNING_KEY = "puente.workflows.running"
 
 
-class StepFailed(Exception):
-    """A step could not be done; the message says why, for the run list and timeline."""
+def N_(message: str) -> str:
+    """Marks a message for the catalogue; the reader's language is chosen when shown."""
+    return message
+
+
+class Said(Exception):
+    """A message for the run list and the timeline: a catalogue text and its values,
+    shown in each reader's language (`models.english` gives the English)."""
+
+    def __init__(self, template: str, **params: Any) -> None:
+        super().__init__(template % params if params else template)
+        self.template = template
+        self.params = params or None
+
+    @classmethod
+    def of_error(cls, exc: PuenteError) -> Said:
+        # A domain error keeps its own catalogue text and values when it has them.
+        if exc.params:
+            return cls(exc.template, **exc.params)
+        return cls(exc.message)
+
+
+class StepFailed(Said):
+    """A step could not be done; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +100,8 @@ class Outcome:
     next: str | None = None
     stop: str | None = None  # a RunStatus to stop in: waiting, asking, ready (an HTTP call)
     wake_at: dt.datetime | None = None
-    detail: str = ""
+    detail: str = ""  # a catalogue text, with `params`
+    params: dict[str, Any] | None = None
     message_id: int | None = None
     status: str = "ok"  # how the timeline shows it
 
@@ -108,7 +132,7 @@ def parsed_version(session: Session, version: WorkflowVersion) -> Definition:
 def definition_of(session: Session, version_id: int) -> Definition:
     version = session.get(WorkflowVersion, version_id)
     if version is None:
-        raise StepFailed("The workflow's version is gone.")
+        raise StepFailed(N_("The workflow's version is gone."))
     return parsed_version(session, version)
 
 
@@ -125,7 +149,7 @@ def advance(session: Session, run: WorkflowRun, now: dt.datetime | None = None) 
     try:
         definition = definition_of(session, run.version_id)
     except StepFailed as exc:
-        _finish(session, run, RunStatus.FAILED, str(exc), now)
+        _finish(session, run, RunStatus.FAILED, exc, now)
         return
     ctx = RunContext.of_run(session, run, now)
     run.status = RunStatus.READY.value
@@ -133,39 +157,46 @@ def advance(session: Session, run: WorkflowRun, now: dt.datetime | None = None) 
     while run.step_id is not None:
         step = definition.step(run.step_id)
         if step is None:
-            _finish(session, run, RunStatus.FAILED, f"There is no step “{run.step_id}”.", now)
+            missing = Said(N_("There is no step “%(step)s”."), step=run.step_id)
+            _finish(session, run, RunStatus.FAILED, missing, now)
             return
         resuming = _resuming(run, step)
         if not resuming:
             if run.steps_taken >= STEP_BUDGET:
-                _finish(
-                    session,
-                    run,
-                    RunStatus.FAILED,
-                    f"The run took {STEP_BUDGET} steps without ending: stopped.",
-                    now,
+                budget = Said(
+                    N_("The run took %(count)s steps without ending: stopped."), count=STEP_BUDGET
                 )
+                _finish(session, run, RunStatus.FAILED, budget, now)
                 return
             run.steps_taken += 1
             if step.when is not None and not ctx.holds(step.when):
-                _record(session, run, step, "skipped", "Its conditions did not hold.")
+                _record(session, run, step, "skipped", Said(N_("Its conditions did not hold.")))
                 run.step_id = step.next
                 continue
         try:
             outcome = _take(ctx, run, step, definition)
         except StepFailed as exc:
-            _record(session, run, step, "failed", str(exc))
+            _record(session, run, step, "failed", exc)
             _forget_step_state(run)
             if step.on_failure:
                 run.step_id = step.on_failure
                 continue
-            _finish(session, run, RunStatus.FAILED, f"{_label(step)}: {exc}", now)
+            # The run stays at the step that failed (the run list names it), and a retry
+            # takes it up there.
+            _finish(session, run, RunStatus.FAILED, exc, now)
             return
         except _Stopped as stop:
-            _record(session, run, step, "stopped", str(stop))
-            _finish(session, run, RunStatus.STOPPED, str(stop), now)
+            _record(session, run, step, "stopped", stop)
+            _finish(session, run, RunStatus.STOPPED, stop, now)
             return
-        _record(session, run, step, outcome.status, outcome.detail, outcome.message_id)
+        _record(
+            session,
+            run,
+            step,
+            outcome.status,
+            Said(outcome.detail, **(outcome.params or {})),
+            outcome.message_id,
+        )
         if outcome.stop is not None:
             run.status = outcome.stop
             run.wake_at = outcome.wake_at
@@ -177,7 +208,7 @@ def advance(session: Session, run: WorkflowRun, now: dt.datetime | None = None) 
     _finish(session, run, RunStatus.DONE, None, now)
 
 
-class _Stopped(Exception):
+class _Stopped(Said):
     """Someone of the team took the conversation over: the run steps back."""
 
 
@@ -208,7 +239,7 @@ def _record(
     run: WorkflowRun,
     step: Step,
     outcome: str,
-    detail: str = "",
+    detail: Said,
     message_id: int | None = None,
 ) -> None:
     session.add(
@@ -218,25 +249,23 @@ def _record(
             step_id=step.id,
             step_type=step.type,
             outcome=outcome,
-            detail=detail[:2000],
+            detail=detail.template[:2000],
+            detail_params=detail.params,
             message_id=message_id,
         )
     )
 
 
 def _finish(
-    session: Session, run: WorkflowRun, status: RunStatus, error: str | None, now: dt.datetime
+    session: Session, run: WorkflowRun, status: RunStatus, error: Said | None, now: dt.datetime
 ) -> None:
     run.status = status.value
-    run.error = error
+    run.error = error.template if error is not None else None
+    run.error_params = error.params if error is not None else None
     run.wake_at = None
     run.finished_at = now
     if status is not RunStatus.DONE:
         log.info("workflow run %s %s: %s", run.id, status.value, error)
-
-
-def _label(step: Step) -> str:
-    return f"Step “{step.title or step.id}”"
 
 
 # -- the steps ---------------------------------------------------------------------------------
@@ -249,13 +278,13 @@ def _take(ctx: RunContext, run: WorkflowRun, step: Step, definition: Definition)
 
 def _conversation(ctx: RunContext) -> Any:
     if ctx.conversation is None:
-        raise StepFailed("The run has no conversation.")
+        raise StepFailed(N_("The run has no conversation."))
     return ctx.conversation
 
 
 def _contact(ctx: RunContext) -> Any:
     if ctx.contact is None:
-        raise StepFailed("The run has no contact.")
+        raise StepFailed(N_("The run has no contact."))
     return ctx.contact
 
 
@@ -264,7 +293,7 @@ def _check_not_taken_over(ctx: RunContext, run: WorkflowRun) -> None:
     if conversation is None or run.variables.get("bot_off_by_run"):
         return
     if bot_is_paused(conversation, ctx.now):
-        raise _Stopped("A person is answering this conversation: the workflow stepped back.")
+        raise _Stopped(N_("A person is answering this conversation: the workflow stepped back."))
 
 
 def _queue(ctx: RunContext, run: WorkflowRun, message_type: str, content: Any) -> Message:
@@ -282,13 +311,13 @@ def _queue(ctx: RunContext, run: WorkflowRun, message_type: str, content: Any) -
                 source=MessageSource.BOT,
             )
     except PuenteError as exc:
-        raise StepFailed(str(exc)) from None
+        raise StepFailed.of_error(exc) from None
 
 
 def _send_message(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     text = ctx.render(step.text)
     if not text:
-        raise StepFailed("The message is empty once its variables are filled in.")
+        raise StepFailed(N_("The message is empty once its variables are filled in."))
     conversation = ctx.conversation
     if (
         step.template is not None
@@ -298,10 +327,14 @@ def _send_message(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
         # Outside the 24-hour window only a template may go: the step's fallback.
         message = _queue(ctx, run, "template", _template_content(ctx, step))
         return Outcome(
-            next=step.next, detail="window closed: sent the template", message_id=message.id
+            next=step.next,
+            detail=N_("The 24-hour window was closed: the template went instead."),
+            message_id=message.id,
         )
     message = _queue(ctx, run, "text", {"body": text})
-    return Outcome(next=step.next, detail=text[:200], message_id=message.id)
+    return Outcome(
+        next=step.next, detail="%(text)s", params={"text": text[:200]}, message_id=message.id
+    )
 
 
 def _window_open(conversation: Any, ctx: RunContext) -> bool:
@@ -312,13 +345,18 @@ def _window_open(conversation: Any, ctx: RunContext) -> bool:
 def _send_template(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     message = _queue(ctx, run, "template", _template_content(ctx, step))
     assert step.template is not None
-    return Outcome(next=step.next, detail=step.template.name, message_id=message.id)
+    return Outcome(
+        next=step.next,
+        detail=N_("Template %(name)s"),
+        params={"name": step.template.name},
+        message_id=message.id,
+    )
 
 
 def _template_content(ctx: RunContext, step: Step) -> dict[str, Any]:
     ref = step.template
     if ref is None:
-        raise StepFailed("No template is chosen.")
+        raise StepFailed(N_("No template is chosen."))
     template = ctx.session.scalar(
         select(MessageTemplate)
         .where(
@@ -330,13 +368,17 @@ def _template_content(ctx: RunContext, step: Step) -> dict[str, Any]:
         .limit(1)
     )
     if template is None:
-        raise StepFailed(f"The template “{ref.name}” ({ref.language}) is not approved.")
+        raise StepFailed(
+            N_("The template “%(name)s” (%(language)s) is not approved."),
+            name=ref.name,
+            language=ref.language,
+        )
     targets = template_targets(template.components)
     values: dict[str, str] = {}
     for target in targets:
         value = ctx.render(ref.variables.get(target, ""))
         if not value:
-            raise StepFailed(f"The template needs a value for {target}.")
+            raise StepFailed(N_("The template needs a value for %(target)s."), target=target)
         values[target] = value
     wire: dict[str, Any] = {"name": ref.name, "language": {"code": ref.language}}
     components = build_components(template.components, template.parameter_format == "named", values)
@@ -356,8 +398,12 @@ def _question(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
         if reply is None:  # the time-out came first
             _forget_step_state(run)
             if step.on_timeout:
-                return Outcome(next=step.on_timeout, detail="no answer in time", status="timeout")
-            return Outcome(next=None, detail="no answer in time: the run ends", status="timeout")
+                return Outcome(
+                    next=step.on_timeout, detail=N_("No answer in time."), status="timeout"
+                )
+            return Outcome(
+                next=None, detail=N_("No answer in time: the run ends."), status="timeout"
+            )
         option = _matching_option(step, reply)
         if option is not None:
             answers = dict(run.variables.get("answers") or {})
@@ -368,27 +414,33 @@ def _question(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
                 contacts.do_update_contact(
                     ctx.session, ctx.contact, custom_fields={step.save_as: option.title}
                 )
-            return Outcome(next=option.next or step.next, detail=f"answered “{option.title}”")
+            return Outcome(
+                next=option.next or step.next,
+                detail=N_("Answered “%(answer)s”."),
+                params={"answer": option.title},
+            )
         if not state.get("retried") and step.retry_text.strip():
             _set_vars(run, reply=None, at={"step": step.id, "retried": True})
             message = _queue(ctx, run, "interactive", _interactive(ctx, step, step.retry_text))
             return Outcome(
                 stop=RunStatus.ASKING.value,
                 wake_at=_timeout(ctx, step),
-                detail=f"not an option: “{str(reply.get('text', ''))[:80]}”; asked again",
+                detail=N_("“%(text)s” is not an option: asked again."),
+                params={"text": str(reply.get("text", ""))[:80]},
                 message_id=message.id,
                 status="waiting",
             )
         _forget_step_state(run)
         if step.on_invalid:
-            return Outcome(next=step.on_invalid, detail="no valid answer", status="invalid")
-        return Outcome(next=None, detail="no valid answer: the run ends", status="invalid")
+            return Outcome(next=step.on_invalid, detail=N_("No valid answer."), status="invalid")
+        return Outcome(next=None, detail=N_("No valid answer: the run ends."), status="invalid")
     message = _queue(ctx, run, "interactive", _interactive(ctx, step, step.text))
     _set_vars(run, at={"step": step.id, "retried": False}, reply=None)
     return Outcome(
         stop=RunStatus.ASKING.value,
         wake_at=_timeout(ctx, step),
-        detail=ctx.render(step.text)[:200],
+        detail="%(text)s",
+        params={"text": ctx.render(step.text)[:200]},
         message_id=message.id,
         status="waiting",
     )
@@ -453,18 +505,29 @@ def _assign(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
                 ctx.session, actor, conversation, assignee_id=step.agent_id, team_id=step.team_id
             )
             return Outcome(
-                next=step.next, detail=f"assigned to {ctx.value('agent.name') or step.agent_id}"
+                next=step.next,
+                detail=N_("Assigned to %(name)s."),
+                params={"name": ctx.value("agent.name") or step.agent_id},
             )
         if conversation.team_id == step.team_id and conversation.assignee_id is not None:
             # Routing gave it to one of the team already: nothing to hand over.
-            return Outcome(next=step.next, detail=f"already with {ctx.value('agent.name')}")
+            return Outcome(
+                next=step.next,
+                detail=N_("Already with %(name)s."),
+                params={"name": ctx.value("agent.name")},
+            )
         # A team: the conversation joins its queue, and routing picks an available agent
         # by the team's strategy (now, or when one frees up or comes online).
         collab.do_assign(ctx.session, actor, conversation, assignee_id=None, team_id=step.team_id)
     except PuenteError as exc:
-        raise StepFailed(str(exc)) from None
+        raise StepFailed.of_error(exc) from None
     ROUTING.wake_after_commit(ctx.session)
-    return Outcome(next=step.next, detail=f"to the queue of team {step.team_id}")
+    team = ctx.session.get(Team, step.team_id) if step.team_id is not None else None
+    return Outcome(
+        next=step.next,
+        detail=N_("In the queue of the team %(team)s."),
+        params={"team": team.name if team is not None else step.team_id},
+    )
 
 
 def _unassign(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
@@ -479,9 +542,9 @@ def _add_tag(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     try:
         contacts.do_add_tags(ctx.session, contact, [tag])
     except PuenteError as exc:
-        raise StepFailed(str(exc)) from None
+        raise StepFailed.of_error(exc) from None
     ctx.forget_tags()
-    return Outcome(next=step.next, detail=tag)
+    return Outcome(next=step.next, detail="%(text)s", params={"text": tag})
 
 
 def _remove_tag(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
@@ -489,7 +552,7 @@ def _remove_tag(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     tag = ctx.render(step.tag or "")
     contacts.do_remove_tag(ctx.session, contact, tag)
     ctx.forget_tags()
-    return Outcome(next=step.next, detail=tag)
+    return Outcome(next=step.next, detail="%(text)s", params={"text": tag})
 
 
 def _set_field(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
@@ -500,8 +563,12 @@ def _set_field(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
             ctx.session, contact, custom_fields={step.field or "": value or None}
         )
     except PuenteError as exc:
-        raise StepFailed(str(exc)) from None
-    return Outcome(next=step.next, detail=f"{step.field} = {value}"[:200])
+        raise StepFailed.of_error(exc) from None
+    return Outcome(
+        next=step.next,
+        detail="%(field)s = %(value)s",
+        params={"field": step.field, "value": value[:200]},
+    )
 
 
 def _note(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
@@ -511,14 +578,14 @@ def _note(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
             ctx.session, actor_for(run.workspace_id), conversation, ctx.render(step.text)
         )
     except PuenteError as exc:
-        raise StepFailed(str(exc)) from None
+        raise StepFailed.of_error(exc) from None
     return Outcome(next=step.next)
 
 
 def _close(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     conversation = _conversation(ctx)
     if conversation.status == ConversationStatus.RESOLVED.value:
-        return Outcome(next=step.next, detail="already closed")
+        return Outcome(next=step.next, detail=N_("It was closed already."))
     collab.do_close(ctx.session, actor_for(run.workspace_id), conversation)
     return Outcome(next=step.next)
 
@@ -526,7 +593,7 @@ def _close(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
 def _reopen(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     conversation = _conversation(ctx)
     if conversation.status == ConversationStatus.OPEN.value:
-        return Outcome(next=step.next, detail="already open")
+        return Outcome(next=step.next, detail=N_("It was open already."))
     collab.do_reopen(ctx.session, actor_for(run.workspace_id), conversation)
     return Outcome(next=step.next)
 
@@ -537,7 +604,11 @@ def _snooze(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     collab.do_snooze(
         ctx.session, actor_for(run.workspace_id), conversation, until=until, now=ctx.now
     )
-    return Outcome(next=step.next, detail=until.isoformat(timespec="minutes"))
+    return Outcome(
+        next=step.next,
+        detail=N_("Until %(time)s."),
+        params={"time": until.isoformat(timespec="minutes")},
+    )
 
 
 def _bot(paused: bool) -> Callable[[RunContext, WorkflowRun, Step], Outcome]:
@@ -564,7 +635,8 @@ def _wait(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
         next=step.next,
         stop=RunStatus.WAITING.value,
         wake_at=until,
-        detail=f"until {until.isoformat(timespec='minutes')}",
+        detail=N_("Until %(time)s."),
+        params={"time": until.isoformat(timespec="minutes")},
         status="waiting",
     )
 
@@ -587,8 +659,8 @@ def next_time_of_day(hhmm: str, time_zone: str, now: dt.datetime) -> dt.datetime
 
 def _branch(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     if ctx.holds(step.conditions):
-        return Outcome(next=step.next, detail="conditions held")
-    return Outcome(next=step.otherwise, detail="conditions did not hold")
+        return Outcome(next=step.next, detail=N_("The conditions held."))
+    return Outcome(next=step.otherwise, detail=N_("The conditions did not hold."))
 
 
 def _jump(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
@@ -608,8 +680,15 @@ def _http(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
             results = dict(run.variables.get("http") or {})
             results[step.id] = response.get("data")
             _set_vars(run, http=results)
-            return Outcome(next=step.next, detail=f"HTTP {response.get('status')}")
-        raise StepFailed(str(response.get("error") or "the call failed"))
+            return Outcome(
+                next=step.next,
+                detail=N_("Answered %(status)s."),
+                params={"status": response.get("status")},
+            )
+        error = response.get("error")
+        if isinstance(error, dict) and isinstance(error.get("template"), str):
+            raise StepFailed(error["template"], **(error.get("params") or {}))
+        raise StepFailed(N_("The call failed."))
     headers = {k: ctx.render(v) for k, v in step.headers.items()}
     call = {
         "method": step.method,
@@ -623,7 +702,8 @@ def _http(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     return Outcome(
         stop=RunStatus.READY.value,
         wake_at=ctx.now + dt.timedelta(seconds=step.timeout_seconds) + CALL_LEASE,
-        detail=f"{step.method} {call['url']}"[:200],
+        detail="%(method)s %(url)s",
+        params={"method": step.method, "url": str(call["url"])[:200]},
         status="calling",
     )
 
@@ -639,16 +719,18 @@ def _start_workflow(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
 
     depth = int(run.variables.get("depth") or 0)
     if depth >= MAX_DEPTH:
-        raise StepFailed(f"Workflows started one another {MAX_DEPTH} deep: stopped.")
+        raise StepFailed(
+            N_("Workflows started one another %(depth)s deep: stopped."), depth=MAX_DEPTH
+        )
     other = ctx.session.scalar(
         select(Workflow).where(
             Workflow.id == step.workflow_id, Workflow.workspace_id == run.workspace_id
         )
     )
     if other is None:
-        raise StepFailed("The workflow to start was deleted.")
+        raise StepFailed(N_("The workflow to start was deleted."))
     if not other.enabled or other.published_version_id is None:
-        raise StepFailed(f"The workflow “{other.name}” is switched off.")
+        raise StepFailed(N_("The workflow “%(name)s” is switched off."), name=other.name)
     started = do_start_run(
         ctx.session,
         other,
@@ -660,7 +742,7 @@ def _start_workflow(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     )
     if started is not None:
         _set_vars_of(started, depth=depth + 1)
-    return Outcome(next=step.next, detail=other.name)
+    return Outcome(next=step.next, detail="%(text)s", params={"text": other.name})
 
 
 def _set_vars_of(run: WorkflowRun, **changes: Any) -> None:

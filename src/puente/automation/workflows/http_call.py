@@ -18,11 +18,20 @@ import httpx
 MAX_RESPONSE = 256 * 1024
 
 
-def _refused_address(host: str) -> str | None:
+def N_(message: str) -> str:
+    return message  # marked for the catalogue; shown in the reader's language
+
+
+def _said(template: str, **params: Any) -> dict[str, Any]:
+    """A reason as the run records it: a catalogue text and its values."""
+    return {"template": template, "params": params}
+
+
+def _refused_address(host: str) -> dict[str, Any] | None:
     try:
         infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
     except socket.gaierror:
-        return f"the address {host} could not be resolved"
+        return _said(N_("The address %(host)s could not be resolved."), host=host)
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if (
@@ -33,7 +42,10 @@ def _refused_address(host: str) -> str | None:
             or address.is_multicast
             or address.is_unspecified
         ):
-            return f"{host} is a private or local address, which this workspace does not allow"
+            return _said(
+                N_("%(host)s is a private or local address, which this workspace does not allow."),
+                host=host,
+            )
     return None
 
 
@@ -43,7 +55,7 @@ def perform(call: dict[str, Any]) -> dict[str, Any]:
     url = str(call.get("url") or "")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        return {"ok": False, "error": f"not an http(s) address: {url[:200]}"}
+        return {"ok": False, "error": _said(N_("Not an http(s) address: %(url)s"), url=url[:200])}
     if not call.get("allow_private"):
         refused = _refused_address(parts.hostname)
         if refused:
@@ -59,9 +71,15 @@ def perform(call: dict[str, Any]) -> dict[str, Any]:
                 json=body if body is not None else None,
             )
     except httpx.TimeoutException:
-        return {"ok": False, "error": f"no answer within {timeout:g} s"}
+        return {
+            "ok": False,
+            "error": _said(N_("No answer within %(seconds)s s."), seconds=f"{timeout:g}"),
+        }
     except httpx.HTTPError as exc:
-        return {"ok": False, "error": f"the call failed: {type(exc).__name__}"}
+        return {
+            "ok": False,
+            "error": _said(N_("The call failed: %(error)s."), error=type(exc).__name__),
+        }
     content = response.content[:MAX_RESPONSE]
     data: Any
     try:
@@ -72,6 +90,6 @@ def perform(call: dict[str, Any]) -> dict[str, Any]:
         return {
             "ok": False,
             "status": response.status_code,
-            "error": f"the endpoint answered {response.status_code}",
+            "error": _said(N_("The endpoint answered %(status)s."), status=response.status_code),
         }
     return {"ok": True, "status": response.status_code, "data": data}

@@ -37,6 +37,18 @@ class RunStatus(enum.StrEnum):
 ACTIVE = (RunStatus.READY.value, RunStatus.WAITING.value, RunStatus.ASKING.value)
 
 
+def english(template: str | None, params: dict[str, Any] | None) -> str:
+    """A run's reason or a step's detail as English text (the API, the command line)."""
+    if not template:
+        return ""
+    if not params:
+        return template
+    try:
+        return template % params
+    except (KeyError, TypeError, ValueError):
+        return template
+
+
 class Workflow(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     __tablename__ = "workflows"
 
@@ -100,7 +112,9 @@ class WorkflowRun(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     steps_taken: Mapped[int] = mapped_column(default=0)
     variables: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     wake_at: Mapped[dt.datetime | None]
+    # Why it stopped or failed: a catalogue message and its values (see `english`).
     error: Mapped[str | None] = mapped_column(Text)
+    error_params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     test: Mapped[bool] = mapped_column(default=False)  # started from the builder
     finished_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -118,6 +132,9 @@ class WorkflowRunStep(WorkspaceOwned, IdMixin, Base):
     step_id: Mapped[str] = mapped_column(String(64))
     step_type: Mapped[str] = mapped_column(String(32))
     outcome: Mapped[str] = mapped_column(String(16))  # "ok", "failed", "waiting", "skipped"
+    # What came of it: a catalogue message and its values, so each reader sees it in
+    # their language (the answer chosen, why it failed).
     detail: Mapped[str] = mapped_column(Text, default="")
+    detail_params: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
     at: Mapped[dt.datetime] = mapped_column(default=utcnow)

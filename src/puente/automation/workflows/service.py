@@ -24,6 +24,7 @@ from puente.automation.workflows.definition import (
     Definition,
     parse_definition,
 )
+from puente.automation.workflows.engine import N_
 from puente.automation.workflows.models import (
     ACTIVE,
     RunStatus,
@@ -167,6 +168,27 @@ def steps_of(session: Session, run_ids: list[int]) -> dict[int, list[WorkflowRun
 # -- editing ---------------------------------------------------------------------------------
 
 
+def refuse_nul(**values: Any) -> None:
+    """Text with the NUL character cannot be stored (PostgreSQL refuses it in text and
+    JSON): a clear 422 naming the field, instead of a failed write."""
+    for field, value in values.items():
+        if _has_nul(value):
+            raise InvalidInput(
+                "Text cannot contain the NUL character.",
+                details=[{"field": field, "message": "contains the NUL character"}],
+            )
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(item) for item in value)
+    return False
+
+
 def _clean_name(name: str) -> str:
     name = " ".join(name.split())
     if not name:
@@ -188,6 +210,7 @@ def do_create_workflow(
     actor: Any = None,
     template_key: str | None = None,
 ) -> Workflow:
+    refuse_nul(name=name, description=description, definition=definition.dump())
     workflow = Workflow(
         workspace_id=workspace_id,
         name=_clean_name(name),
@@ -211,6 +234,7 @@ def do_save_draft(
     description: str | None = None,
     actor: Any = None,
 ) -> Workflow:
+    refuse_nul(name=name, description=description, definition=definition.dump())
     if name is not None:
         workflow.name = _clean_name(name)
     if description is not None:
@@ -273,7 +297,8 @@ def do_set_enabled(session: Session, workflow: Workflow, enabled: bool, actor: A
             .where(WorkflowRun.workflow_id == workflow.id, WorkflowRun.status.in_(ACTIVE))
             .values(
                 status=RunStatus.STOPPED.value,
-                error="The workflow was switched off.",
+                error=N_("The workflow was switched off."),
+                error_params=None,
                 wake_at=None,
                 finished_at=utcnow(),
             )
@@ -375,6 +400,7 @@ def do_start_run(
     """A run of the workflow's published version, ready now; None when this trigger
     already started one (`trigger_key` is unique per workflow: one inbound message
     starts each workflow once, however often Meta delivers it)."""
+    refuse_nul(variables=variables, key=trigger_key)
     if version is None:
         version = published_version(session, workflow)
     if version is None:

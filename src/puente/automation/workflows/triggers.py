@@ -32,6 +32,7 @@ from puente.automation.hours import BusinessHours, hours_of, is_open
 from puente.automation.workflows.context import RunContext, fold
 from puente.automation.workflows.definition import SENDING_STEPS, Definition, Trigger
 from puente.automation.workflows.engine import (
+    N_,
     RUNNING_KEY,
     StepFailed,
     definition_of,
@@ -421,7 +422,9 @@ def _give_answer(
         for run in asking:
             if not run.variables.get("bot_off_by_run"):
                 _stop(
-                    run, "A person is answering this conversation: the question was dropped.", now
+                    run,
+                    N_("A person is answering this conversation: the question was dropped."),
+                    now,
                 )
         return False
     for run in asking:

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from puente.automation.workflows.engine import advance
+from puente.automation.workflows.engine import N_, advance
 from puente.automation.workflows.http_call import perform
 from puente.automation.workflows.models import ACTIVE, RunStatus, WorkflowRun
 from puente.automation.workflows.triggers import (
@@ -94,7 +94,8 @@ def _advance_one(session: Session, run: WorkflowRun, now: dt.datetime) -> None:
         # The savepoint rolled back the step's effects; the run records why it stopped.
         session.refresh(run)
         run.status = RunStatus.FAILED.value
-        run.error = "Puente met an unexpected error at this step (see the server log)."
+        run.error = N_("Puente met an unexpected error at this step (see the server log).")
+        run.error_params = None
         run.wake_at = None
         run.finished_at = now
     finally:

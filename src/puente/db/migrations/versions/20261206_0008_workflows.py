@@ -130,6 +130,11 @@ def upgrade() -> None:
         ),
         sa.Column("wake_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column(
+            "error_params",
+            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+            nullable=True,
+        ),
         sa.Column("test", sa.Boolean(), nullable=False),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
@@ -187,6 +192,11 @@ def upgrade() -> None:
         sa.Column("step_type", sa.String(length=32), nullable=False),
         sa.Column("outcome", sa.String(length=16), nullable=False),
         sa.Column("detail", sa.Text(), nullable=False),
+        sa.Column(
+            "detail_params",
+            sa.JSON().with_variant(postgresql.JSONB(), "postgresql"),
+            nullable=True,
+        ),
         sa.Column(
             "message_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
         ),

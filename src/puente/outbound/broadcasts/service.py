@@ -670,7 +670,9 @@ def do_note_reply(session: Session, workspace_id: int, contact_id: int, at: dt.d
             BroadcastRecipient.replied_at.is_(None),
             BroadcastRecipient.state == RecipientState.QUEUED.value,
             Message.wamid.is_not(None),
-            Message.timestamp <= at,
+            # Meta stamps the reply in whole seconds, Puente its own send to the
+            # microsecond: a reply in the same second as the send is stamped before it.
+            Message.timestamp < at + dt.timedelta(seconds=1),
             Message.timestamp >= at - REPLY_WINDOW,
         )
     ).all()

@@ -19,7 +19,9 @@ from puente.channels.models import Channel
 from tests.channels.conftest import Coex, coex, make_coex  # noqa: F401 (fixtures)
 from tests.factories import PASSWORD, make_user
 
-pytestmark = pytest.mark.browser
+# What a person sees and clicks: the flows underneath run on both legs in tests/ (see
+# the one_leg marker in tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 SHOTS = os.environ.get("PUENTE_SCREENSHOTS")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri")
 

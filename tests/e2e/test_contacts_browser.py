@@ -13,7 +13,9 @@ from puente.contacts.models import Contact
 from puente.db.session import Database
 from tests.factories import PASSWORD, make_contact, make_user, make_workspace
 
-pytestmark = pytest.mark.browser
+# What a person sees and clicks: the flows underneath run on both legs in tests/ (see
+# the one_leg marker in tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 PHONE_WIDTH = 390
 
 

@@ -27,7 +27,9 @@ from tests.e2e.world import sign_in_browser
 from tests.factories import make_channel, make_user, make_workspace
 from tests.inbox.helpers import add_conversation, add_message
 
-pytestmark = pytest.mark.browser
+# What a person sees and clicks: the flows underneath run on both legs in tests/ (see
+# the one_leg marker in tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}

@@ -31,7 +31,9 @@ from tests.e2e.world import (
 )
 from tests.factories import make_user, make_workspace
 
-pytestmark = pytest.mark.browser
+# What a person sees and clicks: the flows underneath run on both legs in tests/ (see
+# the one_leg marker in tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 
 TOKEN = "sandbox-kb-token"
 SHOTS = os.environ.get("PUENTE_SCREENSHOTS")

@@ -15,7 +15,9 @@ from puente.db.session import Database
 from puente.secrets import secret_box
 from tests.factories import PASSWORD, make_user, make_workspace
 
-pytestmark = pytest.mark.browser
+# What a person sees and clicks: the flows underneath run on both legs in tests/ (see
+# the one_leg marker in tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 
 
 def test_two_factor_login_in_the_browser(

@@ -12,7 +12,9 @@ import pytest
 from tests.channels.conftest import NUMBER, PHONE, Coex, coex, make_coex  # noqa: F401 (fixtures)
 from tests.factories import PASSWORD, make_user
 
-pytestmark = pytest.mark.browser
+# What a person sees and clicks: the flows underneath run on both legs in tests/ (see
+# the one_leg marker in tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 
 
 def test_onboard_a_coexistence_number_in_the_browser(coex: Coex, browser: Any) -> None:  # noqa: F811

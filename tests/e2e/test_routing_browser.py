@@ -36,7 +36,9 @@ from tests.e2e.world import add_demo_number, sandbox_control, start_sandbox_and_
 from tests.factories import PASSWORD, make_team, make_user, make_workspace
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.browser
+# What a person sees and clicks: the flows underneath run on both legs in tests/ (see
+# the one_leg marker in tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 
 TOKEN = "sandbox-routing-token"
 SHOTS = os.environ.get("PUENTE_SCREENSHOTS")

@@ -23,7 +23,9 @@ from tests.conftest import LiveServer
 from tests.e2e.world import sign_in_browser
 from tests.factories import make_channel, make_contact, make_conversation, make_user, make_workspace
 
-pytestmark = pytest.mark.browser
+# What a person sees and clicks: the flows underneath run on both legs in tests/ (see
+# the one_leg marker in tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 SHOTS = os.environ.get("PUENTE_SCREENSHOTS")
 SUPERVISOR = "sofia@esquina.example"
 

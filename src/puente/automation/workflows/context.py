@@ -29,6 +29,8 @@ from puente.contacts.models import Contact
 from puente.contacts.service import tags_of
 from puente.conversations.models import Conversation, Message
 
+# Session.info key: the tags of the contacts of the worker's batch, read in one query.
+TAGS_KEY = "puente.workflows.tags"
 _FIELD = re.compile(r"\{([^{}|\s][^{}|]*?)\s*(?:\|([^{}]*))?\}")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -159,12 +161,24 @@ class RunContext:
         if self.contact is None:
             return []
         if "tags" not in self._cache:
-            self._cache["tags"] = tags_of(self.session, [self.contact.id]).get(self.contact.id, [])
+            # The worker reads the tags of a whole batch's contacts at once.
+            batch: dict[int, list[str]] = self.session.info.get(TAGS_KEY, {})
+            if self.contact.id in batch:
+                self._cache["tags"] = batch[self.contact.id]
+            else:
+                # No flush first: steps that tag flush themselves, and flushing in the
+                # middle of an ingest batch for a read costs more than the read.
+                with self.session.no_autoflush:
+                    found = tags_of(self.session, [self.contact.id]).get(self.contact.id, [])
+                self._cache["tags"] = found
         tags: list[str] = self._cache["tags"]
         return tags
 
     def forget_tags(self) -> None:
+        """The contact's tags changed: read them again when next asked."""
         self._cache.pop("tags", None)
+        if self.contact is not None:
+            self.session.info.get(TAGS_KEY, {}).pop(self.contact.id, None)
 
     def _agent_name(self) -> str | None:
         if self.conversation is None or self.conversation.assignee_id is None:

@@ -15,19 +15,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from puente.automation.workflows.context import TAGS_KEY
 from puente.automation.workflows.engine import N_, advance
 from puente.automation.workflows.http_call import perform
-from puente.automation.workflows.models import ACTIVE, RunStatus, WorkflowRun
+from puente.automation.workflows.models import ACTIVE, RunStatus, WorkflowRun, WorkflowVersion
 from puente.automation.workflows.triggers import (
     INDEX,
     start_no_reply_runs,
     workspaces_with_no_reply,
 )
+from puente.contacts.models import Contact
+from puente.contacts.service import tags_of
+from puente.conversations.models import Conversation
 from puente.db.base import utcnow
 from puente.db.scope import Unscoped, set_scope
 from puente.db.session import Database, on_commit
@@ -49,9 +54,25 @@ def _pending_call(run: WorkflowRun) -> dict[str, Any] | None:
     return call if waiting and isinstance(call, dict) else None
 
 
+class _BatchFailed(Exception):
+    """A run of the batch raised: the batch is rolled back and taken again run by run."""
+
+
 def run_step(db: Database, now: dt.datetime | None = None) -> bool:
-    """One batch of due runs; True when there was any (so the worker goes again)."""
+    """One batch of due runs; True when there was any (so the worker goes again).
+
+    The batch is taken in one transaction without a savepoint per run: each savepoint
+    costs statements and a flush, which held 10,000 timers to half the rate they come
+    due. Should a run raise, the whole batch rolls back (nothing of it is kept) and is
+    taken again with a savepoint per run, so that only that run fails."""
     now = now or utcnow()
+    try:
+        return _run_batch(db, now, careful=False)
+    except _BatchFailed:
+        return _run_batch(db, now, careful=True)
+
+
+def _run_batch(db: Database, now: dt.datetime, *, careful: bool) -> bool:
     calls: list[tuple[int, int, dict[str, Any]]] = []
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
         runs = session.scalars(
@@ -63,11 +84,17 @@ def run_step(db: Database, now: dt.datetime | None = None) -> bool:
                 .limit(BATCH),
             )
         ).all()
+        # What the runs' steps read, in three statements for the batch: later look-ups
+        # find them in the session (held here, as the session keeps them weakly).
+        loaded = _preload(session, runs)
         asking: set[int] = set()
         for run in runs:
             call = _pending_call(run)
             if call is None:
-                _advance_one(session, run, now)
+                if careful:
+                    _advance_carefully(session, run, now)
+                else:
+                    _advance_fast(session, run, now)
                 call = _pending_call(run)
             else:
                 # A call that a dead worker left unanswered: made again, after a lease.
@@ -78,13 +105,39 @@ def run_step(db: Database, now: dt.datetime | None = None) -> bool:
                 asking.add(run.workspace_id)
         for workspace_id in asking:
             on_commit(session, lambda ws=workspace_id: INDEX.forget(ws))  # type: ignore[misc]
+        del loaded
     for run_id, steps_taken, call in calls:
         response = perform(call)
         _resume_after_call(db, run_id, steps_taken, call, response)
     return bool(runs)
 
 
-def _advance_one(session: Session, run: WorkflowRun, now: dt.datetime) -> None:
+def _preload(session: Session, runs: Sequence[WorkflowRun]) -> list[Any]:
+    held: list[Any] = []
+    contacts = [r.contact_id for r in runs if r.contact_id]
+    session.info[TAGS_KEY] = tags_of(session, contacts) if contacts else {}
+    for model, ids in (
+        (WorkflowVersion, {r.version_id for r in runs}),
+        (Contact, {r.contact_id for r in runs if r.contact_id}),
+        (Conversation, {r.conversation_id for r in runs if r.conversation_id}),
+    ):
+        if ids:
+            held += session.scalars(select(model).where(model.id.in_(ids))).all()
+    return held
+
+
+def _advance_fast(session: Session, run: WorkflowRun, now: dt.datetime) -> None:
+    set_scope(session, run.workspace_id)
+    try:
+        advance(session, run, now)
+    except Exception as exc:
+        log.warning("workflow run %s raised; the batch is taken again run by run", run.id)
+        raise _BatchFailed from exc
+    finally:
+        set_scope(session, _CLAIM)
+
+
+def _advance_carefully(session: Session, run: WorkflowRun, now: dt.datetime) -> None:
     set_scope(session, run.workspace_id)
     try:
         with session.begin_nested():
@@ -118,7 +171,7 @@ def _resume_after_call(
         variables = dict(run.variables)
         variables["response"] = response
         run.variables = variables
-        _advance_one(session, run, utcnow())
+        _advance_carefully(session, run, utcnow())
 
 
 def sweep_step(db: Database, now: dt.datetime | None = None) -> int:

@@ -179,6 +179,19 @@ def hours_of(channel: Channel) -> BusinessHours | None:
     return parse_business_hours(raw) if isinstance(raw, dict) else None
 
 
+_HOURS_CACHE = "puente.business_hours"
+
+
+def cached_hours(session: Session, channel: Channel) -> BusinessHours | None:
+    """The number's hours, parsed once per transaction (an ingest batch is one)."""
+    cache: dict[tuple[int, int], BusinessHours | None] = session.info.setdefault(_HOURS_CACHE, {})
+    # Keyed by the settings object too: a change in this transaction is seen.
+    key = (channel.id, id(channel.settings))
+    if key not in cache:
+        cache[key] = hours_of(channel)
+    return cache[key]
+
+
 def away_message_on(channel: Channel) -> bool:
     """Cheap: whether the number sends away messages at all, without parsing its hours."""
     raw = (channel.settings or {}).get(SETTING)

@@ -171,6 +171,32 @@ def tags_of(session: Session, contact_ids: Sequence[int]) -> dict[int, list[str]
     return result
 
 
+# Session.info key: tags already read in this transaction, by contact. Automation reads
+# the tags of every contact of an ingest batch or a worker's batch at once; the functions
+# below that change tags drop the contact from it.
+_TAGS_CACHE = "puente.contacts.tags"
+
+
+def cached_tags(session: Session, contact_id: int, also: Iterable[int] = ()) -> list[str]:
+    """The contact's tags, read once per transaction; a miss reads `also` in the same
+    query (the other contacts of the batch being worked on)."""
+    cache: dict[int, list[str]] = session.info.setdefault(_TAGS_CACHE, {})
+    if contact_id not in cache:
+        wanted = {contact_id, *also} - cache.keys()
+        with session.no_autoflush:  # a read: what this transaction tagged is flushed
+            cache.update(tags_of(session, sorted(wanted)))
+    return cache[contact_id]
+
+
+def note_new_contact(session: Session, contact_id: int) -> None:
+    """A contact this transaction created has no tags yet (tagging it drops this)."""
+    session.info.setdefault(_TAGS_CACHE, {})[contact_id] = []
+
+
+def _forget_cached_tags(session: Session, contact_id: int) -> None:
+    session.info.get(_TAGS_CACHE, {}).pop(contact_id, None)
+
+
 def _find_duplicate(
     session: Session, workspace_id: int, wa_id: str | None, phone: str | None
 ) -> Contact | None:
@@ -360,6 +386,7 @@ def do_add_tags(
 ) -> list[str]:
     """Tag the contact; tags it has already are left alone. Returns all its tags."""
     wanted = _clean_tags(names)
+    _forget_cached_tags(session, contact.id)
     if wanted:
         have = set(tags_of(session, [contact.id])[contact.id])
         added = [n for n in wanted if n not in have]
@@ -383,6 +410,7 @@ def do_add_tags(
 
 
 def do_remove_tag(session: Session, contact: Contact, name: str, actor: Any = None) -> list[str]:
+    _forget_cached_tags(session, contact.id)
     tag_id = session.scalar(
         select(Tag.id).where(Tag.workspace_id == contact.workspace_id, Tag.name == name.strip())
     )
@@ -400,6 +428,7 @@ def do_set_tags(
     session: Session, contact: Contact, names: Iterable[str], actor: Any = None
 ) -> list[str]:
     """Make the contact's tags exactly `names`."""
+    _forget_cached_tags(session, contact.id)
     wanted = _clean_tags(names)
     keep = _tag_ids(session, contact.workspace_id, wanted) if wanted else {}
     session.execute(

@@ -27,6 +27,7 @@ from puente.contacts.resolve import (
     refresh_identity,
     resolve_people,
 )
+from puente.contacts.service import note_new_contact
 from puente.conversations.edits import apply_pending_ops
 from puente.conversations.events import conversation_updated, message_stored
 from puente.conversations.incoming import NewMessage, Stored, preview_of, remember_stored
@@ -324,6 +325,7 @@ def _publish_created(session: Session, result: StoreResult) -> None:
     for resolved in result.people.values():
         if resolved.created:
             contact = resolved.contact
+            note_new_contact(session, contact.id)
             publish(
                 session, ContactCreated(workspace_id=contact.workspace_id, contact_id=contact.id)
             )

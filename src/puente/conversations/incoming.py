@@ -61,8 +61,18 @@ class Stored:
 _STORED_KEY = "puente.stored_messages"
 
 
+_CONTACTS_KEY = "puente.stored_contacts"
+
+
 def remember_stored(session: Session, stored: Stored) -> None:
     session.info.setdefault(_STORED_KEY, {})[stored.id] = stored.message
+    session.info.setdefault(_CONTACTS_KEY, set()).add(stored.conversation.contact_id)
+
+
+def contacts_stored(session: Session) -> set[int]:
+    """The contacts whose messages this transaction stored."""
+    found: set[int] = session.info.get(_CONTACTS_KEY, set())
+    return found
 
 
 def stored_in_session(session: Session, message_id: int) -> NewMessage | None:

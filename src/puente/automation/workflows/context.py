@@ -20,17 +20,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import User, Workspace
-from puente.automation.hours import hours_of, is_open
+from puente.automation.hours import cached_hours, is_open
 from puente.automation.workflows.definition import Conditions, Rule
 from puente.automation.workflows.models import WorkflowRun
 from puente.channels.models import Channel
 from puente.contacts.consent import consent_state
 from puente.contacts.models import Contact
-from puente.contacts.service import tags_of
+from puente.contacts.service import cached_tags
+from puente.conversations.incoming import contacts_stored
 from puente.conversations.models import Conversation, Message
 
-# Session.info key: the tags of the contacts of the worker's batch, read in one query.
-TAGS_KEY = "puente.workflows.tags"
 _FIELD = re.compile(r"\{([^{}|\s][^{}|]*?)\s*(?:\|([^{}]*))?\}")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -160,25 +159,12 @@ class RunContext:
     def _tags(self) -> list[str]:
         if self.contact is None:
             return []
-        if "tags" not in self._cache:
-            # The worker reads the tags of a whole batch's contacts at once.
-            batch: dict[int, list[str]] = self.session.info.get(TAGS_KEY, {})
-            if self.contact.id in batch:
-                self._cache["tags"] = batch[self.contact.id]
-            else:
-                # No flush first: steps that tag flush themselves, and flushing in the
-                # middle of an ingest batch for a read costs more than the read.
-                with self.session.no_autoflush:
-                    found = tags_of(self.session, [self.contact.id]).get(self.contact.id, [])
-                self._cache["tags"] = found
-        tags: list[str] = self._cache["tags"]
-        return tags
+        # Read with the tags of the other contacts this transaction stored messages of
+        # (an ingest batch), or that the worker's batch preloaded: one query a batch.
+        return cached_tags(self.session, self.contact.id, contacts_stored(self.session))
 
     def forget_tags(self) -> None:
-        """The contact's tags changed: read them again when next asked."""
-        self._cache.pop("tags", None)
-        if self.contact is not None:
-            self.session.info.get(TAGS_KEY, {}).pop(self.contact.id, None)
+        """Kept for the steps that tag: the contacts' functions drop what they change."""
 
     def _agent_name(self) -> str | None:
         if self.conversation is None or self.conversation.assignee_id is None:
@@ -191,7 +177,7 @@ class RunContext:
 
     def time_zone(self) -> str:
         channel = self.channel()
-        hours = hours_of(channel) if channel is not None else None
+        hours = cached_hours(self.session, channel) if channel is not None else None
         if hours is not None:
             return hours.time_zone
         workspace = self.workspace()
@@ -210,7 +196,7 @@ class RunContext:
 
     def _business_hours(self) -> str | None:
         channel = self.channel()
-        hours = hours_of(channel) if channel is not None else None
+        hours = cached_hours(self.session, channel) if channel is not None else None
         if hours is None:
             return "open"  # a number without hours is always open
         return "open" if is_open(hours, self.now) else "closed"

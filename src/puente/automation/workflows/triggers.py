@@ -28,7 +28,7 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.orm import Session
 
 from puente.automation.answered import mark_answered
-from puente.automation.hours import BusinessHours, hours_of, is_open
+from puente.automation.hours import cached_hours, is_open
 from puente.automation.workflows.context import RunContext, fold
 from puente.automation.workflows.definition import SENDING_STEPS, Definition, Trigger
 from puente.automation.workflows.engine import (
@@ -84,7 +84,7 @@ class Enabled:
     version_id: int
     trigger_type: str
     trigger: Trigger
-    keywords: tuple[str, ...]  # folded, punctuation gone, ready to compare
+    keywords: tuple[str, ...]  # folded, punctuation gone, between spaces (" precio ")
     answers: bool  # some step talks to the customer
     asks: bool  # some step asks a question
 
@@ -94,10 +94,7 @@ class _Entry:
     at: float
     workflows: tuple[Enabled, ...]
     asking: bool  # some run of the workspace waits for an answer
-
-    @property
-    def asks(self) -> bool:
-        return self.asking or any(w.asks for w in self.workflows)
+    asks: bool = False  # that, or some workflow asks a question (worked out once)
 
 
 def _enabled(
@@ -110,7 +107,7 @@ def _enabled(
         version_id=version_id,
         trigger_type=trigger.type,
         trigger=trigger,
-        keywords=tuple(k for k in (normalize(k) for k in trigger.keywords) if k),
+        keywords=tuple(f" {k} " for k in (normalize(k) for k in trigger.keywords) if k),
         answers=any(step.type in SENDING_STEPS for step in definition.steps),
         asks=any(step.type == "question" for step in definition.steps),
     )
@@ -154,14 +151,11 @@ class WorkflowIndex:
                 )
             )
         )
-        entry = _Entry(
-            now,
-            tuple(
-                _enabled(workspace_id, wid, version.id, parsed_version(session, version))
-                for wid, version in rows
-            ),
-            asking,
+        workflows = tuple(
+            _enabled(workspace_id, wid, version.id, parsed_version(session, version))
+            for wid, version in rows
         )
+        entry = _Entry(now, workflows, asking, asking or any(w.asks for w in workflows))
         with self._lock:
             entries[workspace_id] = entry
         return entry
@@ -272,17 +266,17 @@ def normalize(text: str) -> str:
 def keyword_matches(trigger: Trigger, text: str) -> bool:
     """Keywords and phrases, case and accents ignored: "contains" finds them as whole
     words anywhere in the message, "exact" wants the message to be one of them."""
-    keywords = tuple(k for k in (normalize(k) for k in trigger.keywords) if k)
-    return _matches(keywords, trigger.keyword_mode, normalize(text))
+    keywords = tuple(f" {k} " for k in (normalize(k) for k in trigger.keywords) if k)
+    return _matches(keywords, trigger.keyword_mode, f" {normalize(text)} ")
 
 
 def _matches(keywords: tuple[str, ...], mode: str, said: str) -> bool:
-    if not said:
+    """`said` and each keyword between spaces, so that only whole words match."""
+    if said == "  ":
         return False
     if mode == "exact":
         return said in keywords
-    padded = f" {said} "
-    return any(f" {keyword} " in padded for keyword in keywords)
+    return any(keyword in said for keyword in keywords)
 
 
 # -- a customer's message ----------------------------------------------------------------------
@@ -320,7 +314,7 @@ def on_customer_message(session: Session, event: MessageStored) -> None:
                 continue
             if trigger.match == "keyword":
                 if said is None:
-                    said = normalize(text or "")
+                    said = f" {normalize(text or '')} "
                 if not _matches(enabled.keywords, trigger.keyword_mode, said):
                     continue
         elif enabled.trigger_type == "outside_hours":
@@ -374,16 +368,9 @@ def on_customer_message(session: Session, event: MessageStored) -> None:
 
 
 def _is_closed(session: Session, conversation: Conversation, now: dt.datetime) -> bool:
-    # The number's hours parsed once per session (an ingest batch is one session).
-    cache: dict[int, BusinessHours | None] = session.info.setdefault(_HOURS_CACHE, {})
-    if conversation.channel_id not in cache:
-        channel = session.get(Channel, conversation.channel_id)
-        cache[conversation.channel_id] = hours_of(channel) if channel is not None else None
-    hours = cache[conversation.channel_id]
+    channel = session.get(Channel, conversation.channel_id)
+    hours = cached_hours(session, channel) if channel is not None else None
     return hours is not None and not is_open(hours, now)
-
-
-_HOURS_CACHE = "puente.workflows.hours"
 
 
 def _said(session: Session, message_id: int) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from puente.automation.workflows.context import TAGS_KEY
 from puente.automation.workflows.engine import N_, advance
 from puente.automation.workflows.http_call import perform
 from puente.automation.workflows.models import ACTIVE, RunStatus, WorkflowRun, WorkflowVersion
@@ -31,7 +30,7 @@ from puente.automation.workflows.triggers import (
     workspaces_with_no_reply,
 )
 from puente.contacts.models import Contact
-from puente.contacts.service import tags_of
+from puente.contacts.service import cached_tags
 from puente.conversations.models import Conversation
 from puente.db.base import utcnow
 from puente.db.scope import Unscoped, set_scope
@@ -115,7 +114,8 @@ def _run_batch(db: Database, now: dt.datetime, *, careful: bool) -> bool:
 def _preload(session: Session, runs: Sequence[WorkflowRun]) -> list[Any]:
     held: list[Any] = []
     contacts = [r.contact_id for r in runs if r.contact_id]
-    session.info[TAGS_KEY] = tags_of(session, contacts) if contacts else {}
+    if contacts:
+        cached_tags(session, contacts[0], contacts)
     for model, ids in (
         (WorkflowVersion, {r.version_id for r in runs}),
         (Contact, {r.contact_id for r in runs if r.contact_id}),

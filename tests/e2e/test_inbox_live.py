@@ -144,6 +144,9 @@ def test_the_inbox_walk(live: Live, db: Database, browser: Any) -> None:
     assert "Sent from the WhatsApp Business app" in echo.inner_text()
     _shot(agent, "conversation")
 
+    # The owner's answer pauses the bot: the panel is redrawn live with it. Wait for that
+    # before using the panel, or the redraw can swap the form under the clicks.
+    agent.locator("[data-testid=bot-state]", has_text="Bot paused").wait_for()
     # Assignment, a note that mentions Ana, closing with a note, reopening and snoozing.
     agent.select_option("[data-testid=assignee-select]", str(live.ana_id))
     agent.click("[data-testid=assign-submit]")

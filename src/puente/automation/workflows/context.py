@@ -28,7 +28,7 @@ from puente.contacts.consent import consent_state
 from puente.contacts.models import Contact
 from puente.contacts.service import cached_tags
 from puente.conversations.incoming import contacts_stored
-from puente.conversations.models import Conversation, Message
+from puente.conversations.models import Conversation
 
 _FIELD = re.compile(r"\{([^{}|\s][^{}|]*?)\s*(?:\|([^{}]*))?\}")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -163,9 +163,6 @@ class RunContext:
         # (an ingest batch), or that the worker's batch preloaded: one query a batch.
         return cached_tags(self.session, self.contact.id, contacts_stored(self.session))
 
-    def forget_tags(self) -> None:
-        """Kept for the steps that tag: the contacts' functions drop what they change."""
-
     def _agent_name(self) -> str | None:
         if self.conversation is None or self.conversation.assignee_id is None:
             return None
@@ -276,7 +273,3 @@ def compare(actual: Any, op: str, expected: Any) -> bool:
         sa, sb = fold(str(actual)), fold(str(expected))
         return sa > sb if op == "gt" else sa < sb
     return False
-
-
-def message_text_of(message: Message) -> str:
-    return message.text or ""

@@ -24,6 +24,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from puente.accounts.gate import Actor
@@ -47,7 +48,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import utcnow
 from puente.errors import PuenteError
-from puente.jobs import ROUTING
+from puente.jobs import ROUTING, WORKFLOWS
 from puente.outbound.broadcasts.params import build_components, template_targets
 from puente.outbound.models import MessageTemplate
 from puente.outbound.outbox.service import do_queue_message
@@ -136,6 +137,49 @@ def definition_of(session: Session, version_id: int) -> Definition:
     return parsed_version(session, version)
 
 
+def insert_run(
+    session: Session,
+    *,
+    workspace_id: int,
+    workflow_id: int,
+    version_id: int,
+    definition: Definition,
+    trigger: str,
+    key: str,
+    contact_id: int | None,
+    conversation_id: int | None,
+    variables: dict[str, Any],
+    now: dt.datetime,
+    test: bool = False,
+) -> WorkflowRun | None:
+    """A run ready at its first step now, and the worker woken after commit; None when
+    `key` already started this workflow (one event starts each workflow once, however
+    often it is delivered)."""
+    run = WorkflowRun(
+        workspace_id=workspace_id,
+        workflow_id=workflow_id,
+        version_id=version_id,
+        contact_id=contact_id,
+        conversation_id=conversation_id,
+        trigger=trigger,
+        trigger_key=key[:120],
+        status=RunStatus.READY.value,
+        step_id=definition.first_step(),
+        steps_taken=0,
+        variables=variables,
+        wake_at=now,
+        test=test,
+    )
+    try:
+        with session.begin_nested():
+            session.add(run)
+            session.flush()
+    except IntegrityError:
+        return None
+    WORKFLOWS.wake_after_commit(session)
+    return run
+
+
 def actor_for(workspace_id: int) -> Actor:
     """Puente acting by itself: the timeline shows no person, the audit log no entry."""
     return Actor(workspace_id=workspace_id)
@@ -174,7 +218,7 @@ def advance(session: Session, run: WorkflowRun, now: dt.datetime | None = None) 
                 run.step_id = step.next
                 continue
         try:
-            outcome = _take(ctx, run, step, definition)
+            outcome = _take(ctx, run, step)
         except StepFailed as exc:
             _record(session, run, step, "failed", exc)
             _forget_step_state(run)
@@ -271,9 +315,8 @@ def _finish(
 # -- the steps ---------------------------------------------------------------------------------
 
 
-def _take(ctx: RunContext, run: WorkflowRun, step: Step, definition: Definition) -> Outcome:
-    handler = _HANDLERS[step.type]
-    return handler(ctx, run, step)
+def _take(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
+    return _HANDLERS[step.type](ctx, run, step)
 
 
 def _conversation(ctx: RunContext) -> Any:
@@ -543,7 +586,6 @@ def _add_tag(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
         contacts.do_add_tags(ctx.session, contact, [tag])
     except PuenteError as exc:
         raise StepFailed.of_error(exc) from None
-    ctx.forget_tags()
     return Outcome(next=step.next, detail="%(text)s", params={"text": tag})
 
 
@@ -551,7 +593,6 @@ def _remove_tag(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
     contact = _contact(ctx)
     tag = ctx.render(step.tag or "")
     contacts.do_remove_tag(ctx.session, contact, tag)
-    ctx.forget_tags()
     return Outcome(next=step.next, detail="%(text)s", params={"text": tag})
 
 
@@ -741,12 +782,8 @@ def _start_workflow(ctx: RunContext, run: WorkflowRun, step: Step) -> Outcome:
         variables={**(run.variables.get("vars") or {})},
     )
     if started is not None:
-        _set_vars_of(started, depth=depth + 1)
+        _set_vars(started, depth=depth + 1)
     return Outcome(next=step.next, detail="%(text)s", params={"text": other.name})
-
-
-def _set_vars_of(run: WorkflowRun, **changes: Any) -> None:
-    _set_vars(run, **changes)
 
 
 _HANDLERS: dict[str, Callable[[RunContext, WorkflowRun, Step], Outcome]] = {

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from puente.accounts import audit
@@ -24,7 +23,7 @@ from puente.automation.workflows.definition import (
     Definition,
     parse_definition,
 )
-from puente.automation.workflows.engine import N_
+from puente.automation.workflows.engine import N_, insert_run
 from puente.automation.workflows.models import (
     ACTIVE,
     RunStatus,
@@ -405,30 +404,20 @@ def do_start_run(
         version = published_version(session, workflow)
     if version is None:
         raise Conflict("Publish the workflow before running it.", code="not_published")
-    definition = parse_definition(version.definition)
-    run = WorkflowRun(
+    return insert_run(
+        session,
         workspace_id=workflow.workspace_id,
         workflow_id=workflow.id,
         version_id=version.id,
+        definition=parse_definition(version.definition),
+        trigger=trigger,
+        key=trigger_key,
         contact_id=contact_id,
         conversation_id=conversation_id,
-        trigger=trigger,
-        trigger_key=trigger_key[:120],
-        status=RunStatus.READY.value,
-        step_id=definition.first_step(),
-        steps_taken=0,
         variables={"vars": dict(variables or {})},
-        wake_at=now or utcnow(),
+        now=now or utcnow(),
         test=test,
     )
-    try:
-        with session.begin_nested():
-            session.add(run)
-            session.flush()
-    except IntegrityError:
-        return None
-    WORKFLOWS.wake_after_commit(session)
-    return run
 
 
 def do_start_manual_run(

@@ -21,6 +21,7 @@ import re
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ from puente.automation.workflows.engine import (
     RUNNING_KEY,
     StepFailed,
     definition_of,
+    insert_run,
     parsed_version,
 )
 from puente.automation.workflows.models import (
@@ -204,30 +206,19 @@ def _start(
         definition = definition_of(session, enabled.version_id)
     except StepFailed:
         return None
-    run = WorkflowRun(
+    return insert_run(
+        session,
         workspace_id=workspace_id,
         workflow_id=enabled.workflow_id,
         version_id=enabled.version_id,
+        definition=definition,
+        trigger=trigger,
+        key=key,
         contact_id=contact_id,
         conversation_id=conversation_id,
-        trigger=trigger,
-        trigger_key=key[:120],
-        status=RunStatus.READY.value,
-        step_id=definition.first_step(),
-        steps_taken=0,
         variables=dict(variables or {}),
-        wake_at=now,
+        now=now,
     )
-    from sqlalchemy.exc import IntegrityError
-
-    try:
-        with session.begin_nested():
-            session.add(run)
-            session.flush()
-    except IntegrityError:
-        return None
-    WORKFLOWS.wake_after_commit(session)
-    return run
 
 
 def _trigger_holds(
@@ -434,6 +425,44 @@ def _stop(run: WorkflowRun, reason: str, now: dt.datetime) -> None:
 # -- other events ------------------------------------------------------------------------------
 
 
+def _start_each(
+    session: Session,
+    matching: list[Enabled],
+    *,
+    workspace_id: int,
+    kind: str,
+    key: str,
+    contact: Contact | None,
+    conversation: Conversation | None,
+    wanted: Callable[[Trigger], bool] = lambda trigger: True,
+    variables: dict[str, Any] | None = None,
+) -> None:
+    """Start each of `matching` whose trigger wants this event and whose conditions hold."""
+    now = utcnow()
+    for enabled in matching:
+        if not wanted(enabled.trigger) or not _trigger_holds(
+            session,
+            enabled.trigger,
+            workspace_id=workspace_id,
+            contact=contact,
+            conversation=conversation,
+            message_text=None,
+            now=now,
+        ):
+            continue
+        _start(
+            session,
+            enabled,
+            workspace_id=workspace_id,
+            trigger=kind,
+            key=key,
+            contact_id=contact.id if contact is not None else None,
+            conversation_id=conversation.id if conversation is not None else None,
+            variables=variables,
+            now=now,
+        )
+
+
 def _on_conversation_updated(session: Session, event: ConversationUpdated) -> None:
     if event.change != "status":
         return
@@ -444,35 +473,18 @@ def _on_conversation_updated(session: Session, event: ConversationUpdated) -> No
     else:
         return
     matching = _matching(session, event.workspace_id, (kind,))
-    if not matching:
-        return
-    now = utcnow()
-    conversation = session.get(Conversation, event.conversation_id)
+    conversation = session.get(Conversation, event.conversation_id) if matching else None
     if conversation is None:
         return
-    contact = session.get(Contact, conversation.contact_id)
-    for enabled in matching:
-        trigger = enabled.trigger
-        if not _trigger_holds(
-            session,
-            trigger,
-            workspace_id=event.workspace_id,
-            contact=contact,
-            conversation=conversation,
-            message_text=None,
-            now=now,
-        ):
-            continue
-        _start(
-            session,
-            enabled,
-            workspace_id=event.workspace_id,
-            trigger=kind,
-            key=f"{kind}:{conversation.id}:{event.event_id or now.isoformat()}",
-            contact_id=conversation.contact_id,
-            conversation_id=conversation.id,
-            now=now,
-        )
+    _start_each(
+        session,
+        matching,
+        workspace_id=event.workspace_id,
+        kind=kind,
+        key=f"{kind}:{conversation.id}:{event.event_id or utcnow().isoformat()}",
+        contact=session.get(Contact, conversation.contact_id),
+        conversation=conversation,
+    )
 
 
 def _latest_conversation(session: Session, contact_id: int) -> Conversation | None:
@@ -490,38 +502,21 @@ def _start_for_contact(
     contact_id: int,
     kind: str,
     key: str,
-    wanted: Any,
+    wanted: Callable[[Trigger], bool],
 ) -> None:
     matching = _matching(session, workspace_id, (kind,))
     if not matching:
         return
-    now = utcnow()
-    contact = session.get(Contact, contact_id)
-    conversation = _latest_conversation(session, contact_id)
-    for enabled in matching:
-        trigger = enabled.trigger
-        if not wanted(trigger):
-            continue
-        if not _trigger_holds(
-            session,
-            trigger,
-            workspace_id=workspace_id,
-            contact=contact,
-            conversation=conversation,
-            message_text=None,
-            now=now,
-        ):
-            continue
-        _start(
-            session,
-            enabled,
-            workspace_id=workspace_id,
-            trigger=kind,
-            key=f"{key}:{now.isoformat()}",
-            contact_id=contact_id,
-            conversation_id=conversation.id if conversation else None,
-            now=now,
-        )
+    _start_each(
+        session,
+        matching,
+        workspace_id=workspace_id,
+        kind=kind,
+        key=f"{key}:{utcnow().isoformat()}",
+        contact=session.get(Contact, contact_id),
+        conversation=_latest_conversation(session, contact_id),
+        wanted=wanted,
+    )
 
 
 def _on_contact_tagged(session: Session, event: ContactTagged) -> None:
@@ -559,39 +554,23 @@ def _on_broadcast_reply(session: Session, event: BroadcastReplied) -> None:
     matching = _matching(session, event.workspace_id, ("broadcast_reply",))
     if not matching:
         return
-    now = utcnow()
     message = session.get(Message, event.message_id) if event.message_id else None
     conversation = (
         session.get(Conversation, message.conversation_id)
         if message is not None
         else _latest_conversation(session, event.contact_id)
     )
-    contact = session.get(Contact, event.contact_id)
-    for enabled in matching:
-        trigger = enabled.trigger
-        if trigger.broadcast_id is not None and trigger.broadcast_id != event.broadcast_id:
-            continue
-        if not _trigger_holds(
-            session,
-            trigger,
-            workspace_id=event.workspace_id,
-            contact=contact,
-            conversation=conversation,
-            message_text=None,
-            now=now,
-        ):
-            continue
-        _start(
-            session,
-            enabled,
-            workspace_id=event.workspace_id,
-            trigger="broadcast_reply",
-            key=f"broadcast-reply:{event.recipient_id}",
-            contact_id=event.contact_id,
-            conversation_id=conversation.id if conversation else None,
-            variables={"vars": {"broadcast_id": event.broadcast_id}},
-            now=now,
-        )
+    _start_each(
+        session,
+        matching,
+        workspace_id=event.workspace_id,
+        kind="broadcast_reply",
+        key=f"broadcast-reply:{event.recipient_id}",
+        contact=session.get(Contact, event.contact_id),
+        conversation=conversation,
+        wanted=lambda t: t.broadcast_id is None or t.broadcast_id == event.broadcast_id,
+        variables={"vars": {"broadcast_id": event.broadcast_id}},
+    )
 
 
 # -- no reply for N minutes (the worker's sweep) -------------------------------------------------

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -195,14 +194,3 @@ def install(runtime: Runtime) -> Worker:
         BackgroundWorker("puente-workflow-sweep", lambda: sweep_step(db) > 0, SWEEP_SECONDS)
     )
     return worker
-
-
-def drain(db: Database, *, rounds: int = 50) -> int:
-    """Run batches until none is due (tests and the CLI): how many batches ran."""
-    done = 0
-    for _ in range(rounds):
-        if not run_step(db):
-            break
-        done += 1
-        time.sleep(0)
-    return done

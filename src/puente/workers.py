@@ -35,6 +35,7 @@ def install_workers(runtime: Runtime) -> Installed:
     from puente.outbound.broadcasts.worker import register as register_broadcasts
     from puente.outbound.outbox.worker import install as install_outbox
     from puente.outbound.templates.service import register as register_templates
+    from puente.reports.worker import install as install_reports
 
     # The hub relays this process's committed events to the agents' streams (and, on
     # PostgreSQL, to the other processes' with NOTIFY), so a worker process needs it too.
@@ -48,4 +49,5 @@ def install_workers(runtime: Runtime) -> Installed:
     register_retention(runtime)
     install_routing(runtime)
     install_workflows(runtime)
+    install_reports(runtime)
     return Installed(hub, writer)

@@ -114,6 +114,31 @@ def next_opening(hours: BusinessHours, at: dt.datetime) -> dt.datetime | None:
     return None
 
 
+def open_seconds_between(hours: BusinessHours, start: dt.datetime, end: dt.datetime) -> float:
+    """How many seconds of [start, end) the number was open: a wait or a resolution time
+    "in business hours". Days are walked in the hours' time zone (at most 400 of them)."""
+    if end <= start:
+        return 0.0
+    zone = hours.zone
+    first = start.astimezone(zone).date()
+    last = end.astimezone(zone).date()
+    total = 0.0
+    day = first
+    for _ in range(HORIZON_DAYS):
+        if day > last:
+            break
+        if not is_closed_day(hours, day):
+            midnight = dt.datetime.combine(day, dt.time())
+            for interval in hours.week[day.weekday()]:
+                opens = (midnight + dt.timedelta(minutes=interval.start)).replace(tzinfo=zone)
+                closes = (midnight + dt.timedelta(minutes=interval.end)).replace(tzinfo=zone)
+                overlap = (min(closes, end) - max(opens, start)).total_seconds()
+                if overlap > 0:
+                    total += overlap
+        day += dt.timedelta(days=1)
+    return total
+
+
 def _opening_of(hours: BusinessHours, day: dt.date, interval: Interval) -> dt.datetime | None:
     """The instant `interval` opens on `day`. On the day the clocks go back its start time
     happens twice and the first one counts; on the day they go forward it may not exist,

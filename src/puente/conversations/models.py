@@ -97,6 +97,10 @@ class Conversation(WorkspaceOwned, IdMixin, TimestampMixin, Base):
     # turns the bot back on. Read through `bot_is_paused`.
     bot_paused_until: Mapped[dt.datetime | None]
     labels: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # The current cycle, for reports: when the conversation last began or reopened, and
+    # when the business first answered in it (None: not yet). History never sets them.
+    opened_at: Mapped[dt.datetime | None]
+    first_response_at: Mapped[dt.datetime | None]
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

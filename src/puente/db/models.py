@@ -56,8 +56,12 @@ from puente.conversations.models import (
 from puente.db.base import Base
 from puente.ingest.models import WebhookChange, WebhookEvent
 from puente.outbound.models import Broadcast, BroadcastRecipient, MessageTemplate, OutboxItem
+from puente.reports.models import CsatSurvey, ReportFact, ReportRollup
 
 __all__ = [
+    "CsatSurvey",
+    "ReportFact",
+    "ReportRollup",
     "ApiToken",
     "AppContactSync",
     "AuditEntry",

@@ -40,6 +40,8 @@ class User(IdMixin, TimestampMixin, Base):
     # When the person last chose their availability themselves. Until they do, signing in
     # (or opening the inbox) puts them online and signing out offline, as they come and go.
     availability_chosen_at: Mapped[dt.datetime | None]
+    # Since when the availability has been what it is (the Users report's durations).
+    availability_since: Mapped[dt.datetime | None]
     # When one of the person's browser tabs was last open (the inbox stream says so while
     # it runs) and when they last did something in one: a sweep turns them offline once
     # no tab has been seen for a while, and away once idle (accounts.presence).

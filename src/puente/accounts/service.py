@@ -16,8 +16,10 @@ from puente.accounts.gate import Actor, can_manage_role, require
 from puente.accounts.models import Membership, Role, Team, TeamMember, User, Workspace
 from puente.accounts.permissions import SCOPE_KEY, Perm, Scope
 from puente.accounts.sessions import do_end_user_sessions
+from puente.db.base import utcnow
 from puente.db.scope import scope_of, set_scope, unscoped
 from puente.errors import Conflict, Forbidden, InvalidInput, NotFound
+from puente.reports import facts
 
 LANGUAGES = ("en", "es")
 AVAILABILITY = ("online", "away", "offline")
@@ -318,6 +320,35 @@ def do_set_member_active(
 # --- Profile -----------------------------------------------------------------------------
 
 
+def _count_presence(session: Session, user: User, new: str) -> None:
+    """For the Users report: how long the person was in the status they leave, counted in
+    each workspace they belong to."""
+    now = utcnow()
+    since = user.availability_since
+    user.availability_since = now
+    if since is None or now <= since:
+        return
+    with unscoped(session, "a person's presence counts in each of their workspaces"):
+        workspaces = session.scalars(
+            select(Membership.workspace_id).where(
+                Membership.user_id == user.id, Membership.is_active.is_(True)
+            )
+        ).all()
+    seconds = (now - since).total_seconds()
+    for workspace_id in workspaces:
+        facts.record(
+            session,
+            facts.Fact(
+                kind=facts.Kind.PRESENCE,
+                workspace_id=workspace_id,
+                at=now,
+                agent_id=user.id,
+                label=user.availability,
+                seconds=seconds,
+            ),
+        )
+
+
 def do_update_profile(
     session: Session,
     user: User,
@@ -345,6 +376,8 @@ def do_update_profile(
     if availability is not None:
         if availability not in AVAILABILITY:
             raise InvalidInput(f"availability must be one of {', '.join(AVAILABILITY)}")
+        if availability != user.availability:
+            _count_presence(session, user, availability)
         user.availability = availability
     session.flush()
     changed = [field for field, value in before.items() if getattr(user, field) != value]

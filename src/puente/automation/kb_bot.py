@@ -36,6 +36,7 @@ from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.events import MessageStored, react
 from puente.outbound.outbox.service import do_queue_message
+from puente.reports import facts
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +145,17 @@ def hand_off(
     conversation open for the team, left unassigned for routing or an agent to take, and
     the customer told in their language."""
     pause_bot(session, conversation)
+    facts.record(
+        session,
+        facts.Fact(
+            kind=facts.Kind.HANDOFF,
+            workspace_id=conversation.workspace_id,
+            at=utcnow(),
+            channel_id=conversation.channel_id,
+            team_id=conversation.team_id or 0,
+            source="bot",
+        ),
+    )
     if conversation.status != ConversationStatus.OPEN.value:
         conversation.status = ConversationStatus.OPEN.value
         conversation.snoozed_until = None

@@ -26,6 +26,7 @@ from puente.contacts.service import add_source
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
 from puente.events import ChannelSyncProgress, ContactUpdated, publish
+from puente.reports.hooks import contact_created
 
 HISTORY_DONE = 100
 _HISTORY_SEEN = {SyncState.DECLINED.value, SyncState.IMPORTING.value, SyncState.COMPLETE.value}
@@ -322,6 +323,8 @@ def _apply_adds(session: Session, channel: Channel, adds: list[AppContactChange]
     touched = []
     for change in adds:
         found = resolved[change.phone]
+        if found.created:
+            contact_created(session, channel.workspace_id, ContactSource.BUSINESS_APP.value)
         add_source(found.contact, ContactSource.BUSINESS_APP.value)
         name = change.full_name or change.first_name
         if name and found.contact.business_app_name != name:

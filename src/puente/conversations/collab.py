@@ -37,6 +37,7 @@ from puente.conversations.models import (
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound, PuenteError
 from puente.events import NoteAdded, publish
+from puente.reports import facts
 
 MAX_NOTE = 4000
 MAX_LABEL = 40
@@ -196,6 +197,8 @@ def do_assign(
         conversation.team_id = team.id
     if before == conversation.assignee_id and before_team == conversation.team_id:
         return conversation
+    if before != conversation.assignee_id:
+        facts.assigned(session, conversation, utcnow(), previous_assignee_id=before)
     event = _record(
         session,
         actor,
@@ -268,6 +271,7 @@ def do_close(
         raise user_error(
             InvalidInput, "The note is too long (at most %(n)s characters).", n=MAX_NOTE
         )
+    facts.resolved(session, conversation, utcnow())
     conversation.status = ConversationStatus.RESOLVED.value
     conversation.snoozed_until = None
     conversation.waiting_since = None
@@ -287,6 +291,8 @@ def do_reopen(
     _check_expected_status(conversation, expected_status)
     if conversation.status == ConversationStatus.OPEN.value:
         raise user_error(Conflict, "This conversation is already open.")
+    if conversation.status == ConversationStatus.RESOLVED.value:
+        facts.opened(session, conversation, utcnow(), reopened=True, source="agent")
     conversation.status = ConversationStatus.OPEN.value
     conversation.snoozed_until = None
     event = _record(session, actor, conversation, "reopened")

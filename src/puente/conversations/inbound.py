@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select
@@ -44,6 +44,7 @@ from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
 from puente.events import ContactCreated, publish
+from puente.reports import facts
 
 SERVICE_WINDOW = dt.timedelta(hours=24)
 # A conversation started from a click-to-WhatsApp ad or a Page CTA is a free entry point.
@@ -204,7 +205,8 @@ def store_messages(
         [(s.id, s.message.media) for s in result.stored if s.message.media is not None],
     )
     for stored in result.stored:
-        _touch_conversation(stored, channel)
+        _touch_conversation(session, stored, channel)
+    _count(session, channel, result, history=not emit_events)
     if ids_by_wamid:
         apply_pending_ops(session, channel, ids_by_wamid, emit_events=emit_events)
         outbound = [w for w, _ in ids_by_wamid.items() if unique[w].direction == "outbound"]
@@ -250,7 +252,7 @@ def _later(current: dt.datetime | None, candidate: dt.datetime) -> bool:
     return current is None or candidate >= current
 
 
-def _touch_conversation(stored: Stored, channel: Channel) -> None:
+def _touch_conversation(session: Session, stored: Stored, channel: Channel) -> None:
     conversation, item = stored.conversation, stored.message
     if _later(conversation.last_activity_at, item.timestamp):
         conversation.last_activity_at = item.timestamp
@@ -258,11 +260,58 @@ def _touch_conversation(stored: Stored, channel: Channel) -> None:
         conversation.last_message_preview = preview_of(item)
         conversation.last_message_source = item.source
     if item.source == MessageSource.CUSTOMER.value:
+        new = conversation.last_inbound_at is None
+        was_closed = conversation.status == ConversationStatus.RESOLVED.value
         stored.opened = _customer_wrote(conversation, item)
+        if stored.opened and (new or was_closed):
+            facts.opened(
+                session, conversation, item.timestamp, reopened=not new, source=item.source
+            )
+        elif stored.opened or (conversation.opened_at is None and conversation.waiting_since):
+            # A snoozed conversation woke, or one from before reports began: the same
+            # cycle goes on (it has no start to count a first response from yet).
+            conversation.opened_at = conversation.opened_at or item.timestamp
     elif item.source == MessageSource.BUSINESS_APP.value:
+        # The owner answering from the phone is the business answering.
+        facts.answered(session, conversation, item.timestamp, source=item.source, agent_id=None)
         _owner_wrote(conversation, item, channel)
     # History only moves the activity time and preview above: imported chats never
     # open a service window (only messages after onboarding do) nor wake anyone up.
+
+
+def _count(session: Session, channel: Channel, result: StoreResult, *, history: bool) -> None:
+    """The stored messages for reports (duplicates never reach here): by who sent them
+    and their type; what the owner's phone sent is free. Imported history counts here and
+    nowhere else, and so do the contacts it brought."""
+    for stored in result.stored:
+        item = stored.message
+        base = facts.Fact(
+            kind=facts.Kind.MESSAGE,
+            workspace_id=channel.workspace_id,
+            at=item.timestamp,
+            channel_id=channel.id,
+            team_id=stored.conversation.team_id or 0,
+            source=item.source,
+            label=item.type,
+        )
+        facts.record(session, base)
+        if item.source == MessageSource.BUSINESS_APP.value:
+            facts.record(
+                session, replace(base, kind=facts.Kind.PRICING, source="app", label="business_app:")
+            )
+    if history:
+        for resolved in result.people.values():
+            if resolved.created:
+                facts.record(
+                    session,
+                    facts.Fact(
+                        kind=facts.Kind.CONTACT,
+                        workspace_id=channel.workspace_id,
+                        at=utcnow(),
+                        channel_id=channel.id,
+                        source=(resolved.contact.sources or ["history"])[0],
+                    ),
+                )
 
 
 def _customer_wrote(conversation: Conversation, item: NewMessage) -> bool:

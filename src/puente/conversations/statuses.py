@@ -29,6 +29,7 @@ from puente.db.bulk import insert_ignore
 from puente.events import publish
 from puente.outbound.models import OutboxItem
 from puente.outbound.outbox.service import do_recover_sent, outbox_id_from_callback
+from puente.reports.hooks import status_applied
 
 
 @dataclass(frozen=True)
@@ -225,8 +226,17 @@ def _apply_events(
             # Meta reports the delivery of what the business sends; a status naming a
             # customer's message is not Meta's and must not mark it failed or read.
             continue
+        before_status, before_pricing = message.status, message.pricing
         if apply_status(message, event):
             changed[message.id] = message
+            status_applied(
+                session,
+                message,
+                before_status=before_status,
+                before_pricing=before_pricing,
+                recipient_id=event.recipient_id,
+                at=event.timestamp,
+            )
             if message.status == MessageStatus.FAILED.value:
                 # 131050 means the user stopped marketing messages: record the opt-out.
                 record_optout_from_meta(session, message)

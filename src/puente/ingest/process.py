@@ -20,7 +20,8 @@ from sqlalchemy import Table, and_, bindparam, func, or_, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-import puente.automation.reactions  # noqa: F401  (they run in our batches)
+import puente.automation.reactions
+import puente.reports.hooks  # noqa: F401  (facts of contacts and consent, in our batches)
 from puente.channels.models import Channel
 from puente.conversations.statuses import lock_messages_for_statuses
 from puente.db.base import utcnow

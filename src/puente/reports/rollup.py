@@ -129,6 +129,19 @@ def add_up(facts: list[ReportFact], context: Context) -> dict[int, dict[Key, lis
     return out
 
 
+_KEY_COLUMNS = (
+    "workspace_id",
+    "metric",
+    "day",
+    "channel_id",
+    "team_id",
+    "agent_id",
+    "source",
+    "label",
+    "bucket",
+)
+
+
 def upsert(session: Session, deltas: dict[int, dict[Key, list[float]]]) -> None:
     """Add the deltas to the rollup rows, creating the missing ones."""
     dialect = session.get_bind().dialect.name
@@ -153,20 +166,7 @@ def upsert(session: Session, deltas: dict[int, dict[Key, list[float]]]) -> None:
     for start in range(0, len(rows), 1000):
         stmt = maker(ReportRollup).values(rows[start : start + 1000])
         stmt = stmt.on_conflict_do_update(
-            constraint="uq_report_rollups_key" if dialect == "postgresql" else None,
-            index_elements=None
-            if dialect == "postgresql"
-            else [
-                "workspace_id",
-                "metric",
-                "day",
-                "channel_id",
-                "team_id",
-                "agent_id",
-                "source",
-                "label",
-                "bucket",
-            ],
+            index_elements=list(_KEY_COLUMNS),
             set_={
                 "count": ReportRollup.count + stmt.excluded.count,
                 "total": ReportRollup.total + stmt.excluded.total,

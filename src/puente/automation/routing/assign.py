@@ -20,8 +20,10 @@ from puente.automation.routing.service import queued_filter
 from puente.conversations import notifications
 from puente.conversations.events import conversation_assigned
 from puente.conversations.models import Conversation, ConversationEvent, ConversationStatus
+from puente.db.base import utcnow
 from puente.events import publish
 from puente.jobs import skip_locked
+from puente.reports import facts
 
 # The most conversations one team hands out per pass; the worker runs again at once when
 # a pass assigned something, so a long queue drains in steps of this size.
@@ -174,6 +176,7 @@ def do_route_to(
     Not audited: the audit log records people's actions, and routing is the setting a
     person chose (audited when they chose it)."""
     conversation.assignee_id = agent.user_id
+    facts.assigned(session, conversation, utcnow(), previous_assignee_id=None)
     event = ConversationEvent(
         workspace_id=conversation.workspace_id,
         conversation_id=conversation.id,

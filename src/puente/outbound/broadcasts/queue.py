@@ -49,6 +49,7 @@ from puente.outbound.models import (
 )
 from puente.outbound.outbox.service import PRIORITY_BROADCAST
 from puente.outbound.templates.service import SENDABLE, find_template
+from puente.reports import facts
 
 CHUNK = 5000
 PAUSED_STATES = [s.value for s in SENDING_PAUSED_STATES]
@@ -301,6 +302,18 @@ def _queue_chunk(
     insert_rows(session, Message, _MESSAGE_COLUMNS, message_rows())
     insert_rows(session, OutboxItem, _OUTBOX_COLUMNS, outbox_rows())
     update_rows(session, Conversation, _LATEST_COLUMNS, latest)
+    facts.record(
+        session,
+        facts.Fact(
+            kind=facts.Kind.MESSAGE,
+            workspace_id=ws,
+            at=at,
+            channel_id=ch,
+            source=source,
+            label="template",
+            count=len(message_ids),
+        ),
+    )
     queued = RecipientState.QUEUED.value
     if outcomes is not None:
         for mid, (rid, *_rest) in zip(message_ids, usable, strict=True):

@@ -39,6 +39,7 @@ from puente.outbound.broadcasts.tiers import check_tier_room
 from puente.outbound.models import OutboxItem, OutboxState
 from puente.outbound.templates.sent import sent_text
 from puente.outbound.templates.service import check_template_message
+from puente.reports import facts
 from puente.whatsapp.send import SendValidationError, build_payload, preview_text
 
 CALLBACK_PREFIX = "outbox:"
@@ -356,6 +357,7 @@ def do_queue_message(
         next_attempt_at=now,
     )
     session.add(item)
+    _count(session, recipient.conversation, message)
     _touch_conversation(recipient.conversation, message)
     session.flush()
     publish(
@@ -380,6 +382,32 @@ def _audit(session: Session, actor: Any, message: Message, action: str, **detail
         target=f"message {message.id}",
         details={"conversation_id": message.conversation_id, **details},
     )
+
+
+def _count(session: Session, conversation: Conversation, message: Message) -> None:
+    """The message for reports; a person's reply also answers a waiting customer (before
+    `_touch_conversation` stops the wait)."""
+    facts.record(
+        session,
+        facts.Fact(
+            kind=facts.Kind.MESSAGE,
+            workspace_id=message.workspace_id,
+            at=message.timestamp,
+            channel_id=message.channel_id,
+            team_id=conversation.team_id or 0,
+            agent_id=message.sender_user_id or 0,
+            source=message.source,
+            label=message.type,
+        ),
+    )
+    if message.source == MessageSource.AGENT.value:
+        facts.answered(
+            session,
+            conversation,
+            message.timestamp,
+            source=message.source,
+            agent_id=message.sender_user_id,
+        )
 
 
 def _touch_conversation(conversation: Conversation, message: Message) -> None:

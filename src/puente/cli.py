@@ -20,6 +20,7 @@ from puente.outbound.broadcasts.cli import broadcasts_cli
 from puente.outbound.outbox.cli import outbox_cli
 from puente.outbound.outbox.cli import send as send_command
 from puente.outbound.templates.cli import templates_cli
+from puente.reports.cli import reports_cli
 from puente.sandbox.cli import sandbox_command
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ app.add_typer(outbox_cli, name="outbox")
 app.add_typer(broadcasts_cli, name="broadcasts")
 app.add_typer(media_cli, name="media")
 app.add_typer(contacts_cli, name="contacts")
+app.add_typer(reports_cli, name="reports")
 app.add_typer(kb_cli, name="kb")
 app.add_typer(workflows_cli, name="workflows")
 app.command("send")(send_command)

@@ -267,3 +267,30 @@ def test_an_agent_leaving_a_status_counts_its_time(runtime: Runtime, db: Databas
     drain(db)
     rows = {row[0]: row for row in _table(db, "users", "by_agent")}
     assert rows["Andrés Gómez"][1] == pytest.approx(1800, abs=60)  # online for 30 minutes
+
+
+def test_the_command_line_rebuilds_and_prints_a_report(
+    runtime: Runtime, db: Database, settings: Settings
+) -> None:
+    from tests.command import environment, run_puente
+
+    replay(
+        runtime, customer("wamid.c1", ANA, T0), echo("wamid.c2", ANA, T0 + dt.timedelta(minutes=2))
+    )
+    drain(db)
+    before = rollups(db)
+    with db.read(unscoped="test") as session:
+        slug = session.scalars(select(Workspace.slug)).one()
+    env = environment(settings)
+    ran = run_puente(env, "reports", "rebuild", "--workspace", slug)
+    assert ran.returncode == 0, ran.stderr
+    assert "rebuilt the rollups from" in ran.stdout
+    assert rollups(db) == before
+    shown = run_puente(env, "reports", "show", "responses", "--workspace", slug)
+    assert shown.returncode == 0, shown.stderr
+    assert "first_response_median: 12" in shown.stdout  # about 120 s, from its 10 % bin
+    bad = run_puente(env, "reports", "rebuild", "--workspace", slug, "--since", "yesterday")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().startswith("refused: --since must be a date")
+    unknown = run_puente(env, "reports", "show", "sales", "--workspace", slug)
+    assert unknown.returncode == 2 and "no report 'sales'" in unknown.stderr

@@ -84,13 +84,23 @@ def test_a_supervisor_sees_every_figure_and_filters_as_asked(db: Database, shop:
             None,
         )
         asked = Asked(shop.channel, shop.other_team, shop.colleague, "business_app")
-        f = access_report(s, sup, "leaderboard", WEEK, asked)
+        f = access_report(s, sup, "messages", WEEK, asked)
         assert (f.channel_ids, f.team_id, f.agent_id, f.source) == (
             (shop.channel,),
             shop.other_team,
             shop.colleague,
             "business_app",
         )
+
+
+def test_a_filter_a_report_cannot_be_cut_by_is_refused(db: Database, shop: Shop) -> None:
+    with db.read(scope=shop.ws) as s:
+        sup = member(s, shop, shop.supervisor)
+        with pytest.raises(InvalidInput, match="cannot be filtered by team"):
+            access_report(s, sup, "costs", WEEK, Asked(team_id=shop.own_team))
+        with pytest.raises(InvalidInput, match="cannot be filtered by number"):
+            access_report(s, sup, "contacts", WEEK, Asked(channel_id=shop.channel))
+        assert access_report(s, sup, "contacts", WEEK, Asked(source="import")).source == "import"
 
 
 def test_an_agent_sees_only_their_own_figures(db: Database, shop: Shop) -> None:
@@ -118,7 +128,8 @@ def test_a_membership_that_grants_reports_sees_everything(db: Database, shop: Sh
         membership.permissions = {"reports.view": True}
     with db.read(scope=shop.ws) as s:
         agent = member(s, shop, shop.agent)
-        f = access_report(s, agent, "costs", WEEK, Asked(agent_id=shop.colleague))
+        assert access_report(s, agent, "costs", WEEK, Asked()).agent_id is None
+        f = access_report(s, agent, "csat", WEEK, Asked(agent_id=shop.colleague))
         assert f.agent_id == shop.colleague
 
 

@@ -10,6 +10,7 @@ another workspace is a 404, as if it did not exist."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -22,24 +23,34 @@ from puente.channels.models import Channel
 from puente.contacts.models import ContactSource
 from puente.conversations.collab import user_error
 from puente.conversations.models import MessageSource
-from puente.errors import Forbidden, InvalidInput, NotFound
+from puente.errors import Forbidden, InvalidInput, NotFound, PuenteError
 from puente.reports.queries import REPORTS, Filters
 from puente.reports.ranges import DateRange
 
+# The filters each report's figures can be cut by (the facts it counts carry them): the
+# costs of a number, the presence of an agent, the contacts of a source.
+FILTERS_OF: dict[str, frozenset[str]] = {
+    "conversations": frozenset({"channel", "team", "agent"}),
+    "responses": frozenset({"channel", "team", "agent", "source"}),
+    "resolutions": frozenset({"channel", "team", "agent"}),
+    "messages": frozenset({"channel", "team", "agent", "source"}),
+    "contacts": frozenset({"source"}),
+    "assignments": frozenset({"channel", "team", "agent"}),
+    "leaderboard": frozenset({"channel", "team", "agent"}),
+    "users": frozenset({"agent"}),
+    "broadcasts": frozenset({"channel"}),
+    "costs": frozenset({"channel"}),
+    "csat": frozenset({"channel", "team", "agent"}),
+}
 # The reports with an agent in them, which a member without reports.view sees for
 # themselves. Contacts, broadcasts and costs belong to the business, not to one person.
-OWN_REPORTS = frozenset(
-    {
-        "conversations",
-        "responses",
-        "resolutions",
-        "messages",
-        "assignments",
-        "leaderboard",
-        "users",
-        "csat",
-    }
-)
+OWN_REPORTS = frozenset(key for key, cut in FILTERS_OF.items() if "agent" in cut)
+_NOT_A_FILTER: dict[str, Callable[[], PuenteError]] = {
+    "channel": lambda: user_error(InvalidInput, "This report cannot be filtered by number."),
+    "team": lambda: user_error(InvalidInput, "This report cannot be filtered by team."),
+    "agent": lambda: user_error(InvalidInput, "This report cannot be filtered by agent."),
+    "source": lambda: user_error(InvalidInput, "This report cannot be filtered by source."),
+}
 # Who sent a message or started a conversation, and where a contact came from.
 SOURCES: tuple[str, ...] = tuple(
     dict.fromkeys(
@@ -56,6 +67,15 @@ class Asked:
     team_id: int | None = None
     agent_id: int | None = None
     source: str | None = None
+
+    def given(self) -> dict[str, object]:
+        asked = {
+            "channel": self.channel_id,
+            "team": self.team_id,
+            "agent": self.agent_id,
+            "source": self.source or None,
+        }
+        return {name: value for name, value in asked.items() if value is not None}
 
 
 def sees_everything(actor: Actor) -> bool:
@@ -83,6 +103,9 @@ def access_report(
             require(actor, Perm.REPORTS)
         if key not in OWN_REPORTS:
             require(actor, Perm.REPORTS)
+    for name in asked.given():
+        if name not in FILTERS_OF[key]:
+            raise _NOT_A_FILTER[name]()
     channel_ids = None
     if asked.channel_id is not None:
         channel_ids = (access_channel(session, actor, asked.channel_id),)

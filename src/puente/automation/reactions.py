@@ -1,7 +1,8 @@
 """The reactions to a stored customer message, in the order they run.
 
 Only a customer's own new message counts: echoes of what the owner sent from the phone,
-imported history, and everything Puente or an agent sent never trigger anything.
+imported history, everything Puente or an agent sent, and a satisfaction survey's answer
+(taken before the inbox sees it, see conversations.replies) never trigger anything.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from puente.automation.kb_bot import answer_with_knowledge_base
 from puente.automation.routing.step import route_customer_message
 from puente.automation.workflows.triggers import on_customer_message
 from puente.conversations.models import Direction, MessageSource
+from puente.conversations.replies import was_taken
 from puente.events import MessageStored, react
 
 Step = Callable[[Session, MessageStored], None]
@@ -34,6 +36,8 @@ STEPS: list[Step] = [
 def on_message_stored(session: Session, event: MessageStored) -> None:
     if event.direction != Direction.INBOUND.value or event.source != MessageSource.CUSTOMER:
         return
+    if was_taken(session, event.message_id):
+        return  # a satisfaction survey's answer: nothing automatic answers it
     for step in STEPS:
         step(session, event)
 

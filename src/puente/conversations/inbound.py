@@ -40,6 +40,7 @@ from puente.conversations.models import (
     MessageSource,
 )
 from puente.conversations.notifications import notify_new_messages
+from puente.conversations.replies import take_reply, was_taken
 from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
@@ -214,7 +215,7 @@ def store_messages(
     if emit_events:
         _publish_created(session, result)
         # Imports pass emit_events=False: history never notifies anyone.
-        notify_new_messages(session, result.stored)
+        notify_new_messages(session, [s for s in result.stored if not was_taken(session, s.id)])
     return result
 
 
@@ -262,7 +263,7 @@ def _touch_conversation(session: Session, stored: Stored, channel: Channel) -> N
     if item.source == MessageSource.CUSTOMER.value:
         new = conversation.last_inbound_at is None
         was_closed = conversation.status == ConversationStatus.RESOLVED.value
-        stored.opened = _customer_wrote(conversation, item)
+        stored.opened = _customer_wrote(session, stored)
         if stored.opened and (new or was_closed):
             facts.opened(
                 session, conversation, item.timestamp, reopened=not new, source=item.source
@@ -314,8 +315,9 @@ def _count(session: Session, channel: Channel, result: StoreResult, *, history: 
                 )
 
 
-def _customer_wrote(conversation: Conversation, item: NewMessage) -> bool:
+def _customer_wrote(session: Session, stored: Stored) -> bool:
     """Returns whether this message began the conversation or reopened it."""
+    conversation, item = stored.conversation, stored.message
     if item.type in QUIET_TYPES or item.direction != Direction.INBOUND.value:
         return False
     if item.type == "reaction" and not item.text:
@@ -327,6 +329,10 @@ def _customer_wrote(conversation: Conversation, item: NewMessage) -> bool:
     expires = item.timestamp + window
     if _later(conversation.window_expires_at, expires):
         conversation.window_expires_at = expires
+    if conversation.status == ConversationStatus.RESOLVED.value and take_reply(
+        session, conversation, item, stored.id
+    ):
+        return False  # the survey's answer (reports.csat): the conversation stays closed
     conversation.unread_count = (conversation.unread_count or 0) + 1
     if conversation.waiting_since is None:
         conversation.waiting_since = item.timestamp

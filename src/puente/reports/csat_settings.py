@@ -97,12 +97,16 @@ class SurveySettings:
         return self.mode != Mode.OFF.value
 
     @property
+    def texts(self) -> dict[str, str]:
+        return TEXTS[self.language]
+
+    @property
     def question_text(self) -> str:
-        return self.question or TEXTS[self.language]["question"]
+        return self.question or self.texts["question"]
 
     @property
     def comment_text(self) -> str:
-        return self.comment_question or TEXTS[self.language]["comment"]
+        return self.comment_question or self.texts["comment"]
 
     @property
     def options(self) -> list[Option]:

@@ -34,6 +34,7 @@ from puente.errors import NotFound
 from puente.outbound.models import MessageTemplate
 from puente.outbound.outbox.attachments import limits_for_browser
 from puente.outbound.outbox.service import window_is_open
+from puente.reports.models import CsatSurvey
 from puente.runtime import Runtime
 from puente.web.deps import DbDep, RuntimeDep, WebContext
 from puente.web.inbox import queries as q
@@ -199,6 +200,8 @@ def conversation_context(session: Session, me: WebContext, header: q.Header) -> 
         "can_reply": me.can("conversations.reply"),
         "attachment_limits": ATTACHMENT_LIMITS,
         **bot_state(conversation, now),
+        # Its newest satisfaction survey, read only for a conversation that has one.
+        "survey": session.get(CsatSurvey, header.survey_id) if header.survey_id else None,
         # A fresh key for each panel drawn: a double click on "Run" starts one run.
         "run_key": secrets.token_urlsafe(12),
     }

@@ -43,6 +43,7 @@ from puente.conversations.search import contact_search_ready
 from puente.errors import NotFound
 from puente.outbound.templates.preview import Preview
 from puente.outbound.templates.sent import sent_templates
+from puente.reports.models import CsatSurvey
 from puente.web.inbox.runs import RunLine, conversation_runs
 
 PAGE_SIZE = 50
@@ -389,14 +390,15 @@ class Header:
     contact_tags: list[str]
     unread_notification: bool  # the viewer has an unread notification about it
     has_runs: bool = False  # a workflow ever ran in it (most conversations: none)
+    survey_id: int | None = None  # its newest satisfaction survey (most have none)
 
 
 def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
     """The conversation if the actor may see it (404 otherwise, as the gate's
     `access_conversation`), with its contact, number, assignee, team, the contact's
     marketing consent and tags, whether the viewer has an unread notification about it,
-    and whether any workflow ran in it: one statement, where these were seven (each a
-    round trip on PostgreSQL)."""
+    whether any workflow ran in it, and its newest satisfaction survey: one statement,
+    where these were seven (each a round trip on PostgreSQL)."""
     assignee = aliased(User)
     tags = (
         select(func.aggregate_strings(Tag.name, _TAG_SEPARATOR))
@@ -418,8 +420,27 @@ def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
         WorkflowRun.conversation_id == Conversation.id,
         WorkflowRun.workspace_id == Conversation.workspace_id,
     )
+    survey = (
+        select(func.max(CsatSurvey.id))
+        .where(
+            CsatSurvey.conversation_id == Conversation.id,
+            CsatSurvey.workspace_id == Conversation.workspace_id,
+        )
+        .scalar_subquery()
+    )
     row = session.execute(
-        select(Conversation, Contact, Channel, assignee, Team, ContactConsent, tags, unread, runs)
+        select(
+            Conversation,
+            Contact,
+            Channel,
+            assignee,
+            Team,
+            ContactConsent,
+            tags,
+            unread,
+            runs,
+            survey,
+        )
         .join(Channel, Channel.id == Conversation.channel_id)
         .join(Contact, Contact.id == Conversation.contact_id)
         .outerjoin(assignee, assignee.id == Conversation.assignee_id)
@@ -435,7 +456,8 @@ def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
     ).first()
     if row is None:
         raise NotFound("no such conversation")
-    conversation, contact, channel, assigned, team, consent, tag_names, has_unread, has_runs = row
+    conversation, contact, channel, assigned, team, consent, tag_names, has_unread, *more = row
+    has_runs, survey_id = more
     return Header(
         conversation,
         contact,
@@ -446,6 +468,7 @@ def load_header(session: Session, actor: Actor, conversation_id: int) -> Header:
         contact_tags=sorted(tag_names.split(_TAG_SEPARATOR)) if tag_names else [],
         unread_notification=bool(has_unread),
         has_runs=bool(has_runs),
+        survey_id=survey_id,
     )
 
 

@@ -307,7 +307,7 @@ def _queue_chunk(
         facts.Fact(
             kind=facts.Kind.MESSAGE,
             workspace_id=ws,
-            at=at,
+            at=utcnow(),  # `at` is in the database's own form, here a string on SQLite
             channel_id=ch,
             source=source,
             label="template",

@@ -912,6 +912,11 @@ def _steps() -> list[Step]:
             ),
         ),
         step(
+            "POST /channels/{channel_id}/survey",
+            a.CHANNEL_SETTINGS_CHANGED,
+            lambda w: _post(w.owner, f"/channels/{w.ids['channel']}/survey", {"mode": "buttons"}),
+        ),
+        step(
             "POST /channels/{channel_id}/sync/{sync_type}",
             a.CHANNEL_SYNC_REQUESTED,
             lambda w: _post(w.owner, f"/channels/{w.ids['channel']}/sync/smb_app_state_sync"),

@@ -90,6 +90,7 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "POST /channels/{channel_id}/settings": (A.CHANNEL_SETTINGS_CHANGED,),
     "POST /channels/{channel_id}/routing": (A.CHANNEL_SETTINGS_CHANGED,),
     "POST /channels/{channel_id}/business-hours": (A.CHANNEL_SETTINGS_CHANGED,),
+    "POST /channels/{channel_id}/survey": (A.CHANNEL_SETTINGS_CHANGED,),
     "POST /channels/{channel_id}/sync/{sync_type}": (A.CHANNEL_SYNC_REQUESTED,),
     "POST /templates/new": (A.TEMPLATE_CREATED,),
     "POST /templates/sync": (A.TEMPLATES_SYNCED,),

@@ -227,6 +227,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         bot,
         contacts,
         contacts_edit,
+        csat,
         dev,
         home,
         presence,
@@ -246,6 +247,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     install_error_pages(app)
     for module in (home, auth, settings, settings_admin, privacy, templates, presence, routing):
         app.include_router(module.router)
+    app.include_router(csat.router)
     if runtime.settings.dev_mail:  # development only: /dev/mail is a 404 in production
         app.include_router(dev.router)
     app.include_router(contacts.router)

@@ -8,8 +8,8 @@ The walks sign in to the demo's seeded world as the owner, a supervisor and an a
 save each page they reach (English on a laptop `name.png`, Spanish `name-es.png`, on a
 phone `name-phone.png` and `name-phone-es.png`). `--all` first runs the browser tests that
 save the rest (assignment and notes, the template picker, the composer's extras, the
-notification bell), then the walks, whose pictures of the same pages win. The tests run
-on SQLite; a failing test leaves its pictures up to the point where it stopped, and the
+notification bell, the dashboard), then the walks, whose pictures of the same pages win.
+The tests run on SQLite; a failing test leaves its pictures up to the point where it stopped, and the
 script ends with pytest's exit code.
 """
 
@@ -28,6 +28,7 @@ OTHERS = [
     "tests/e2e/test_inbox_live.py::test_the_inbox_walk",
     "tests/e2e/test_inbox_composer.py",
     "tests/e2e/test_notifications_browser.py",
+    "tests/e2e/test_dashboard_browser.py",
 ]
 
 

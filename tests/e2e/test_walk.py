@@ -24,6 +24,7 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from puente.accounts.models import Role
+from puente.accounts.permissions import ROLE_PERMISSIONS, Perm
 from puente.config import Settings
 from puente.db.models import Base
 from puente.db.session import Database
@@ -298,6 +299,17 @@ def _workflows(walk: Walk) -> None:
     walk.shot(walk.shot_name("workflows"))
 
 
+def _dashboard(walk: Walk) -> None:
+    walk.heading("Dashboard")
+    page = walk.page
+    # What a supervisor starts the day with: the nobody's figure leads to the inbox.
+    walk.in_plain_view(page.locator("[data-testid=dash-unassigned]"), "the unassigned figure")
+    walk.in_plain_view(page.locator("[data-testid=dash-waiting]"), "the longest waiting")
+    walk.not_cut(page.locator("[data-testid=dash-figures]"), "the dashboard's figures")
+    if walk.lang == "es":  # the English pictures come from test_dashboard_browser.py
+        walk.shot(walk.shot_name("dashboard"))
+
+
 def _settings(walk: Walk) -> None:
     walk.heading("Profile")
     walk.main_action(
@@ -308,6 +320,7 @@ def _settings(walk: Walk) -> None:
 
 
 PAGES = {
+    "/dashboard": _dashboard,
     "/inbox": _inbox,
     "/contacts": _contacts,
     "/channels": _channels,
@@ -355,9 +368,11 @@ def test_a_person_reaches_every_page_by_clicking(
         walk.click(menu.get_by_role("link", name=walk.text("Profile")), "the user menu's Profile")
         walk.heading("Profile")
 
-        # Home again by the brand, from wherever the walk ended.
+        # Home again by the brand, from wherever the walk ended: the dashboard for who
+        # may see reports, the inbox for the others.
         walk.click(page.locator("header .brand"), "the brand")
-        assert page.url.rstrip("/").endswith("/inbox"), page.url
+        home = "/dashboard" if Perm.REPORTS in ROLE_PERMISSIONS[role] else "/inbox"
+        assert page.url.rstrip("/").endswith(home), page.url
         walk.check()
 
 

@@ -228,6 +228,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         contacts,
         contacts_edit,
         csat,
+        dashboard,
         dev,
         home,
         presence,
@@ -247,6 +248,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     install_error_pages(app)
     for module in (home, auth, settings, settings_admin, privacy, templates, presence, routing):
         app.include_router(module.router)
+    app.include_router(dashboard.router)
     app.include_router(csat.router)
     if runtime.settings.dev_mail:  # development only: /dev/mail is a 404 in production
         app.include_router(dev.router)

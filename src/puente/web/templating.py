@@ -23,6 +23,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 # routes, and when FastAPI began including routers lazily that filter hid every link.
 # The browser walk (tests/e2e/test_walk.py) reaches each page through this bar.
 NAV = (
+    ("/dashboard", "Dashboard", "reports.view"),
     ("/inbox", "Inbox", "inbox.use"),
     ("/contacts", "Contacts", "inbox.use"),
     ("/channels", "Channels", "settings.manage"),

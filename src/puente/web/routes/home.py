@@ -8,6 +8,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import iter_route_contexts
 
+from puente.accounts.permissions import Perm
 from puente.accounts.presence import do_set_availability
 from puente.accounts.service import do_update_profile
 from puente.web.deps import DbDep, Member
@@ -27,8 +28,12 @@ def _back(request: Request) -> str:
 
 @router.get("/", response_class=HTMLResponse)
 def home(request: Request, me: Member) -> Response:
-    # The inbox is the start page once it exists.
-    if any(r.path == "/inbox" for r in iter_route_contexts(request.app.routes)):
+    # Who watches the team (reports.view) starts on the dashboard, everybody else in the
+    # inbox; each once it exists.
+    paths = {r.path for r in iter_route_contexts(request.app.routes)}
+    if me.can(Perm.REPORTS) and "/dashboard" in paths:
+        return RedirectResponse("/dashboard", status_code=303)
+    if "/inbox" in paths:
         return RedirectResponse("/inbox", status_code=303)
     return render(request, "home.html")
 

@@ -188,14 +188,26 @@
     }
   }
 
+  // Outside the inbox this is the page's one stream: its events go on to the page's own
+  // script as on the inbox (dashboard.js listens), so a tab never opens a second one.
   function ownStream() {
     if (!window.EventSource) return;
     var source = new EventSource("/inbox/events");
-    source.onopen = function () { bell.setAttribute("data-live", "1"); refreshCount(); };
-    source.onmessage = function (msg) {
-      try { onEvent(JSON.parse(msg.data)); } catch (e) { /* a malformed event is skipped */ }
+    source.onopen = function () {
+      bell.setAttribute("data-live", "1");
+      refreshCount();
+      document.dispatchEvent(new CustomEvent("puente:live"));
     };
-    source.onerror = function () { bell.setAttribute("data-live", "0"); };
+    source.onmessage = function (msg) {
+      var event;
+      try { event = JSON.parse(msg.data); } catch (e) { return; /* a malformed event is skipped */ }
+      onEvent(event);
+      document.dispatchEvent(new CustomEvent("puente:event", { detail: event }));
+    };
+    source.onerror = function () {
+      bell.setAttribute("data-live", "0");
+      document.dispatchEvent(new CustomEvent("puente:down"));
+    };
   }
 
   document.addEventListener("DOMContentLoaded", function () {

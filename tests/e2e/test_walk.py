@@ -310,6 +310,19 @@ def _dashboard(walk: Walk) -> None:
         walk.shot(walk.shot_name("dashboard"))
 
 
+def _reports(walk: Walk) -> None:
+    walk.heading("Reports")
+    card = walk.page.locator("[data-testid=report-card] a").first
+    walk.in_plain_view(card, "the first report's card")
+    walk.click(card, "the first report's card")
+    # Every role opens Conversations (an agent sees their own figures).
+    walk.heading("Conversations")
+    walk.not_cut(walk.page.locator("[data-testid=report-filters]"), "the report's filters")
+    walk.not_cut(
+        walk.page.locator(".table-wrap:has(table.cards-on-phone)").first, "the by-day table"
+    )
+
+
 def _settings(walk: Walk) -> None:
     walk.heading("Profile")
     walk.main_action(
@@ -328,6 +341,7 @@ PAGES = {
     "/broadcasts": _broadcasts,
     "/workflows": _workflows,
     "/bot": _bot,
+    "/reports": _reports,
     "/settings/profile": _settings,
 }
 

@@ -91,18 +91,20 @@ def reports_for(actor: Actor) -> list[str]:
     return [key for key in REPORTS if key in OWN_REPORTS]
 
 
+def check_report(actor: Actor, key: str) -> None:
+    """NotFound for a report that does not exist, Forbidden for one `actor` may not open."""
+    if key not in REPORTS:
+        raise user_error(NotFound, "There is no such report.")
+    if key not in reports_for(actor):
+        require(actor, Perm.REPORTS)
+
+
 def access_report(
     session: Session, actor: Actor, key: str, dates: DateRange, asked: Asked
 ) -> Filters:
     """The filters `actor` may read report `key` with, or NotFound/Forbidden/InvalidInput."""
-    if key not in REPORTS:
-        raise user_error(NotFound, "There is no such report.")
+    check_report(actor, key)
     everything = sees_everything(actor)
-    if not everything:
-        if actor.user_id is None:
-            require(actor, Perm.REPORTS)
-        if key not in OWN_REPORTS:
-            require(actor, Perm.REPORTS)
     for name in asked.given():
         if name not in FILTERS_OF[key]:
             raise _NOT_A_FILTER[name]()

@@ -33,6 +33,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 VENDOR_FILES = {
     "htmx.min.js": ("htmx.org", "dist/htmx.min.js"),
     "htmx-ext-sse.js": ("htmx-ext-sse", "dist/sse.min.js"),
+    "chart.umd.min.js": ("chart.js", "dist/chart.umd.min.js"),
 }
 
 
@@ -233,6 +234,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         home,
         presence,
         privacy,
+        reports,
         routing,
         settings,
         settings_admin,
@@ -256,3 +258,4 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     app.include_router(contacts_edit.router)
     app.include_router(workflows.router)
     app.include_router(bot.router)
+    app.include_router(reports.router)

@@ -31,6 +31,8 @@ NAV = (
     ("/broadcasts", "Broadcasts", "broadcasts.manage"),
     ("/workflows", "Workflows", "automation.manage"),
     ("/bot", "Bot", "automation.manage"),
+    # Every member: an agent sees their own figures (puente.reports.access).
+    ("/reports", "Reports", "inbox.use"),
     ("/settings/profile", "Settings", "inbox.use"),
 )
 

@@ -195,6 +195,12 @@ def take_answer(
     chosen = _chosen_id(message)
     if chosen is not None and chosen.startswith(ID_PREFIX):
         return _take_tap(session, conversation, message, chosen)
+    # The number is in the session already (ingest loaded it): a number without a survey
+    # costs no statement. One asked before it was switched off ends by itself.
+    channel = session.get(Channel, conversation.channel_id)
+    settings = survey_settings(channel) if channel is not None else SurveySettings()
+    if not settings.on:
+        return False
     survey = _open_survey(session, conversation, message.timestamp)
     if survey is None:
         return False
@@ -204,8 +210,7 @@ def take_answer(
             return False
         _comment(session, conversation, survey, (message.text or "").strip(), message.timestamp)
         return True
-    channel = session.get(Channel, conversation.channel_id)
-    score = score_of(survey_settings(channel), message) if channel is not None else None
+    score = score_of(settings, message)
     if score is None:
         _end(survey)  # not an answer: the survey is over, the inbox takes the message
         return False

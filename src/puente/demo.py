@@ -29,6 +29,7 @@ from puente.accounts.service import do_create_user, do_create_workspace
 from puente.accounts.tokens import do_create_token
 from puente.automation.demo import seed_demo_automation
 from puente.automation.kb_demo import seed_demo_knowledge_base
+from puente.reports.demo import seed_demo_reports
 from puente.channels.models import Channel, OnboardingMethod, OnboardingState
 from puente.channels.onboarding import (
     access_onboarding,
@@ -172,6 +173,7 @@ def seed(runtime: Runtime, options: DemoOptions, keys: DemoSecrets) -> str:
         )
         assert channel_id is not None
         seed_demo_automation(session, workspace_id, owner_id, channel_id, keys.admin_password)
+        seed_demo_reports(session, workspace_id)
     return token
 
 

@@ -29,7 +29,6 @@ from puente.accounts.service import do_create_user, do_create_workspace
 from puente.accounts.tokens import do_create_token
 from puente.automation.demo import seed_demo_automation
 from puente.automation.kb_demo import seed_demo_knowledge_base
-from puente.reports.demo import seed_demo_reports
 from puente.channels.models import Channel, OnboardingMethod, OnboardingState
 from puente.channels.onboarding import (
     access_onboarding,
@@ -38,6 +37,9 @@ from puente.channels.onboarding import (
 )
 from puente.config import Settings
 from puente.db.migrate import upgrade
+from puente.reports.csat_settings import SETTING as SURVEY
+from puente.reports.csat_settings import Mode, SurveySettings
+from puente.reports.demo import seed_demo_reports
 from puente.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -174,6 +176,12 @@ def seed(runtime: Runtime, options: DemoOptions, keys: DemoSecrets) -> str:
         assert channel_id is not None
         seed_demo_automation(session, workspace_id, owner_id, channel_id, keys.admin_password)
         seed_demo_reports(session, workspace_id)
+        # Closing a conversation asks the customer to rate the help (reply buttons, then a
+        # comment), so the survey can be answered on the sandbox's phone.
+        channel = session.get(Channel, channel_id)
+        assert channel is not None
+        survey = SurveySettings(mode=Mode.BUTTONS.value, language="es", follow_up=True)
+        channel.settings = {**(channel.settings or {}), SURVEY: survey.as_json()}
     return token
 
 

@@ -22,6 +22,7 @@ from puente.reports.facts import Fact, Kind, record
 from puente.web.routes.dashboard import duration
 from tests.factories import PASSWORD, make_channel, make_team, make_user, make_workspace
 from tests.inbox.helpers import add_conversation
+from tests.statements import counting
 from tests.webclient import WebClient
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -40,6 +41,7 @@ def midday_zone(now: dt.datetime) -> str:
 @dataclass
 class World:
     workspace_id: int
+    channel_id: int
     owner: str
     supervisor: str
     agent: str
@@ -104,7 +106,7 @@ def world(db: Database) -> World:
         add_conversation(
             session, other.id, make_channel(session, other).id, "Zoe", at=_ago(hours=5)
         )
-        world = World(ws.id, owner.email, sofia.email, ana.email, ids)
+        world = World(ws.id, channel.id, owner.email, sofia.email, ana.email, ids)
 
     week = dt.timedelta(days=7)
     with db.unit_of_work(scope=world.workspace_id) as session:
@@ -244,6 +246,39 @@ def test_the_figures_are_drawn_again_after_a_conversation_closes(
     assert _waiting(html) == ["Pablo", "Marcos", "Nora", "Sara", "Tomás"]
     # Closing it counted as closed today.
     assert _value(html, "dash-today-resolved-value") == "3"
+
+
+# Who is signed in, the counts, the longest waiting with their names, the team, and each
+# of the two days' facts (their counts, their first responses).
+FIGURES_STATEMENTS = 8
+
+
+def _figures_statements(web: WebClient, db: Database) -> int:
+    with counting(db) as statements:
+        assert web.get("/dashboard/figures", headers={"hx-request": "true"}).status_code == 200
+    return len(statements)
+
+
+def test_the_figures_take_the_same_statements_for_a_few_or_many_conversations(
+    client: TestClient, world: World, db: Database
+) -> None:
+    web = _login(client, world.owner)
+    few = _figures_statements(web, db)
+    with db.unit_of_work(scope=world.workspace_id) as session:
+        for n in range(40):
+            add_conversation(
+                session, world.workspace_id, world.channel_id, f"Cliente {n}", at=_ago(minutes=n)
+            )
+            record(
+                session,
+                Fact(
+                    kind=Kind.FIRST_RESPONSE,
+                    workspace_id=world.workspace_id,
+                    at=_ago(minutes=n),
+                    seconds=n,
+                ),
+            )
+    assert (few, _figures_statements(web, db)) == (FIGURES_STATEMENTS, FIGURES_STATEMENTS)
 
 
 @pytest.mark.parametrize(

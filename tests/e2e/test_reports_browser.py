@@ -308,6 +308,9 @@ def test_a_report_reads_on_a_phone(puente: LiveServer, browser: Any) -> None:
     # Nothing wider than the screen: the page does not scroll sideways.
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 390, width
+    for part in ("report-filters", "figures"):
+        box = page.locator(f"[data-testid={part}]")
+        assert not box.evaluate("b => b.scrollWidth > b.clientWidth + 1"), f"{part} is cut off"
     expect(page.locator("[data-testid=figure]").first).to_be_in_viewport()
     if SHOTS:  # the phone's screen from the range down (under the sticky bar): figures, chart
         page.evaluate(SCROLL_UNDER_BAR, "[data-testid=range-text]")

@@ -19,6 +19,7 @@ from puente.api.media import router as media
 from puente.api.messages import router as messages
 from puente.api.onboarding import router as onboarding
 from puente.api.privacy import router as privacy
+from puente.api.reports import router as reports
 from puente.api.routing import router as routing
 from puente.api.templates import router as templates
 from puente.api.webhook_events import router as events
@@ -101,6 +102,7 @@ def _routers() -> list[APIRouter]:
         kb,
         routing,
         workflows,
+        reports,
     ]
 
 

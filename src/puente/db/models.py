@@ -59,9 +59,6 @@ from puente.outbound.models import Broadcast, BroadcastRecipient, MessageTemplat
 from puente.reports.models import CsatSurvey, ReportFact, ReportRollup
 
 __all__ = [
-    "CsatSurvey",
-    "ReportFact",
-    "ReportRollup",
     "ApiToken",
     "AppContactSync",
     "AuditEntry",
@@ -80,6 +77,7 @@ __all__ = [
     "ContactTag",
     "Conversation",
     "ConversationEvent",
+    "CsatSurvey",
     "HistoryChunkSeen",
     "KbConversation",
     "KbEntry",
@@ -97,6 +95,8 @@ __all__ = [
     "OutgoingMail",
     "PendingMessageOp",
     "RecoveryCode",
+    "ReportFact",
+    "ReportRollup",
     "Segment",
     "Snippet",
     "StatusEvent",

@@ -131,7 +131,9 @@ def log(text: str) -> None:
 # -- the dataset ------------------------------------------------------------------------------
 
 
-def build(db: Database, conversations: int, messages: int, agents: int) -> dict[str, Any]:
+def build(
+    db: Database, conversations: int, messages: int, agents: int, days: int = 180
+) -> dict[str, Any]:
     rng = random.Random(42)
     t0 = time.perf_counter()
     pw = hash_password(PASSWORD)
@@ -266,7 +268,7 @@ def build(db: Database, conversations: int, messages: int, agents: int) -> dict[
                 if roll < 0.20
                 else "resolved"
             )
-            at = NOW - dt.timedelta(seconds=rng.randint(0, 180 * 86400))
+            at = NOW - dt.timedelta(seconds=rng.randint(0, days * 86400))
             assignee = rng.choice(agent_ids) if rng.random() < 0.7 else None
             conv_rows.append(
                 {

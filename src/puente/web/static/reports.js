@@ -45,7 +45,8 @@
         backgroundColor: line ? colour + "22" : colour,
         borderWidth: line ? 2 : 0,
         pointRadius: data.labels.length > 45 ? 0 : 2,
-        tension: 0.25,
+        tension: 0.3,
+        cubicInterpolationMode: "monotone",
         spanGaps: true,
         maxBarThickness: 48
       };

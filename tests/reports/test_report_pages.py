@@ -225,13 +225,16 @@ def test_a_reversed_range_is_explained_on_the_page(sofia: WebClient) -> None:
     assert csv_page.status_code == 422
 
 
-def test_the_error_speaks_the_readers_language(
-    settings: Settings, db: Database, shop: Shop
-) -> None:
+def test_the_page_speaks_the_readers_language(settings: Settings, db: Database, shop: Shop) -> None:
     for web in signed_in(settings, db, shop.sofia, "es"):
         page = web.get("/reports/conversations?start=2026-03-06&end=2026-03-02")
         assert page.status_code == 422
         assert 'data-testid="report-error"' in page.text
+        # Spanish separators, and a duration in the Spanish page.
+        page = web.get(f"/reports/messages?{RANGE}")
+        assert figures(page.text)["messages"] == "13.048"
+        page = web.get(f"/reports/responses?{RANGE}")
+        assert figures(page.text)["first_response_average"] == "4 min 22 s"
 
 
 def test_a_table_downloads_as_csv(sofia: WebClient) -> None:

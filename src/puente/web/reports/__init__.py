@@ -1,0 +1,1 @@
+"""The Reports pages' words and formatting (the routes are web/routes/reports.py)."""

@@ -117,26 +117,39 @@ def next_opening(hours: BusinessHours, at: dt.datetime) -> dt.datetime | None:
 def open_seconds_between(hours: BusinessHours, start: dt.datetime, end: dt.datetime) -> float:
     """How many seconds of [start, end) the number was open: a wait or a resolution time
     "in business hours". Days are walked in the hours' time zone (at most 400 of them)."""
-    if end <= start:
+    first_ts, last_ts = start.timestamp(), end.timestamp()
+    if last_ts <= first_ts:
         return 0.0
     zone = hours.zone
-    first = start.astimezone(zone).date()
+    day = start.astimezone(zone).date()
     last = end.astimezone(zone).date()
     total = 0.0
-    day = first
     for _ in range(HORIZON_DAYS):
         if day > last:
             break
-        if not is_closed_day(hours, day):
-            midnight = dt.datetime.combine(day, dt.time())
-            for interval in hours.week[day.weekday()]:
-                opens = (midnight + dt.timedelta(minutes=interval.start)).replace(tzinfo=zone)
-                closes = (midnight + dt.timedelta(minutes=interval.end)).replace(tzinfo=zone)
-                overlap = (min(closes, end) - max(opens, start)).total_seconds()
-                if overlap > 0:
-                    total += overlap
+        for opens, closes in open_intervals(hours, day):
+            overlap = min(closes, last_ts) - max(opens, first_ts)
+            if overlap > 0:
+                total += overlap
         day += dt.timedelta(days=1)
     return total
+
+
+@functools.lru_cache(maxsize=8192)
+def open_intervals(hours: BusinessHours, day: dt.date) -> tuple[tuple[float, float], ...]:
+    """When the number is open on its local `day`, as (opens, closes) POSIX timestamps;
+    nothing on a closed day. Cached: reports ask for the same days again and again."""
+    if is_closed_day(hours, day):
+        return ()
+    zone = hours.zone
+    midnight = dt.datetime.combine(day, dt.time())
+    return tuple(
+        (
+            (midnight + dt.timedelta(minutes=i.start)).replace(tzinfo=zone).timestamp(),
+            (midnight + dt.timedelta(minutes=i.end)).replace(tzinfo=zone).timestamp(),
+        )
+        for i in hours.week[day.weekday()]
+    )
 
 
 def _opening_of(hours: BusinessHours, day: dt.date, interval: Interval) -> dt.datetime | None:

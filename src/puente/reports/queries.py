@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from puente.accounts.models import Team, User
+from puente.accounts.models import Membership, Team, User
 from puente.channels.models import Channel
 from puente.reports.buckets import percentile
 from puente.reports.models import CsatSurvey, ReportRollup
@@ -143,11 +143,37 @@ class Durations:
     p90: float | None
 
 
+_GRAIN_OF = {
+    "channel_id": "@channel",
+    "team_id": "@team",
+    "agent_id": "@agent",
+    "source": "@source",
+}
+
+
+def grain(f: Filters, by: Sequence[Dim], *, use_source: bool = True) -> str:
+    """The rollup grain of a duration's histogram that holds the dimensions the question
+    needs (reports.rollup.GRAINS): the fewer, the fewer rows to read."""
+    wanted = {d for d in by if d in _GRAIN_OF}
+    if f.channel_ids is not None:
+        wanted.add("channel_id")
+    if f.team_id is not None:
+        wanted.add("team_id")
+    if f.agent_id is not None:
+        wanted.add("agent_id")
+    if f.source and use_source:
+        wanted.add("source")
+    if not wanted:
+        return ""
+    return _GRAIN_OF[wanted.pop()] if len(wanted) == 1 else "@all"
+
+
 def durations(
     session: Session, f: Filters, metric: str, by: Sequence[Dim] = (), *, use_source: bool = True
 ) -> dict[tuple[Any, ...], Durations]:
     """Median, average and 90th percentile of a duration metric, per group of `by`."""
-    raw = sums(session, f, [metric], [*by, "bucket"], use_source=use_source)
+    chosen = metric + grain(f, by, use_source=use_source)
+    raw = sums(session, f, [chosen], [*by, "bucket"], use_source=use_source)
     groups: dict[tuple[Any, ...], list[tuple[int, int, float]]] = defaultdict(list)
     for key, (count, total) in raw.items():
         groups[key[1:-1]].append((key[-1], count, total))
@@ -163,6 +189,17 @@ def durations(
             p90=percentile(pairs, 0.9),
         )
     return out
+
+
+def averages(
+    session: Session, f: Filters, metric: str, by: Sequence[Dim], *, use_source: bool = True
+) -> dict[tuple[Any, ...], tuple[int, float | None]]:
+    """How many and the average of a duration metric per group of `by` (its sums, which
+    keep every dimension and no bins: one row per day and group)."""
+    raw = sums(session, f, [metric + "#"], by, use_source=use_source)
+    return {
+        key[1:]: (count, total / count if count else None) for key, (count, total) in raw.items()
+    }
 
 
 def _one(d: dict[tuple[Any, ...], Durations]) -> Durations:
@@ -189,7 +226,14 @@ def _per_day(
 
 def names(session: Session, f: Filters) -> Callable[[str, int], str]:
     """The display names of agents, teams and numbers of the workspace, by kind and id."""
-    users: dict[int, str] = {i: n for i, n in session.execute(select(User.id, User.name))}
+    users: dict[int, str] = {
+        i: n
+        for i, n in session.execute(
+            select(User.id, User.name)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.workspace_id == f.workspace_id)
+        )
+    }
     teams: dict[int, str] = {
         i: n
         for i, n in session.execute(
@@ -335,10 +379,9 @@ def resolutions(session: Session, f: Filters) -> Report:
     bh = _one(durations(session, f, "resolution_time_bh"))
     values = sums(session, f, ["resolved"], ["day"])
     per_day = [float(values.get(("resolved", d), (0, 0.0))[0]) for d in f.days]
-    by_agent = durations(session, f, "resolution_time", ["agent_id"])
+    by_agent = averages(session, f, "resolution_time", ["agent_id"])
     counts_agent = sums(session, f, ["resolved"], ["agent_id"])
     by_team = sums(session, f, ["resolved"], ["team_id"])
-    empty = Durations(0, None, None, None)
     return Report(
         key="resolutions",
         figures=[Figure("resolved", sum(per_day)), *_duration_figures("resolution_time", wall, bh)],
@@ -346,18 +389,12 @@ def resolutions(session: Session, f: Filters) -> Report:
         tables=[
             Table(
                 "by_agent",
-                [
-                    Column("agent", "text"),
-                    Column("resolved"),
-                    Column("median", "seconds"),
-                    Column("average", "seconds"),
-                ],
+                [Column("agent", "text"), Column("resolved"), Column("average", "seconds")],
                 [
                     [
                         name("agent", agent) if agent else "unassigned",
                         count,
-                        by_agent.get((agent,), empty).median,
-                        by_agent.get((agent,), empty).average,
+                        by_agent.get((agent,), (0, None))[1],
                     ]
                     for (_, agent), (count, _) in sorted(
                         counts_agent.items(), key=lambda kv: -kv[1][0]
@@ -506,8 +543,9 @@ def leaderboard(session: Session, f: Filters) -> Report:
     """Per agent, and the owner's phone as a row of its own (its answers have no agent)."""
     name = names(session, f)
     resolved = sums(session, f, ["resolved"], ["agent_id"])
-    first = durations(session, f, "first_response", ["agent_id", "source"], use_source=False)
-    reply = durations(session, f, "response_time", ["agent_id", "source"], use_source=False)
+    # Averages per person (the sums' rows); medians per agent would read a row per bin.
+    first = averages(session, f, "first_response", ["agent_id", "source"], use_source=False)
+    reply = averages(session, f, "response_time", ["agent_id", "source"], use_source=False)
     sent = sums(session, f, ["messages"], ["agent_id", "source"], use_source=False)
     csat = sums(session, f, ["csat"], ["agent_id"], use_source=False)
     rows: dict[str, dict[str, Any]] = defaultdict(dict)
@@ -521,14 +559,14 @@ def leaderboard(session: Session, f: Filters) -> Report:
         if agent:
             rows[f"agent:{agent}"]["resolved"] = count
     for table, key in ((first, "first_response"), (reply, "response_time")):
-        merged: dict[str, list[Durations]] = defaultdict(list)
-        for (agent, source), d in table.items():
+        merged: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
+        for (agent, source), (count, average) in table.items():
             row = who(agent, source)
-            if row:
-                merged[row].append(d)
-        for row, ds in merged.items():
-            best = max(ds, key=lambda d: d.count)  # one source per agent in practice
-            rows[row][key] = best.median
+            if row and average is not None:
+                merged[row][0] += count
+                merged[row][1] += count * average
+        for row, (n, total) in merged.items():
+            rows[row][key] = total / n if n else None
     for (_, agent, source), (count, _) in sent.items():
         row = who(agent, source)
         if row and source in ("agent", BUSINESS_APP):

@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from puente.conversations.models import Conversation
 from puente.db.base import utcnow
+from puente.db.bulk_rows import db_time
 from puente.db.session import Database
-from puente.outbound.broadcasts.bulk_rows import db_time
 from puente.outbound.broadcasts.queue import _conversations
 from puente.outbound.models import Broadcast
 from tests.factories import make_channel, make_contact, make_conversation, make_workspace

@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import Workspace
 from puente.automation.hours import BusinessHours, hours_of, open_seconds_between
 from puente.channels.models import Channel
+from puente.db.bulk_rows import insert_rows
 from puente.reports.buckets import bin_of
 from puente.reports.facts import Kind
 from puente.reports.models import ReportFact, ReportRollup
@@ -244,11 +245,18 @@ def upsert(session: Session, deltas: Deltas) -> None:
     session.execute(stmt, rows)
 
 
+_ROW_COLUMNS = (*_KEY_COLUMNS, "count", "total")
+
+
 def _insert(session: Session, deltas: Deltas) -> None:
-    """Rows known to be new (a rebuild deleted their days first): a plain insert."""
-    rows = _rows(deltas)
-    for start in range(0, len(rows), 20_000):
-        session.execute(insert(ReportRollup), rows[start : start + 20_000])
+    """Rows known to be new (a rebuild deleted their days first), written by the driver
+    (executemany on SQLite, COPY on PostgreSQL): a rebuild writes hundreds of thousands."""
+    rows = (
+        (ws_id, k[0], k[1].isoformat(), k[2], k[3], k[4], k[5], k[6], k[7], int(v[0]), float(v[1]))
+        for ws_id, sums in deltas.items()
+        for k, v in sums.items()
+    )
+    insert_rows(session, ReportRollup, _ROW_COLUMNS, rows)
 
 
 def roll_up(session: Session, facts: Sequence[ReportFact]) -> None:

@@ -26,9 +26,7 @@ from puente.conversations.models import (
     MessageStatus,
 )
 from puente.db.base import utcnow
-from puente.events import BroadcastProgress, publish
-from puente.jobs import BROADCASTS, OUTBOX
-from puente.outbound.broadcasts.bulk_rows import (
+from puente.db.bulk_rows import (
     allocate_ids,
     db_time,
     dumps,
@@ -36,6 +34,8 @@ from puente.outbound.broadcasts.bulk_rows import (
     insert_rows,
     update_rows,
 )
+from puente.events import BroadcastProgress, publish
+from puente.jobs import BROADCASTS, OUTBOX
 from puente.outbound.broadcasts.params import WireTemplate
 from puente.outbound.broadcasts.tiers import tier_room
 from puente.outbound.models import (

@@ -24,6 +24,7 @@ from puente.accounts.models import Workspace
 from puente.channels.models import Channel
 from puente.conversations.models import Message, MessageStatus
 from puente.db.base import utcnow
+from puente.db.bulk_rows import dumps, insert_rows
 from puente.errors import Conflict, InvalidInput, NotFound
 from puente.events import BroadcastReplied, publish
 from puente.jobs import OUTBOX
@@ -35,7 +36,6 @@ from puente.outbound.broadcasts.audience import (
     parse_csv,
     upsert_csv_contacts,
 )
-from puente.outbound.broadcasts.bulk_rows import dumps, insert_rows
 from puente.outbound.broadcasts.params import ValueResolver, check_variables, template_targets
 from puente.outbound.broadcasts.queue import (
     CHUNK,

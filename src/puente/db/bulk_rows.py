@@ -1,5 +1,5 @@
-"""Driver-level bulk writes for broadcasts, in the caller's transaction: on SQLite one
-prepared INSERT or UPDATE run with executemany over plain tuples; on PostgreSQL COPY,
+"""Driver-level bulk writes (broadcasts, report rollups), in the caller's transaction: on
+SQLite one prepared INSERT or UPDATE run with executemany over plain tuples; on PostgreSQL COPY,
 straight into the table or into a temporary table followed by one INSERT … SELECT or
 joined UPDATE.
 

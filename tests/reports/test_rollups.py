@@ -294,3 +294,14 @@ def test_the_command_line_rebuilds_and_prints_a_report(
     assert bad.stderr.strip().startswith("refused: --since must be a date")
     unknown = run_puente(env, "reports", "show", "sales", "--workspace", slug)
     assert unknown.returncode == 2 and "no report 'sales'" in unknown.stderr
+
+
+def test_contacts_count_by_where_they_came_from(runtime: Runtime, db: Database) -> None:
+    # The owner's address book synced from the Business app, then a customer who writes.
+    replay(runtime, "state_sync_add", customer("wamid.new1", BETO, T0))
+    replay(runtime, "state_sync_add")  # the same sync again creates nobody
+    drain(db)
+    by_source = dict((row[0], row[1]) for row in _table(db, "contacts", "by_source"))
+    assert by_source.get("business_app", 0) >= 1
+    assert by_source["whatsapp"] == 1
+    assert _figures(db, "contacts")["contacts_new"] == sum(by_source.values())

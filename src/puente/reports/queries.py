@@ -94,22 +94,50 @@ class Report:
 Dim = str  # a ReportRollup column name: day, channel_id, team_id, agent_id, source, label, bucket
 
 
+_GROUPED = {"channel_id": "@channels", "team_id": "@teams", "agent_id": "@agents"}
+
+
+def grain(f: Filters, by: Sequence[Dim]) -> str:
+    """The rollup grain holding what the question needs with the fewest rows (see
+    reports.rollup): the whole workspace, one number, team or agent, a list per agent,
+    team or number, or every dimension ("") when filters combine."""
+    grouped = [d for d in by if d in _GROUPED]
+    filters: list[str] = []
+    if f.channel_ids is not None:
+        if len(f.channel_ids) != 1:
+            return ""
+        filters.append(f"@c:{f.channel_ids[0]}")
+    if f.team_id is not None:
+        filters.append(f"@t:{f.team_id}")
+    if f.agent_id is not None:
+        filters.append(f"@a:{f.agent_id}")
+    if not filters and not grouped:
+        return "~"
+    if not filters and len(grouped) == 1:
+        return _GROUPED[grouped[0]]
+    if len(filters) == 1 and not grouped:
+        return filters[0]
+    return ""
+
+
 def _where(
-    f: Filters, metrics: Sequence[str], *, use_source: bool = True
+    f: Filters, metrics: Sequence[str], suffix: str, *, use_source: bool = True
 ) -> list[ColumnElement[bool]]:
     r = ReportRollup
+    names = [m + suffix for m in metrics]
     where: list[ColumnElement[bool]] = [
         r.workspace_id == f.workspace_id,
-        r.metric.in_(metrics) if len(metrics) > 1 else r.metric == metrics[0],
+        r.metric.in_(names) if len(names) > 1 else r.metric == names[0],
         r.day >= f.start,
         r.day <= f.end,
     ]
-    if f.channel_ids is not None:
-        where.append(r.channel_id.in_(f.channel_ids or (-1,)))
-    if f.team_id is not None:
-        where.append(r.team_id == f.team_id)
-    if f.agent_id is not None:
-        where.append(r.agent_id == f.agent_id)
+    if suffix == "":  # every dimension: the filters are columns
+        if f.channel_ids is not None:
+            where.append(r.channel_id.in_(f.channel_ids or (-1,)))
+        if f.team_id is not None:
+            where.append(r.team_id == f.team_id)
+        if f.agent_id is not None:
+            where.append(r.agent_id == f.agent_id)
     if f.source and use_source:
         where.append(r.source == f.source)
     return where
@@ -122,16 +150,24 @@ def sums(
     by: Sequence[Dim],
     *,
     use_source: bool = True,
+    suffix: str | None = None,
 ) -> dict[tuple[Any, ...], tuple[int, float]]:
-    """SUM(count), SUM(total) of `metrics` grouped by `by` (the metric itself first)."""
+    """SUM(count), SUM(total) of `metrics` grouped by `by` (the metric's name first), from
+    the grain that fits (`suffix` to choose it)."""
+    chosen = grain(f, by) if suffix is None else suffix
     cols = [ReportRollup.metric, *(getattr(ReportRollup, d) for d in by)]
     stmt = (
         select(*cols, func.sum(ReportRollup.count), func.sum(ReportRollup.total))
-        .where(*_where(f, metrics, use_source=use_source))
+        .where(*_where(f, metrics, chosen, use_source=use_source))
         .group_by(*cols)
     )
+    cut = len(chosen)
     return {
-        tuple(row[:-2]): (int(row[-2] or 0), float(row[-1] or 0.0)) for row in session.execute(stmt)
+        (row[0][: len(row[0]) - cut] if cut else row[0], *row[1:-2]): (
+            int(row[-2] or 0),
+            float(row[-1] or 0.0),
+        )
+        for row in session.execute(stmt)
     }
 
 
@@ -143,37 +179,21 @@ class Durations:
     p90: float | None
 
 
-_GRAIN_OF = {
-    "channel_id": "@channel",
-    "team_id": "@team",
-    "agent_id": "@agent",
-    "source": "@source",
-}
-
-
-def grain(f: Filters, by: Sequence[Dim], *, use_source: bool = True) -> str:
-    """The rollup grain of a duration's histogram that holds the dimensions the question
-    needs (reports.rollup.GRAINS): the fewer, the fewer rows to read."""
-    wanted = {d for d in by if d in _GRAIN_OF}
-    if f.channel_ids is not None:
-        wanted.add("channel_id")
-    if f.team_id is not None:
-        wanted.add("team_id")
-    if f.agent_id is not None:
-        wanted.add("agent_id")
-    if f.source and use_source:
-        wanted.add("source")
-    if not wanted:
-        return ""
-    return _GRAIN_OF[wanted.pop()] if len(wanted) == 1 else "@all"
-
-
 def durations(
     session: Session, f: Filters, metric: str, by: Sequence[Dim] = (), *, use_source: bool = True
 ) -> dict[tuple[Any, ...], Durations]:
-    """Median, average and 90th percentile of a duration metric, per group of `by`."""
-    chosen = metric + grain(f, by, use_source=use_source)
-    raw = sums(session, f, [chosen], [*by, "bucket"], use_source=use_source)
+    """Median, average and 90th percentile of a duration metric, per group of `by` (day
+    and source only: the bins are kept for the whole workspace and single filters). With
+    filters combined there are no bins: the count and average only."""
+    chosen = grain(f, by)
+    if chosen == "" or chosen in _GROUPED.values():
+        plain = sums(session, f, [metric.removesuffix("_bh") + "#"], by, use_source=use_source)
+        return {
+            key[1:]: Durations(count, total / count if count else None, None, None)
+            for key, (count, total) in plain.items()
+            if not metric.endswith("_bh")
+        }
+    raw = sums(session, f, [metric], [*by, "bucket"], use_source=use_source, suffix=chosen)
     groups: dict[tuple[Any, ...], list[tuple[int, int, float]]] = defaultdict(list)
     for key, (count, total) in raw.items():
         groups[key[1:-1]].append((key[-1], count, total))
@@ -328,8 +348,10 @@ def responses(session: Session, f: Filters) -> Report:
     first_bh = _one(durations(session, f, "first_response_bh"))
     reply = _one(durations(session, f, "response_time"))
     reply_bh = _one(durations(session, f, "response_time_bh"))
-    daily_first = durations(session, f, "first_response", ["day"])
-    daily_reply = durations(session, f, "response_time", ["day"])
+    # The chart's daily figures are averages: a median per day would read every day's
+    # bins (thousands of rows over 90 days), an average one row per day.
+    daily_first = averages(session, f, "first_response", ["day"])
+    daily_reply = averages(session, f, "response_time", ["day"])
     by_source = durations(session, f, "first_response", ["source"], use_source=False)
     by_source_bh = durations(session, f, "first_response_bh", ["source"], use_source=False)
     empty = Durations(0, None, None, None)
@@ -344,10 +366,12 @@ def responses(session: Session, f: Filters) -> Report:
             [_iso(d) for d in f.days],
             [
                 Series(
-                    "first_response_median", [daily_first.get((d,), empty).median for d in f.days]
+                    "first_response_average",
+                    [daily_first.get((d,), (0, None))[1] for d in f.days],
                 ),
                 Series(
-                    "response_time_median", [daily_reply.get((d,), empty).median for d in f.days]
+                    "response_time_average",
+                    [daily_reply.get((d,), (0, None))[1] for d in f.days],
                 ),
             ],
             unit="seconds",
@@ -491,12 +515,16 @@ def contacts(session: Session, f: Filters) -> Report:
 
 def assignments(session: Session, f: Filters) -> Report:
     name = names(session, f)
-    values = sums(session, f, ["assignments"], ["agent_id", "team_id", "label"])
     wait = _one(durations(session, f, "queue_wait"))
     per_agent: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     per_team: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for (_, agent, team, label), (count, _) in values.items():
+    for (_, agent, label), (count, _) in sums(
+        session, f, ["assignments"], ["agent_id", "label"]
+    ).items():
         per_agent[agent][label] += count
+    for (_, team, label), (count, _) in sums(
+        session, f, ["assignments"], ["team_id", "label"]
+    ).items():
         per_team[team][label] += count
     agents = sorted(
         (a for a in per_agent if a),

@@ -7,12 +7,14 @@ the dimensions; adding to it is one upsert (`count = count + n`). The upserts of
 in the key's order, so two workers adding to the same rows wait for each other instead of
 deadlocking.
 
-Durations are kept as histograms (reports.buckets) at several grains, so that a report
-reads few rows whatever it is cut by: the whole workspace (`metric`), per number
-(`metric@channel`), team, agent or who answered (`@source`), all the dimensions at once for
-combined filters (`@all`), and their sums without bins for averages per agent or team
-(`metric#`). Without that, the bins of 50 agents on 3 numbers over 90 days came to almost
-a row per response."""
+Each figure is kept at several grains, so that a report reads few rows whatever it is
+cut by (`grains_of`): the whole workspace (`metric~`), one number, team or agent named in
+the metric (`metric@c:7`, `@t:2`, `@a:38`: an index on the metric finds exactly its rows),
+per agent, team or number for the tables that list them (`metric@agents`, `@teams`,
+`@channels`), and every dimension at once for filters combined (`metric`). Durations
+are histograms (reports.buckets) at the first four grains, and sums without bins at the
+others (`metric#`, `metric#@agents`, ...): filters combined get their averages only.
+Without grains, 90 days of 50 agents on 3 numbers came to a row per response."""
 
 from __future__ import annotations
 
@@ -45,17 +47,37 @@ TIMED = {
     Kind.RESOLVED.value: "resolution_time",
     Kind.ASSIGNED.value: "queue_wait",
 }
-# The grains of a duration's histogram: the suffix and which dimensions it keeps
-# (channel, team, agent, source).
-GRAINS: dict[str, tuple[bool, bool, bool, bool]] = {
-    "": (False, False, False, False),
-    "@channel": (True, False, False, False),
-    "@team": (False, True, False, False),
-    "@agent": (False, False, True, False),
-    "@source": (False, False, False, True),
-    "@all": (True, True, True, True),
-}
-SUMS = "#"  # a duration's count and total per every dimension, without bins
+SUMS = "#"  # a duration's count and total, without bins
+# The grains every figure is added to, besides the one with every dimension: (suffix,
+# which of channel, team, agent it keeps). Keyed grains name the value in the metric.
+GROUPED = (("@channels", 0), ("@teams", 1), ("@agents", 2))
+KEYED = (("@c:", 0), ("@t:", 1), ("@a:", 2))
+
+
+def grains_of(
+    metric: str, day: dt.date, dims: tuple[int, int, int], source: str, label: str, bucket: int
+) -> Iterator[Key]:
+    """Every rollup key a figure of `metric` with these dimensions adds to."""
+    channel, team, agent = dims
+    yield (metric, day, channel, team, agent, source, label, bucket)
+    yield (metric + "~", day, 0, 0, 0, source, label, bucket)
+    for suffix, i in KEYED:
+        if dims[i]:
+            yield (metric + suffix + str(dims[i]), day, 0, 0, 0, source, label, bucket)
+    for suffix, i in GROUPED:
+        kept = [0, 0, 0]
+        kept[i] = dims[i]
+        yield (metric + suffix, day, kept[0], kept[1], kept[2], source, label, bucket)
+
+
+def histogram_grains_of(
+    metric: str, day: dt.date, dims: tuple[int, int, int], source: str, bucket: int
+) -> Iterator[Key]:
+    """A duration's bins: the whole workspace and each single filter."""
+    yield (metric + "~", day, 0, 0, 0, source, "", bucket)
+    for suffix, i in KEYED:
+        if dims[i]:
+            yield (metric + suffix + str(dims[i]), day, 0, 0, 0, source, "", bucket)
 
 
 class FactRow(NamedTuple):
@@ -134,20 +156,28 @@ def metrics_of(
     """The rollup rows `fact` adds to, with the count and total it adds."""
     workspace_id, kind, at, channel, team, agent, source, label, count, fact_seconds = fact
     day, hour_of_week = context.local(workspace_id, at)
+    dims = (channel, team, agent)
+
+    def counted(
+        metric: str, label: str = "", bucket: int = 0, total: float = 0.0
+    ) -> Iterator[tuple[Key, int, float]]:
+        for key in grains_of(metric, day, dims, source, label, bucket):
+            yield key, count, total
 
     if kind == Kind.MESSAGE.value:
-        yield ("messages", day, channel, team, agent, source, label, 0), count, 0.0
+        yield from counted("messages", label)
         return
     if kind == Kind.OPENED.value:
-        yield ("conversations", day, channel, team, agent, source, label, 0), count, 0.0
-        yield ("arrivals", day, channel, team, agent, "", "", hour_of_week), count, 0.0
+        yield from counted("conversations", label)
+        for key in grains_of("arrivals", day, dims, "", "", hour_of_week):
+            yield key, count, 0.0
         return
     metric = TIMED.get(kind)
     if metric is not None:
         if kind == Kind.RESOLVED.value:
-            yield ("resolved", day, channel, team, agent, source, "", 0), count, 0.0
+            yield from counted("resolved")
         elif kind == Kind.ASSIGNED.value:
-            yield ("assignments", day, channel, team, agent, source, label, 0), count, 0.0
+            yield from counted("assignments", label)
         if fact_seconds is None:
             return
         seconds = float(fact_seconds)
@@ -157,24 +187,22 @@ def metrics_of(
         else:
             within = open_seconds_between(hours, at - dt.timedelta(seconds=seconds), at)
         for name, value in ((metric, seconds), (metric + "_bh", within)):
-            bucket = bin_of(value)
-            for suffix, (c, t, a, s) in GRAINS.items():
-                key = (name + suffix, day, channel if c else 0, team if t else 0,
-                       agent if a else 0, source if s else "", "", bucket)  # fmt: skip
+            for key in histogram_grains_of(name, day, dims, source, bin_of(value)):
                 yield key, 1, value
-        # Averages per person read the wall clock's sums only.
-        yield (metric + SUMS, day, channel, team, agent, source, "", 0), 1, seconds
+        # Averages per person, team or number read the wall clock's sums.
+        for key in grains_of(metric + SUMS, day, dims, source, "", 0):
+            yield key, 1, seconds
         return
     if kind == Kind.CSAT.value:
         score = int(label or 0)
-        yield ("csat", day, channel, team, agent, "", "", score), count, float(score * count)
+        for key in grains_of("csat", day, dims, "", "", score):
+            yield key, count, float(score * count)
         return
     if kind == Kind.PRESENCE.value:
-        total = float(fact_seconds or 0.0)
-        yield ("presence", day, channel, team, agent, source, label, 0), count, total
+        yield from counted("presence", label, total=float(fact_seconds or 0.0) * count)
         return
     # handoff, contact, consent, broadcast, pricing: counted by their source and label.
-    yield (kind, day, channel, team, agent, source, label, 0), count, 0.0
+    yield from counted(kind, label)
 
 
 Deltas = dict[int, dict[Key, list[float]]]

@@ -211,9 +211,12 @@ Deltas = dict[int, dict[Key, list[float]]]
 def add_up(
     facts: Sequence[FactRow | tuple[Any, ...]], context: Context, into: Deltas | None = None
 ) -> Deltas:
-    """The facts' rollup deltas, by workspace."""
+    """The facts' rollup deltas, by workspace. Facts without a duration are first summed
+    per local day (and hour, for arrivals) and dimensions, then spread over their grains
+    once: a million messages make a few thousand such sums, not eight million updates."""
     out: Deltas = into if into is not None else defaultdict(dict)
-    for fact in facts:
+
+    def add(fact: FactRow | tuple[Any, ...]) -> None:
         sums = out[fact[0]]
         for k, count, total in metrics_of(fact, context):
             entry = sums.get(k)
@@ -222,6 +225,22 @@ def add_up(
             else:
                 entry[0] += count
                 entry[1] += total
+
+    opened = Kind.OPENED.value
+    folded: dict[tuple[Any, ...], list[Any]] = {}
+    for fact in facts:
+        if fact[9] is not None:
+            add(fact)
+            continue
+        day, hour_of_week = context.local(fact[0], fact[2])
+        key = (fact[0], fact[1], day, hour_of_week if fact[1] == opened else -1, *fact[3:8])
+        entry = folded.get(key)
+        if entry is None:
+            folded[key] = [fact, fact[8]]
+        else:
+            entry[1] += fact[8]
+    for fact, count in folded.values():
+        add((*fact[:8], count, None))
     return out
 
 

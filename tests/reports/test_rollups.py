@@ -305,3 +305,42 @@ def test_contacts_count_by_where_they_came_from(runtime: Runtime, db: Database) 
     assert by_source.get("business_app", 0) >= 1
     assert by_source["whatsapp"] == 1
     assert _figures(db, "contacts")["contacts_new"] == sum(by_source.values())
+
+
+def test_a_range_of_whole_weeks_and_odd_days_sums_the_same_bins(db: Database) -> None:
+    """Histograms over a range read whole weeks from the weekly rows and the edges from
+    the daily ones: the same figures as adding up every day."""
+    from puente.reports.facts import Fact, Kind, record
+    from puente.reports.queries import durations, sums
+    from tests.factories import make_workspace
+
+    rng = random.Random(3)
+    with db.unit_of_work(unscoped="test") as session:
+        workspace_id = make_workspace(session).id
+        for day in range(40):
+            for _ in range(rng.randint(0, 6)):
+                at = NOW - dt.timedelta(days=day, minutes=rng.randint(0, 600))
+                record(
+                    session,
+                    Fact(
+                        kind=Kind.RESPONSE.value,
+                        workspace_id=workspace_id,
+                        at=at,
+                        source="agent",
+                        seconds=rng.lognormvariate(5, 1.5),
+                    ),
+                )
+    drain(db)
+    today = NOW.date()
+    with db.read(unscoped="test") as session:
+        for start_back, end_back in ((38, 2), (30, 0), (9, 3), (5, 1)):
+            f = Filters(
+                workspace_id,
+                today - dt.timedelta(days=start_back),
+                today - dt.timedelta(days=end_back),
+            )
+            weekly = durations(session, f, "response_time")[()]
+            daily = sums(session, f, ["response_time"], ["day", "bucket"], suffix="~")
+            count = sum(c for c, _ in daily.values())
+            assert weekly.count == count
+            assert weekly.average == pytest.approx(sum(t for _, t in daily.values()) / count)

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import Membership, Team, User
 from puente.channels.models import Channel
 from puente.reports.buckets import percentile
 from puente.reports.models import CsatSurvey, ReportRollup
+from puente.reports.rollup import WEEKLY
 
 BUSINESS_APP = "business_app"  # the owner's phone: a row of its own wherever people are
 
@@ -193,7 +194,10 @@ def durations(
             for key, (count, total) in plain.items()
             if not metric.endswith("_bh")
         }
-    raw = sums(session, f, [metric], [*by, "bucket"], use_source=use_source, suffix=chosen)
+    if "day" in by:
+        raw = sums(session, f, [metric], [*by, "bucket"], use_source=use_source, suffix=chosen)
+    else:
+        raw = _bins_by_week(session, f, metric + chosen, [*by, "bucket"], use_source=use_source)
     groups: dict[tuple[Any, ...], list[tuple[int, int, float]]] = defaultdict(list)
     for key, (count, total) in raw.items():
         groups[key[1:-1]].append((key[-1], count, total))
@@ -209,6 +213,33 @@ def durations(
             p90=percentile(pairs, 0.9),
         )
     return out
+
+
+def _bins_by_week(
+    session: Session, f: Filters, metric: str, by: Sequence[Dim], *, use_source: bool
+) -> dict[tuple[Any, ...], tuple[int, float]]:
+    """A histogram's bins over the range: its whole weeks from the weekly rows (reports.
+    rollup.WEEKLY), the days before the first Monday and after the last Sunday from the
+    daily ones. Same sums, a seventh of the rows."""
+    r = ReportRollup
+    first_monday = f.start + dt.timedelta(days=(7 - f.start.weekday()) % 7)
+    last_monday = f.end - dt.timedelta(days=(f.end.weekday() + 1) % 7 + 6)
+    daily = and_(r.metric == metric, r.day >= f.start, r.day <= f.end)
+    if first_monday <= last_monday:  # at least one whole week inside the range
+        edges = or_(r.day < first_monday, r.day > last_monday + dt.timedelta(days=6))
+        weeks = and_(r.metric == metric + WEEKLY, r.day >= first_monday, r.day <= last_monday)
+        chosen: ColumnElement[bool] = or_(and_(daily, edges), weeks)
+    else:
+        chosen = daily
+    where = [r.workspace_id == f.workspace_id, chosen]
+    if f.source and use_source:
+        where.append(r.source == f.source)
+    cols = [getattr(r, d) for d in by]
+    stmt = select(*cols, func.sum(r.count), func.sum(r.total)).where(*where).group_by(*cols)
+    return {
+        (metric, *row[:-2]): (int(row[-2] or 0), float(row[-1] or 0.0))
+        for row in session.execute(stmt)
+    }
 
 
 def averages(

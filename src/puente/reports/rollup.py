@@ -70,14 +70,20 @@ def grains_of(
         yield (metric + suffix, day, kept[0], kept[1], kept[2], source, label, bucket)
 
 
+WEEKLY = "/w"  # a histogram's bins per local week (Monday's date): see queries.durations
+
+
 def histogram_grains_of(
     metric: str, day: dt.date, dims: tuple[int, int, int], source: str, bucket: int
 ) -> Iterator[Key]:
-    """A duration's bins: the whole workspace and each single filter."""
-    yield (metric + "~", day, 0, 0, 0, source, "", bucket)
-    for suffix, i in KEYED:
-        if dims[i]:
-            yield (metric + suffix + str(dims[i]), day, 0, 0, 0, source, "", bucket)
+    """A duration's bins: the whole workspace and each single filter, per day and per
+    week (90 days of bins read per day are thousands of rows; per week, a seventh)."""
+    monday = day - dt.timedelta(days=day.weekday())
+    names = [metric + "~"]
+    names += [metric + suffix + str(dims[i]) for suffix, i in KEYED if dims[i]]
+    for name in names:
+        yield (name, day, 0, 0, 0, source, "", bucket)
+        yield (name + WEEKLY, monday, 0, 0, 0, source, "", bucket)
 
 
 class FactRow(NamedTuple):

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from puente.accounts.gate import member_actor
 from puente.accounts.models import Membership, User, Workspace
+from puente.channels.models import Channel
 from puente.config import Settings
 from puente.conversations import collab
 from puente.conversations.models import Conversation, MessageSource
@@ -201,6 +202,14 @@ def test_the_reports_count_what_happened_and_a_replay_changes_nothing(
     assert "business_app" in leaderboard  # the owner's phone is a row of its own
     assert leaderboard["Camila Rojas"][1] == 1  # resolved one
     assert leaderboard["business_app"][2] == pytest.approx(120, rel=0.06)
+
+    # One number's leaderboard (the only number here) is the whole one.
+    with db.read(unscoped="test") as session:
+        number = session.scalars(select(Channel.id)).one()
+        whole = _filters(db)
+        one = Filters(whole.workspace_id, whole.start, whole.end, channel_ids=(number,))
+        by_number = report(session, "leaderboard", one).tables[0].rows
+    assert sorted(map(tuple, by_number)) == sorted(map(tuple, leaderboard.values()))
 
     costs = _figures(db, "costs")
     assert costs["free"] == 1  # what the owner's phone sent is free

@@ -118,6 +118,8 @@ def grain(f: Filters, by: Sequence[Dim]) -> str:
         return _GROUPED[grouped[0]]
     if len(filters) == 1 and not grouped:
         return filters[0]
+    if len(filters) == 1 and grouped == ["agent_id"] and not filters[0].startswith("@a:"):
+        return filters[0] + "@agents"  # the leaderboard of one number or team
     return ""
 
 
@@ -187,7 +189,7 @@ def durations(
     and source only: the bins are kept for the whole workspace and single filters). With
     filters combined there are no bins: the count and average only."""
     chosen = grain(f, by)
-    if chosen == "" or chosen in _GROUPED.values():
+    if chosen == "" or chosen.endswith(tuple(_GROUPED.values())):
         plain = sums(session, f, [metric.removesuffix("_bh") + "#"], by, use_source=use_source)
         return {
             key[1:]: Durations(count, total / count if count else None, None, None)

@@ -68,6 +68,11 @@ def grains_of(
         kept = [0, 0, 0]
         kept[i] = dims[i]
         yield (metric + suffix, day, kept[0], kept[1], kept[2], source, label, bucket)
+    # Per agent within one number or team: the leaderboard filtered by either.
+    for suffix, i in KEYED[:2]:
+        if dims[i]:
+            name = metric + suffix + str(dims[i]) + "@agents"
+            yield (name, day, 0, 0, agent, source, label, bucket)
 
 
 WEEKLY = "/w"  # a histogram's bins per local week (Monday's date): see queries.durations
@@ -78,12 +83,41 @@ def histogram_grains_of(
 ) -> Iterator[Key]:
     """A duration's bins: the whole workspace and each single filter, per day and per
     week (90 days of bins read per day are thousands of rows; per week, a seventh)."""
-    monday = day - dt.timedelta(days=day.weekday())
-    names = [metric + "~"]
-    names += [metric + suffix + str(dims[i]) for suffix, i in KEYED if dims[i]]
-    for name in names:
-        yield (name, day, 0, 0, 0, source, "", bucket)
-        yield (name + WEEKLY, monday, 0, 0, 0, source, "", bucket)
+    yield (metric + "~", day, 0, 0, 0, source, "", bucket)
+    for suffix, i in KEYED:
+        if dims[i]:
+            yield (metric + suffix + str(dims[i]), day, 0, 0, 0, source, "", bucket)
+
+
+_HISTOGRAMS = tuple(TIMED.values())
+
+
+def add_weeks(deltas: Deltas) -> Deltas:
+    """Add each histogram's daily deltas to its weekly rows too (summed from the daily
+    sums, not fact by fact: a rebuild's million responses make a few thousand of them)."""
+    for sums in deltas.values():
+        weekly: dict[Key, list[float]] = {}
+        for k, (count, total) in sums.items():
+            name = k[0]
+            if "#" in name or not name.startswith(_HISTOGRAMS) or name.endswith(WEEKLY):
+                continue
+            if not (name.endswith("~") or "@" in name):
+                continue
+            week = (name + WEEKLY, k[1] - dt.timedelta(days=k[1].weekday()), *k[2:])
+            entry = weekly.get(week)
+            if entry is None:
+                weekly[week] = [count, total]
+            else:
+                entry[0] += count
+                entry[1] += total
+        for k, v in weekly.items():
+            entry = sums.get(k)
+            if entry is None:
+                sums[k] = v
+            else:
+                entry[0] += v[0]
+                entry[1] += v[1]
+    return deltas
 
 
 class FactRow(NamedTuple):
@@ -322,7 +356,7 @@ def roll_up(session: Session, facts: Sequence[ReportFact]) -> None:
         return
     context = Context.load(session, {f.workspace_id for f in facts})
     rows = [FactRow(*(getattr(f, c.key) for c in FACT_COLUMNS)) for f in facts]
-    upsert(session, add_up(rows, context))
+    upsert(session, add_weeks(add_up(rows, context)))
     ids = [f.id for f in facts]
     for start in range(0, len(ids), 1000):
         session.execute(
@@ -401,5 +435,5 @@ def rebuild(
         done += len(chunk)
         if progress is not None:
             progress(done, total)
-    _insert(session, deltas)
+    _insert(session, add_weeks(deltas))
     return done

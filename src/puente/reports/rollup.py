@@ -95,13 +95,20 @@ _HISTOGRAMS = tuple(TIMED.values())
 def add_weeks(deltas: Deltas) -> Deltas:
     """Add each histogram's daily deltas to its weekly rows too (summed from the daily
     sums, not fact by fact: a rebuild's million responses make a few thousand of them)."""
+    histogram: dict[str, bool] = {}  # by metric name: a few thousand names, many keys each
     for sums in deltas.values():
         weekly: dict[Key, list[float]] = {}
         for k, (count, total) in sums.items():
             name = k[0]
-            if "#" in name or not name.startswith(_HISTOGRAMS) or name.endswith(WEEKLY):
-                continue
-            if not (name.endswith("~") or "@" in name):
+            known = histogram.get(name)
+            if known is None:
+                known = histogram[name] = (
+                    "#" not in name
+                    and name.startswith(_HISTOGRAMS)
+                    and not name.endswith(WEEKLY)
+                    and (name.endswith("~") or "@" in name)
+                )
+            if not known:
                 continue
             week = (name + WEEKLY, k[1] - dt.timedelta(days=k[1].weekday()), *k[2:])
             entry = weekly.get(week)

@@ -268,7 +268,7 @@ def test_an_agent_leaving_a_status_counts_its_time(runtime: Runtime, db: Databas
         workspace = session.scalars(select(Workspace)).one()
         agent = make_user(session, workspace, role="agent", name="Andrés Gómez")
         do_update_profile(session, agent, availability="online")
-        agent.availability_since = NOW - dt.timedelta(minutes=30)
+        agent.availability_since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=30)
     with db.unit_of_work(unscoped="test") as session:
         agent = session.get(User, agent.id)
         assert agent is not None

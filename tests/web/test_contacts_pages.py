@@ -140,7 +140,6 @@ def test_directory_lists_contacts_with_sources_tags_and_last_activity(
     assert "WhatsApp Business App" in page.text
     assert "+5215512345678" in page.text
     assert "2 contacts" in page.text
-    assert 'href="/reports"' not in page.text  # no reports page yet, so no link
 
 
 def test_search_by_name_or_by_the_number_written_any_way(app: FastAPI, shop: Shop) -> None:

@@ -65,6 +65,10 @@ def _ago(**kwargs: float) -> dt.datetime:
 
 @pytest.fixture
 def world(db: Database) -> World:
+    # The world's times are counted back from when the test runs: the suite takes minutes
+    # (a waiting time measured from the module's import would have grown meanwhile).
+    global NOW
+    NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
     ids: dict[str, int] = {}
     with db.unit_of_work(unscoped="test") as session:
         ws = make_workspace(session, "Tienda")

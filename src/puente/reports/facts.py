@@ -22,7 +22,6 @@ from typing import Any, Protocol
 from sqlalchemy import event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 
-from puente.jobs import REPORTS
 from puente.reports.models import ReportFact
 
 
@@ -125,8 +124,7 @@ def _write_before_commit(session: Session) -> None:
         for f in folded([fact for _, fact in pending])
     ]
     session.execute(insert(ReportFact), rows)
-    # The rollup worker hears of them once this commits (a NOTIFY sent with the commit).
-    REPORTS.wake_after_commit(session)
+    # Not woken now: the rollup worker gathers facts for a few seconds (reports.worker).
 
 
 @event.listens_for(Session, "after_soft_rollback")

@@ -20,6 +20,14 @@ _CLAIM = Unscoped("the rollup worker adds the new facts of every workspace")
 
 def rollup_step(db: Database, batch: int = BATCH) -> bool:
     """Add one batch of new facts to the rollups; True when there was any."""
+    # A look first, without the write lock (SQLite's is the whole database's): most
+    # polls find nothing.
+    with db.read(unscoped=_CLAIM.reason) as session:
+        waiting = session.scalar(
+            select(ReportFact.id).where(ReportFact.rolled_up.is_(False)).limit(1)
+        )
+    if waiting is None:
+        return False
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
         facts = list(
             session.scalars(
@@ -44,9 +52,16 @@ def drain(db: Database) -> int:
     return steps
 
 
+# Reports need not be fresher than a few seconds: the worker is not woken by each commit
+# that writes facts (on SQLite that was a second write transaction after nearly every
+# one), it takes what gathered every few seconds, in batches.
+POLL_FACTOR = 10
+MIN_POLL_SECONDS = 1.0
+
+
 def install(runtime: Runtime) -> Worker:
     db = runtime.db
-    idle = runtime.settings.worker_poll_seconds
+    idle = max(MIN_POLL_SECONDS, runtime.settings.worker_poll_seconds * POLL_FACTOR)
     worker = Worker("puente-reports", REPORTS, lambda: rollup_step(db), idle_seconds=idle)
     install_worker(runtime, worker)
     return worker

@@ -34,7 +34,7 @@ from tests.e2e.world import (
 from tests.factories import make_user, make_workspace
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 
 TOKEN = "sandbox-csat-token"
 SUPERVISOR = "sofia@floreria.example"

@@ -37,7 +37,7 @@ from tests.factories import (
 )
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
 
 TOKEN = "sandbox-dashboard-token"
 LUCIA = "573001112233"  # one of the sandbox's people: Lucía Gómez

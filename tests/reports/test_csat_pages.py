@@ -18,6 +18,10 @@ from tests.channels.conftest import Coex, make_coex  # noqa: F401 (a fixture)
 from tests.factories import PASSWORD
 from tests.webclient import WebClient
 
+# The settings page's looks and refusals: the survey's storage and flow run on both
+# engines in test_csat.py.
+pytestmark = pytest.mark.one_leg
+
 
 @pytest.fixture
 def live(make_coex: Callable[..., Coex]) -> Coex:  # noqa: F811

@@ -29,6 +29,10 @@ from puente.reports.worker import drain
 from tests.factories import PASSWORD, make_channel, make_team, make_user, make_workspace
 from tests.webclient import WebClient
 
+# The pages' looks and who sees them: the figures beneath are the queries that
+# tests/reports/test_rollups.py and tests/api/test_reports_api.py run on both engines.
+pytestmark = pytest.mark.one_leg
+
 # Local days of the workspace (Mexico City, UTC-6): 2 to 6 March 2026.
 RANGE = "start=2026-03-02&end=2026-03-06"
 NOON = dt.datetime(2026, 3, 3, 18, 0, tzinfo=dt.UTC)  # 12:00 on 3 March, local

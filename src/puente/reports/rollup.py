@@ -346,7 +346,7 @@ def upsert(session: Session, deltas: Deltas) -> None:
 _ROW_COLUMNS = (*_KEY_COLUMNS, "count", "total")
 
 
-def _insert(session: Session, deltas: Deltas) -> None:
+def insert_rollups(session: Session, deltas: Deltas) -> None:
     """Rows known to be new (a rebuild deleted their days first), written by the driver
     (executemany on SQLite, COPY on PostgreSQL): a rebuild writes hundreds of thousands."""
     rows = (
@@ -442,5 +442,5 @@ def rebuild(
         done += len(chunk)
         if progress is not None:
             progress(done, total)
-    _insert(session, add_weeks(deltas))
+    insert_rollups(session, add_weeks(deltas))
     return done

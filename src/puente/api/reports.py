@@ -11,10 +11,9 @@ import io
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from puente.accounts.models import Workspace
 from puente.api.common import error_responses
@@ -117,24 +116,31 @@ def _out(found: Report, dates: DateRange) -> ReportOut:
     )
 
 
-def _read(
-    session: Session,
-    caller: ApiCaller,
-    key: str,
-    *,
-    preset: str | None,
-    start: str | None,
-    end: str | None,
-    timezone: str | None,
-    asked: Asked,
+def read_report(
+    key: Key,
+    caller: ReadCaller,
+    session: SessionDep,
+    preset: Preset = None,
+    start: Day = None,
+    end: Day = None,
+    timezone: Zone = None,
+    channel_id: Id = None,
+    team_id: Id = None,
+    agent_id: Id = None,
+    source: Annotated[str | None, Query(max_length=40)] = None,
 ) -> tuple[Report, DateRange]:
+    """The report asked for, with its range: the query parameters both routes take."""
     workspace = session.get(Workspace, caller.workspace_id)
     assert workspace is not None
     dates = resolve_range(
         timezone=timezone or workspace.timezone or "UTC", preset=preset, start=start, end=end
     )
+    asked = Asked(channel_id=channel_id, team_id=team_id, agent_id=agent_id, source=source)
     filters = access_report(session, caller.actor, key, dates, asked)
     return report(session, key, filters), dates
+
+
+ReadReport = Annotated[tuple[Report, DateRange], Depends(read_report)]
 
 
 @router.get("/reports", response_model=ReportsOut, summary="The reports this token may read")
@@ -148,26 +154,10 @@ def list_reports(caller: ReadCaller) -> ReportsOut:
     summary="One report: headline figures, its chart's series and its tables",
     responses=error_responses(403, 404),
 )
-def get_report(
-    key: Key,
-    caller: ReadCaller,
-    session: SessionDep,
-    preset: Preset = None,
-    start: Day = None,
-    end: Day = None,
-    timezone: Zone = None,
-    channel_id: Id = None,
-    team_id: Id = None,
-    agent_id: Id = None,
-    source: Annotated[str | None, Query(max_length=40)] = None,
-) -> ReportOut:
+def get_report(found: ReadReport) -> ReportOut:
     """Durations are in seconds; medians and the 90th percentile come from 10 % bins
     (within 5 %); days are the workspace's (docs/reports.md)."""
-    asked = Asked(channel_id=channel_id, team_id=team_id, agent_id=agent_id, source=source)
-    found, dates = _read(
-        session, caller, key, preset=preset, start=start, end=end, timezone=timezone, asked=asked
-    )
-    return _out(found, dates)
+    return _out(*found)
 
 
 def _csv(table: Table) -> Iterator[str]:
@@ -189,23 +179,9 @@ def _csv(table: Table) -> Iterator[str]:
     response_class=StreamingResponse,
 )
 def get_report_table_csv(
-    key: Key,
-    table: Annotated[str, Path(max_length=40)],
-    caller: ReadCaller,
-    session: SessionDep,
-    preset: Preset = None,
-    start: Day = None,
-    end: Day = None,
-    timezone: Zone = None,
-    channel_id: Id = None,
-    team_id: Id = None,
-    agent_id: Id = None,
-    source: Annotated[str | None, Query(max_length=40)] = None,
+    key: Key, table: Annotated[str, Path(max_length=40)], read: ReadReport
 ) -> StreamingResponse:
-    asked = Asked(channel_id=channel_id, team_id=team_id, agent_id=agent_id, source=source)
-    found, dates = _read(
-        session, caller, key, preset=preset, start=start, end=end, timezone=timezone, asked=asked
-    )
+    found, dates = read
     chosen = next((t for t in found.tables if t.key == table), None)
     if chosen is None:
         raise NotFound(

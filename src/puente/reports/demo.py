@@ -304,29 +304,23 @@ def _day(
         )
     if day.day in (1, 15):
         out += _broadcast(rng, fact, at(10, 0), channels[0])
+    # A working day online, a break away, for each agent (not on the quiet days).
     for agent in agents if busy > 0.3 else []:
-        out.append(
-            fact(
-                Kind.PRESENCE,
-                at(18, 0),
-                channel_id=0,
-                team_id=0,
-                agent_id=agent,
-                label="online",
-                seconds=rng.gauss(8, 0.7) * 3600,
+        for status, minute, hours in (
+            ("online", 0, rng.gauss(8, 0.7)),
+            ("away", 5, rng.gauss(0.8, 0.3)),
+        ):
+            out.append(
+                fact(
+                    Kind.PRESENCE,
+                    at(18, minute),
+                    channel_id=0,
+                    team_id=0,
+                    agent_id=agent,
+                    label=status,
+                    seconds=hours * 3600,
+                )
             )
-        )
-        out.append(
-            fact(
-                Kind.PRESENCE,
-                at(18, 5),
-                channel_id=0,
-                team_id=0,
-                agent_id=agent,
-                label="away",
-                seconds=rng.gauss(0.8, 0.3) * 3600,
-            )
-        )
     return out
 
 

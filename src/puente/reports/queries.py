@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
@@ -932,7 +932,3 @@ REPORTS: dict[str, Callable[[Session, Filters], Report]] = {
 
 def report(session: Session, key: str, f: Filters) -> Report:
     return REPORTS[key](session, f)
-
-
-def rows_of(table: Table) -> Iterable[list[Any]]:
-    return iter(table.rows)

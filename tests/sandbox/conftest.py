@@ -135,6 +135,9 @@ class Harness:
 SandboxFactory = Callable[..., Harness]
 
 
+CLIENT_TIMEOUT = 30.0
+
+
 @pytest.fixture
 def make_sandbox(live_server_factory: Any) -> Iterator[SandboxFactory]:
     clients: list[httpx.Client] = []
@@ -153,11 +156,16 @@ def make_sandbox(live_server_factory: Any) -> Iterator[SandboxFactory]:
         }
         options.update(overrides)
         server = live_server_factory(create_sandbox_app(SandboxConfig(**options))).start()
+        # httpx's 5 s default failed two control calls in full CI runs with both legs and
+        # the browsers on two cores: the sandbox answered, late. A slow answer is not what
+        # these tests check.
         graph = httpx.Client(
-            base_url=f"{server.url}/v23.0", headers={"Authorization": f"Bearer {TOKEN}"}
+            base_url=f"{server.url}/v23.0",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=CLIENT_TIMEOUT,
         )
-        control = httpx.Client(base_url=f"{server.url}/_sandbox/api")
-        raw = httpx.Client(base_url=server.url)
+        control = httpx.Client(base_url=f"{server.url}/_sandbox/api", timeout=CLIENT_TIMEOUT)
+        raw = httpx.Client(base_url=server.url, timeout=CLIENT_TIMEOUT)
         clients.extend([graph, control, raw])
         return Harness(server.url, graph, control, receiver, raw)
 

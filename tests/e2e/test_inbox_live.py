@@ -283,12 +283,16 @@ def test_a_late_answer_never_turns_the_ticks_back(live: Live, db: Database, brow
     agent.wait_for_selector("#inbox[data-live='1']")
 
     held: list[tuple[Any, Any]] = []
+    claimed: list[Any] = []
 
     def hold_the_first(route: Any) -> None:
-        if held:
+        # Claimed before fetching: while route.fetch() waits, Playwright dispatches the
+        # next request's handler, which must pass through rather than be held as well.
+        if claimed:
             route.continue_()
-        else:
-            held.append((route, route.fetch()))  # what the server says now, answered later
+            return
+        claimed.append(route)
+        held.append((route, route.fetch()))  # what the server says now, answered later
 
     agent.route("**/inbox/c/*/m/*", hold_the_first)
     agent.fill("[data-testid=reply-box]", "Ya va en camino")

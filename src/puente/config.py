@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +51,10 @@ class Settings(BaseSettings):
     # than this are deleted by the retention run. 0 keeps them forever.
     webhook_retention_days: int = Field(default=30, ge=0)
     max_channels_per_workspace: int = 15
+    # Outgoing webhooks may point at private, loopback and link-local addresses (a
+    # receiver on the same machine or network). Off, they are refused at creation and
+    # again at each send, so an admin cannot make Puente probe the internal network.
+    webhooks_allow_private: bool = False
 
     smtp_url: str | None = None
     mail_from: str = "puente@localhost"
@@ -58,6 +63,14 @@ class Settings(BaseSettings):
     dev_mail: bool = False
 
     log_level: str = "INFO"
+    # "json": one JSON object per line (time, level, logger, message, and the request id,
+    # workspace id and webhook event id when known), for a log collector.
+    log_format: Literal["text", "json"] = "text"
+    # When set, GET /metrics asks for it as a bearer token; unset, /metrics is open.
+    metrics_token: SecretStr | None = None
+    # GET /readyz fails when a running worker has not gone round its loop for this long
+    # (seconds); 0 turns that check off.
+    worker_stale_seconds: float = Field(default=120, ge=0)
 
     def sqlalchemy_url(self) -> str:
         if self.database_url:

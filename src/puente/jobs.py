@@ -106,8 +106,9 @@ BROADCASTS = Queue("broadcasts")  # broadcasts to start, queue on or finish
 ROUTING = Queue("routing")  # conversations waiting in a team's queue for an agent
 WORKFLOWS = Queue("workflows")  # workflow runs with a step to take
 REPORTS = Queue("reports")  # report facts to add to the daily rollups
+WEBHOOKS = Queue("webhooks")  # outgoing webhook deliveries to send
 QUEUES: dict[str, Queue] = {
-    q.channel: q for q in (INGEST, OUTBOX, MEDIA, BROADCASTS, ROUTING, WORKFLOWS, REPORTS)
+    q.channel: q for q in (INGEST, OUTBOX, MEDIA, BROADCASTS, ROUTING, WORKFLOWS, REPORTS, WEBHOOKS)
 }
 
 

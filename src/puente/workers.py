@@ -32,6 +32,7 @@ def install_workers(runtime: Runtime) -> Installed:
     from puente.conversations.realtime import HubCloser, RealtimeHub
     from puente.events import bus
     from puente.ingest.worker import install as install_ingest
+    from puente.integrations.webhooks.worker import install as install_webhooks
     from puente.outbound.broadcasts.worker import register as register_broadcasts
     from puente.outbound.outbox.worker import install as install_outbox
     from puente.outbound.templates.service import register as register_templates
@@ -50,4 +51,5 @@ def install_workers(runtime: Runtime) -> Installed:
     install_routing(runtime)
     install_workflows(runtime)
     install_reports(runtime)
+    install_webhooks(runtime)
     return Installed(hub, writer)

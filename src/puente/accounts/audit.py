@@ -124,6 +124,12 @@ class Action:
     WORKFLOW_DELETED = "workflow.deleted"
     WORKFLOW_RUN_STARTED = "workflow.run_started"  # by a person or a token
     WORKFLOW_RUN_RETRIED = "workflow.run_retried"
+    WEBHOOK_ENDPOINT_CREATED = "webhook_endpoint.created"
+    WEBHOOK_ENDPOINT_UPDATED = "webhook_endpoint.updated"  # URL, events, number, on/off
+    WEBHOOK_ENDPOINT_DELETED = "webhook_endpoint.deleted"
+    WEBHOOK_SECRET_ROTATED = "webhook_endpoint.secret_rotated"  # noqa: S105
+    WEBHOOK_TEST_SENT = "webhook_endpoint.test_sent"
+    WEBHOOK_DELIVERY_RESENT = "webhook_delivery.resent"  # one, or all failed ones
 
 
 def _canonical(entry: AuditEntry) -> str:

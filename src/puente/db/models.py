@@ -55,6 +55,12 @@ from puente.conversations.models import (
 )
 from puente.db.base import Base
 from puente.ingest.models import WebhookChange, WebhookEvent
+from puente.integrations.webhooks.models import (
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookSequence,
+)
 from puente.outbound.models import Broadcast, BroadcastRecipient, MessageTemplate, OutboxItem
 from puente.reports.models import CsatSurvey, ReportFact, ReportRollup
 
@@ -107,8 +113,12 @@ __all__ = [
     "TeamRouting",
     "User",
     "WebSession",
+    "WebhookAttempt",
     "WebhookChange",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "WebhookEvent",
+    "WebhookSequence",
     "Workflow",
     "WorkflowRun",
     "WorkflowRunStep",

@@ -1,0 +1,1 @@
+"""Integrations: what Puente tells other systems (outgoing webhooks)."""

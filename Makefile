@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-sqlite test-postgres lint bench migrate serve sandbox install clean
+.PHONY: demo test test-sqlite test-postgres lint bench migrate serve sandbox install wheel clean
 
 # uv lives beside the environment, not in it: `uv pip sync` removes whatever the lockfile
 # does not list, uv itself included.
@@ -57,5 +57,11 @@ serve: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/puente sandbox
 
+## wheel: dist/puente-*.whl (and the sdist), carrying the front-end libraries copied from
+## node_modules by setup.py; install it anywhere (docs/operations.md)
+wheel: $(STAMP)
+	rm -rf dist
+	$(UV) build --out-dir dist
+
 clean:
-	rm -rf $(VENV) $(VENV)-tools node_modules var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(VENV)-tools node_modules var dist build .pytest_cache .mypy_cache .ruff_cache

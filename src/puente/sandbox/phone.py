@@ -37,19 +37,27 @@ PREFIX = "/_sandbox/phone"
 # An event stream ends after this long and the browser reconnects, so a server shutting down
 # never waits on an open phone page for longer.
 STREAM_SECONDS = 10.0
-# The front-end libraries come from the npm lockfile (node_modules), never copied into the repo.
+# The front-end libraries come from the npm lockfile, never committed: the build (setup.py,
+# which reads this table) copies them into the package as static/vendor/<name>; a checkout
+# serves them from its node_modules.
 ASSETS = {
     "htmx.min.js": ("PUENTE_HTMX_PATH", "htmx.org/dist/htmx.min.js"),
     "sse.js": ("PUENTE_HTMX_SSE_PATH", "htmx-ext-sse/dist/sse.min.js"),
 }
+PACKAGED_DIR = HERE / "static" / "vendor"
 
 
 def find_asset(name: str) -> Path | None:
+    """The variable's file when set, else the wheel's copy, else the checkout's node_modules
+    (above the package): never the working directory, which a service manager chooses."""
     env, relative = ASSETS[name]
     override = os.environ.get(env)
     if override:
         return Path(override)
-    for base in (Path.cwd(), *HERE.parents):
+    packaged = PACKAGED_DIR / name
+    if packaged.is_file():
+        return packaged
+    for base in HERE.resolve().parents:
         candidate = base / "node_modules" / relative
         if candidate.exists():
             return candidate

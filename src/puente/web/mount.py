@@ -1,5 +1,6 @@
-"""Registers the web UI on the application: static files (ours and htmx from node_modules),
-security headers, error pages and the routers of the account and settings pages."""
+"""Registers the web UI on the application: static files (ours, and the front-end libraries
+the wheel carries or a checkout's node_modules holds), security headers, error pages and the
+routers of the account and settings pages."""
 
 from __future__ import annotations
 
@@ -29,7 +30,10 @@ from puente.web.templating import render, translate
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# Front-end libraries come from npm (package-lock.json), served straight from node_modules.
+# Front-end libraries come from npm (package-lock.json). The build (setup.py, which reads
+# this table) copies them into the package as static/vendor/<name>; a checkout without a
+# build serves them straight from node_modules. They are never committed.
+PACKAGED_DIR = STATIC_DIR / "vendor"
 VENDOR_FILES = {
     "htmx.min.js": ("htmx.org", "dist/htmx.min.js"),
     "htmx-ext-sse.js": ("htmx-ext-sse", "dist/sse.min.js"),
@@ -57,12 +61,24 @@ def node_modules_dir() -> Path | None:
     return None
 
 
+def packaged_paths() -> dict[str, Path] | None:
+    """The copies an installed wheel carries, if it carries all of them."""
+    found = {name: PACKAGED_DIR / name for name in VENDOR_FILES}
+    return found if all(path.is_file() for path in found.values()) else None
+
+
 def vendor_paths() -> dict[str, Path]:
+    """The files to serve: PUENTE_NODE_MODULES's when set, else the wheel's copies, else
+    those of the checkout's node_modules (an editable install)."""
+    packaged = None if os.environ.get("PUENTE_NODE_MODULES") else packaged_paths()
+    if packaged is not None:
+        return packaged
     root = node_modules_dir()
     if root is None:
         raise WebAssetsMissing(
             "the front-end libraries (htmx) are missing: run `npm ci` in Puente's project "
-            "directory, or set PUENTE_NODE_MODULES to a node_modules folder"
+            "directory, set PUENTE_NODE_MODULES to a node_modules folder, or install a "
+            "wheel built with them (`make wheel`)"
         )
     found: dict[str, Path] = {}
     for name, (package, rel) in VENDOR_FILES.items():

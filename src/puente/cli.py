@@ -20,6 +20,7 @@ from puente.outbound.broadcasts.cli import broadcasts_cli
 from puente.outbound.outbox.cli import outbox_cli
 from puente.outbound.outbox.cli import send as send_command
 from puente.outbound.templates.cli import templates_cli
+from puente.portability.cli import register as register_portability
 from puente.reports.cli import reports_cli
 from puente.sandbox.cli import sandbox_command
 
@@ -37,6 +38,7 @@ app.add_typer(events_cli, name="events")
 app.add_typer(templates_cli, name="templates")
 register_accounts(app, tokens_cli)
 register_privacy(app)
+register_portability(app)
 app.command("sandbox")(sandbox_command)
 app.add_typer(outbox_cli, name="outbox")
 app.add_typer(broadcasts_cli, name="broadcasts")

@@ -57,11 +57,13 @@ serve: $(STAMP)
 sandbox: $(STAMP)
 	$(BIN)/puente sandbox
 
-## wheel: dist/puente-*.whl (and the sdist), carrying the front-end libraries copied from
-## node_modules by setup.py; install it anywhere (docs/operations.md)
+## wheel: dist/puente-*.whl (with the sdist and requirements.lock), carrying the front-end
+## libraries setup.py copies from node_modules; install it anywhere (docs/operations.md)
 wheel: $(STAMP)
 	rm -rf dist
 	$(UV) build --out-dir dist
+	@# The versions Puente was tested with, to install the wheel with (-c requirements.lock).
+	cp requirements.lock dist/
 
 clean:
 	rm -rf $(VENV) $(VENV)-tools node_modules var dist build .pytest_cache .mypy_cache .ruff_cache

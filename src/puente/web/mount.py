@@ -255,6 +255,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         settings,
         settings_admin,
         templates,
+        webhooks,
         workflows,
     )
 
@@ -275,3 +276,4 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     app.include_router(workflows.router)
     app.include_router(bot.router)
     app.include_router(reports.router)
+    app.include_router(webhooks.router)

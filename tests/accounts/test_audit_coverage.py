@@ -1128,6 +1128,52 @@ def _steps() -> list[Step]:
         step(f"PUT {A}/kb/settings", a.BOT_SETTINGS_CHANGED, _kb_settings_api),
         *_workflow_api_steps(step, a),
         *_workflow_web_steps(step, a),
+        *_chat_link_steps(step, a),
+    ]
+
+
+def _chat_link_steps(step: Callable[..., Step], a: type[audit.Action]) -> list[Step]:
+    web = "/channels/{channel_id}/chat-links"
+    api = "/api/v1/channels/{channel_id}/chat-links"
+
+    def links(w: World) -> str:
+        return f"/channels/{w.ids['channel']}/chat-links"
+
+    def create_web(w: World) -> httpx.Response:
+        response = _post(w.owner, links(w), {"name": "Cartel", "text": "Hola"})
+        w.ids["chat_link_web"] = response.headers.get("location", "").split("#link-")[-1]
+        return response
+
+    def create_api(w: World) -> httpx.Response:
+        response = w.api.post(links(w), json={"name": "Web", "text": "Hola"})
+        w.ids["chat_link_api"] = response.json().get("id")
+        return response
+
+    return [
+        step(f"POST {web}", a.CHAT_LINK_CREATED, create_web),
+        step(
+            f"POST {web}/{{link_id}}",
+            a.CHAT_LINK_UPDATED,
+            lambda w: _post(
+                w.owner, f"{links(w)}/{w.ids['chat_link_web']}", {"name": "Vitrina", "text": ""}
+            ),
+        ),
+        step(
+            f"POST {web}/{{link_id}}/delete",
+            a.CHAT_LINK_DELETED,
+            lambda w: _post(w.owner, f"{links(w)}/{w.ids['chat_link_web']}/delete"),
+        ),
+        step(f"POST {api}", a.CHAT_LINK_CREATED, create_api),
+        step(
+            f"PATCH {api}/{{link_id}}",
+            a.CHAT_LINK_UPDATED,
+            lambda w: w.api.patch(f"{links(w)}/{w.ids['chat_link_api']}", json={"name": "Sitio"}),
+        ),
+        step(
+            f"DELETE {api}/{{link_id}}",
+            a.CHAT_LINK_DELETED,
+            lambda w: w.api.delete(f"{links(w)}/{w.ids['chat_link_api']}"),
+        ),
     ]
 
 

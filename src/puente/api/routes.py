@@ -10,6 +10,7 @@ from starlette.exceptions import HTTPException
 from puente.api.broadcasts import router as broadcasts
 from puente.api.business_hours import router as business_hours
 from puente.api.channels import router as channels
+from puente.api.chat_links import router as chat_links
 from puente.api.consent import router as consent
 from puente.api.contacts import router as contacts
 from puente.api.conversations import router as conversations
@@ -89,6 +90,7 @@ def _routers() -> list[APIRouter]:
         workspace,
         onboarding,
         channels,
+        chat_links,
         business_hours,
         contacts,
         consent,

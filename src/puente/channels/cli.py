@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from puente.channels.chat_links_cli import register as register_links
 from puente.channels.models import ChannelMode
 from puente.channels.onboarding_cli import register as register_onboarding
 
@@ -86,3 +87,4 @@ def channel_list(
 
 
 register_onboarding(channels_cli)
+register_links(channels_cli)

@@ -23,6 +23,7 @@ from puente.automation.workflows.models import (
     WorkflowRunStep,
     WorkflowVersion,
 )
+from puente.channels.chat_links_models import ChatLink, ChatLinkStart
 from puente.channels.models import (
     AppContactSync,
     Channel,
@@ -75,6 +76,8 @@ __all__ = [
     "BroadcastRecipient",
     "Channel",
     "ChannelSync",
+    "ChatLink",
+    "ChatLinkStart",
     "ComposerSubmission",
     "ConsentEvent",
     "Contact",

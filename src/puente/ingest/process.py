@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 import puente.automation.reactions
+import puente.channels.chat_links  # (counts the conversations chat links start)
 import puente.reports.csat  # (surveys asked at closing, answers taken before the inbox)
 import puente.reports.hooks  # noqa: F401  (facts of contacts and consent, in our batches)
 from puente.channels.models import Channel

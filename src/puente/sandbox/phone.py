@@ -11,7 +11,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote, urlsplit
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
@@ -99,7 +99,52 @@ async def index(request: Request) -> Response:
         {
             "numbers": list(sb.world.numbers.values()),
             "customers": list(sb.world.customers.values()),
+            "link": request.query_params.get("link", ""),
+            "error": request.query_params.get("error"),
         },
+    )
+
+
+def parse_chat_link(link: str) -> tuple[str, str]:
+    """The number's digits and the prefilled text of a click-to-chat link, as WhatsApp
+    reads them: https://wa.me/<number>?text=... or api.whatsapp.com/send?phone=...&text=..."""
+    raw = link.strip()
+    parts = urlsplit(raw if "://" in raw else "https://" + raw)
+    query = parse_qs(parts.query)
+    host = (parts.hostname or "").lower()
+    if host == "wa.me":
+        phone = parts.path.strip("/")
+    elif host in ("api.whatsapp.com", "whatsapp.com", "www.whatsapp.com"):
+        phone = (query.get("phone") or [""])[0]
+    else:
+        raise people.PeopleError("not a WhatsApp chat link (https://wa.me/<number>?text=...)")
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    if not digits:
+        raise people.PeopleError("the link names no phone number")
+    return digits, (query.get("text") or [""])[0]
+
+
+async def open_link(request: Request) -> Response:
+    """A customer opens a chat link (or scans its QR code): the chat with that number,
+    the composer holding the link's text, as WhatsApp does. Nothing is sent yet."""
+    sb = sb_of(request)
+    link = request.query_params.get("link", "")
+    wa_id = "".join(ch for ch in request.query_params.get("customer", "") if ch.isdigit())
+    try:
+        digits, text = parse_chat_link(link)
+        if not wa_id:
+            raise people.PeopleError("choose who opens the link")
+        number = next(
+            (n for n in sb.world.numbers.values() if n.display_phone_number == digits), None
+        )
+        if number is None:
+            raise people.PeopleError(f"no number +{digits} in the sandbox")
+    except people.PeopleError as exc:
+        return back(f"{PREFIX}?link={quote(link, safe='')}", str(exc))
+    with sb.store.lock:
+        sb.customer(wa_id)
+    return RedirectResponse(
+        f"{PREFIX}/{number.id}/chat/{wa_id}?text={quote(text, safe='')}", status_code=303
     )
 
 
@@ -176,6 +221,7 @@ async def customer_page(request: Request) -> Response:
             **ctx,
             "customer": customer,
             "replying": replying,
+            "prefilled": request.query_params.get("text", ""),
             "error": request.query_params.get("error"),
         },
     )
@@ -422,6 +468,7 @@ ROUTES: list[BaseRoute] = [
         "/_sandbox/static", app=StaticFiles(directory=str(HERE / "static")), name="sandbox-static"
     ),
     Route(PREFIX, index),
+    Route(PREFIX + "/open", open_link),
     Route(PREFIX + "/{number_id}/chat/{wa_id}", customer_page),
     Route(PREFIX + "/{number_id}/chat/{wa_id}/thread", thread_fragment),
     Route(PREFIX + "/{number_id}/chat/{wa_id}/events", thread_events),

@@ -36,12 +36,14 @@ from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.request_session import own_transactions
 from puente.web.deps import DbDep, RuntimeDep, WebContext, require_permission
-from puente.web.routes import business_hours
+from puente.web.routes import business_hours, chat_links
 from puente.web.templating import render, request_language, translate
 
 router = APIRouter(include_in_schema=False)
 # A number's business hours are one of its pages.
 router.include_router(business_hours.router)
+# So are its chat links and QR codes.
+router.include_router(chat_links.router)
 Manager = Annotated[WebContext, Depends(require_permission(Perm.SETTINGS))]
 
 FLASHES = {

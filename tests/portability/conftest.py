@@ -187,6 +187,9 @@ def postgres_target() -> Database:
     _ensure_pg_database(url.render_as_string(hide_password=False))
     target = Database(url.render_as_string(hide_password=False))
     target.use_audit_keys([AUDIT_KEY])
-    Base.metadata.drop_all(target.engine)
+    with target.engine.begin() as conn:
+        # Whatever an earlier run (of other code) left in it goes.
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
     Base.metadata.create_all(target.engine)
     return target

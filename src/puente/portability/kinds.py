@@ -118,8 +118,7 @@ NOT_EXPORTED: dict[str, str] = {
     "webhook_deliveries": "the outgoing webhooks' queue",
     "webhook_attempts": "the outgoing webhooks' delivery log",
     "webhook_sequences": "the outgoing webhooks' ordering counters",
-    "contact_merges": "what undoing a merge needs: merged contacts come over merged, and "
-    "stay so",
+    "contact_merges": "what undoing a merge needs: merged contacts come over merged, and stay so",
 }
 
 # Columns named like ids that hold no row id of ours (Meta's ids, WhatsApp ids, keys),

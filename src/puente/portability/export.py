@@ -143,14 +143,14 @@ def _write_media(
 ) -> dict[str, archive.FileEntry]:
     """The stored files of the workspace's media, once per content (they are addressed by
     their SHA-256, which is also their checksum)."""
-    sha = func.coalesce(Media.sha256, "")
+    checksum = func.coalesce(Media.sha256, "")
     hashes = list(
         session.scalars(
-            select(sha)
+            select(checksum)
             .where(Media.workspace_id == workspace_id, Media.state == "stored")
             .where(Media.sha256.is_not(None))
             .distinct()
-            .order_by(sha)
+            .order_by(checksum)
         )
     )
     written: dict[str, archive.FileEntry] = {}

@@ -119,6 +119,7 @@ def test_readyz_is_503_until_the_database_is_migrated(settings: Settings, tmp_pa
         assert not_ready.json() == {
             "status": "not_ready",
             "reason": "the database schema is not current: run `puente migrate`",
+            "failing": {"database": "the database schema is not current: run `puente migrate`"},
         }
         assert client.get("/healthz").json() == {"status": "ok"}  # alive all the same
         upgrade(database.url)

@@ -8,13 +8,13 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
 from puente.config import Settings
-from puente.db.schema import readiness_problem
 from puente.db.session import Database
 from puente.errors import PuenteError
 from puente.foreground import ForegroundMiddleware
+from puente.operations.endpoints import mount as mount_operations
+from puente.operations.middleware import OperationsMiddleware
 from puente.runtime import Runtime
 from puente.workers import install_workers
 
@@ -58,18 +58,10 @@ def create_app(
     async def puente_error(_request: Request, exc: PuenteError) -> JSONResponse:
         return JSONResponse(exc.to_json(), status_code=exc.status_code)
 
-    @app.get("/healthz", include_in_schema=False)
-    async def healthz() -> dict[str, str]:
-        # Liveness only: the process answers. Whether it can serve is /readyz.
-        return {"status": "ok"}
-
-    @app.get("/readyz", include_in_schema=False)
-    async def readyz() -> JSONResponse:
-        problem = await run_in_threadpool(readiness_problem, runtime.db)
-        if problem is not None:
-            return JSONResponse({"status": "not_ready", "reason": problem}, status_code=503)
-        return JSONResponse({"status": "ready"})
-
+    # Outermost: request ids and timings cover everything below, the refusals included.
+    app.add_middleware(OperationsMiddleware)
+    # /healthz, /readyz and /metrics.
+    mount_operations(app, runtime)
     _mount_parts(app, runtime)
     return app
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import typer
@@ -51,12 +50,10 @@ app.command("send")(send_command)
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Alembic announces each of its plugins whenever the schema is checked at start.
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    from puente.logs import setup_logging
+
+    settings = get_settings()
+    setup_logging(settings.log_level, settings.log_format)
 
 
 def _prepare_database(runtime: Runtime) -> None:
@@ -102,6 +99,8 @@ def serve(
         port=port or settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
+        # JSON lines: uvicorn's own loggers go through the root logger's JSON handler.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # Every table, registered before any session flushes: SQLAlchemy finds a foreign key's
 # table by name then, and a command line imports only its own domain's modules.
 import puente.db.models  # noqa: F401
+from puente import metrics
 from puente.config import Settings, get_settings
 from puente.db.session import Database
 from puente.secrets import SecretBox, audit_keys, secret_box
@@ -29,6 +31,9 @@ class Runtime:
     def from_settings(cls, settings: Settings | None = None, db: Database | None = None) -> Runtime:
         settings = settings or get_settings()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Before any metric is counted: every process of this data directory writes its
+        # metrics files there, and GET /metrics sums them.
+        metrics.use_directory(settings.data_dir / "metrics")
         db = db or Database(settings.sqlalchemy_url())
         db.use_audit_keys(audit_keys(settings))
         return cls(settings=settings, db=db, secrets=secret_box(settings))
@@ -55,6 +60,7 @@ class BackgroundWorker:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._beaten = -1.0e9
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -70,9 +76,12 @@ class BackgroundWorker:
     def join(self, timeout: float = 10) -> None:
         if self._thread is not None:
             self._thread.join(timeout)
+            # Stopped on purpose: no heartbeat is expected from it any more.
+            metrics.beat_stopped(self.name)
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self.beat()
             try:
                 did_work = self._step()
             except Exception:
@@ -81,3 +90,11 @@ class BackgroundWorker:
             if not did_work:
                 self._wake.wait(self._idle)
                 self._wake.clear()
+
+    def beat(self) -> None:
+        """Tell /metrics and /readyz this loop still goes round (at most once a second:
+        each heartbeat is a write to the metrics file)."""
+        now = time.monotonic()
+        if now - self._beaten >= 1.0:
+            self._beaten = now
+            metrics.beat(self.name)

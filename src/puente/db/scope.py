@@ -28,6 +28,7 @@ from sqlalchemy.orm import ORMExecuteState, Session, with_loader_criteria
 from sqlalchemy.sql.util import find_tables
 
 from puente.db.base import WorkspaceOwned
+from puente.logs import note_workspace
 
 # Session.info key holding the session's scope.
 SCOPE = "puente.scope"
@@ -68,6 +69,9 @@ def as_scope(scope: Scope | int | None, unscoped: str | None) -> Scope | None:
 
 def set_scope(session: Session, scope: Scope | int | None) -> None:
     session.info[SCOPE] = WorkspaceScope(scope) if isinstance(scope, int) else scope
+    if isinstance(session.info[SCOPE], WorkspaceScope):
+        # The request's (or job's) log lines name the workspace from here on.
+        note_workspace(session.info[SCOPE].workspace_id)
 
 
 def scope_of(session: Session) -> Scope | None:
@@ -81,6 +85,7 @@ def adopt_workspace(session: Session, workspace_id: int) -> None:
     or the link is found. A session that declared a scope, or none, keeps it."""
     if session.info.get(SCOPE) is None:
         session.info[SCOPE] = WorkspaceScope(workspace_id)
+        note_workspace(workspace_id)
 
 
 @contextmanager

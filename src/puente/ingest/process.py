@@ -24,6 +24,7 @@ import puente.automation.reactions
 import puente.channels.chat_links  # (counts the conversations chat links start)
 import puente.reports.csat  # (surveys asked at closing, answers taken before the inbox)
 import puente.reports.hooks  # noqa: F401  (facts of contacts and consent, in our batches)
+from puente import metrics
 from puente.channels.models import Channel
 from puente.conversations.statuses import lock_messages_for_statuses
 from puente.db.base import utcnow
@@ -32,6 +33,7 @@ from puente.foreground import yield_to_requests
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
 from puente.ingest.processors import ChangeRef, UnknownChannel, apply_change
 from puente.jobs import INGEST, skip_locked
+from puente.logs import log_context
 from puente.whatsapp.webhooks import Envelope
 
 if TYPE_CHECKING:
@@ -191,13 +193,15 @@ def do_process_new_events(
     # UPDATE and flush between changes; here the whole batch gets one executemany.
     rows = (
         session.execute(
-            select(table.c.id, table.c.body).where(table.c.id.in_(ids)).order_by(table.c.id)
+            select(table.c.id, table.c.body, table.c.received_at)
+            .where(table.c.id.in_(ids))
+            .order_by(table.c.id)
         )
         .tuples()
         .all()
     )
     now = utcnow()
-    parsed = [(event_id, _parse_body(event_id, body)) for event_id, body in rows]
+    parsed = [(event_id, _parse_body(event_id, body)) for event_id, body, _at in rows]
     # Events whose customers another worker holds stay NEW for a later step.
     held = _try_lock_customers(session, [changes for _, changes in parsed])
     left = held.count(False)
@@ -207,8 +211,11 @@ def do_process_new_events(
     results = []
     for event_id, changes in parsed:
         yield_to_requests()
-        state, error = _apply_changes(session, runtime, event_id, changes)
+        with log_context(event_id=event_id):
+            state, error = _apply_changes(session, runtime, event_id, changes)
         results.append({"event_id": event_id, "state": state, "error": error, "at": now})
+    received = {event_id: at for event_id, _body, at in rows}
+    metrics.count_processed(session, [(r["state"], now - received[r["event_id"]]) for r in results])
     if results:
         session.execute(
             update(table)
@@ -233,8 +240,10 @@ def do_process_event(session: Session, runtime: Runtime, event: WebhookEvent) ->
     changes = _parse_body(event.id, event.body)
     _lock_customers(session, list(customers_of(changes)))
     _lock_status_targets(session, [changes])
-    event.state, event.error = _apply_changes(session, runtime, event.id, changes)
+    with log_context(event_id=event.id):
+        event.state, event.error = _apply_changes(session, runtime, event.id, changes)
     session.flush()
+    metrics.count_processed(session, [(event.state, event.processed_at - event.received_at)])
 
 
 def _parse_body(event_id: int, body: bytes) -> list[ChangeRef] | UnusableBody:
@@ -411,6 +420,7 @@ def do_mark_event_failed(session: Session, event_id: int, error: str) -> None:
     event.processed_at = utcnow()
     event.state = EventState.FAILED.value
     event.error = error
+    metrics.count_processed(session, [(event.state, event.processed_at - event.received_at)])
 
 
 def do_process_ready_changes(
@@ -435,7 +445,8 @@ def do_process_ready_changes(
             field=row.field,
             value=row.value,
         )
-        outcome = _apply_in_savepoint(session, runtime, change)
+        with log_context(event_id=row.event_id):
+            outcome = _apply_in_savepoint(session, runtime, change)
         row.attempts += 1
         row.state = outcome.state.value
         row.error = outcome.error

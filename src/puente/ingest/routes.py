@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from puente import metrics
 from puente.ingest.worker import EventWriter
 from puente.runtime import Runtime
 from puente.whatsapp.signature import SIGNATURE_HEADER, SignatureCheck
@@ -31,6 +32,7 @@ class _Refusal(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
         self.body = json.dumps({"error": {"code": code, "message": message}}).encode()
 
 
@@ -54,16 +56,19 @@ class WebhookEndpoint:
         self._signed = SignatureCheck(settings.meta_app_secret.get_secret_value().encode())
         self._limit = settings.max_webhook_bytes
         self._writer = writer
+        self._metrics = metrics.get()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             if scope["method"] == "POST":
+                self._metrics.webhooks_received.inc()
                 await self._receive(scope, receive)
                 await _respond(send, 200)
             else:
                 challenge = self._verify(scope)
                 await _respond(send, 200, challenge, [(b"content-type", b"text/plain")])
         except _Refusal as refusal:
+            self._metrics.webhooks_refused.labels(reason=refusal.code).inc()
             await _respond(send, refusal.status, refusal.body, _JSON)
         except _Disconnected:
             pass  # nobody is left to answer

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from puente import metrics
 from puente.conversations.statuses import do_sweep_pending_statuses
 from puente.db.session import Database
 from puente.ingest.models import ChangeState, EventState, WebhookChange, WebhookEvent
@@ -125,6 +126,7 @@ class EventWriter:
                 self._raw = None
         else:
             INGEST.wake()
+            metrics.get().webhooks_stored.inc(len(batch))
         # One hand-over per event loop rather than one per request.
         by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = defaultdict(list)
         for _body, loop, future in batch:

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from puente import metrics
 from puente.accounts.gate import Actor
 from puente.accounts.models import Team
 from puente.automation.workflows.context import RunContext, fold
@@ -308,6 +309,8 @@ def _finish(
     run.error_params = error.params if error is not None else None
     run.wake_at = None
     run.finished_at = now
+    finished = metrics.get().workflow_runs.labels(outcome=status.value)
+    metrics.count_on_commit(session, finished)
     if status is not RunStatus.DONE:
         log.info("workflow run %s %s: %s", run.id, status.value, error)
 

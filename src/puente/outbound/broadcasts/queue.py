@@ -14,6 +14,7 @@ import psycopg
 from sqlalchemy import and_, func, select, text
 from sqlalchemy.orm import Session
 
+from puente import metrics
 from puente.accounts.models import Workspace
 from puente.channels.models import SENDING_PAUSED_STATES, Channel
 from puente.contacts.models import ConsentKind, Contact, ContactConsent, ContactIdentity
@@ -227,6 +228,10 @@ def _queue(
     if queued:
         OUTBOX.wake_after_commit(session)
         publish_progress(session, broadcast)
+        found = metrics.get()
+        label = metrics.channel_label(channel.id)
+        metrics.count_on_commit(session, found.outbox_queued.labels(channel=label), queued)
+        metrics.count_on_commit(session, found.broadcast_recipients.labels(state="queued"), queued)
     return queued
 
 
@@ -234,6 +239,8 @@ def _write_states(
     session: Session, outcomes: dict[int, Outcome] | None, rows: list[tuple[str, str, int]]
 ) -> None:
     """Skipped recipients: (state, reason, key)."""
+    skipped = metrics.get().broadcast_recipients.labels(state=RecipientState.SKIPPED.value)
+    metrics.count_on_commit(session, skipped, len(rows))
     if outcomes is None:
         update_rows(session, BroadcastRecipient, ("state", "reason"), rows)
         return

@@ -20,6 +20,7 @@ from sqlalchemy import Table, Text, bindparam, exists, func, literal, select, tu
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.orm import Session
 
+from puente import metrics
 from puente.channels.models import SENDING_PAUSED_STATES, Channel
 from puente.contacts.consent import record_optout_from_meta
 from puente.conversations.models import Message, MessageStatus, StatusEvent
@@ -552,6 +553,10 @@ def record_sent_many(session: Session, sent: Collection[tuple[Claimed, str]]) ->
     for item, wamid in sent:
         if item.message_id in moved:
             _publish_sent(session, item, wamid, now)
+    per_number = collections.Counter(item.message_event["channel_id"] for item, _ in sent)
+    for channel_id, count in per_number.items():
+        label = metrics.channel_label(channel_id)
+        metrics.count_on_commit(session, metrics.get().outbox_sent.labels(channel=label), count)
     # "delivered" or "read" may have arrived before this answer was recorded (rare: a
     # cheap look first, the ORM work only when there is something to apply).
     wamids = [wamid for _, wamid in sent]
@@ -597,6 +602,8 @@ def record_failed(session: Session, item_id: int, exc: GraphError, *, gave_up: b
     item.state = OutboxState.FAILED.value
     item.last_error = reason
     item.error_code = exc.code
+    failed = metrics.get().outbox_failed.labels(channel=metrics.channel_label(item.channel_id))
+    metrics.count_on_commit(session, failed)
     message = session.get(Message, item.message_id)
     if message is not None and message.wamid is None:
         set_message_status(

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from puente import metrics
 from puente.accounts import audit
 from puente.accounts.audit import Action
 from puente.channels.models import SENDING_PAUSED_STATES, Channel, ConnectionState
@@ -367,6 +368,8 @@ def do_queue_message(
         ),
     )
     OUTBOX.wake_after_commit(session)
+    queued = metrics.get().outbox_queued.labels(channel=metrics.channel_label(item.channel_id))
+    metrics.count_on_commit(session, queued)
     if actor is not None:
         _audit(session, actor, message, Action.MESSAGE_SENT, type=message_type)
     return message

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from puente import metrics
 from puente.db.base import utcnow
 from puente.db.session import Database
 from puente.events import ChannelUpdated, bus
@@ -400,6 +401,7 @@ class Lane:
         return uploads.with_media_id(item, placeholder, media_id)
 
     def _settle_error(self, item: Claimed, exc: GraphError) -> None:
+        metrics.meta_error(exc.code)
         plan = plan_retry(exc, item.attempts, self.worker.policy)
         if plan is None:
             log.info("outbox item %s failed: %s", item.id, exc.reason)
@@ -516,6 +518,7 @@ class OutboxWorker(Worker):
         self._kick = asyncio.Event()
         try:
             while not self.stopping:
+                self.beat()
                 await self._start_due_lanes()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._kick.wait(), timeout=self.poll_seconds)

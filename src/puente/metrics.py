@@ -238,8 +238,8 @@ def _build() -> Metrics:
         ),
         outgoing_failures=Counter(
             "puente_outgoing_webhook_failures",
-            "Failed outgoing webhook attempts, by kind (timeout, network, http_4xx, "
-            "http_5xx, refused).",
+            "Failed outgoing webhook attempts, by kind (timeout, network, refused: a private "
+            "address, redirect, http_4xx, http_5xx).",
             ["kind"],
         ),
         worker_heartbeat=Gauge(
@@ -331,3 +331,22 @@ def count_processed(session: Session, outcomes: list[tuple[str, dt.timedelta]]) 
             found.webhook_lag.observe(max(lag.total_seconds(), 0.0))
 
     on_commit(session, count)
+
+
+def count_deliveries(attempts: Iterable[tuple[bool, int | None, str | None]]) -> None:
+    """Outgoing webhook attempts, each (ok, HTTP status or None, error or None)."""
+    found = get()
+    for ok, status, error in attempts:
+        found.outgoing_deliveries.labels(result="success" if ok else "failure").inc()
+        if not ok:
+            found.outgoing_failures.labels(kind=_failure_kind(status, error)).inc()
+
+
+def _failure_kind(status: int | None, error: str | None) -> str:
+    if status is None:
+        if error == "timeout":
+            return "timeout"
+        return "refused" if (error or "").startswith("refused") else "network"
+    if status < 400:
+        return "redirect"
+    return "http_4xx" if status < 500 else "http_5xx"

@@ -161,6 +161,17 @@ class ConversationAssigned(ConversationUpdated):
     also_user_ids: tuple[int, ...] = ()
 
 
+class ConversationOpened(ConversationEvent):
+    """A conversation began (its first customer message) or began again (a customer wrote
+    to a closed one, or an agent reopened it): outgoing webhooks' conversation.created."""
+
+    kind: ClassVar[str] = "conversation.opened"
+    channel_id: int
+    contact_id: int
+    reopened: bool
+    source: str  # who opened it: a MessageSource, or "agent"
+
+
 class NoteAdded(ConversationEvent):
     kind: ClassVar[str] = "note.created"
     note_id: int
@@ -206,6 +217,14 @@ class ContactUpdated(Event):
     fields: tuple[str, ...] = ()
 
 
+class ContactErased(Event):
+    """A contact is being erased (published before its rows go, in the same transaction,
+    so reactions can still find what hangs off it)."""
+
+    kind: ClassVar[str] = "contact.erased"
+    contact_id: int
+
+
 class ContactTagged(Event):
     """Tags were added to a contact (not removed): workflows may start on it."""
 
@@ -247,6 +266,16 @@ class ChannelUpdated(Event):
     name_status: str | None
 
 
+class ChannelConnectionChanged(Event):
+    """A number's connection state changed (connected, disconnected, syncing, ...)."""
+
+    kind: ClassVar[str] = "channel.connection"
+    channel_id: int
+    connection_state: str
+    previous_state: str | None
+    state_reason: str | None
+
+
 class ChannelSyncProgress(Event):
     kind: ClassVar[str] = "channel.sync_progress"
     channel_id: int
@@ -286,6 +315,18 @@ class BroadcastReplied(Event):
     contact_id: int
     message_id: int | None
     replied_at: Timestamp | None
+
+
+class WorkflowRunFinished(Event):
+    """A workflow run ended: done, failed or stopped."""
+
+    kind: ClassVar[str] = "workflow_run.finished"
+    run_id: int
+    workflow_id: int
+    status: str
+    contact_id: int | None
+    conversation_id: int | None
+    error: str | None = None
 
 
 class PresenceChanged(Event):

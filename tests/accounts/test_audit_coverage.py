@@ -35,7 +35,7 @@ from puente.automation.kb_models import KbEntry
 from puente.automation.workflows.models import WorkflowRun
 from puente.channels.models import Channel
 from puente.config import Settings
-from puente.contacts.models import Contact
+from puente.contacts.models import Contact, Segment
 from puente.conversations.models import Message, Snippet
 from puente.db.base import utcnow
 from puente.db.session import Database
@@ -179,6 +179,14 @@ def _contact(w: World, key: str = "ana") -> str:
     return f"/contacts/{w.ids[key]}"
 
 
+def _merge_id(w: World, keep: str) -> int:
+    from puente.contacts.models import ContactMerge
+
+    found = w.scalar(select(ContactMerge.id).where(ContactMerge.contact_id == w.ids[keep]))
+    assert found is not None, f"no merge into {keep}"
+    return int(found)
+
+
 def _setup(w: World) -> httpx.Response:
     w.owner.refresh_csrf("/setup")
     form = {
@@ -229,6 +237,8 @@ def _people_and_data(w: World) -> None:
         tina.totp_enabled = True
         w.ids["token"] = make_token(session, ws)
         for key in ("ana", "hold", "erase", "hold2", "erase2", "erase3", "customer"):
+            w.ids[key] = make_contact(session, ws, name=key.title()).id
+        for key in ("merge_keep", "merge_gone", "api_keep", "api_gone"):
             w.ids[key] = make_contact(session, ws, name=key.title()).id
         customer = session.get(Contact, w.ids["customer"])
         conversation = make_conversation(session, channel, customer)
@@ -450,6 +460,12 @@ def _snippet_delete(w: World) -> httpx.Response:
 
 
 # Contacts.
+
+
+def _segment_id(w: World, name: str) -> int:
+    found = w.scalar(select(Segment.id).where(Segment.name == name))
+    assert found is not None, f"no segment {name}"
+    return int(found)
 
 
 def _new_contact(w: World) -> httpx.Response:
@@ -831,6 +847,25 @@ def _steps() -> list[Step]:
         step("POST /contacts/new", a.CONTACT_CREATED, _new_contact),
         step("POST /contacts/import", a.CONTACTS_IMPORTED, _import),
         step(
+            "POST /contacts/segments/new",
+            a.SEGMENT_SAVED,
+            lambda w: _post(w.owner, "/contacts/segments/new", {"name": "Web", "tags_any": "vip"}),
+        ),
+        step(
+            "POST /contacts/segments/{segment_id:int}/edit",
+            a.SEGMENT_SAVED,
+            lambda w: _post(
+                w.owner,
+                f"/contacts/segments/{_segment_id(w, 'Web')}/edit",
+                {"name": "Web 2", "consent": "opt_in"},
+            ),
+        ),
+        step(
+            "POST /contacts/segments/{segment_id:int}/delete",
+            a.SEGMENT_DELETED,
+            lambda w: _post(w.owner, f"/contacts/segments/{_segment_id(w, 'Web 2')}/delete"),
+        ),
+        step(
             f"POST {K}/name",
             a.CONTACT_UPDATED,
             lambda w: _post(w.owner, f"{_contact(w)}/name", {"name": "Ana María"}),
@@ -869,6 +904,21 @@ def _steps() -> list[Step]:
             f"POST {K}/export",
             a.CONTACT_EXPORTED,
             lambda w: _post(w.owner, f"{_contact(w)}/export"),
+        ),
+        step(
+            f"POST {K}/merge",
+            "contact.merged",
+            lambda w: _post(
+                w.owner, f"{_contact(w, 'merge_keep')}/merge", {"other": str(w.ids["merge_gone"])}
+            ),
+        ),
+        step(
+            "POST /contacts/{contact_id:int}/merges/{merge_id:int}/split",
+            "contact.split",
+            lambda w: _post(
+                w.owner,
+                f"{_contact(w, 'merge_keep')}/merges/{_merge_id(w, 'merge_keep')}/split",
+            ),
         ),
         step(
             f"POST {K}/erase",
@@ -1017,6 +1067,21 @@ def _steps() -> list[Step]:
             lambda w: w.api.put(f"/contacts/{w.ids['beto']}/legal-hold", json={"legal_hold": True}),
         ),
         step(
+            f"POST {A}/contacts/{{contact_id}}/merge",
+            "contact.merged",
+            lambda w: w.api.post(
+                f"/contacts/{w.ids['api_keep']}/merge",
+                json={"other_contact_id": w.ids["api_gone"]},
+            ),
+        ),
+        step(
+            f"POST {A}/contacts/{{contact_id}}/merges/{{merge_id}}/split",
+            "contact.split",
+            lambda w: w.api.post(
+                f"/contacts/{w.ids['api_keep']}/merges/{_merge_id(w, 'api_keep')}/split"
+            ),
+        ),
+        step(
             f"DELETE {A}/contacts/{{contact_id}}",
             a.CONTACT_ERASED,
             lambda w: w.api.delete(f"/contacts/{w.ids['erase3']}"),
@@ -1105,6 +1170,16 @@ def _steps() -> list[Step]:
             ),
         ),
         step(
+            f"PATCH {A}/segments/{{segment_id}}",
+            a.SEGMENT_SAVED,
+            lambda w: w.api.patch(f"/segments/{_segment_id(w, 'VIP')}", json={"name": "VIP 2"}),
+        ),
+        step(
+            f"DELETE {A}/segments/{{segment_id}}",
+            a.SEGMENT_DELETED,
+            lambda w: w.api.delete(f"/segments/{_segment_id(w, 'VIP 2')}"),
+        ),
+        step(
             f"POST {A}/events/{{event_id}}/retry",
             a.WEBHOOK_RETRIED,
             lambda w: w.api.post(f"/events/{w.ids['event1']}/retry"),
@@ -1128,6 +1203,7 @@ def _steps() -> list[Step]:
         step(f"PUT {A}/kb/settings", a.BOT_SETTINGS_CHANGED, _kb_settings_api),
         *_workflow_api_steps(step, a),
         *_workflow_web_steps(step, a),
+        *_webhook_api_steps(step, a),
         *_chat_link_steps(step, a),
     ]
 
@@ -1234,6 +1310,50 @@ def _workflow_api_steps(step: Callable[..., Step], a: type[audit.Action]) -> lis
             a.WORKFLOW_DELETED,
             lambda w: w.api.delete(f"/workflows/{w.ids['workflow_copy']}"),
         ),
+    ]
+
+
+def _webhook_api_steps(step: Callable[..., Step], a: type[audit.Action]) -> list[Step]:
+    E = "/api/v1/webhooks/{endpoint_id}"
+
+    def hook(w: World) -> str:
+        return f"/webhooks/{w.ids['webhook']}"
+
+    def create(w: World) -> httpx.Response:
+        body = {"url": "https://hooks.example.com/puente", "events": ["message.created"]}
+        response = w.api.post("/webhooks", json=body)
+        w.ids["webhook"] = response.json().get("id")
+        return response
+
+    def test(w: World) -> httpx.Response:
+        response = w.api.post(f"{hook(w)}/test")
+        w.ids["webhook_delivery"] = response.json().get("id")
+        return response
+
+    return [
+        step("POST /api/v1/webhooks", a.WEBHOOK_ENDPOINT_CREATED, create),
+        step(
+            f"PATCH {E}",
+            a.WEBHOOK_ENDPOINT_UPDATED,
+            lambda w: w.api.patch(hook(w), json={"description": "the shop"}),
+        ),
+        step(
+            f"POST {E}/rotate-secret",
+            a.WEBHOOK_SECRET_ROTATED,
+            lambda w: w.api.post(f"{hook(w)}/rotate-secret"),
+        ),
+        step(f"POST {E}/test", a.WEBHOOK_TEST_SENT, test),
+        step(
+            f"POST {E}/deliveries/{{delivery_id}}/resend",
+            a.WEBHOOK_DELIVERY_RESENT,
+            lambda w: w.api.post(f"{hook(w)}/deliveries/{w.ids['webhook_delivery']}/resend"),
+        ),
+        step(
+            f"POST {E}/resend-failed",
+            a.WEBHOOK_DELIVERY_RESENT,
+            lambda w: w.api.post(f"{hook(w)}/resend-failed"),
+        ),
+        step(f"DELETE {E}", a.WEBHOOK_ENDPOINT_DELETED, lambda w: w.api.delete(hook(w))),
     ]
 
 

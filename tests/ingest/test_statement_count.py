@@ -27,6 +27,7 @@ class Pin:
     # UPDATE settling every event; SQLite also reads the channel's waiting edits once,
     # PostgreSQL try-locks the batch's customers in one statement. Since issue #17 the
     # step also writes its report facts in one INSERT, however many messages it holds.
+    # Since outgoing webhooks, it reads the workspace's webhook endpoints once.
     step: int
     # A customer already known: their contact, the message's INSERT, the conversation's
     # UPDATE; PostgreSQL also looks for edits that arrived before the message, which on
@@ -41,8 +42,8 @@ class Pin:
 
 # As measured for issue #15, through the worker's own step.
 PINS = {
-    "sqlite": Pin(step=7, text=3, media=4, new_customer=9),
-    "postgresql": Pin(step=7, text=4, media=5, new_customer=9),
+    "sqlite": Pin(step=8, text=3, media=4, new_customer=9),
+    "postgresql": Pin(step=8, text=4, media=5, new_customer=9),
 }
 
 

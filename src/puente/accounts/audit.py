@@ -114,6 +114,7 @@ class Action:
     BROADCAST_CANCELLED = "broadcast.cancelled"
     BROADCAST_RETRIED = "broadcast.retried"
     SEGMENT_SAVED = "segment.saved"
+    SEGMENT_DELETED = "segment.deleted"
     WEBHOOK_RETRIED = "webhook.retried"
     KB_ENTRY_CREATED = "kb.entry_created"
     KB_ENTRY_UPDATED = "kb.entry_updated"

@@ -78,11 +78,16 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "POST /contacts/{contact_id:int}/fields": (A.CONTACT_UPDATED,),
     "POST /contacts/{contact_id:int}/fields/remove": (A.CONTACT_UPDATED,),
     "POST /contacts/{contact_id:int}/tags": (A.CONTACT_TAGS_CHANGED,),
+    "POST /contacts/segments/new": (A.SEGMENT_SAVED,),
+    "POST /contacts/segments/{segment_id:int}/edit": (A.SEGMENT_SAVED,),
+    "POST /contacts/segments/{segment_id:int}/delete": (A.SEGMENT_DELETED,),
     "POST /contacts/{contact_id:int}/tags/remove": (A.CONTACT_TAGS_CHANGED,),
     "POST /contacts/{contact_id:int}/consent": (A.CONSENT_RECORDED,),
     "POST /contacts/{contact_id:int}/hold": (A.LEGAL_HOLD_CHANGED,),
     "POST /contacts/{contact_id:int}/export": (A.CONTACT_EXPORTED,),
     "POST /contacts/{contact_id:int}/erase": (A.CONTACT_ERASED,),
+    "POST /contacts/{contact_id:int}/merge": ("contact.merged",),
+    "POST /contacts/{contact_id:int}/merges/{merge_id:int}/split": ("contact.split",),
     # -- numbers, templates, broadcasts -----------------------------------------------------
     "POST /channels/manual": (A.CHANNEL_CONNECTED,),
     "POST /channels/onboard": (A.CHANNEL_ONBOARDING_STARTED,),
@@ -132,6 +137,8 @@ AUDITED: dict[str, tuple[str, ...]] = {
     f"DELETE {API}/contacts/{{contact_id}}/tags/{{tag}}": (A.CONTACT_TAGS_CHANGED,),
     f"POST {API}/contacts/{{contact_id}}/consent": (A.CONSENT_RECORDED,),
     f"PUT {API}/contacts/{{contact_id}}/legal-hold": (A.LEGAL_HOLD_CHANGED,),
+    f"POST {API}/contacts/{{contact_id}}/merge": ("contact.merged",),
+    f"POST {API}/contacts/{{contact_id}}/merges/{{merge_id}}/split": ("contact.split",),
     f"POST {API}/channels": (A.CHANNEL_CONNECTED,),
     f"POST {API}/channels/onboardings": (A.CHANNEL_ONBOARDING_STARTED,),
     f"POST {API}/channels/onboardings/finish": (
@@ -153,6 +160,8 @@ AUDITED: dict[str, tuple[str, ...]] = {
     f"POST {API}/broadcasts/{{broadcast_id}}/cancel": (A.BROADCAST_CANCELLED,),
     f"POST {API}/broadcasts/{{broadcast_id}}/retry-failed": (A.BROADCAST_RETRIED,),
     f"POST {API}/segments": (A.SEGMENT_SAVED,),
+    f"PATCH {API}/segments/{{segment_id}}": (A.SEGMENT_SAVED,),
+    f"DELETE {API}/segments/{{segment_id}}": (A.SEGMENT_DELETED,),
     f"PUT {API}/teams/{{team_id}}/routing": (A.TEAM_ROUTING_CHANGED,),
     f"PUT {API}/channels/{{channel_id}}/routing": (A.CHANNEL_SETTINGS_CHANGED,),
     f"PUT {API}/channels/{{channel_id}}/business-hours": (A.CHANNEL_SETTINGS_CHANGED,),
@@ -171,6 +180,15 @@ AUDITED: dict[str, tuple[str, ...]] = {
     f"DELETE {API}/workflows/{{workflow_id}}": (A.WORKFLOW_DELETED,),
     f"POST {API}/workflows/{{workflow_id}}/runs": (A.WORKFLOW_RUN_STARTED,),
     f"POST {API}/workflow-runs/{{run_id}}/retry": (A.WORKFLOW_RUN_RETRIED,),
+    f"POST {API}/webhooks": (A.WEBHOOK_ENDPOINT_CREATED,),
+    f"PATCH {API}/webhooks/{{endpoint_id}}": (A.WEBHOOK_ENDPOINT_UPDATED,),
+    f"DELETE {API}/webhooks/{{endpoint_id}}": (A.WEBHOOK_ENDPOINT_DELETED,),
+    f"POST {API}/webhooks/{{endpoint_id}}/rotate-secret": (A.WEBHOOK_SECRET_ROTATED,),
+    f"POST {API}/webhooks/{{endpoint_id}}/test": (A.WEBHOOK_TEST_SENT,),
+    f"POST {API}/webhooks/{{endpoint_id}}/deliveries/{{delivery_id}}/resend": (
+        A.WEBHOOK_DELIVERY_RESENT,
+    ),
+    f"POST {API}/webhooks/{{endpoint_id}}/resend-failed": (A.WEBHOOK_DELIVERY_RESENT,),
 }
 
 EXEMPT: dict[str, str] = {
@@ -201,4 +219,5 @@ EXEMPT: dict[str, str] = {
         "renders a template with sample values; stores nothing"
     ),
     "POST /bot/test": "tries a question against the knowledge base; stores nothing",
+    f"POST {API}/segments/preview": "counts the contacts a filter selects; stores nothing",
 }

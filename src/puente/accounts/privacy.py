@@ -30,6 +30,7 @@ from puente.conversations.models import Conversation, Media, Message, StatusEven
 from puente.db.base import utcnow
 from puente.db.session import on_commit
 from puente.errors import Conflict, InvalidInput, NotFound
+from puente.events import ContactErased, publish
 from puente.ingest import retention as raw_webhooks
 from puente.runtime import BackgroundWorker, Runtime
 
@@ -455,6 +456,8 @@ def do_erase_contact(
             "this contact is under legal hold; lift the hold before erasing it",
             code="legal_hold",
         )
+    # Before anything goes: reactions (outgoing webhooks) drop what they hold about it.
+    publish(session, ContactErased(workspace_id=workspace_id, contact_id=contact.id))
     counts = EraseCounts(
         conversations=_count(session, Conversation, Conversation.contact_id == contact.id),
         messages=_count(session, Message, Message.contact_id == contact.id),

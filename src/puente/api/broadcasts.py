@@ -1,5 +1,5 @@
-"""REST API for broadcasts, segments and messaging-limit tiers (thin: the rules live in
-`puente.outbound.broadcasts.service`)."""
+"""REST API for broadcasts and messaging-limit tiers (thin: the rules live in
+`puente.outbound.broadcasts.service`; segments are `api/segments.py`)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from puente.api.deps import ApiCaller, SessionDep, scoped
 from puente.channels.models import Channel
 from puente.errors import NotFound
 from puente.outbound.broadcasts import service
-from puente.outbound.broadcasts.audience import do_save_segment, list_segments
 from puente.outbound.broadcasts.tiers import do_set_tier, portfolio_of, tier_of, tier_room
 from puente.outbound.models import Broadcast
 
@@ -109,18 +108,6 @@ class RecipientOut(BaseModel):
     message_id: int | None
     wamid: str | None
     replied_at: dt.datetime | None
-
-
-class SegmentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100)
-    filter: dict[str, Any] = Field(default_factory=dict)
-
-
-class SegmentOut(BaseModel):
-    id: int
-    name: str
-    filter: dict[str, Any]
 
 
 class TierIn(BaseModel):
@@ -270,32 +257,6 @@ _action("pause", "Pause: queued messages are held")
 _action("resume", "Resume a paused broadcast")
 _action("cancel", "Cancel: nothing more is sent")
 _action("retry-failed", "Send again to the recipients whose message failed")
-
-
-@router.get("/segments", response_model=list[SegmentOut], summary="Saved contact segments")
-def get_segments(caller: ReadCaller, session: SessionDep) -> Any:
-    return [
-        SegmentOut(id=s.id, name=s.name, filter=s.filter or {})
-        for s in list_segments(session, caller.workspace_id)
-    ]
-
-
-@router.post(
-    "/segments",
-    status_code=201,
-    response_model=SegmentOut,
-    summary="Save a segment (a contact filter by tags, fields and consent)",
-    responses=error_responses(403),
-)
-def save_segment(body: SegmentIn, caller: WriteCaller, session: SessionDep) -> Any:
-    segment = do_save_segment(
-        session,
-        workspace_id=caller.workspace_id,
-        name=body.name,
-        filter_=body.filter,
-        actor=caller.actor,
-    )
-    return SegmentOut(id=segment.id, name=segment.name, filter=segment.filter or {})
 
 
 def _channel(session: SessionDep, workspace_id: int, channel_id: int) -> Channel:

@@ -12,6 +12,7 @@ from puente.api.business_hours import router as business_hours
 from puente.api.channels import router as channels
 from puente.api.chat_links import router as chat_links
 from puente.api.consent import router as consent
+from puente.api.contact_merges import router as contact_merges
 from puente.api.contacts import router as contacts
 from puente.api.conversations import router as conversations
 from puente.api.gate import ApiGate
@@ -22,8 +23,10 @@ from puente.api.onboarding import router as onboarding
 from puente.api.privacy import router as privacy
 from puente.api.reports import router as reports
 from puente.api.routing import router as routing
+from puente.api.segments import router as segments
 from puente.api.templates import router as templates
 from puente.api.webhook_events import router as events
+from puente.api.webhooks import router as webhooks
 from puente.api.workflows import router as workflows
 from puente.api.workspace import router as workspace
 from puente.errors import PuenteError
@@ -92,7 +95,9 @@ def _routers() -> list[APIRouter]:
         channels,
         chat_links,
         business_hours,
+        contact_merges,  # before contacts: /contacts/duplicates must win over /{id}
         contacts,
+        segments,
         consent,
         privacy,
         conversations,
@@ -105,6 +110,7 @@ def _routers() -> list[APIRouter]:
         routing,
         workflows,
         reports,
+        webhooks,
     ]
 
 

@@ -25,7 +25,7 @@ from puente.contacts.resolve import Person, resolve_people, wa_id_variants
 from puente.contacts.service import add_source
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
-from puente.events import ChannelSyncProgress, ContactUpdated, publish
+from puente.events import ChannelConnectionChanged, ChannelSyncProgress, ContactUpdated, publish
 from puente.reports.hooks import contact_created
 
 HISTORY_DONE = 100
@@ -198,6 +198,7 @@ def do_record_history_chunk(
     ):
         channel.connection_state = ConnectionState.CONNECTED.value
         channel.state_changed_at = utcnow()
+        _publish_connection(session, channel, ConnectionState.SYNCING.value)
     _publish_progress(session, channel, state, phase=phase)
     return True
 
@@ -402,8 +403,22 @@ def do_set_connection_state(
         return False
     if channel.connection_state == state.value and channel.state_reason == reason:
         return False
+    previous = channel.connection_state
     channel.connection_state = state.value
     channel.state_reason = reason
     channel.state_changed_at = at
     publish_channel_updated(session, channel)
+    if previous != channel.connection_state:
+        _publish_connection(session, channel, previous)
     return True
+
+
+def _publish_connection(session: Session, channel: Channel, previous: str | None) -> None:
+    changed = ChannelConnectionChanged(
+        workspace_id=channel.workspace_id,
+        channel_id=channel.id,
+        connection_state=channel.connection_state,
+        previous_state=previous,
+        state_reason=channel.state_reason,
+    )
+    publish(session, changed)

@@ -1,5 +1,5 @@
 """The contacts directory: the filtered, counted and paginated list the /contacts page and
-the CSV export read (search by name or number, tag, source, consent state)."""
+the CSV export read (search by name or number, tag, source, consent state, segment)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, String, cast, exists, func, not_, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from puente.contacts.models import (
-    ConsentKind,
     Contact,
     ContactConsent,
     ContactSource,
@@ -19,6 +18,13 @@ from puente.contacts.models import (
     Tag,
 )
 from puente.contacts.resolve import digits_of
+from puente.contacts.segments import (
+    SegmentFilter,
+    access_segment,
+    filter_of,
+    segment_condition,
+    workspace_condition,
+)
 from puente.contacts.service import tags_of
 from puente.conversations.models import Conversation
 from puente.errors import InvalidInput
@@ -34,10 +40,11 @@ class DirectoryFilter:
     tag: str | None = None
     source: str | None = None
     consent: str | None = None  # opt_in, opt_out, or "none" (nothing recorded)
+    segment: int | None = None  # a saved segment's id
 
     def as_params(self) -> dict[str, str]:
         """The filter as query parameters, for links that keep it (pages, export)."""
-        return {k: v for k, v in vars(self).items() if v}
+        return {k: str(v) for k, v in vars(self).items() if v}
 
 
 def check_directory_filter(
@@ -45,6 +52,7 @@ def check_directory_filter(
     tag: str | None = None,
     source: str | None = None,
     consent: str | None = None,
+    segment: int | None = None,
 ) -> DirectoryFilter:
     problems = []
     source = (source or "").strip() or None
@@ -60,6 +68,7 @@ def check_directory_filter(
         tag=(tag or "").strip()[:100] or None,
         source=source,
         consent=consent,
+        segment=segment,
     )
 
 
@@ -82,31 +91,23 @@ def _search(q: str) -> ColumnElement[bool]:
     return or_(*names)
 
 
-def _conditions(workspace_id: int, f: DirectoryFilter) -> list[ColumnElement[bool]]:
+def _conditions(
+    session: Session, workspace_id: int, f: DirectoryFilter
+) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [Contact.workspace_id == workspace_id]
+    if f.segment:
+        segment = access_segment(session, workspace_id, f.segment)
+        where.append(workspace_condition(session, workspace_id, filter_of(segment)))
     if f.q:
         where.append(_search(f.q))
-    if f.tag:
-        where.append(
-            exists().where(
-                ContactTag.contact_id == Contact.id,
-                ContactTag.tag_id == Tag.id,
-                Tag.workspace_id == workspace_id,
-                Tag.name == f.tag,
-            )
-        )
-    if f.source:
-        # Sources are a closed set without LIKE wildcards, so matching the quoted value in
-        # the JSON text behaves the same on SQLite and PostgreSQL.
-        where.append(cast(Contact.sources, String).like(f'%"{f.source}"%'))
-    if f.consent:
-        recorded = exists().where(
-            ContactConsent.contact_id == Contact.id, ContactConsent.scope == MARKETING
-        )
-        if f.consent == "none":
-            where.append(not_(recorded))
-        else:
-            where.append(recorded.where(ContactConsent.state == ConsentKind(f.consent).value))
+    # The list's own filters are a segment's (one tag, one source, a consent state).
+    quick = SegmentFilter(
+        tags_any=(f.tag,) if f.tag else (),
+        sources=(f.source,) if f.source else (),
+        consent="unknown" if f.consent == "none" else f.consent,
+    )
+    if quick != SegmentFilter():
+        where.append(segment_condition(workspace_id, quick))
     return where
 
 
@@ -151,7 +152,7 @@ def list_directory(
     per_page: int = PER_PAGE,
 ) -> DirectoryPage:
     """One page of contacts, newest first, with their tags, consent and last activity."""
-    where = _conditions(workspace_id, f)
+    where = _conditions(session, workspace_id, f)
     total = session.scalar(select(func.count()).select_from(Contact).where(*where)) or 0
     workspace_total = total
     if f.as_params():
@@ -187,7 +188,7 @@ def iter_directory(
     session: Session, workspace_id: int, f: DirectoryFilter, *, batch: int = 500
 ) -> Iterator[list[Contact]]:
     """Every matching contact, oldest first, in batches (for exports)."""
-    where = _conditions(workspace_id, f)
+    where = _conditions(session, workspace_id, f)
     after = 0
     while True:
         chunk = list(

@@ -36,7 +36,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import utcnow
 from puente.errors import Conflict, InvalidInput, NotFound, PuenteError
-from puente.events import NoteAdded, publish
+from puente.events import ConversationOpened, NoteAdded, publish
 from puente.reports import facts
 
 MAX_NOTE = 4000
@@ -293,6 +293,15 @@ def do_reopen(
         raise user_error(Conflict, "This conversation is already open.")
     if conversation.status == ConversationStatus.RESOLVED.value:
         facts.opened(session, conversation, utcnow(), reopened=True, source="agent")
+        opened = ConversationOpened(
+            workspace_id=conversation.workspace_id,
+            conversation_id=conversation.id,
+            channel_id=conversation.channel_id,
+            contact_id=conversation.contact_id,
+            reopened=True,
+            source="agent",
+        )
+        publish(session, opened)
     conversation.status = ConversationStatus.OPEN.value
     conversation.snoozed_until = None
     event = _record(session, actor, conversation, "reopened")

@@ -44,7 +44,7 @@ from puente.conversations.replies import take_reply, was_taken
 from puente.conversations.statuses import apply_pending_statuses
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
-from puente.events import ContactCreated, publish
+from puente.events import ContactCreated, ConversationOpened, publish
 from puente.reports import facts
 
 SERVICE_WINDOW = dt.timedelta(hours=24)
@@ -267,6 +267,17 @@ def _touch_conversation(session: Session, stored: Stored, channel: Channel) -> N
         if stored.opened and (new or was_closed):
             facts.opened(
                 session, conversation, item.timestamp, reopened=not new, source=item.source
+            )
+            publish(
+                session,
+                ConversationOpened(
+                    workspace_id=conversation.workspace_id,
+                    conversation_id=conversation.id,
+                    channel_id=conversation.channel_id,
+                    contact_id=conversation.contact_id,
+                    reopened=not new,
+                    source=item.source,
+                ),
             )
         elif stored.opened or (conversation.opened_at is None and conversation.waiting_since):
             # A snoozed conversation woke, or one from before reports began: the same

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 import puente.automation.reactions
 import puente.channels.chat_links  # (counts the conversations chat links start)
+import puente.integrations.webhooks.reactions  # (outgoing webhooks' deliveries)
 import puente.reports.csat  # (surveys asked at closing, answers taken before the inbox)
 import puente.reports.hooks  # noqa: F401  (facts of contacts and consent, in our batches)
 from puente import metrics

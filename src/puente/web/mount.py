@@ -244,6 +244,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         bot,
         contacts,
         contacts_edit,
+        contacts_merge,
         csat,
         dashboard,
         dev,
@@ -252,6 +253,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         privacy,
         reports,
         routing,
+        segments,
         settings,
         settings_admin,
         templates,
@@ -273,6 +275,8 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         app.include_router(dev.router)
     app.include_router(contacts.router)
     app.include_router(contacts_edit.router)
+    app.include_router(contacts_merge.router)
+    app.include_router(segments.router)
     app.include_router(workflows.router)
     app.include_router(bot.router)
     app.include_router(reports.router)

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from puente.accounts.models import Membership, Team
+from puente.automation.workflows.context import SEGMENT_FIELD, SEGMENT_OPS, segment_refs
 from puente.automation.workflows.definition import (
     CONDITION_FIELDS,
     WAITING_STEPS,
@@ -18,6 +19,7 @@ from puente.automation.workflows.definition import (
     Step,
 )
 from puente.automation.workflows.models import Workflow
+from puente.contacts.segments import find_segments
 from puente.outbound.models import MessageTemplate
 
 MAX_BUTTONS = 3
@@ -54,7 +56,11 @@ def problems(session: Session, workspace_id: int, definition: Definition) -> lis
         found += _step_problems(session, workspace_id, step, where)
         for conditions, place in ((step.when, "when"), (step.conditions, "conditions")):
             found += _condition_problems(conditions, f"{where}.{place}")
+            found += _segment_problems(session, workspace_id, conditions, f"{where}.{place}")
     found += _condition_problems(definition.trigger.conditions, "trigger.conditions")
+    found += _segment_problems(
+        session, workspace_id, definition.trigger.conditions, "trigger.conditions"
+    )
     found += _loop_problems(definition)
     return found
 
@@ -177,6 +183,27 @@ def _condition_problems(conditions: Conditions | None, where: str) -> list[Publi
         )
         if not known:
             found.append(PublishProblem(f"{where}.rules.{index}", f"Unknown field “{rule.field}”."))
+    return found
+
+
+def _segment_problems(
+    session: Session, workspace_id: int, conditions: Conditions | None, where: str
+) -> list[PublishProblem]:
+    """A `contact.segment` rule names segments that exist, with an operator it knows."""
+    found: list[PublishProblem] = []
+    for index, rule in enumerate(conditions.rules if conditions else []):
+        if rule.field.strip().lower() != SEGMENT_FIELD:
+            continue
+        place = f"{where}.rules.{index}"
+        if rule.op not in SEGMENT_OPS:
+            found.append(PublishProblem(place, "A segment is checked with eq, ne, in or not_in."))
+            continue
+        refs = segment_refs(rule.value)
+        _segments, missing = find_segments(session, workspace_id, refs)
+        if not [r for r in refs if str(r).strip()]:
+            found.append(PublishProblem(place, "Choose a segment (its name or id)."))
+        for ref in missing:
+            found.append(PublishProblem(place, f"There is no segment “{ref}”."))
     return found
 
 

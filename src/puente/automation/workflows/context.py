@@ -26,12 +26,15 @@ from puente.automation.workflows.models import WorkflowRun
 from puente.channels.models import Channel
 from puente.contacts.consent import consent_state
 from puente.contacts.models import Contact
+from puente.contacts.segments import contact_in_segments
 from puente.contacts.service import cached_tags
 from puente.conversations.incoming import contacts_stored
 from puente.conversations.models import Conversation
 
 _FIELD = re.compile(r"\{([^{}|\s][^{}|]*?)\s*(?:\|([^{}]*))?\}")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SEGMENT_FIELD = "contact.segment"
+SEGMENT_OPS = ("eq", "ne", "in", "not_in")
 
 
 def fold(text: str) -> str:
@@ -151,8 +154,20 @@ class RunContext:
         return all(results) if conditions.match == "all" else any(results)
 
     def _rule(self, rule: Rule) -> bool:
+        if rule.field.strip().lower() == SEGMENT_FIELD:
+            return self._in_segment(rule)
         actual = self.value(rule.field)
         return compare(actual, rule.op, rule.value)
+
+    def _in_segment(self, rule: Rule) -> bool:
+        """`contact.segment` asks the database whether the contact matches the segments'
+        filters now (eq / in: any of them; ne / not_in: none of them)."""
+        if self.contact is None or rule.op not in SEGMENT_OPS:
+            return False
+        inside = contact_in_segments(
+            self.session, self.workspace_id, self.contact.id, segment_refs(rule.value)
+        )
+        return inside if rule.op in ("eq", "in") else not inside
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -230,6 +245,11 @@ def _same(a: Any, b: Any) -> bool:
     if na is not None and nb is not None:
         return na == nb
     return fold(str(a)) == fold(str(b))
+
+
+def segment_refs(value: Any) -> list[Any]:
+    """The segments a `contact.segment` rule names: one, a list, or "a, b"."""
+    return _choices(value)
 
 
 def _choices(value: Any) -> list[Any]:

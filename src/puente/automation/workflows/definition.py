@@ -75,6 +75,7 @@ CONDITION_FIELDS = (
     "contact.phone",
     "contact.tags",
     "contact.consent",
+    "contact.segment",  # eq / in: in any of these segments (ids or names); ne / not_in
     "custom.",
     "channel.id",
     "conversation.status",

@@ -38,6 +38,7 @@ from puente.automation.workflows.models import (
     WorkflowRun,
     WorkflowRunStep,
     WorkflowVersion,
+    english,
 )
 from puente.contacts import service as contacts
 from puente.conversations import collab
@@ -49,6 +50,7 @@ from puente.conversations.models import (
 )
 from puente.db.base import utcnow
 from puente.errors import PuenteError
+from puente.events import WorkflowRunFinished, publish
 from puente.jobs import ROUTING, WORKFLOWS
 from puente.outbound.broadcasts.params import build_components, template_targets
 from puente.outbound.models import MessageTemplate
@@ -309,10 +311,24 @@ def _finish(
     run.error_params = error.params if error is not None else None
     run.wake_at = None
     run.finished_at = now
+    publish(session, run_finished(run))
     finished = metrics.get().workflow_runs.labels(outcome=status.value)
     metrics.count_on_commit(session, finished)
     if status is not RunStatus.DONE:
         log.info("workflow run %s %s: %s", run.id, status.value, error)
+
+
+def run_finished(run: WorkflowRun) -> WorkflowRunFinished:
+    """The event of a run that just ended (its status and error set)."""
+    return WorkflowRunFinished(
+        workspace_id=run.workspace_id,
+        run_id=run.id,
+        workflow_id=run.workflow_id,
+        status=run.status,
+        contact_id=run.contact_id,
+        conversation_id=run.conversation_id,
+        error=english(run.error, run.error_params) or None,
+    )
 
 
 # -- the steps ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from puente.automation.workflows.engine import N_, advance
+from puente.automation.workflows.engine import N_, advance, run_finished
 from puente.automation.workflows.http_call import perform
 from puente.automation.workflows.models import ACTIVE, RunStatus, WorkflowRun, WorkflowVersion
 from puente.automation.workflows.triggers import (
@@ -34,6 +34,7 @@ from puente.conversations.models import Conversation
 from puente.db.base import utcnow
 from puente.db.scope import Unscoped, set_scope
 from puente.db.session import Database, on_commit
+from puente.events import publish
 from puente.jobs import WORKFLOWS, Worker, skip_locked
 from puente.jobs import install as install_worker
 from puente.runtime import BackgroundWorker, Runtime
@@ -150,6 +151,7 @@ def _advance_carefully(session: Session, run: WorkflowRun, now: dt.datetime) -> 
         run.error_params = None
         run.wake_at = None
         run.finished_at = now
+        publish(session, run_finished(run))
     finally:
         set_scope(session, _CLAIM)
 

@@ -144,13 +144,15 @@ def enqueue(
     at: dt.datetime | None = None,
 ) -> int:
     """Write one delivery of the event to each enabled endpoint of the workspace that
-    subscribes to `event_type` (and to `channel_id`'s events, when it names a number).
+    subscribes to `event_type`; an endpoint filtered to one number gets the events of that
+    number and those that name none (contacts).
     `data`, or `build()` called only when some endpoint wants it, is the payload's data.
     Returns how many deliveries were written; the worker is woken after commit."""
     wanted = [
         s
         for s in subscribers(session, workspace_id)
-        if event_type in s.events and (s.channel_id is None or s.channel_id == channel_id)
+        if event_type in s.events
+        and (s.channel_id is None or channel_id is None or s.channel_id == channel_id)
     ]
     if not wanted:
         return 0

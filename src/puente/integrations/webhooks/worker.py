@@ -1,15 +1,503 @@
-"""The outgoing webhooks' worker, on the job module's WEBHOOKS queue."""
+"""The outgoing webhooks' worker, on the job module's WEBHOOKS queue: it leases due
+deliveries, sends them signed the Standard Webhooks way, and records each try.
+
+How it keeps one receiver from hurting the others:
+- Each endpoint's leased deliveries are sent by one task of a small thread pool, one at a
+  time in the order they were written; the worker never leases for an endpoint whose task
+  is still running, so a hanging endpoint holds one thread and nothing else.
+- A delivery is never leased while an earlier one of the same endpoint and conversation
+  is pending, so a receiver gets a conversation's deliveries in sequence order even after
+  it was down for hours.
+- Requests have short connect and read timeouts and an overall deadline, follow no
+  redirect (one is a failure), and read at most a kilobyte of the answer.
+
+Crash safety: a lease moves `next_attempt_at` ahead; the result is written after the
+request. A process that dies mid-send leaves the delivery to come due again when the lease
+runs out: the receiver may get it once more, with the same webhook-id, and the delivery
+stays one row."""
 
 from __future__ import annotations
 
-from puente.integrations.webhooks.service import configure
+import datetime as dt
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import Table, and_, exists, select, update
+from sqlalchemy.orm import Session, aliased
+from standardwebhooks import Webhook
+
+import puente.integrations.webhooks.reactions  # noqa: F401  (registers the reactions)
+from puente import metrics
+from puente.accounts.models import Membership, Role
+from puente.conversations.notifications import do_notify
+from puente.db.base import utcnow
+from puente.db.scope import Unscoped
+from puente.db.session import Database
+from puente.integrations.webhooks.deliveries import RETRY_FOR
+from puente.integrations.webhooks.models import (
+    DeliveryState,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
+from puente.integrations.webhooks.service import config_of, configure
+from puente.integrations.webhooks.urls import private_address_of
+from puente.jobs import WEBHOOKS, Backoff, Worker, lease
+from puente.jobs import install as install_worker
 from puente.runtime import Runtime
 
+log = logging.getLogger(__name__)
 
-def install(runtime: Runtime) -> None:
-    """Configure the webhooks' operations on the runtime's database."""
+_CLAIM = Unscoped("the webhooks worker sends the due deliveries of every workspace")
+
+CONNECT_TIMEOUT = 3.0
+READ_TIMEOUT = 5.0
+DEADLINE = 10.0  # seconds for one whole request, however slowly the answer drips
+EXCERPT_BYTES = 1024
+POOL_SIZE = 8  # endpoints sent to at once by one process
+PER_ENDPOINT = 25  # deliveries leased for one endpoint at a time
+# Long enough for a batch sent at the deadline's pace to finish: a batch stops and gives
+# the rest back once half the lease is spent.
+LEASE_SECONDS = 300.0
+RETRY = Backoff(base=10.0, ceiling=4 * 3600.0)
+RETRIED_STATUSES = frozenset({408, 429})
+USER_AGENT = "Puente-Webhooks/1.0"
+
+
+@dataclass(frozen=True)
+class Job:
+    """A leased delivery, with what sending it needs."""
+
+    delivery_id: int
+    workspace_id: int
+    endpoint_id: int
+    url: str
+    secret: str
+    event_id: str
+    body: str
+    attempts: int
+    give_up_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one try gave: `ok` (2xx), or an error and whether it is worth another try."""
+
+    status_code: int | None
+    duration_ms: int
+    excerpt: str
+    error: str | None
+    ok: bool
+    retry: bool
+
+
+# -- leasing --------------------------------------------------------------------------------
+
+
+def _ready(busy: Sequence[int]) -> Any:
+    earlier = aliased(WebhookDelivery)
+    table = WebhookDelivery
+    conditions = [
+        table.state == DeliveryState.PENDING.value,
+        exists().where(WebhookEndpoint.id == table.endpoint_id, WebhookEndpoint.enabled.is_(True)),
+        ~exists().where(
+            earlier.endpoint_id == table.endpoint_id,
+            earlier.conversation_id == table.conversation_id,
+            earlier.state == DeliveryState.PENDING.value,
+            earlier.id < table.id,
+        ),
+    ]
+    if busy:
+        conditions.append(table.endpoint_id.not_in(list(busy)))
+    return and_(*conditions)
+
+
+def claim(
+    db: Database, now: dt.datetime, *, busy: Sequence[int] = (), endpoints: int = POOL_SIZE
+) -> dict[int, list[Job]]:
+    """Lease the due deliveries of up to about `endpoints` endpoints not in `busy`, the
+    oldest first; returns them by endpoint, in the order to send them."""
+    with db.read(unscoped=_CLAIM.reason) as session:
+        # A look first, without SQLite's write lock: most polls find nothing due.
+        due = session.scalar(
+            select(WebhookDelivery.id)
+            .where(
+                WebhookDelivery.state == DeliveryState.PENDING.value,
+                WebhookDelivery.next_attempt_at <= now,
+            )
+            .limit(1)
+        )
+    if due is None:
+        return {}
+    with db.unit_of_work(unscoped=_CLAIM.reason) as session:
+        table = cast(Table, WebhookDelivery.__table__)
+        ids = lease(
+            session,
+            table,
+            ready=_ready(busy),
+            due=table.c.next_attempt_at,
+            order_by=[table.c.id],
+            limit=endpoints * PER_ENDPOINT,
+            seconds=LEASE_SECONDS,
+            now=now,
+        )
+        if not ids:
+            return {}
+        return _jobs(session, ids)
+
+
+def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
+    rows = session.execute(
+        select(WebhookDelivery, WebhookEndpoint)
+        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
+        .where(WebhookDelivery.id.in_(ids))
+        .order_by(WebhookDelivery.id)
+    ).tuples()
+    secrets: dict[int, str] = {}
+    by_endpoint: dict[int, list[Job]] = {}
+    box = config_of(session).secrets
+    for delivery, endpoint in rows:
+        if endpoint.id not in secrets:
+            secrets[endpoint.id] = box.decrypt(endpoint.secret)
+        job = Job(
+            delivery_id=delivery.id,
+            workspace_id=delivery.workspace_id,
+            endpoint_id=endpoint.id,
+            url=endpoint.url,
+            secret=secrets[endpoint.id],
+            event_id=delivery.event_id,
+            body=json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False),
+            attempts=delivery.attempts,
+            give_up_at=delivery.give_up_at,
+        )
+        by_endpoint.setdefault(endpoint.id, []).append(job)
+    return by_endpoint
+
+
+def release(db: Database, jobs: Sequence[Job], now: dt.datetime) -> None:
+    """Give leased deliveries back, due now (a batch that stopped early)."""
+    if not jobs:
+        return
+    with db.unit_of_work(unscoped=_CLAIM.reason) as session:
+        session.execute(
+            update(WebhookDelivery)
+            .where(
+                WebhookDelivery.id.in_([j.delivery_id for j in jobs]),
+                WebhookDelivery.state == DeliveryState.PENDING.value,
+            )
+            .values(next_attempt_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+# -- sending -----------------------------------------------------------------------------
+
+
+def new_client() -> httpx.Client:
+    """The HTTP client deliveries go out with: short timeouts, no redirects followed."""
+    return httpx.Client(
+        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
+        follow_redirects=False,
+        headers={"user-agent": USER_AGENT},
+        limits=httpx.Limits(max_connections=POOL_SIZE * 2, max_keepalive_connections=POOL_SIZE),
+    )
+
+
+def _excerpt(raw: bytes) -> str:
+    return raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
+
+
+def _error_of(exc: Exception) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(exc, httpx.ConnectError):
+        text = str(exc).lower()
+        if "refused" in text:
+            return "connection refused"
+        if "name" in text and ("resolve" in text or "known" in text):
+            return "cannot resolve host"
+        return f"cannot connect: {str(exc)[:200]}"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
+
+
+def send(client: httpx.Client, job: Job, *, allow_private: bool) -> Outcome:
+    """One signed POST of the job's body; never raises."""
+    started = time.monotonic()
+
+    def took() -> int:
+        return int((time.monotonic() - started) * 1000)
+
+    if not allow_private:
+        address = private_address_of(job.url)
+        if address is not None:
+            host = urlsplit(job.url).hostname
+            error = f"refused: {host} resolves to a private address ({address})"
+            return Outcome(None, 0, "", error, ok=False, retry=False)
+    sent_at = dt.datetime.now(dt.UTC)  # the receiver checks it against its own clock
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": job.event_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": Webhook(job.secret).sign(job.event_id, sent_at, job.body),
+    }
+    try:
+        with client.stream("POST", job.url, content=job.body.encode(), headers=headers) as r:
+            raw = b""
+            for chunk in r.iter_bytes():
+                raw += chunk
+                if len(raw) >= EXCERPT_BYTES or time.monotonic() - started > DEADLINE:
+                    break  # the rest is never read: the connection is dropped
+            status = r.status_code
+            location = r.headers.get("location")
+    except Exception as exc:  # every failure is recorded, none stops the worker
+        return Outcome(None, took(), "", _error_of(exc), ok=False, retry=True)
+    excerpt = _excerpt(raw)
+    if 200 <= status < 300:
+        return Outcome(status, took(), excerpt, None, ok=True, retry=False)
+    if 300 <= status < 400:
+        error = f"redirect to {location}" if location else f"redirect ({status})"
+        return Outcome(status, took(), excerpt, error[:500], ok=False, retry=False)
+    retry = status >= 500 or status in RETRIED_STATUSES
+    return Outcome(status, took(), excerpt, f"HTTP {status}", ok=False, retry=retry)
+
+
+# -- recording -------------------------------------------------------------------------------
+
+
+def record(db: Database, results: Sequence[tuple[Job, Outcome, dt.datetime]]) -> None:
+    """Write the tries of one endpoint's batch and move each delivery on: delivered,
+    failed, or due again after the backoff. Updates the endpoint's failure streak and
+    switches it off once it has failed for three days."""
+    if not results:
+        return
+    metrics.count_deliveries((o.ok, o.status_code, o.error) for _, o, _ in results)
+    with db.unit_of_work(unscoped=_CLAIM.reason) as session:
+        for job, outcome, at in results:
+            _record_one(session, job, outcome, at)
+        endpoint_id = results[0][0].endpoint_id
+        endpoint = session.get(WebhookEndpoint, endpoint_id)
+        if endpoint is None:
+            return
+        last_at = results[-1][2]
+        if any(o.ok for _, o, _ in results):
+            endpoint.failing_since = None
+        elif endpoint.failing_since is None:
+            endpoint.failing_since = results[0][2]
+        if (
+            endpoint.enabled
+            and endpoint.failing_since is not None
+            and last_at - endpoint.failing_since >= RETRY_FOR
+        ):
+            disable(session, endpoint, last_at)
+
+
+def _record_one(session: Session, job: Job, outcome: Outcome, at: dt.datetime) -> None:
+    session.add(
+        WebhookAttempt(
+            workspace_id=job.workspace_id,
+            delivery_id=job.delivery_id,
+            at=at,
+            status_code=outcome.status_code,
+            duration_ms=outcome.duration_ms,
+            response_excerpt=outcome.excerpt,
+            error=outcome.error,
+        )
+    )
+    attempts = job.attempts + 1
+    values: dict[str, Any] = {
+        "attempts": attempts,
+        "last_status_code": outcome.status_code,
+        "last_error": outcome.error,
+    }
+    if outcome.ok:
+        values.update(state=DeliveryState.DELIVERED.value, next_attempt_at=None, delivered_at=at)
+    elif outcome.retry and (job.give_up_at is None or at < job.give_up_at):
+        values["next_attempt_at"] = at + dt.timedelta(seconds=RETRY.delay(attempts))
+    else:
+        values.update(state=DeliveryState.FAILED.value, next_attempt_at=None)
+    session.execute(
+        update(WebhookDelivery)
+        .where(WebhookDelivery.id == job.delivery_id)
+        .values(values)
+        .execution_options(synchronize_session=False)
+    )
+
+
+DISABLED_REASON = "failing for 3 days"
+
+
+def disable(session: Session, endpoint: WebhookEndpoint, now: dt.datetime) -> None:
+    """Switch an endpoint off after three days of failures and tell the workspace's admins
+    in the app. Its pending deliveries wait: switched on again, it gets them."""
+    endpoint.enabled = False
+    endpoint.disabled_reason = DISABLED_REASON
+    endpoint.updated_at = now
+    admins = session.scalars(
+        select(Membership.user_id).where(
+            Membership.workspace_id == endpoint.workspace_id,
+            Membership.role.in_([Role.OWNER.value, Role.ADMIN.value]),
+            Membership.is_active.is_(True),
+        )
+    ).all()
+    text = (
+        f"Webhook endpoint {endpoint.url} was disabled: every delivery failed for 3 days. "
+        "Fix the receiver, then enable it again in Settings → Webhooks."
+    )
+    for user_id in admins:
+        do_notify(
+            session,
+            workspace_id=endpoint.workspace_id,
+            user_id=user_id,
+            kind="webhook",
+            conversation_id=None,
+            actor_id=None,
+            text=text,
+        )
+    log.warning("webhook endpoint %s disabled after 3 days of failures", endpoint.id)
+
+
+# -- one endpoint's batch, and the worker ---------------------------------------------------
+
+
+def run_batch(
+    db: Database,
+    client: httpx.Client,
+    jobs: Sequence[Job],
+    *,
+    allow_private: bool,
+    now: Callable[[], dt.datetime] = utcnow,
+) -> int:
+    """Send one endpoint's leased deliveries in order and record them. It stops at the
+    first failure worth retrying (the endpoint is down or slow: the others wait for their
+    own turn) or when half the lease is spent, and gives the rest back. Returns how many
+    were delivered."""
+    started = time.monotonic()
+    results: list[tuple[Job, Outcome, dt.datetime]] = []
+    rest: Sequence[Job] = ()
+    for index, job in enumerate(jobs):
+        outcome = send(client, job, allow_private=allow_private)
+        results.append((job, outcome, now()))
+        if (outcome.retry and not outcome.ok) or time.monotonic() - started > LEASE_SECONDS / 2:
+            rest = jobs[index + 1 :]
+            break
+    record(db, results)
+    release(db, rest, now())
+    return sum(1 for _, o, _ in results if o.ok)
+
+
+def deliver_due(
+    db: Database,
+    *,
+    now: dt.datetime | None = None,
+    client: httpx.Client | None = None,
+) -> int:
+    """Lease and send everything due at `now`, one endpoint after another, in this thread
+    (tests, the CLI, the demo: time is driven by `now`). Returns how many were delivered."""
+    moment = now or utcnow()
+    own = client is None
+    http = client or new_client()
+    delivered = 0
+    try:
+        allow_private = _allow_private(db)
+        while batches := claim(db, moment):
+            for jobs in batches.values():
+                delivered += run_batch(
+                    db, http, jobs, allow_private=allow_private, now=_fixed(moment)
+                )
+            if now is None:
+                moment = utcnow()
+    finally:
+        if own:
+            http.close()
+    return delivered
+
+
+def _fixed(moment: dt.datetime) -> Callable[[], dt.datetime]:
+    return lambda: moment
+
+
+def _allow_private(db: Database) -> bool:
+    with db.read(unscoped=_CLAIM.reason) as session:
+        return config_of(session).allow_private
+
+
+class WebhookSender:
+    """The worker's step: lease for endpoints with no batch running, hand each endpoint's
+    batch to the pool, return at once. A batch that ends wakes the worker again."""
+
+    def __init__(self, db: Database, *, pool_size: int = POOL_SIZE) -> None:
+        self.db = db
+        self.pool_size = pool_size
+        self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="puente-webhook")
+        self._client = new_client()
+        self._busy: set[int] = set()
+        self._lock = threading.Lock()
+
+    def step(self, now: dt.datetime | None = None) -> bool:
+        with self._lock:
+            busy = sorted(self._busy)
+        free = self.pool_size - len(busy)
+        if free <= 0:
+            return False
+        batches = claim(self.db, now or utcnow(), busy=busy, endpoints=free)
+        allow_private = _allow_private(self.db) if batches else False
+        for endpoint_id, jobs in batches.items():
+            with self._lock:
+                self._busy.add(endpoint_id)
+            future = self._pool.submit(
+                run_batch, self.db, self._client, jobs, allow_private=allow_private
+            )
+            future.add_done_callback(self._done(endpoint_id))
+        return False  # the pool's batches wake the worker when they end
+
+    def _done(self, endpoint_id: int) -> Callable[[Future[int]], None]:
+        def done(future: Future[int]) -> None:
+            with self._lock:
+                self._busy.discard(endpoint_id)
+            if future.exception() is not None:
+                log.error(
+                    "webhook batch for endpoint %s failed", endpoint_id, exc_info=future.exception()
+                )
+            WEBHOOKS.wake()
+
+        return done
+
+    def idle(self) -> bool:
+        with self._lock:
+            return not self._busy
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._client.close()
+
+
+class _SenderWorker(Worker):
+    def __init__(self, sender: WebhookSender, idle_seconds: float) -> None:
+        super().__init__("puente-webhooks", WEBHOOKS, sender.step, idle_seconds=idle_seconds)
+        self.sender = sender
+
+    def join(self, timeout: float = 10) -> None:
+        super().join(timeout)
+        self.sender.close()
+
+
+def install(runtime: Runtime) -> WebhookSender:
+    """Configure the webhooks' operations on the runtime's database and add the sender
+    to its workers."""
     configure(
         runtime.db,
         secrets=runtime.secrets,
         allow_private=runtime.settings.webhooks_allow_private,
     )
+    sender = WebhookSender(runtime.db)
+    worker = _SenderWorker(sender, idle_seconds=max(1.0, runtime.settings.worker_poll_seconds))
+    install_worker(runtime, worker)
+    return sender

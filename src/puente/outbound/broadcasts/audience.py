@@ -1,4 +1,5 @@
-"""Who a broadcast goes to: a segment, tags, a list of contacts or an uploaded CSV.
+"""Who a broadcast goes to: a segment (`puente.contacts.segments`), tags, a list of
+contacts or an uploaded CSV.
 
 Audiences resolve with set-based SQL. A CSV is read row by row into a report that names
 every row it could not use (bad number, duplicate, missing value), so nothing is dropped
@@ -16,24 +17,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Text, and_, cast, exists, select
+from sqlalchemy import Text, cast, select
 from sqlalchemy.orm import Session
 
-from puente.accounts import audit
-from puente.accounts.audit import Action
-from puente.contacts.models import (
-    ConsentKind,
-    Contact,
-    ContactConsent,
-    ContactSource,
-    ContactTag,
-    Segment,
-    Tag,
-)
+from puente.contacts.models import Contact, ContactSource
 from puente.contacts.phones import to_e164
+from puente.contacts.segments import access_segment, filter_of, has_tag, workspace_condition
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
-from puente.errors import InvalidInput, NotFound
+from puente.errors import InvalidInput
 
 AUDIENCE_KINDS = ("segment", "tags", "contacts", "csv", "all")
 PHONE_COLUMNS = ("phone", "telefono", "teléfono", "numero", "número", "number", "wa_id", "whatsapp")
@@ -214,99 +206,6 @@ def _contacts_by_wa_id(session: Session, workspace_id: int, wa_ids: list[str]) -
 # -- segments, tags, lists -------------------------------------------------------------
 
 
-def access_segment(session: Session, workspace_id: int, segment_id: int) -> Segment:
-    segment = session.scalar(
-        select(Segment).where(Segment.id == segment_id, Segment.workspace_id == workspace_id)
-    )
-    if segment is None:
-        raise NotFound(f"no segment {segment_id} in this workspace")
-    return segment
-
-
-def check_segment_filter(data: Any) -> dict[str, Any]:
-    if not isinstance(data, dict):
-        raise InvalidInput("a segment filter is an object", details=[{"field": "filter"}])
-    allowed = {"tags_any", "tags_all", "tags_none", "fields", "opted_in"}
-    unknown = sorted(set(data) - allowed)
-    if unknown:
-        raise InvalidInput(
-            f"unknown segment filter keys: {', '.join(unknown)}",
-            details=[{"field": "filter", "message": f"allowed: {', '.join(sorted(allowed))}"}],
-        )
-    for key in ("tags_any", "tags_all", "tags_none"):
-        value = data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-            raise InvalidInput(f"{key} is a list of tag names", details=[{"field": key}])
-    fields = data.get("fields", {})
-    if not isinstance(fields, dict):
-        raise InvalidInput("fields maps a custom field to a value", details=[{"field": "fields"}])
-    return dict(data)
-
-
-def do_save_segment(
-    session: Session, *, workspace_id: int, name: str, filter_: dict[str, Any], actor: Any = None
-) -> Segment:
-    name = name.strip()
-    if not name:
-        raise InvalidInput("a segment needs a name", details=[{"field": "name"}])
-    segment = session.scalar(
-        select(Segment).where(Segment.workspace_id == workspace_id, Segment.name == name)
-    )
-    if segment is None:
-        segment = Segment(workspace_id=workspace_id, name=name)
-        session.add(segment)
-    segment.filter = check_segment_filter(filter_)
-    session.flush()
-    if actor is not None:
-        audit.record(
-            session,
-            workspace_id=workspace_id,
-            actor=actor,
-            action=Action.SEGMENT_SAVED,
-            target=f"segment {segment.id}",
-            details={"name": segment.name},
-        )
-    return segment
-
-
-def list_segments(session: Session, workspace_id: int) -> list[Segment]:
-    return list(
-        session.scalars(
-            select(Segment).where(Segment.workspace_id == workspace_id).order_by(Segment.name)
-        )
-    )
-
-
-def _has_tag(workspace_id: int, names: list[str]) -> ColumnElement[bool]:
-    return exists().where(
-        ContactTag.contact_id == Contact.id,
-        ContactTag.tag_id == Tag.id,
-        Tag.workspace_id == workspace_id,
-        Tag.name.in_(names),
-    )
-
-
-def segment_conditions(workspace_id: int, data: dict[str, Any]) -> list[ColumnElement[bool]]:
-    conditions: list[ColumnElement[bool]] = []
-    if data.get("tags_any"):
-        conditions.append(_has_tag(workspace_id, list(data["tags_any"])))
-    for tag in data.get("tags_all") or []:
-        conditions.append(_has_tag(workspace_id, [tag]))
-    if data.get("tags_none"):
-        conditions.append(~_has_tag(workspace_id, list(data["tags_none"])))
-    for key, value in (data.get("fields") or {}).items():
-        conditions.append(Contact.custom_fields[str(key)].as_string() == str(value))
-    if data.get("opted_in"):
-        conditions.append(
-            exists().where(
-                ContactConsent.contact_id == Contact.id,
-                ContactConsent.scope == "marketing",
-                ContactConsent.state == ConsentKind.OPT_IN.value,
-            )
-        )
-    return conditions
-
-
 def _audience_query(
     session: Session, workspace_id: int, audience: dict[str, Any], *columns: Any
 ) -> Any:
@@ -320,10 +219,10 @@ def _audience_query(
         tags = [str(t) for t in audience.get("tags") or []]
         if not tags:
             raise InvalidInput("pick at least one tag", details=[{"field": "audience.tags"}])
-        return base.where(_has_tag(workspace_id, tags))
+        return base.where(has_tag(workspace_id, tags))
     if kind == "segment":
         segment = access_segment(session, workspace_id, int(audience.get("segment_id") or 0))
-        return base.where(and_(True, *segment_conditions(workspace_id, segment.filter or {})))
+        return base.where(workspace_condition(session, workspace_id, filter_of(segment)))
     if kind == "contacts":
         return None
     raise InvalidInput(

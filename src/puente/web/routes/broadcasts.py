@@ -15,10 +15,10 @@ from sqlalchemy import select
 from puente.accounts.permissions import Perm
 from puente.channels.models import Channel
 from puente.contacts.models import Tag
+from puente.contacts.segments import list_segments
 from puente.db.base import utcnow
 from puente.errors import PuenteError
 from puente.outbound.broadcasts import service
-from puente.outbound.broadcasts.audience import list_segments
 from puente.outbound.broadcasts.params import FIELDS_HELP, template_targets
 from puente.outbound.models import Broadcast, BroadcastState, MessageTemplate
 from puente.outbound.templates.service import SENDABLE

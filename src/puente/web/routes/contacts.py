@@ -12,10 +12,10 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from puente.accounts.permissions import Perm
 from puente.api.privacy import SPOOL_BYTES, stream_spool
-from puente.contacts import consent, csv_export, csv_import, directory, service, timeline
-from puente.contacts.models import ContactSource
+from puente.contacts import consent, csv_export, csv_import, directory, segments, service, timeline
+from puente.contacts.models import ContactSource, Segment
 from puente.contacts.phones import to_e164
-from puente.errors import Conflict, InvalidInput, PuenteError
+from puente.errors import Conflict, InvalidInput, NotFound, PuenteError
 from puente.outbound.broadcasts.audience import normalize_phone, person_key
 from puente.request_session import writes
 from puente.web.deps import DbDep, WebContext, client_ip, require_permission
@@ -28,6 +28,7 @@ Exporter = Annotated[WebContext, Depends(require_permission(Perm.EXPORT))]
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 Text200 = Annotated[str | None, Query(max_length=200)]
 Short = Annotated[str | None, Query(max_length=32)]
+SegmentParam = Annotated[int | None, Query(ge=1, le=2**62)]
 
 # Outcomes of actions that redirect back to a page, shown there as a flash message.
 DONE_MESSAGES = {
@@ -36,6 +37,8 @@ DONE_MESSAGES = {
     "hold_on": "The contact is under legal hold.",
     "hold_off": "The legal hold was lifted.",
     "consent": "The consent was recorded.",
+    "merged": "The contacts were merged.",
+    "split": "The merge was undone: the contact is back with what it had.",
 }
 
 
@@ -45,14 +48,31 @@ def flash_for(request: Request, done: str | None) -> str | None:
 
 
 def _filter(
-    request: Request, q: str | None, tag: str | None, source: str | None, consent_: str | None
+    request: Request,
+    q: str | None,
+    tag: str | None,
+    source: str | None,
+    consent_: str | None,
+    segment: int | None = None,
 ) -> tuple[directory.DirectoryFilter, str | None]:
     try:
-        return directory.check_directory_filter(q, tag, source, consent_), None
+        return directory.check_directory_filter(q, tag, source, consent_, segment), None
     except InvalidInput:
-        return directory.check_directory_filter(q, tag), translate(
+        return directory.check_directory_filter(q, tag, segment=segment), translate(
             request, "That filter is not valid; it was ignored."
         )
+
+
+def _segment(
+    request: Request, session: DbDep, workspace_id: int, segment_id: int | None
+) -> tuple[Segment | None, str | None]:
+    """The segment the list is narrowed to, or why it was dropped (deleted since)."""
+    if segment_id is None:
+        return None, None
+    try:
+        return segments.access_segment(session, workspace_id, segment_id), None
+    except NotFound:
+        return None, translate(request, "That segment no longer exists; it was ignored.")
 
 
 @router.get("/contacts", response_class=HTMLResponse)
@@ -64,18 +84,21 @@ def contacts_page(
     tag: Annotated[str | None, Query(max_length=100)] = None,
     source: Short = None,
     consent: Short = None,
+    segment: SegmentParam = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     done: Short = None,
 ) -> Response:
-    filters, problem = _filter(request, q, tag, source, consent)
     ws = me.actor.workspace_id
+    chosen, gone = _segment(request, session, ws, segment)
+    filters, problem = _filter(request, q, tag, source, consent, chosen.id if chosen else None)
     context = {
         "result": directory.list_directory(session, ws, filters, page=page),
         "filters": filters,
+        "segment": chosen,
         "tags": directory.workspace_tags(session, ws),
         "sources": [s.value for s in ContactSource],
         "flash": flash_for(request, done),
-        "error": problem,
+        "error": problem or gone,
     }
     return render(request, "contacts/list.html", context)
 
@@ -90,8 +113,10 @@ def contacts_export(
     tag: Annotated[str | None, Query(max_length=100)] = None,
     source: Short = None,
     consent: Short = None,
+    segment: SegmentParam = None,
 ) -> Response:
-    filters, _problem = _filter(request, q, tag, source, consent)
+    chosen, _gone = _segment(request, session, me.actor.workspace_id, segment)
+    filters, _problem = _filter(request, q, tag, source, consent, chosen.id if chosen else None)
     spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 (closed by stream_spool)
     try:
         csv_export.do_export_contacts_csv(

@@ -1,0 +1,594 @@
+"""Segments: saved filters on contacts (tags, custom fields, consent, source, number,
+last message, conversation status). `segment_condition` turns a filter into one SQL
+condition on `contacts`; the contacts list, broadcasts' audiences, workflows and the API
+all count and select through it, so a segment means the same everywhere.
+
+Every part is an EXISTS on an indexed column (contact_tags by contact, conversations by
+contact, contact_consents by contact and scope) or a test on the contact's own row, so a
+count is one statement without per-contact work, whatever the workspace's size.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from dataclasses import field as default
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import ColumnElement, String, and_, cast, exists, func, not_, or_, select, true
+from sqlalchemy.orm import Session
+
+from puente.accounts import audit
+from puente.accounts.audit import Action
+from puente.accounts.models import Workspace
+from puente.channels.models import Channel
+from puente.contacts.models import (
+    ConsentKind,
+    Contact,
+    ContactConsent,
+    ContactSource,
+    ContactTag,
+    Segment,
+    Tag,
+)
+from puente.conversations.models import Conversation, ConversationStatus
+from puente.db.base import utcnow
+from puente.errors import Conflict, InvalidInput, NotFound
+from puente.outbound.models import Broadcast, BroadcastState
+
+MARKETING = "marketing"
+CONSENT_STATES = ("opt_in", "opt_out", "unknown")
+FIELD_OPS = ("equals", "set", "not_set")
+LAST_MESSAGE_OPS = ("within", "before", "after")
+STATUSES = tuple(s.value for s in ConversationStatus)
+SOURCES = tuple(s.value for s in ContactSource)
+MAX_NAME = 100
+MAX_ITEMS = 50  # tags, fields, numbers in one filter
+MAX_DAYS = 3650
+KEYS = (
+    "tags_any",
+    "tags_all",
+    "tags_none",
+    "fields",
+    "consent",
+    "sources",
+    "channel_ids",
+    "last_message",
+    "conversation_status",
+)
+# Written by earlier versions (and still accepted): `fields` as {key: value} (equals) and
+# `opted_in: true` (consent opt_in).
+LEGACY_KEYS = ("opted_in",)
+
+
+# -- the filter --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldRule:
+    key: str
+    op: str  # one of FIELD_OPS
+    value: str | None = None  # equals
+
+
+@dataclass(frozen=True)
+class LastMessage:
+    op: str  # within (days), before or after (date, in the workspace's time zone)
+    days: int | None = None
+    date: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class SegmentFilter:
+    tags_any: tuple[str, ...] = ()
+    tags_all: tuple[str, ...] = ()
+    tags_none: tuple[str, ...] = ()
+    fields: tuple[FieldRule, ...] = ()
+    consent: str | None = None  # one of CONSENT_STATES, for marketing
+    sources: tuple[str, ...] = ()  # any of them
+    channel_ids: tuple[int, ...] = ()  # has a conversation on any of these numbers
+    last_message: LastMessage | None = None
+    conversation_status: tuple[str, ...] = ()  # has a conversation in any of these
+
+    def as_json(self) -> dict[str, Any]:
+        """The stored and API form, without the parts left empty."""
+        data: dict[str, Any] = {}
+        for key in ("tags_any", "tags_all", "tags_none", "sources", "conversation_status"):
+            if getattr(self, key):
+                data[key] = list(getattr(self, key))
+        if self.channel_ids:
+            data["channel_ids"] = list(self.channel_ids)
+        if self.fields:
+            data["fields"] = [
+                {"key": r.key, "op": r.op, **({"value": r.value} if r.op == "equals" else {})}
+                for r in self.fields
+            ]
+        if self.consent:
+            data["consent"] = self.consent
+        if self.last_message is not None:
+            lm = self.last_message
+            data["last_message"] = (
+                {"op": lm.op, "days": lm.days}
+                if lm.op == "within"
+                else {"op": lm.op, "date": lm.date.isoformat() if lm.date else None}
+            )
+        return data
+
+
+@dataclass(frozen=True)
+class Problem:
+    field: str  # where in the filter, e.g. "filter.last_message.date"
+    message: str  # an English msgid with %(name)s placeholders
+    params: dict[str, Any] = default(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.message % self.params if self.params else self.message
+
+
+class FilterNotValid(InvalidInput):
+    """The filter's problems, each with its place, for the API's details and the web form."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(
+            "the segment's filter is not valid: " + "; ".join(p.text for p in problems),
+            details=[{"field": p.field, "message": p.text} for p in problems],
+        )
+        self.problems = problems
+
+
+class _Reader:
+    """Reads a filter's JSON, noting every problem instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def fail(self, where: str, message: str, **params: Any) -> None:
+        self.problems.append(Problem(f"filter.{where}", message, params))
+
+    def names(self, data: dict[str, Any], key: str) -> tuple[str, ...]:
+        value = data.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.fail(key, "Give a list of names.")
+            return ()
+        names = tuple(dict.fromkeys(v.strip() for v in value if v.strip()))
+        if len(names) > MAX_ITEMS:
+            self.fail(key, "At most %(max)d.", max=MAX_ITEMS)
+        if any(len(n) > MAX_NAME for n in names):
+            self.fail(key, "A name has at most %(max)d characters.", max=MAX_NAME)
+        return names
+
+    def choices(self, data: dict[str, Any], key: str, allowed: Sequence[str]) -> tuple[str, ...]:
+        chosen = self.names(data, key)
+        wrong = [c for c in chosen if c not in allowed]
+        if wrong:
+            self.fail(
+                key,
+                "“%(value)s” is not one of %(allowed)s.",
+                value=wrong[0],
+                allowed=", ".join(allowed),
+            )
+        return tuple(c for c in chosen if c in allowed)
+
+    def fields(self, raw: Any) -> tuple[FieldRule, ...]:
+        if isinstance(raw, dict):  # the earlier form, {key: value}
+            raw = [{"key": k, "op": "equals", "value": v} for k, v in raw.items()]
+        if not isinstance(raw, list):
+            self.fail("fields", "Give a list of {key, op, value}.")
+            return ()
+        rules = []
+        for index, item in enumerate(raw[: MAX_ITEMS + 1]):
+            rule = self._field(index, item)
+            if rule is not None:
+                rules.append(rule)
+        if len(raw) > MAX_ITEMS:
+            self.fail("fields", "At most %(max)d.", max=MAX_ITEMS)
+        return tuple(rules)
+
+    def _field(self, index: int, item: Any) -> FieldRule | None:
+        where = f"fields.{index}"
+        if not isinstance(item, dict) or set(item) - {"key", "op", "value"}:
+            self.fail(where, "Give a list of {key, op, value}.")
+            return None
+        key, op, value = item.get("key"), item.get("op") or "equals", item.get("value")
+        if not isinstance(key, str) or not key.strip() or len(key) > MAX_NAME:
+            self.fail(f"{where}.key", "Choose a contact field.")
+            return None
+        if op not in FIELD_OPS:
+            self.fail(f"{where}.op", "Use equals, set or not_set.")
+            return None
+        if op != "equals":
+            return FieldRule(key.strip(), op)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        if not isinstance(value, str | int | float) or str(value).strip() == "":
+            self.fail(f"{where}.value", "Give the value to compare with.")
+            return None
+        return FieldRule(key.strip(), op, str(value).strip()[:1024])
+
+    def consent(self, data: dict[str, Any]) -> str | None:
+        value = data.get("consent")
+        if value is None and data.get("opted_in") is True:
+            return "opt_in"
+        if value in (None, ""):
+            return None
+        value = "unknown" if value == "none" else value
+        if value not in CONSENT_STATES:
+            self.fail("consent", "Use opt_in, opt_out or unknown.")
+            return None
+        return str(value)
+
+    def channel_ids(self, data: dict[str, Any]) -> tuple[int, ...]:
+        raw = data.get("channel_ids") or []
+        if not isinstance(raw, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 < v < 2**62 for v in raw
+        ):
+            self.fail("channel_ids", "Give a list of number ids.")
+            return ()
+        if len(raw) > MAX_ITEMS:
+            self.fail("channel_ids", "At most %(max)d.", max=MAX_ITEMS)
+        return tuple(dict.fromkeys(raw))
+
+    def last_message(self, raw: Any) -> LastMessage | None:
+        if raw in (None, {}):
+            return None
+        if not isinstance(raw, dict) or set(raw) - {"op", "days", "date"}:
+            self.fail("last_message", "Give {op: within, days} or {op: before or after, date}.")
+            return None
+        op = raw.get("op")
+        if op not in LAST_MESSAGE_OPS:
+            self.fail("last_message.op", "Use within, before or after.")
+            return None
+        if op == "within":
+            days = raw.get("days")
+            if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+                self.fail(
+                    "last_message.days", "Give a number of days from 1 to %(max)d.", max=MAX_DAYS
+                )
+                return None
+            return LastMessage("within", days=days)
+        text = raw.get("date")
+        try:
+            date = dt.date.fromisoformat(str(text)) if isinstance(text, str) else None
+        except ValueError:
+            date = None
+        if date is None or len(str(text)) != 10:
+            self.fail(
+                "last_message.date", "“%(value)s” is not a date (YYYY-MM-DD).", value=text or ""
+            )
+            return None
+        if date.year < 2000:
+            self.fail("last_message.date", "Give a date from 2000 on.")
+            return None
+        return LastMessage(str(op), date=date)
+
+
+def parse_filter(data: Any) -> SegmentFilter:
+    """The filter's shape checked (not yet against the workspace); raises FilterNotValid."""
+    if not isinstance(data, dict):
+        raise FilterNotValid([Problem("filter", "A segment's filter is an object.")])
+    reader = _Reader()
+    unknown = sorted(set(data) - set(KEYS) - set(LEGACY_KEYS))
+    if unknown:
+        reader.fail(
+            unknown[0],
+            "Unknown filter “%(key)s”; use %(allowed)s.",
+            key=unknown[0],
+            allowed=", ".join(KEYS),
+        )
+    parsed = SegmentFilter(
+        tags_any=reader.names(data, "tags_any"),
+        tags_all=reader.names(data, "tags_all"),
+        tags_none=reader.names(data, "tags_none"),
+        fields=reader.fields(data.get("fields") or []),
+        consent=reader.consent(data),
+        sources=reader.choices(data, "sources", SOURCES),
+        channel_ids=reader.channel_ids(data),
+        last_message=reader.last_message(data.get("last_message")),
+        conversation_status=reader.choices(data, "conversation_status", STATUSES),
+    )
+    if reader.problems:
+        raise FilterNotValid(reader.problems)
+    return parsed
+
+
+def check_segment_filter(session: Session, workspace_id: int, data: Any) -> SegmentFilter:
+    """The filter checked against the workspace: its numbers must be the workspace's and
+    its custom fields carried by at least one contact (a misspelt field would otherwise
+    make an empty segment without a word). Unknown tags are fine: a tag may come later."""
+    parsed = parse_filter(data)
+    problems: list[Problem] = []
+    known = set(
+        session.scalars(
+            select(Channel.id).where(
+                Channel.workspace_id == workspace_id, Channel.id.in_(parsed.channel_ids)
+            )
+        )
+    )
+    for index, channel_id in enumerate(parsed.channel_ids):
+        if channel_id not in known:
+            problems.append(
+                Problem(
+                    f"filter.channel_ids.{index}",
+                    "There is no number %(id)s in this workspace.",
+                    {"id": channel_id},
+                )
+            )
+    for index, rule in enumerate(parsed.fields):
+        if not field_in_use(session, workspace_id, rule.key):
+            problems.append(
+                Problem(
+                    f"filter.fields.{index}.key",
+                    "No contact has a field “%(key)s”.",
+                    {"key": rule.key},
+                )
+            )
+    if problems:
+        raise FilterNotValid(problems)
+    return parsed
+
+
+def field_in_use(session: Session, workspace_id: int, key: str) -> bool:
+    return (
+        session.scalar(
+            select(Contact.id)
+            .where(Contact.workspace_id == workspace_id, _field_value(key).is_not(None))
+            .limit(1)
+        )
+        is not None
+    )
+
+
+def filter_of(segment: Segment) -> SegmentFilter:
+    return parse_filter(segment.filter or {})
+
+
+# -- the condition ---------------------------------------------------------------------
+
+
+def _field_value(key: str) -> ColumnElement[Any]:
+    # As text on both engines: JSON numbers and booleans compare by their written form.
+    return cast(Contact.custom_fields[key].as_string(), String)
+
+
+def has_tag(workspace_id: int, names: Iterable[str]) -> ColumnElement[bool]:
+    return exists().where(
+        ContactTag.contact_id == Contact.id,
+        ContactTag.tag_id == Tag.id,
+        Tag.workspace_id == workspace_id,
+        Tag.name.in_(list(names)),
+    )
+
+
+def _conversation(f: SegmentFilter, *where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A conversation of the contact, on the filter's numbers when it names some."""
+    on_number = [Conversation.channel_id.in_(f.channel_ids)] if f.channel_ids else []
+    return exists().where(Conversation.contact_id == Contact.id, *on_number, *where)
+
+
+def _day_start(day: dt.date, time_zone: str) -> dt.datetime:
+    try:
+        zone = ZoneInfo(time_zone)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return dt.datetime.combine(day, dt.time(), zone).astimezone(dt.UTC)
+
+
+def _last_message(
+    f: SegmentFilter, lm: LastMessage, now: dt.datetime, time_zone: str
+) -> ColumnElement[bool]:
+    if lm.op == "within":
+        since = now - dt.timedelta(days=lm.days or 0)
+    else:
+        assert lm.date is not None
+        since = _day_start(lm.date, time_zone)
+    recent = _conversation(f, Conversation.last_activity_at >= since)
+    if lm.op == "before":
+        # The latest message is older: some message, and none since that day began.
+        return and_(_conversation(f, Conversation.last_activity_at.is_not(None)), not_(recent))
+    return recent
+
+
+def segment_condition(
+    workspace_id: int,
+    f: SegmentFilter,
+    *,
+    now: dt.datetime | None = None,
+    time_zone: str = "UTC",
+) -> ColumnElement[bool]:
+    """The contacts of `workspace_id` that `f` selects, as one condition on Contact.
+    Number, status and last message look at the conversations on the filter's numbers
+    (all of the contact's when it names none)."""
+    where: list[ColumnElement[bool]] = [Contact.workspace_id == workspace_id]
+    if f.tags_any:
+        where.append(has_tag(workspace_id, f.tags_any))
+    where += [has_tag(workspace_id, [tag]) for tag in f.tags_all]
+    if f.tags_none:
+        where.append(not_(has_tag(workspace_id, f.tags_none)))
+    for rule in f.fields:
+        value = _field_value(rule.key)
+        if rule.op == "equals":
+            where.append(value == rule.value)
+        else:
+            where.append(value.is_not(None) if rule.op == "set" else value.is_(None))
+    if f.consent:
+        recorded = exists().where(
+            ContactConsent.contact_id == Contact.id, ContactConsent.scope == MARKETING
+        )
+        if f.consent == "unknown":
+            where.append(not_(recorded))
+        else:
+            where.append(recorded.where(ContactConsent.state == ConsentKind(f.consent).value))
+    if f.sources:
+        # Sources are a closed set without LIKE wildcards, so matching the quoted value in
+        # the JSON text behaves the same on SQLite and PostgreSQL (as the directory does).
+        text = cast(Contact.sources, String)
+        where.append(or_(*(text.like(f'%"{source}"%') for source in f.sources)))
+    if f.channel_ids and not (f.conversation_status or f.last_message):
+        where.append(_conversation(f))
+    if f.conversation_status:
+        where.append(_conversation(f, Conversation.status.in_(f.conversation_status)))
+    if f.last_message is not None:
+        where.append(_last_message(f, f.last_message, now or utcnow(), time_zone))
+    return and_(true(), *where)
+
+
+def workspace_condition(
+    session: Session, workspace_id: int, f: SegmentFilter
+) -> ColumnElement[bool]:
+    """`segment_condition` with the workspace's time zone for its dates."""
+    workspace = session.get(Workspace, workspace_id)
+    return segment_condition(
+        workspace_id, f, time_zone=workspace.timezone if workspace is not None else "UTC"
+    )
+
+
+def count_matching(session: Session, workspace_id: int, f: SegmentFilter) -> int:
+    condition = workspace_condition(session, workspace_id, f)
+    return session.scalar(select(func.count()).select_from(Contact).where(condition)) or 0
+
+
+def find_segments(
+    session: Session, workspace_id: int, refs: Iterable[Any]
+) -> tuple[list[Segment], list[str]]:
+    """Segments named by id or by name (a workflow's condition names them either way):
+    (those found, the references that name none)."""
+    wanted = [str(r).strip() for r in refs if str(r).strip()]
+    ids = [int(r) for r in wanted if r.isdigit() and int(r) < 2**62]
+    found = list(
+        session.scalars(
+            select(Segment).where(
+                Segment.workspace_id == workspace_id,
+                or_(Segment.id.in_(ids), Segment.name.in_(wanted)),
+            )
+        )
+    )
+    named = {str(s.id) for s in found} | {s.name for s in found}
+    return found, [r for r in wanted if r not in named]
+
+
+def contact_in_segments(
+    session: Session, workspace_id: int, contact_id: int, refs: Iterable[Any]
+) -> bool:
+    """Whether the contact is in any of these segments (ids or names; a workflow's
+    condition). A segment deleted since is nobody's."""
+    found, _missing = find_segments(session, workspace_id, refs)
+    for segment in found:
+        condition = workspace_condition(session, workspace_id, filter_of(segment))
+        if session.scalar(select(Contact.id).where(Contact.id == contact_id, condition)):
+            return True
+    return False
+
+
+# -- saved segments --------------------------------------------------------------------
+
+
+def access_segment(session: Session, workspace_id: int, segment_id: int) -> Segment:
+    segment = session.scalar(
+        select(Segment).where(Segment.id == segment_id, Segment.workspace_id == workspace_id)
+    )
+    if segment is None:
+        raise NotFound(f"no segment {segment_id} in this workspace")
+    return segment
+
+
+def list_segments(session: Session, workspace_id: int) -> list[Segment]:
+    return list(
+        session.scalars(
+            select(Segment).where(Segment.workspace_id == workspace_id).order_by(Segment.name)
+        )
+    )
+
+
+def segment_counts(session: Session, workspace_id: int, segments: Sequence[Segment]) -> list[int]:
+    return [count_matching(session, workspace_id, filter_of(s)) for s in segments]
+
+
+def _check_name(session: Session, workspace_id: int, name: str, segment_id: int | None) -> str:
+    name = " ".join(name.split())
+    if not name:
+        raise InvalidInput(
+            "a segment needs a name", details=[{"field": "name", "message": "required"}]
+        )
+    if len(name) > MAX_NAME:
+        raise InvalidInput(
+            f"a segment's name has at most {MAX_NAME} characters",
+            details=[{"field": "name", "message": "too long"}],
+        )
+    taken = session.scalar(
+        select(Segment.id).where(Segment.workspace_id == workspace_id, Segment.name == name)
+    )
+    if taken is not None and taken != segment_id:
+        raise Conflict(
+            "there is already a segment called %(name)s",
+            params={"name": name},
+            details={"existing_id": taken},
+        )
+    return name
+
+
+def _audit(session: Session, actor: Any, segment: Segment, action: str) -> None:
+    if actor is None:
+        return
+    audit.record(
+        session,
+        workspace_id=segment.workspace_id,
+        actor=actor,
+        action=action,
+        target=f"segment {segment.id}",
+        details={"name": segment.name},
+    )
+
+
+def do_create_segment(
+    session: Session, *, workspace_id: int, name: str, filter_: Any, actor: Any = None
+) -> Segment:
+    name = _check_name(session, workspace_id, name, None)
+    parsed = check_segment_filter(session, workspace_id, filter_)
+    segment = Segment(workspace_id=workspace_id, name=name, filter=parsed.as_json())
+    session.add(segment)
+    session.flush()
+    _audit(session, actor, segment, Action.SEGMENT_SAVED)
+    return segment
+
+
+def do_update_segment(
+    session: Session,
+    segment: Segment,
+    *,
+    name: str | None = None,
+    filter_: Any = None,
+    actor: Any = None,
+) -> Segment:
+    if name is not None:
+        segment.name = _check_name(session, segment.workspace_id, name, segment.id)
+    if filter_ is not None:
+        segment.filter = check_segment_filter(session, segment.workspace_id, filter_).as_json()
+    session.flush()
+    _audit(session, actor, segment, Action.SEGMENT_SAVED)
+    return segment
+
+
+def scheduled_broadcasts_using(session: Session, segment: Segment) -> list[Broadcast]:
+    """Scheduled broadcasts planned from this segment. Their recipients were fixed when
+    they were created, so deleting the segment does not change whom they reach."""
+    scheduled = session.scalars(
+        select(Broadcast).where(
+            Broadcast.workspace_id == segment.workspace_id,
+            Broadcast.state == BroadcastState.SCHEDULED.value,
+        )
+    )
+    return [
+        b
+        for b in scheduled
+        if (b.audience or {}).get("kind") == "segment"
+        and str((b.audience or {}).get("segment_id")) == str(segment.id)
+    ]
+
+
+def do_delete_segment(session: Session, segment: Segment, *, actor: Any = None) -> None:
+    _audit(session, actor, segment, Action.SEGMENT_DELETED)
+    session.delete(segment)
+    session.flush()

@@ -248,6 +248,14 @@ class ConsentChanged(Event):
     state: str
 
 
+class ContactMerged(Event):
+    """Another contact was absorbed into `contact_id` (and no longer exists)."""
+
+    kind: ClassVar[str] = "contact.merged"
+    contact_id: int
+    merged_contact_id: int
+
+
 # -- channels, templates, broadcasts, people ------------------------------------------------
 
 

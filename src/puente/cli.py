@@ -15,6 +15,7 @@ from puente.cli_errors import handled_errors
 from puente.config import get_settings
 from puente.contacts.cli import contacts_cli
 from puente.conversations.media_cli import media_cli
+from puente.integrations.webhooks.cli import webhooks_cli
 from puente.outbound.broadcasts.cli import broadcasts_cli
 from puente.outbound.outbox.cli import outbox_cli
 from puente.outbound.outbox.cli import send as send_command
@@ -46,6 +47,7 @@ app.add_typer(contacts_cli, name="contacts")
 app.add_typer(reports_cli, name="reports")
 app.add_typer(kb_cli, name="kb")
 app.add_typer(workflows_cli, name="workflows")
+app.add_typer(webhooks_cli, name="webhooks")
 app.command("send")(send_command)
 
 

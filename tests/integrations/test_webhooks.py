@@ -32,6 +32,7 @@ from puente.integrations.webhooks.deliveries import enqueue
 from puente.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from puente.integrations.webhooks.worker import WebhookSender, deliver_due
 from puente.runtime import Runtime
+from tests.command import Ran, environment, run_puente
 from tests.conftest import free_port
 from tests.factories import make_channel, make_token, make_user, make_workspace
 from tests.ingest.helpers import (
@@ -352,7 +353,7 @@ def test_a_private_address_is_refused_with_the_reason_unless_allowed(
     for world in _world(settings, db, number=None, webhooks_allow_private=True):
         endpoint_id, _ = world.endpoint(f"{receiver.url}/x")
     # Checked again at each send: an operator who takes the permission back stops them.
-    for world in _world(settings, db, number=None):
+    for _restricted in _world(settings, db, number=None):
         workspace_id = _workspace_of(db, endpoint_id)
         with db.unit_of_work(scope=workspace_id) as session:
             enqueue(session, workspace_id=workspace_id, event_type="message.created", data={})
@@ -443,3 +444,39 @@ def test_the_api_manages_endpoints_and_refuses_bad_input(world: World) -> None:
     assert test.status_code == 202 and test.json()["event_type"] == "webhook.test"
     assert world.api("DELETE", f"/webhooks/{endpoint_id}").status_code == 204
     assert world.api("GET", f"/webhooks/{endpoint_id}").status_code == 404
+
+
+def test_the_cli_adds_tests_lists_and_resends_with_one_line_refusals(
+    settings: Settings, db: Database, receiver: Receiver
+) -> None:
+    with db.unit_of_work(unscoped="test") as session:
+        make_workspace(session, "Tienda CLI")
+    env = environment(settings, PUENTE_WEBHOOKS_ALLOW_PRIVATE="true")
+
+    def puente(*args: str) -> Ran:
+        return run_puente(env, "webhooks", *args, "--workspace", "Tienda CLI")
+
+    added = puente("add", f"{receiver.url}/cli", "--event", "message.created")
+    assert added.returncode == 0, added.stderr
+    endpoint_id = int(added.stdout.split()[1])
+    secret = added.stdout.split("secret: ")[1].split()[0]
+
+    tested = puente("test", str(endpoint_id))
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "webhook.test" in tested.stdout and "delivered" in tested.stdout
+    assert _verified(secret, receiver.at("/cli")[0])["type"] == "webhook.test"
+    assert f"{receiver.url}/cli" in puente("list").stdout
+    assert "delivered" in puente("deliveries", str(endpoint_id)).stdout
+    assert puente("resend", str(endpoint_id), "--failed").stdout.startswith("0 failed")
+
+    refused = run_puente(
+        environment(settings),
+        *("webhooks", "add", "http://127.0.0.1:9/x", "-e", "message.created"),
+        *("--workspace", "Tienda CLI"),
+    )
+    assert refused.returncode != 0
+    assert refused.stderr.count("\n") == 1 and "private or local address" in refused.stderr
+    unknown = puente("add", "https://hooks.example.com/x", "--event", "message.sent")
+    assert unknown.returncode != 0 and "Unknown event type: message.sent" in unknown.stderr
+    assert puente("remove", str(endpoint_id)).returncode == 0
+    assert "no webhook endpoints" in puente("list").stdout

@@ -26,6 +26,8 @@ class Perm(enum.StrEnum):
     AUDIT = "audit.view"
     # Erasing a contact's data or placing it on legal hold.
     PRIVACY = "privacy.manage"
+    # Exporting the whole workspace to another installation: owners only, always.
+    WORKSPACE_EXPORT = "workspace.export"
 
 
 class Scope(enum.StrEnum):
@@ -49,7 +51,7 @@ _SUPERVISOR = _EVERYONE | {
 }
 ROLE_PERMISSIONS: dict[Role, frozenset[Perm]] = {
     Role.OWNER: frozenset(Perm),
-    Role.ADMIN: frozenset(Perm),
+    Role.ADMIN: frozenset(Perm) - {Perm.WORKSPACE_EXPORT},
     Role.SUPERVISOR: frozenset(_SUPERVISOR),
     Role.AGENT: frozenset(_EVERYONE | {Perm.CONTACTS_MANAGE}),
 }
@@ -79,7 +81,7 @@ def effective_permissions(role: Role, overrides: Mapping[str, Any]) -> frozenset
             perm = Perm(key)
         except ValueError:
             continue
-        if perm in (Perm.INBOX,):
+        if perm in (Perm.INBOX, Perm.WORKSPACE_EXPORT):
             continue
         if value is True:
             perms.add(perm)

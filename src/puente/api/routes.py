@@ -29,6 +29,7 @@ from puente.api.webhook_events import router as events
 from puente.api.webhooks import router as webhooks
 from puente.api.workflows import router as workflows
 from puente.api.workspace import router as workspace
+from puente.api.workspace_export import router as workspace_export
 from puente.errors import PuenteError
 from puente.runtime import Runtime
 
@@ -91,6 +92,7 @@ def _routers() -> list[APIRouter]:
     # onboarding before channels: its /channels/onboardings paths must win over /{id}.
     return [
         workspace,
+        workspace_export,
         onboarding,
         channels,
         chat_links,

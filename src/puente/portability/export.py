@@ -4,14 +4,17 @@ table (server-side cursors on PostgreSQL), so memory stays flat whatever its siz
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import json
 import os
+import queue
+import threading
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from sqlalchemy import Date, DateTime, LargeBinary, Table, func, select
 from sqlalchemy.orm import Session
@@ -191,6 +194,11 @@ def do_export_workspace(
         partial.unlink(missing_ok=True)
         raise
     os.replace(partial, out)
+    _audit(db, workspace_id, actor, rows, media)
+    return ExportResult(out, rows, media)
+
+
+def _audit(db: Database, workspace_id: int, actor: Any, rows: dict[str, int], media: int) -> None:
     with db.unit_of_work(scope=workspace_id) as session:
         audit.record(
             session,
@@ -200,14 +208,66 @@ def do_export_workspace(
             target=f"workspace {workspace_id}",
             details={"messages": rows.get("messages", 0), "media_files": media},
         )
-    return ExportResult(out, rows, media)
+
+
+class _Pipe:
+    """A write-only stream whose bytes a reader takes from a bounded queue: the zip is
+    sent while it is written, with at most QUEUED chunks in memory."""
+
+    QUEUED = 16
+
+    def __init__(self) -> None:
+        self.chunks: queue.Queue[bytes | BaseException | None] = queue.Queue(self.QUEUED)
+        self.closed_by_reader = threading.Event()
+
+    def write(self, data: bytes) -> int:
+        if self.closed_by_reader.is_set():
+            raise BrokenPipeError("the download was abandoned")
+        if data:
+            self.chunks.put(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+
+def stream_workspace_export(
+    db: Database, workspace_id: int, data_dir: Path, *, actor: Any
+) -> Iterator[bytes]:
+    """The archive as it is written, for an HTTP download. A download cut short (or an
+    export that fails half-way) ends without the manifest, which the importer refuses."""
+    pipe = _Pipe()
+
+    def produce() -> None:
+        rows: dict[str, int] = {}
+        try:
+            media = _write_archive(db, workspace_id, data_dir, pipe, rows, lambda *_: None)  # type: ignore[arg-type]
+            _audit(db, workspace_id, actor, rows, media)
+            pipe.chunks.put(None)
+        except BaseException as exc:  # handed to the reader, which raises it
+            if not pipe.closed_by_reader.is_set():
+                pipe.chunks.put(exc)
+
+    worker = threading.Thread(target=produce, name="workspace-export", daemon=True)
+    worker.start()
+    try:
+        while (chunk := pipe.chunks.get()) is not None:
+            if isinstance(chunk, BaseException):
+                raise chunk
+            yield chunk
+    finally:
+        pipe.closed_by_reader.set()
+        # Unblock a writer waiting on a full queue so the thread can end.
+        while worker.is_alive():
+            with contextlib.suppress(queue.Empty):
+                pipe.chunks.get(timeout=0.1)
 
 
 def _write_archive(
     db: Database,
     workspace_id: int,
     data_dir: Path,
-    partial: Path,
+    partial: Path | IO[bytes],
     rows: dict[str, int],
     report: Progress,
 ) -> int:

@@ -259,6 +259,7 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
         templates,
         webhooks,
         workflows,
+        workspace_export,
     )
 
     app.state.session_secret = session_secret(runtime.settings)
@@ -280,4 +281,5 @@ def mount(app: FastAPI, runtime: Runtime) -> None:
     app.include_router(workflows.router)
     app.include_router(bot.router)
     app.include_router(reports.router)
+    app.include_router(workspace_export.router)
     app.include_router(webhooks.router)

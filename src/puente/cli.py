@@ -14,6 +14,7 @@ from puente.channels.cli import channels_cli
 from puente.cli_errors import handled_errors
 from puente.config import get_settings
 from puente.contacts.cli import contacts_cli
+from puente.contacts.merge_cli import merge_command as _merge_command  # noqa: F401 (registers)
 from puente.conversations.media_cli import media_cli
 from puente.integrations.webhooks.cli import webhooks_cli
 from puente.outbound.broadcasts.cli import broadcasts_cli

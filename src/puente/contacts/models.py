@@ -9,7 +9,15 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from puente.db.base import Base, IdMixin, JSONType, TimestampMixin, WorkspaceOwned, utcnow
+from puente.db.base import (
+    Base,
+    BigIntPK,
+    IdMixin,
+    JSONType,
+    TimestampMixin,
+    WorkspaceOwned,
+    utcnow,
+)
 
 
 class ContactSource(enum.StrEnum):
@@ -149,3 +157,43 @@ class ContactConsent(WorkspaceOwned, IdMixin, Base):
     event_id: Mapped[int | None] = mapped_column(
         ForeignKey("consent_events.id", ondelete="SET NULL")
     )
+
+
+class ContactMerge(WorkspaceOwned, IdMixin, Base):
+    """One contact absorbed into another, with what moved, so a split can move it back.
+
+    The absorbed contact's row is deleted while merged and kept here whole; its WhatsApp
+    id stays an alias of the kept contact (inbound messages from it find the kept one)
+    until the merge is split. See contacts/merge.py and docs/contacts.md."""
+
+    __tablename__ = "contact_merges"
+    __table_args__ = (
+        Index("ix_contact_merges_contact", "contact_id", "merged_at"),
+        Index("ix_contact_merges_wa_id", "workspace_id", "merged_wa_id"),
+    )
+
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    # The kept contact (a later merge of it into another moves this to that one).
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"))
+    # No foreign key: that contact does not exist while merged.
+    merged_contact_id: Mapped[int] = mapped_column(BigIntPK)
+    merged_wa_id: Mapped[str | None] = mapped_column(String(32))
+    merged_name: Mapped[str | None] = mapped_column(String(200))
+    # The absorbed contact's row, as stored.
+    merged_row: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # "table.column" -> ids of the rows whose column was moved to the kept contact.
+    moved: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # Conversations that moved; rows such as messages follow them ("table.column" names).
+    moved_conversations: Mapped[list[int]] = mapped_column(JSONType, default=list)
+    follow_conversations: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    # table -> whole rows removed because the kept contact had their twin (a tag both had,
+    # the older current consent), put back by a split.
+    set_aside: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    # The kept contact's fields before and right after the merge.
+    fields_before: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    fields_after: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    by_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    by_label: Mapped[str | None] = mapped_column(String(200))
+    merged_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    split_at: Mapped[dt.datetime | None]
+    split_by_label: Mapped[str | None] = mapped_column(String(200))

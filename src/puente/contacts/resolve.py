@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from puente.contacts.models import Contact, ContactIdentity
+from puente.contacts.models import Contact, ContactIdentity, ContactMerge
 from puente.contacts.phones import to_e164
 from puente.db.base import utcnow
 from puente.db.bulk import insert_ignore
@@ -119,6 +119,8 @@ def resolve_people(
             missing.append(person)
         else:
             found[key] = contact
+    if missing:
+        missing = _absorbed(session, workspace_id, channel_id, missing, found)
     created_keys = _create_contacts(session, workspace_id, missing, source, found)
 
     identities = _ensure_identities(session, workspace_id, channel_id, wanted, found)
@@ -179,6 +181,51 @@ def _match(
     if person.bsuid and person.bsuid in by_bsuid:
         return session.get(Contact, by_bsuid[person.bsuid].contact_id)
     return None
+
+
+def _absorbed(
+    session: Session,
+    workspace_id: int,
+    channel_id: int,
+    missing: list[Person],
+    found: dict[str, Contact],
+) -> list[Person]:
+    """People whose number was a contact's that was merged into another (and not split):
+    that other contact is theirs, unless it talks on this channel from another phone (a
+    reply there would go to that phone; the person becomes a new contact). Returns the
+    people still unknown."""
+    spellings = {p.key: [p.wa_id, *wa_id_variants(p.wa_id)] for p in missing if p.wa_id}
+    if not spellings:
+        return missing
+    wanted = {w for ws in spellings.values() for w in ws}
+    rows = session.execute(
+        select(ContactMerge.merged_wa_id, ContactMerge.contact_id).where(
+            ContactMerge.workspace_id == workspace_id,
+            ContactMerge.merged_wa_id.in_(wanted),
+            ContactMerge.split_at.is_(None),
+        )
+    ).tuples()
+    owners = {wa_id: contact_id for wa_id, contact_id in rows if wa_id}
+    if not owners:
+        return missing
+    identities = session.execute(
+        select(ContactIdentity.contact_id, ContactIdentity.wa_id).where(
+            ContactIdentity.channel_id == channel_id,
+            ContactIdentity.contact_id.in_(set(owners.values())),
+        )
+    ).tuples()
+    here = {contact_id: wa_id for contact_id, wa_id in identities}
+    still: list[Person] = []
+    for person in missing:
+        names = spellings.get(person.key, [])
+        owner = next((owners[w] for w in names if w in owners), None)
+        elsewhere = owner in here and here[owner] not in (None, *names)
+        contact = session.get(Contact, owner) if owner is not None and not elsewhere else None
+        if contact is None:
+            still.append(person)
+        else:
+            found[person.key] = contact
+    return still
 
 
 def _create_contacts(

@@ -8,13 +8,13 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from puente.accounts.gate import Actor, conversation_scope
 from puente.accounts.models import User
 from puente.channels.models import Channel
-from puente.contacts.models import ConsentEvent, Contact
+from puente.contacts.models import ConsentEvent, Contact, ContactMerge
 from puente.conversations.models import Conversation, ConversationEvent, Message, Note
 
 TIMELINE_LIMIT = 100
@@ -131,6 +131,7 @@ def contact_timeline(
             (c.at, c.kind, None, c.by_user_id, c.by_label, {"source": c.source, "note": c.note})
         )
     raw.append((contact.created_at, "created", None, None, None, {"sources": contact.sources}))
+    raw.extend(_merge_entries(session, contact))
     user_ids = {r[3] for r in raw if r[3]}
     names = user_names(session, user_ids)
     for at, kind, conversation_id, user_id, label, data in raw:
@@ -138,3 +139,30 @@ def contact_timeline(
         entries.append(TimelineEntry(at, kind, conversation_id, who, data))
     entries.sort(key=lambda e: e.at, reverse=True)
     return entries[:limit]
+
+
+def _merge_entries(
+    session: Session, contact: Contact
+) -> list[tuple[dt.datetime, str, int | None, int | None, str | None, dict[str, Any]]]:
+    """The merges the contact kept ("merged", with its split when undone) or was split
+    back out of ("split_out")."""
+    entries: list[tuple[dt.datetime, str, int | None, int | None, str | None, dict[str, Any]]]
+    entries = []
+    for m in session.scalars(
+        select(ContactMerge).where(
+            or_(ContactMerge.contact_id == contact.id, ContactMerge.merged_contact_id == contact.id)
+        )
+    ):
+        data = {
+            "merge_id": m.id,
+            "name": m.merged_name,
+            "kept_id": m.contact_id,
+            "split": m.split_at is not None,
+        }
+        if m.contact_id == contact.id:
+            entries.append((m.merged_at, "merged", None, m.by_user_id, m.by_label, data))
+            if m.split_at is not None:
+                entries.append((m.split_at, "split", None, None, m.split_by_label, data))
+        elif m.split_at is not None:
+            entries.append((m.split_at, "split_out", None, None, m.split_by_label, data))
+    return entries

@@ -31,7 +31,7 @@ from tests.factories import (
 
 # Routes held to every schemathesis check (documented status codes, response shapes,
 # refusal of invalid input). Every other route must at least never answer 5xx.
-FULLY_CHECKED_TAGS = {"channels", "contacts", "conversations"}
+FULLY_CHECKED_TAGS = {"channels", "chat-links", "contacts", "conversations"}
 
 
 OTHER_ROUTES = pytest.param(False, id="other-routes")

@@ -1,6 +1,6 @@
 """The chat links page of a number, signed in through the login form: reached from the
 number's page; create, edit and delete; the QR code inline, as downloads and on the
-print page; refusals shown on the page in the reader's language; agents kept out."""
+print page; refusals shown on the page; agents kept out."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ def test_the_qr_code_inline_downloaded_and_printed(page: Page) -> None:
     assert f"wa.me/{PHONE}" in printed.text and "Write to us on WhatsApp" in printed.text
 
 
-def test_refusals_show_on_the_page_in_the_readers_language(page: Page) -> None:
+def test_refusals_show_on_the_page_with_what_was_written(page: Page) -> None:
     web = page.signed_in("admin@example.com")
     base = f"/channels/{page.channel_id}/chat-links"
     refused = web.post(base, {"name": "Largo", "text": "x" * 301})

@@ -107,7 +107,7 @@ def list_chat_links(
     response_model=ChatLinkOut,
     status_code=201,
     summary="Create a chat link (a wa.me link with prefilled text and a reference)",
-    responses=error_responses(403, 404),
+    responses=error_responses(400, 403, 404),
 )
 def create_chat_link(
     channel_id: ChannelId, body: ChatLinkIn, caller: WriteCaller, session: SessionDep
@@ -134,7 +134,7 @@ def get_chat_link(
     "/{link_id}",
     response_model=ChatLinkOut,
     summary="Rename a chat link or change its text (its reference stays)",
-    responses=error_responses(403, 404),
+    responses=error_responses(400, 403, 404),
 )
 def update_chat_link(
     channel_id: ChannelId,

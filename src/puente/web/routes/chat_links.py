@@ -192,7 +192,7 @@ def chat_link_print(
     channel, link = _link(session, me, channel_id, link_id)
     url = cl.url_of(channel, link)
     qr = cl.qr_code(url).svg_inline(
-        scale=8, border=4, light="#fff", svgclass="chat-link-qr", title=link.name
+        scale=8, border=4, light="#fff", svgclass="chat-link-qr", title=link.name, omitsize=True
     )
     context = {
         "c": channel,

@@ -26,7 +26,15 @@ from tests.factories import PASSWORD, make_user, make_workspace
 from tests.webclient import WebClient
 
 # Paths that are not web pages: each has its own guard, checked elsewhere.
-EXEMPT_PREFIXES = ("/api/v1", "/webhooks/", "/static", "/healthz", "/readyz", "/sandbox")
+EXEMPT_PREFIXES = (
+    "/api/v1",
+    "/webhooks/",
+    "/static",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/sandbox",
+)
 API_OPEN = {"/openapi.json", "/docs", "/docs/oauth2-redirect"}
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 MISSING_ID = "999999"

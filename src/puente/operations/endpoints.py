@@ -18,6 +18,7 @@ from puente import metrics
 from puente.db.base import utcnow
 from puente.db.session import Database
 from puente.ingest.models import EventState, WebhookEvent
+from puente.operations.exposition import Exposition
 from puente.operations.health import failing_checks
 from puente.runtime import Runtime
 
@@ -34,17 +35,16 @@ class Exporter:
 
     def __init__(self, db: Database) -> None:
         from prometheus_client import CollectorRegistry
-        from prometheus_client.multiprocess import MultiProcessCollector
 
-        metrics.get()  # the directory chosen, before the collector looks at it
-        self.registry = CollectorRegistry()
-        MultiProcessCollector(self.registry, path=str(metrics.directory()))  # type: ignore[no-untyped-call]
-        self.registry.register(QueueDepth(db))
+        metrics.get()  # the directory chosen, before the files are looked for
+        self.files = Exposition(metrics.directory())
+        self.database = CollectorRegistry()
+        self.database.register(QueueDepth(db))
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
 
-        return generate_latest(self.registry)
+        return self.files.render().encode() + generate_latest(self.database)
 
 
 class QueueDepth:

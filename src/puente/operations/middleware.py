@@ -59,7 +59,7 @@ class OperationsMiddleware:
         method, route = scope["method"], route_template(scope, app_root)
         self.metrics.http_requests.labels(method=method, route=route, status=str(status)).inc()
         if not streaming:  # a live stream's time is how long someone kept a page open
-            self.metrics.http_latency.labels(method=method, route=route).observe(seconds)
+            self.metrics.http_latency.labels(route=route).observe(seconds)
 
 
 def route_template(scope: Scope, app_root: str = "") -> str:

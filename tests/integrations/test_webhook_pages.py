@@ -6,6 +6,7 @@ secret the page showed), resends one or all failed, and an agent may not see any
 
 from __future__ import annotations
 
+import html
 import re
 
 import pytest
@@ -19,6 +20,7 @@ from puente.config import Settings
 from puente.db.session import Database
 from puente.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from puente.integrations.webhooks.worker import deliver_due
+from puente.web.i18n import translations
 from tests.factories import PASSWORD, make_user, make_workspace
 from tests.integrations.receiver import Receiver
 from tests.webclient import WebClient
@@ -27,7 +29,18 @@ from tests.webclient import WebClient
 # retries run on both engines in the webhooks' own tests.
 pytestmark = pytest.mark.one_leg
 
+PRIVATE = (
+    "%(host)s is a private or local address (%(address)s); Puente only sends to public "
+    "addresses unless the operator sets PUENTE_WEBHOOKS_ALLOW_PRIVATE=true."
+)
 SECRET = re.compile(r'data-testid="new-secret">(whsec_[A-Za-z0-9+/=]+)<')
+
+
+def spanish(msgid: str, **params: object) -> str:
+    """The catalogue's Spanish for `msgid`, which must have one."""
+    text = translations("es").gettext(msgid)
+    assert text != msgid, f"no Spanish for {msgid!r}"
+    return text % params if params else text
 
 
 def make_app(settings: Settings, db: Database, *, allow_private: bool) -> FastAPI:
@@ -149,10 +162,11 @@ def test_a_refused_endpoint_keeps_the_form_and_says_why_in_spanish(
     assert refused.status_code == 422
     error = re.search(r'data-testid="error">([^<]+)<', refused.text)
     assert error is not None
-    assert "192.168.1.20" in error.group(1)
-    assert "PUENTE_WEBHOOKS_ALLOW_PRIVATE=true" in error.group(1)
-    assert "dirección privada" in error.group(1)  # the reason, in the admin's language
-    assert "is a private or local address" not in refused.text
+    # The reason, in the admin's language: the catalogue's Spanish, with the address.
+    reason = spanish(PRIVATE, host="192.168.1.20", address="192.168.1.20")
+    assert html.unescape(error.group(1)) == reason
+    assert "PUENTE_WEBHOOKS_ALLOW_PRIVATE=true" in reason
+    assert "Añadir endpoint" in refused.text
     # What was typed is still there to correct.
     assert 'value="http://192.168.1.20:8080/hooks"' in refused.text
     assert 'value="Caja"' in refused.text
@@ -161,7 +175,7 @@ def test_a_refused_endpoint_keeps_the_form_and_says_why_in_spanish(
 
     nothing = web.post("/settings/webhooks", data={"url": "https://hooks.example.com/x"})
     assert nothing.status_code == 422
-    assert "Elige al menos un evento" in nothing.text
+    assert html.escape(spanish("Choose at least one event to send.")) in nothing.text
     with db.read(unscoped="test") as session:
         assert session.scalars(select(WebhookEndpoint)).all() == []
 

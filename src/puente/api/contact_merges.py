@@ -114,7 +114,7 @@ def list_duplicates(caller: ReadCaller, session: SessionDep) -> DuplicatesOut:
     "consent, activity) moves to this one, which keeps the chosen field values; the other "
     "contact stops existing until the merge is split. Refused (409) when both have their "
     "own conversation on the same number.",
-    responses=error_responses(403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 def merge_contacts(
     contact_id: ContactId, body: MergeIn, caller: WriteCaller, session: SessionDep

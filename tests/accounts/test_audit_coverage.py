@@ -1204,6 +1204,7 @@ def _steps() -> list[Step]:
         *_workflow_api_steps(step, a),
         *_workflow_web_steps(step, a),
         *_webhook_api_steps(step, a),
+        *_webhook_web_steps(step, a),
         *_chat_link_steps(step, a),
     ]
 
@@ -1354,6 +1355,45 @@ def _webhook_api_steps(step: Callable[..., Step], a: type[audit.Action]) -> list
             lambda w: w.api.post(f"{hook(w)}/resend-failed"),
         ),
         step(f"DELETE {E}", a.WEBHOOK_ENDPOINT_DELETED, lambda w: w.api.delete(hook(w))),
+    ]
+
+
+def _webhook_web_steps(step: Callable[..., Step], a: type[audit.Action]) -> list[Step]:
+    E = "POST /settings/webhooks/{endpoint_id}"
+    form = {"url": "https://hooks.example.com/web", "events": ["contact.created"]}
+
+    def hook(w: World, tail: str = "") -> str:
+        return f"/settings/webhooks/{w.ids['webhook_web']}{tail}"
+
+    def create(w: World) -> httpx.Response:
+        response = _post(w.owner, "/settings/webhooks", form)
+        found = re.search(r'action="/settings/webhooks/(\d+)/test"', response.text)
+        w.ids["webhook_web"] = int(found.group(1)) if found else 0
+        return response
+
+    def resend(w: World) -> httpx.Response:
+        from puente.integrations.webhooks.models import WebhookDelivery
+
+        delivery = w.scalar(
+            select(func.max(WebhookDelivery.id)).where(
+                WebhookDelivery.endpoint_id == w.ids["webhook_web"]
+            )
+        )
+        return _post(w.owner, hook(w, f"/deliveries/{delivery}/resend"))
+
+    def post(tail: str, data: dict[str, Any] | None = None) -> Callable[[World], httpx.Response]:
+        return lambda w: _post(w.owner, hook(w, tail), data)
+
+    return [
+        step("POST /settings/webhooks", a.WEBHOOK_ENDPOINT_CREATED, create),
+        step(E, a.WEBHOOK_ENDPOINT_UPDATED, post("", {**form, "description": "the shop"})),
+        step(f"{E}/disable", a.WEBHOOK_ENDPOINT_UPDATED, post("/disable")),
+        step(f"{E}/enable", a.WEBHOOK_ENDPOINT_UPDATED, post("/enable")),
+        step(f"{E}/rotate", a.WEBHOOK_SECRET_ROTATED, post("/rotate")),
+        step(f"{E}/test", a.WEBHOOK_TEST_SENT, post("/test")),
+        step(f"{E}/deliveries/{{delivery_id}}/resend", a.WEBHOOK_DELIVERY_RESENT, resend),
+        step(f"{E}/resend-failed", a.WEBHOOK_DELIVERY_RESENT, post("/resend-failed")),
+        step(f"{E}/delete", a.WEBHOOK_ENDPOINT_DELETED, post("/delete")),
     ]
 
 

@@ -189,6 +189,18 @@ AUDITED: dict[str, tuple[str, ...]] = {
         A.WEBHOOK_DELIVERY_RESENT,
     ),
     f"POST {API}/webhooks/{{endpoint_id}}/resend-failed": (A.WEBHOOK_DELIVERY_RESENT,),
+    # -- outgoing webhooks' pages (Settings > Webhooks) ---------------------------------------
+    "POST /settings/webhooks": (A.WEBHOOK_ENDPOINT_CREATED,),
+    "POST /settings/webhooks/{endpoint_id}": (A.WEBHOOK_ENDPOINT_UPDATED,),
+    "POST /settings/webhooks/{endpoint_id}/enable": (A.WEBHOOK_ENDPOINT_UPDATED,),
+    "POST /settings/webhooks/{endpoint_id}/disable": (A.WEBHOOK_ENDPOINT_UPDATED,),
+    "POST /settings/webhooks/{endpoint_id}/rotate": (A.WEBHOOK_SECRET_ROTATED,),
+    "POST /settings/webhooks/{endpoint_id}/test": (A.WEBHOOK_TEST_SENT,),
+    "POST /settings/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend": (
+        A.WEBHOOK_DELIVERY_RESENT,
+    ),
+    "POST /settings/webhooks/{endpoint_id}/resend-failed": (A.WEBHOOK_DELIVERY_RESENT,),
+    "POST /settings/webhooks/{endpoint_id}/delete": (A.WEBHOOK_ENDPOINT_DELETED,),
 }
 
 EXEMPT: dict[str, str] = {

@@ -78,6 +78,9 @@ def test_create_edit_and_delete_a_link_from_the_numbers_page(page: Page) -> None
     )
     assert re.search(r'data-testid="chat-link-count">0<', created.text)
 
+    summary = web.get(f"{base}/summary")
+    assert "1 link</strong> · 0 conversations started" in summary.text
+
     edit = web.get(f"{base}/{link.id}")
     assert "¿Me traen la carta?" in edit.text
     saved = web.post(f"{base}/{link.id}", {"name": "Mesa 5", "text": "Hola"})
@@ -85,6 +88,7 @@ def test_create_edit_and_delete_a_link_from_the_numbers_page(page: Page) -> None
 
     deleted = web.post(f"{base}/{link.id}/delete")
     assert "Chat link deleted." in deleted.text and page.links() == []
+    assert "No chat links yet." in web.get(f"{base}/summary").text
 
 
 def test_the_qr_code_inline_downloaded_and_printed(page: Page) -> None:

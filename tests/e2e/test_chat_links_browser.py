@@ -93,4 +93,12 @@ def test_print_a_chat_link_and_start_a_chat_with_it(coex: Coex, browser: Any) ->
     wait_until(counted, what="the conversation the link started")
     assert "1 conversation started" in card.inner_text()
     _shot(page, "chat-links.png")
+
+    # The number's page says how its links are doing.
+    page.click(f"a[href='/channels/{channel_id}']")
+    summary = page.locator("[data-testid=chat-links-summary]")
+    summary.wait_for()
+    assert summary.inner_text() == (
+        "1 link · 1 conversation started · most: Shop window poster (1)"
+    )
     assert not [e for e in errors if "Content Security Policy" in e], errors

@@ -70,6 +70,20 @@ def chat_links_page(request: Request, channel_id: int, session: DbDep, me: Manag
     return _page(request, session, channel)
 
 
+@router.get("/channels/{channel_id}/chat-links/summary", response_class=HTMLResponse)
+def chat_links_summary(request: Request, channel_id: int, session: DbDep, me: Manager) -> Response:
+    """The number's page shows how its links are doing (htmx swaps this line in)."""
+    channel = access_channel(session, me.workspace.id, channel_id)
+    links = cl.list_links(session, channel)
+    context = {
+        "c": channel,
+        "links": len(links),
+        "started": sum(v.conversations for v in links),
+        "best": max(links, key=lambda v: v.conversations) if links else None,
+    }
+    return render(request, "channels/_chat_links_summary.html", context)
+
+
 @router.post("/channels/{channel_id}/chat-links", response_class=HTMLResponse)
 def chat_link_create(
     request: Request, channel_id: int, session: DbDep, me: Manager, name: Name, text: Text = ""

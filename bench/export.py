@@ -6,10 +6,13 @@ agents; Core bulk inserts), then runs in a fresh child process each:
 
 - baseline: every message row of the workspace streamed with a plain SELECT (the same
   server-side cursor / yield_per batches), nothing written;
-- export: `do_export_workspace` of the whole workspace to a zip archive.
+- export: `do_export_workspace` of the whole workspace to a zip archive;
+- import: `do_import_workspace` of that archive into a new, empty database (a SQLite file,
+  or with --postgres the database named like it plus `_import`), ids remapped.
 
 Each prints its wall time and the child's peak resident memory (ru_maxrss), so the
-dataset's build does not count. Exit status 1 when the export misses either target.
+dataset's build does not count. Exit status 1 when the export misses either target (the
+import has none; it is shown for the record).
 
     .venv/bin/python bench/export.py [--messages 1000000] [--conversations 100000]
         [--postgres URL] [--quick]
@@ -36,6 +39,7 @@ from puente.conversations.models import Message
 from puente.db.models import Base
 from puente.db.session import Database
 from puente.portability.export import BATCH, do_export_workspace
+from puente.portability.importer import do_import_workspace
 from puente.secrets import audit_keys
 
 TARGET_SECONDS = 120
@@ -61,6 +65,23 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _import_target(data_dir: Path, url: str | None) -> Database:
+    if url:
+        target_url = sa.engine.make_url(url)
+        name = f"{target_url.database}_import"
+        admin = sa.create_engine(target_url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+        admin.dispose()
+        target = Database(target_url.set(database=name).render_as_string(hide_password=False))
+    else:
+        target = Database(f"sqlite:///{data_dir / 'imported.sqlite3'}")
+    target.use_audit_keys([b"bench-import-audit-key"])
+    Base.metadata.create_all(target.engine)
+    return target
+
+
 def child(mode: str, data_dir: Path, url: str | None, key: str, workspace_id: int) -> None:
     settings = _settings(data_dir, url, key)
     db = Database(settings.sqlalchemy_url())
@@ -77,11 +98,18 @@ def child(mode: str, data_dir: Path, url: str | None, key: str, workspace_id: in
             )
             for _row in session.execute(stmt):
                 rows += 1
-    else:
+    elif mode == "export":
         out = data_dir / "export.zip"
         result = do_export_workspace(db, workspace_id, settings.data_dir, out)
         rows = result.rows["messages"]
         print(f"  archive: {out.stat().st_size / 1e6:.1f} MB")
+    else:
+        target = _import_target(data_dir, url)
+        imported = do_import_workspace(
+            target, data_dir / "export.zip", "Imported", data_dir / "imported"
+        )
+        rows = imported.rows["messages"]
+        target.dispose()
     seconds = time.perf_counter() - start
     print(json.dumps({"seconds": seconds, "peak_mb": _peak_mb(), "messages": rows}))
     db.dispose()
@@ -108,7 +136,7 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=50)
     parser.add_argument("--postgres", help="a PostgreSQL URL (its tables are dropped and rebuilt)")
     parser.add_argument("--quick", action="store_true", help="a smoke size: 5,000 messages")
-    parser.add_argument("--child", choices=["baseline", "export"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["baseline", "export", "import"], help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", help=argparse.SUPPRESS)
     parser.add_argument("--key", help=argparse.SUPPRESS)
     parser.add_argument("--workspace-id", type=int, help=argparse.SUPPRESS)
@@ -148,6 +176,11 @@ def main() -> int:
             f"export:   whole workspace ({export['messages']:,} messages)  "
             f"{export['seconds']:6.1f} s  peak {export['peak_mb']:.0f} MB  "
             f"({export['seconds'] / max(base['seconds'], 1e-9):.1f}× the baseline)"
+        )
+        imported = measure("import", data_dir, args.postgres, key, ws)
+        log(
+            f"import:   into an empty database ({imported['messages']:,} messages)  "
+            f"{imported['seconds']:6.1f} s  peak {imported['peak_mb']:.0f} MB"
         )
         # The targets are for the full size; a --quick run only shows the figures.
         scale = args.messages / 1_000_000

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Date, DateTime, LargeBinary, Table, func, select
+from sqlalchemy import JSON, Date, DateTime, LargeBinary, Table, Text, cast, func, select
 from sqlalchemy.orm import Session
 
 import puente
@@ -63,29 +63,44 @@ def _encoder(column: Any) -> Callable[[Any], Any] | None:
 
 
 def _row_encoder(t: Table, scrub: dict[str, Any]) -> Callable[[Any], str]:
-    names = [c.name for c in t.c]
-    encoders = [(i, _encoder(c)) for i, c in enumerate(t.c)]
+    """A row (as `_stream` selects it) to one JSON line. JSON columns arrive as their
+    stored text and are spliced in as they are: parsing them only to write them again
+    was the largest cost of the export on PostgreSQL."""
+    raw = [c.name for c in t.c if is_type(c, JSON) and c.name not in scrub]
+    plain = [c.name for c in t.c if c.name not in raw]
+    encoders = [(i, _encoder(t.c[name])) for i, name in enumerate(plain)]
     converting = [(i, enc) for i, enc in encoders if enc is not None]
-    scrubbed = [(names.index(c), v) for c, v in scrub.items() if c in names]
+    scrubbed = [(plain.index(c), v) for c, v in scrub.items() if c in plain]
     dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+    keys = [dumps(name) for name in raw]
+    cut = len(plain)
 
     def encode(row: Any) -> str:
-        values = list(row)
+        values = list(row[:cut])
         for i, enc in converting:
             values[i] = enc(values[i])
         for i, v in scrubbed:
             values[i] = v
-        return dumps(dict(zip(names, values, strict=True)))
+        line = dumps(dict(zip(plain, values, strict=True)))
+        if not keys:
+            return line
+        tail = "".join(
+            f",{key}:{text if text is not None else 'null'}"
+            for key, text in zip(keys, row[cut:], strict=True)
+        )
+        return line[:-1] + tail + "}"
 
     return encode
 
 
-def _stream(session: Session, t: Table, workspace_id: int) -> Iterator[Any]:
-    order = [c for c in t.primary_key.columns]
+def _stream(session: Session, t: Table, workspace_id: int, scrub: dict[str, Any]) -> Iterator[Any]:
+    """The workspace's rows of `t`, plain columns first, then the JSON ones as text."""
+    json_columns = [c for c in t.c if is_type(c, JSON) and c.name not in scrub]
+    plain = [c for c in t.c if c not in json_columns]
     stmt = (
-        select(t)
+        select(*plain, *(cast(c, Text) for c in json_columns))
         .where(t.c.workspace_id == workspace_id)
-        .order_by(*order)
+        .order_by(*t.primary_key.columns)
         .execution_options(yield_per=BATCH)
     )
     yield from session.execute(stmt)
@@ -109,7 +124,7 @@ def _write_kind(
     progress(kind.table, 0, total)
     with zf.open(archive.data_name(kind.table), "w", force_zip64=True) as member:
         lines = archive.LinesWriter(member)
-        for n, row in enumerate(_stream(session, t, workspace_id), 1):
+        for n, row in enumerate(_stream(session, t, workspace_id, kind.scrub), 1):
             lines.write(encode(row))
             if n % BATCH == 0:
                 progress(kind.table, n, total)

@@ -27,7 +27,7 @@ def test_the_prefilled_text_from_the_sandbox_counts_once(coex: Coex) -> None:
         return int(coex.api.get(f"{base}/{link['id']}").json()["conversations"])
 
     send(link["prefilled_text"])
-    wait_until(lambda: count() == 1, what="the link's first conversation")
+    wait_until(lambda: count() == 1, seconds=60, what="the link's first conversation")
 
     send("¿Y hacen envíos?")
 
@@ -39,7 +39,7 @@ def test_the_prefilled_text_from_the_sandbox_counts_once(coex: Coex) -> None:
         items: list[dict[str, Any]] = coex.api.get(url).json()["items"]
         return items
 
-    wait_until(lambda: len(messages()) == 2, what="the second message")
+    wait_until(lambda: len(messages()) == 2, seconds=60, what="the second message")
     assert count() == 1
     bodies = {m["content"]["body"] for m in messages()}
     assert bodies == {link["prefilled_text"], "¿Y hacen envíos?"}

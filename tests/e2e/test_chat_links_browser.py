@@ -66,6 +66,7 @@ def test_print_a_chat_link_and_start_a_chat_with_it(coex: Coex, browser: Any) ->
     prefilled = card.locator("[data-testid=chat-link-prefilled]").inner_text()
     assert prefilled.startswith(f"«{TEXT} (ref: ") and prefilled.endswith(")»")
     card.locator("[data-testid=chat-link-copy]").click()
+    card.locator("[data-testid=chat-link-copy]", has_text="Copied").wait_for()
     url = card.locator("[data-testid=chat-link-url]").input_value()
     assert url.startswith("https://wa.me/")
     assert page.evaluate("navigator.clipboard.readText()") == url
@@ -90,7 +91,7 @@ def test_print_a_chat_link_and_start_a_chat_with_it(coex: Coex, browser: Any) ->
         page.reload()
         return card.locator("[data-testid=chat-link-count]").inner_text() == "1"
 
-    wait_until(counted, what="the conversation the link started")
+    wait_until(counted, seconds=60, what="the conversation the link started")
     assert "1 conversation started" in card.inner_text()
     _shot(page, "chat-links.png")
 

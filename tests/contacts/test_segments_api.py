@@ -59,7 +59,7 @@ def _consent(session: Any, ws: Workspace, contact: Contact, state: str) -> None:
 
 def seed(db: Database, name: str) -> Shop:
     """Four contacts that each filter tells apart:
-    c1 vip+mayoreo, plan gold, email, opted in, WhatsApp; open on A, yesterday
+    c1 vip+mayoreo, plan gold, email and more fields, opted in, WhatsApp; open on A, yesterday
     c2 vip, plan silver, opted out, CSV import; resolved on B, 40 days ago
     c3 no tags or fields, no consent, Business app + WhatsApp; pending on A 10 days ago,
        open on B 100 days ago
@@ -71,7 +71,13 @@ def seed(db: Database, name: str) -> Shop:
         assert ws is not None
         a, b = make_channel(session, ws), make_channel(session, ws)
         c1 = make_contact(session, ws, name="Uno", sources=["whatsapp"])
-        c1.custom_fields = {"plan": "gold", "email": "uno@example.com"}
+        c1.custom_fields = {
+            "plan": "gold",
+            "email": "uno@example.com",
+            "Dirección de envío": "Centro",
+            "puntos": 120,
+            "activo": True,
+        }
         c2 = make_contact(session, ws, name="Dos", sources=["import"])
         c2.custom_fields = {"plan": "silver"}
         c3 = make_contact(session, ws, name="Tres", sources=["business_app", "whatsapp"])
@@ -139,6 +145,10 @@ def test_each_filter_kind_counts_the_right_contacts(client: TestClient, shop: Sh
         ({"tags_any": ["nobody-has-it"]}, set()),
         ({"fields": [{"key": "plan", "op": "equals", "value": "gold"}]}, {"c1", "c4"}),
         ({"fields": [{"key": "email", "op": "set"}]}, {"c1"}),
+        # Keys as people write them, and values that are not text in the JSON.
+        ({"fields": [{"key": "Dirección de envío", "op": "equals", "value": "Centro"}]}, {"c1"}),
+        ({"fields": [{"key": "puntos", "op": "equals", "value": 120}]}, {"c1"}),
+        ({"fields": [{"key": "activo", "op": "equals", "value": True}]}, {"c1"}),
         ({"fields": [{"key": "plan", "op": "not_set"}]}, {"c3"}),
         ({"consent": "opt_in"}, {"c1"}),
         ({"consent": "opt_out"}, {"c2"}),

@@ -79,7 +79,12 @@ def _out(session: SessionDep, segment: Segment) -> SegmentOut:
     return SegmentOut.of(segment, count)
 
 
-@router.get("", response_model=list[SegmentOut], summary="Saved segments with their counts")
+@router.get(
+    "",
+    response_model=list[SegmentOut],
+    summary="Saved segments with their counts",
+    responses=error_responses(403),
+)
 def list_segments(caller: ReadCaller, session: SessionDep) -> Any:
     found = segments.list_segments(session, caller.workspace_id)
     counts = segments.segment_counts(session, caller.workspace_id, found)
@@ -91,7 +96,7 @@ def list_segments(caller: ReadCaller, session: SessionDep) -> Any:
     status_code=201,
     response_model=SegmentOut,
     summary="Save a segment",
-    responses=error_responses(403, 409),
+    responses=error_responses(400, 403, 409),
 )
 def create_segment(body: SegmentIn, caller: WriteCaller, session: SessionDep) -> Any:
     segment = segments.do_create_segment(
@@ -108,7 +113,7 @@ def create_segment(body: SegmentIn, caller: WriteCaller, session: SessionDep) ->
     "/preview",
     response_model=PreviewOut,
     summary="How many contacts a filter selects, without saving it",
-    responses=error_responses(403),
+    responses=error_responses(400, 403),
 )
 def preview_segment(body: FilterIn, caller: ReadCaller, session: SessionDep) -> Any:
     parsed = segments.check_segment_filter(session, caller.workspace_id, body.filter)
@@ -130,7 +135,7 @@ def get_segment(segment_id: SegmentId, caller: ReadCaller, session: SessionDep) 
     "/{segment_id}",
     response_model=SegmentOut,
     summary="Rename a segment or change its filter",
-    responses=error_responses(403, 404, 409),
+    responses=error_responses(400, 403, 404, 409),
 )
 def update_segment(
     segment_id: SegmentId, body: SegmentPatch, caller: WriteCaller, session: SessionDep

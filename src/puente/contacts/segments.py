@@ -17,8 +17,22 @@ from dataclasses import field as default
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, String, and_, cast, exists, func, not_, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    cast,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.functions import FunctionElement
 
 from puente.accounts import audit
 from puente.accounts.audit import Action
@@ -348,9 +362,34 @@ def filter_of(segment: Segment) -> SegmentFilter:
 # -- the condition ---------------------------------------------------------------------
 
 
-def _field_value(key: str) -> ColumnElement[Any]:
-    # As text on both engines: JSON numbers and booleans compare by their written form.
-    return cast(Contact.custom_fields[key].as_string(), String)
+class _FieldText(FunctionElement[str]):
+    """A custom field's value as text (None when the contact has no such field), for any
+    key: SQLite's JSON paths cannot name keys with accents or quotes ("Dirección"), so
+    there it is read through json_each; PostgreSQL's ->> takes the key as it is."""
+
+    type = String()
+    name = "field_text"
+    inherit_cache = True
+
+
+@compiles(_FieldText)
+def _field_text_pg(element: _FieldText, compiler: Any, **kw: Any) -> str:
+    column, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"({column} ->> {key})"
+
+
+@compiles(_FieldText, "sqlite")
+def _field_text_sqlite(element: _FieldText, compiler: Any, **kw: Any) -> str:
+    column, key = (compiler.process(c, **kw) for c in element.clauses)
+    # Booleans written as PostgreSQL writes them, numbers as text, JSON null as NULL.
+    return (
+        "(SELECT CASE je.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+        f"ELSE CAST(je.value AS TEXT) END FROM json_each({column}) AS je WHERE je.key = {key})"
+    )
+
+
+def _field_value(key: str) -> ColumnElement[str]:
+    return _FieldText(Contact.custom_fields, literal(key, String()))
 
 
 def has_tag(workspace_id: int, names: Iterable[str]) -> ColumnElement[bool]:

@@ -6,6 +6,7 @@ secret the page showed), resends one or all failed, and an agent may not see any
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 import re
 
@@ -17,10 +18,12 @@ from sqlalchemy import select
 from puente.accounts.models import User
 from puente.app import create_app
 from puente.config import Settings
+from puente.db.base import utcnow
 from puente.db.session import Database
 from puente.integrations.webhooks.models import WebhookDelivery, WebhookEndpoint
 from puente.integrations.webhooks.worker import deliver_due
 from puente.web.i18n import translations
+from tests.conftest import free_port
 from tests.factories import PASSWORD, make_user, make_workspace
 from tests.integrations.receiver import Receiver
 from tests.webclient import WebClient
@@ -243,6 +246,36 @@ def test_the_delivery_log_shows_attempts_and_resends(settings: Settings, db: Dat
     assert "3 attempts" in log.text  # refused, delivered, delivered again
     nothing = web.post(f"/settings/webhooks/{endpoint_id}/resend-failed", follow_redirects=True)
     assert "No failed deliveries to send again." in nothing.text
+
+
+def test_an_endpoint_failing_for_three_days_is_shown_disabled_with_the_reason(
+    settings: Settings, db: Database
+) -> None:
+    web = signed_in(make_app(settings, db, allow_private=True), "alba@example.com")
+    nobody = f"http://127.0.0.1:{free_port()}/hooks"  # nothing listens: connection refused
+    endpoint_id, _secret = add_endpoint(web, nobody, ["message.created"])
+    web.post(f"/settings/webhooks/{endpoint_id}/test")
+    start = utcnow()
+    assert deliver_due(db, now=start) == 0
+    failing = web.get(f"/settings/webhooks/{endpoint_id}")
+    assert 'data-testid="failing-since"' in failing.text
+    assert "connection refused" in failing.text
+    assert "Failing since" in web.get("/settings/webhooks").text
+
+    assert deliver_due(db, now=start + dt.timedelta(days=3, minutes=1)) == 0
+    listing = web.get("/settings/webhooks")
+    status = re.search(
+        rf'data-testid="endpoint-status-{endpoint_id}">(.*?)</td>', listing.text, re.S
+    )
+    assert status is not None
+    assert "Disabled" in status.group(1) and "failing for 3 days" in status.group(1)
+    page = web.get(f"/settings/webhooks/{endpoint_id}")
+    assert 'data-testid="disabled-reason">failing for 3 days<' in page.text
+    assert 'data-testid="enable-endpoint"' in page.text
+    on = web.post(f"/settings/webhooks/{endpoint_id}/enable", follow_redirects=True)
+    assert "Endpoint enabled" in on.text
+    assert 'data-testid="disabled-reason"' not in on.text
+    assert 'data-testid="failing-since"' not in on.text
 
 
 def test_only_admins_manage_webhooks(settings: Settings, db: Database) -> None:

@@ -126,6 +126,10 @@ def test_an_admin_adds_an_endpoint_and_sees_its_secret_once(
     assert endpoint.secret != secret.group(1)  # stored encrypted
 
     # Changed, switched off and on, then deleted after the confirmation the page asks.
+    form = web.get(f"/settings/webhooks/{endpoint.id}/edit")
+    assert 'value="https://hooks.example.com/puente"' in form.text
+    assert re.search(r'value="conversation.assigned" checked', form.text)
+    assert not re.search(r'value="contact.created" checked', form.text)
     edited = web.post(
         f"/settings/webhooks/{endpoint.id}",
         data={

@@ -3,10 +3,12 @@ its log lines carry and its response echoes; its time is counted by route templa
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+import secrets
 import time
-import uuid
-from typing import cast
+from typing import Any, cast
 
 from starlette.routing import BaseRoute, Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -16,6 +18,8 @@ from puente.logs import log_context
 
 REQUEST_ID_HEADER = b"x-request-id"
 UNMATCHED = "<unmatched>"
+# Any other method a client makes up is counted as OTHER: labels stay a bounded set.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SANE_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -23,6 +27,10 @@ class OperationsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.metrics = metrics.get()
+        # The label children, found once: `labels()` validates and locks at every call,
+        # and the webhook endpoint behind this middleware answers thousands a second.
+        self._counted: dict[tuple[str, str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,10 +64,19 @@ class OperationsMiddleware:
     def _count(
         self, scope: Scope, app_root: str, status: int, streaming: bool, seconds: float
     ) -> None:
-        method, route = scope["method"], route_template(scope, app_root)
-        self.metrics.http_requests.labels(method=method, route=route, status=str(status)).inc()
-        if not streaming:  # a live stream's time is how long someone kept a page open
-            self.metrics.http_latency.labels(route=route).observe(seconds)
+        method = scope["method"] if scope["method"] in _METHODS else "OTHER"
+        route = route_template(scope, app_root)
+        key = (method, route, str(status))
+        counted = self._counted.get(key)
+        if counted is None:
+            counted = self._counted[key] = self.metrics.http_requests.labels(*key)
+        counted.inc()
+        if streaming:  # a live stream's time is how long someone kept a page open
+            return
+        timed = self._timed.get(route)
+        if timed is None:
+            timed = self._timed[route] = self.metrics.http_latency.labels(route)
+        timed.observe(seconds)
 
 
 def route_template(scope: Scope, app_root: str = "") -> str:
@@ -81,9 +98,13 @@ def route_template(scope: Scope, app_root: str = "") -> str:
 
 
 def _top_level_route(scope: Scope, app_root: str) -> BaseRoute | None:
-    router = getattr(scope.get("app"), "router", None)
+    routes = getattr(getattr(scope.get("app"), "router", None), "routes", ())
+    path = scope["path"][len(app_root) :]
+    for route in routes:  # a route without parameters is its path: no regex needed
+        if getattr(route, "path", None) == path and not isinstance(route, Mount):
+            return cast(BaseRoute, route)
     probe = {**scope, "root_path": app_root}
-    for route in getattr(router, "routes", ()):
+    for route in routes:
         if route.matches(probe)[0] is Match.FULL:
             return cast(BaseRoute, route)
     return None
@@ -93,4 +114,18 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER and _SANE_ID.fullmatch(value):
             return str(value.decode())
-    return uuid.uuid4().hex
+    # Unique without a uuid4 per request: 64 random bits per process (drawn again in a
+    # forked child), then a counter.
+    return f"{_prefix()}{next(_sequence):016x}"
+
+
+_sequence = itertools.count(1)
+_prefix_of: tuple[int, str] = (0, "")
+
+
+def _prefix() -> str:
+    global _prefix_of
+    pid = os.getpid()
+    if _prefix_of[0] != pid:
+        _prefix_of = (pid, secrets.token_hex(8))
+    return _prefix_of[1]

@@ -936,6 +936,11 @@ def _steps() -> list[Step]:
             lambda w: _post(w.owner, "/settings/privacy/export", {"phone": _phone(w, "ana")}),
         ),
         step(
+            "POST /settings/workspace/export",
+            "workspace.exported",
+            lambda w: _post(w.owner, "/settings/workspace/export"),
+        ),
+        step(
             "POST /settings/privacy/erase",
             a.CONTACT_ERASED,
             lambda w: _post(

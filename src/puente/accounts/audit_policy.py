@@ -53,6 +53,8 @@ AUDITED: dict[str, tuple[str, ...]] = {
     "POST /settings/privacy/hold": (A.LEGAL_HOLD_CHANGED,),
     "POST /settings/privacy/export": (A.CONTACT_EXPORTED,),
     "POST /settings/privacy/erase": (A.CONTACT_ERASED,),
+    # The whole workspace downloaded (puente.portability.export.WORKSPACE_EXPORTED).
+    "POST /settings/workspace/export": ("workspace.exported",),
     # -- the inbox ------------------------------------------------------------------------------
     "POST /inbox/c/{conversation_id}/send": (A.MESSAGE_SENT,),
     "POST /inbox/c/{conversation_id}/send-template": (A.MESSAGE_SENT,),

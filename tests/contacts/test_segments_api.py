@@ -173,6 +173,12 @@ def test_each_filter_kind_counts_the_right_contacts(client: TestClient, shop: Sh
     for n, (data, expected) in enumerate(cases):
         assert preview(client, shop, data) == len(expected), data
         assert members(client, shop, data, f"Caso {n}") == expected, data
+    # The list counts them all, with the same results.
+    listed = client.get("/segments", headers=shop.tenant.auth).json()
+    assert len(listed) == len(cases)
+    assert {s["name"]: s["count"] for s in listed} == {
+        f"Caso {n}": len(expected) for n, (_data, expected) in enumerate(cases)
+    }
 
 
 def test_the_earlier_filter_form_still_counts(client: TestClient, shop: Shop) -> None:

@@ -18,8 +18,8 @@ from puente.contacts.models import (
     Tag,
 )
 from puente.contacts.resolve import digits_of
+from puente.contacts.segment_filter import SegmentFilter
 from puente.contacts.segments import (
-    SegmentFilter,
     access_segment,
     filter_of,
     segment_condition,

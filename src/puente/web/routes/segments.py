@@ -14,7 +14,7 @@ from starlette.datastructures import FormData, QueryParams
 
 from puente.accounts.permissions import Perm
 from puente.channels.models import Channel
-from puente.contacts import directory, segments
+from puente.contacts import directory, segment_filter, segments
 from puente.contacts.models import Segment
 from puente.errors import Conflict, InvalidInput, PuenteError
 from puente.web.deps import DbDep, WebContext, require_permission
@@ -105,7 +105,7 @@ def form_from_filter(name: str, data: dict[str, Any]) -> dict[str, Any]:
 
 def _errors(request: Request, exc: PuenteError) -> dict[str, str]:
     """Each problem beside its part of the form (tags_any, fields, last_message...)."""
-    if isinstance(exc, segments.FilterNotValid):
+    if isinstance(exc, segment_filter.FilterNotValid):
         errors: dict[str, str] = {}
         for problem in exc.problems:
             parts = problem.field.split(".")
@@ -155,9 +155,9 @@ def _form_context(session: Session, me: WebContext, **extra: Any) -> dict[str, A
         "tags": [name for name, _count in directory.workspace_tags(session, ws)],
         "field_keys": field_keys(session, ws),
         "channels": _channels(session, ws),
-        "sources": list(segments.SOURCES),
-        "statuses": list(segments.STATUSES),
-        "field_ops": list(segments.FIELD_OPS),
+        "sources": list(segment_filter.SOURCES),
+        "statuses": list(segment_filter.STATUSES),
+        "field_ops": list(segment_filter.FIELD_OPS),
         "empty_rows": EMPTY_FIELD_ROWS,
         "errors": {},
         **extra,

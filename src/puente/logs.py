@@ -42,10 +42,6 @@ def note_workspace(workspace_id: int) -> None:
         fields["workspace_id"] = workspace_id
 
 
-def current() -> dict[str, Any]:
-    return dict(_context.get() or {})
-
-
 class ContextFilter(logging.Filter):
     """Copies the context onto each record, in the thread that logs it."""
 

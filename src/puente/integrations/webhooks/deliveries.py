@@ -8,9 +8,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Table, event, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from puente.db.base import utcnow
 from puente.integrations.webhooks.models import (
@@ -106,30 +106,55 @@ def subscribers(session: Session, workspace_id: int) -> list[Subscriber]:
     return found
 
 
-def next_sequence(
-    session: Session, workspace_id: int, endpoint_id: int, conversation_id: int
-) -> int:
-    """The endpoint's next number for the conversation, from its counter row: one upsert.
-    On PostgreSQL a second transaction numbering the same conversation waits on the row
-    until the first commits, so the numbers follow the order of the commits."""
-    values = {
-        "workspace_id": workspace_id,
-        "endpoint_id": endpoint_id,
-        "conversation_id": conversation_id,
-        "last": 1,
-    }
+def take_sequences(
+    session: Session, wanted: dict[tuple[int, int, int], int]
+) -> dict[tuple[int, int, int], int]:
+    """Reserve `count` numbers for each (workspace, endpoint, conversation) in one upsert
+    of the counter rows; returns the last number reserved for each. On PostgreSQL a second
+    transaction numbering the same conversation waits on its row until the first commits,
+    so the numbers follow the order of the commits (keys sorted: no deadlock between two)."""
+    if not wanted:
+        return {}
     table = cast(Table, WebhookSequence.__table__)
     dialect = session.get_bind().dialect.name
     ins: Any = postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+    rows = [
+        {"workspace_id": w, "endpoint_id": e, "conversation_id": c, "last": count}
+        for (w, e, c), count in sorted(wanted.items())
+    ]
     stmt = (
-        ins.values(values)
+        ins.values(rows)
         .on_conflict_do_update(
             index_elements=["endpoint_id", "conversation_id"],
-            set_={"last": table.c.last + 1},
+            set_={"last": table.c.last + ins.excluded.last},
         )
-        .returning(table.c.last)
+        .returning(table.c.endpoint_id, table.c.conversation_id, table.c.last)
     )
-    return int(session.connection().execute(stmt).scalar_one())
+    workspace_of = {(e, c): w for (w, e, c) in wanted}
+    return {
+        (workspace_of[(e, c)], e, c): int(last)
+        for e, c, last in session.connection().execute(stmt).tuples()
+    }
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A delivery to write when the transaction commits."""
+
+    workspace_id: int
+    endpoint_id: int
+    event_id: str
+    event_type: str
+    data: dict[str, Any]
+    conversation_id: int | None
+    at: dt.datetime
+
+
+# session.info: [(transaction, Pending), ...], written by one INSERT just before the commit
+# (as reports.facts does): a savepoint that rolls back takes its own deliveries with it.
+_PENDING = "puente.webhooks.pending"
+_WOKEN = "puente.webhooks.woken"  # session.info: the transaction that asked for the wake-up
+SEQUENCE_CHUNK = 500  # counter rows per upsert
 
 
 def enqueue(
@@ -145,9 +170,13 @@ def enqueue(
 ) -> int:
     """Write one delivery of the event to each enabled endpoint of the workspace that
     subscribes to `event_type`; an endpoint filtered to one number gets the events of that
-    number and those that name none (contacts).
-    `data`, or `build()` called only when some endpoint wants it, is the payload's data.
-    Returns how many deliveries were written; the worker is woken after commit."""
+    number and those that name none (contacts). `data`, or `build()` called only when some
+    endpoint wants it, is the payload's data.
+
+    The rows are written just before the transaction commits, all in one INSERT, with
+    their sequence numbers taken then (one upsert of the counter rows); a savepoint that
+    rolls back drops its own. Returns how many deliveries will be written; the worker is
+    woken after commit."""
     wanted = [
         s
         for s in subscribers(session, workspace_id)
@@ -161,32 +190,92 @@ def enqueue(
         return 0
     now = at or utcnow()
     event_id = new_event_id()
-    rows = []
+    transaction = session.get_nested_transaction() or session.get_transaction()
+    pending = session.info.setdefault(_PENDING, [])
     for sub in wanted:
-        sequence = (
-            next_sequence(session, workspace_id, sub.id, conversation_id)
-            if conversation_id is not None
-            else None
-        )
-        rows.append(
+        row = Pending(workspace_id, sub.id, event_id, event_type, body, conversation_id, now)
+        pending.append((transaction, row))
+    if _WOKEN not in session.info:
+        # Once per transaction: a thousand messages need one wake-up, not a thousand.
+        WEBHOOKS.wake_after_commit(session)
+        session.info[_WOKEN] = transaction
+    return len(wanted)
+
+
+def write_pending(session: Session) -> int:
+    """Write the deliveries enqueued in this transaction now (the commit does it by itself;
+    tests and callers that read them back in the same transaction call it)."""
+    session.info.pop(_WOKEN, None)
+    pending: list[tuple[Any, Pending]] = session.info.pop(_PENDING, None) or []
+    if not pending:
+        return 0
+    rows = [p for _, p in pending]
+    counts: dict[tuple[int, int, int], int] = {}
+    for p in rows:
+        if p.conversation_id is not None:
+            key = (p.workspace_id, p.endpoint_id, p.conversation_id)
+            counts[key] = counts.get(key, 0) + 1
+    last: dict[tuple[int, int, int], int] = {}
+    keys = sorted(counts)
+    for start in range(0, len(keys), SEQUENCE_CHUNK):
+        chunk = {k: counts[k] for k in keys[start : start + SEQUENCE_CHUNK]}
+        last.update(take_sequences(session, chunk))
+    # Each key's numbers run up to `last`, handed out in the order the events came.
+    following = {k: last[k] - counts[k] for k in counts}
+    values = []
+    for p in rows:
+        sequence = None
+        if p.conversation_id is not None:
+            key = (p.workspace_id, p.endpoint_id, p.conversation_id)
+            following[key] += 1
+            sequence = following[key]
+        values.append(
             {
-                "workspace_id": workspace_id,
-                "endpoint_id": sub.id,
-                "event_id": event_id,
-                "event_type": event_type,
-                "payload": payload_of(event_type, workspace_id, body, now, sequence),
-                "conversation_id": conversation_id,
+                "workspace_id": p.workspace_id,
+                "endpoint_id": p.endpoint_id,
+                "event_id": p.event_id,
+                "event_type": p.event_type,
+                "payload": payload_of(p.event_type, p.workspace_id, p.data, p.at, sequence),
+                "conversation_id": p.conversation_id,
                 "sequence": sequence,
                 "state": DeliveryState.PENDING.value,
                 "attempts": 0,
-                "next_attempt_at": now,
-                "give_up_at": now + RETRY_FOR,
-                "created_at": now,
+                "next_attempt_at": p.at,
+                "give_up_at": p.at + RETRY_FOR,
+                "created_at": p.at,
             }
         )
-    session.execute(insert(WebhookDelivery), rows)
-    WEBHOOKS.wake_after_commit(session)
-    return len(rows)
+    session.execute(insert(cast(Table, WebhookDelivery.__table__)), values)
+    return len(values)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint's release: the outer transaction writes them
+    write_pending(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_after_rollback(session: Session, previous: SessionTransaction) -> None:
+    if previous.parent is None:
+        session.info.pop(_PENDING, None)
+        session.info.pop(_WOKEN, None)
+        return
+
+    def inside(transaction: SessionTransaction | None) -> bool:
+        while transaction is not None:
+            if transaction is previous:
+                return True
+            transaction = transaction.parent
+        return False
+
+    # The savepoint's wake-up went with it (see ingest.process): the next enqueue asks again.
+    if inside(session.info.get(_WOKEN)):
+        session.info.pop(_WOKEN, None)
+    pending = session.info.get(_PENDING)
+    if pending:
+        session.info[_PENDING] = [(t, p) for t, p in pending if not inside(t)]
 
 
 def pending_count(session: Session, endpoint_id: int) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from puente.channels.models import Channel
 from puente.contacts.models import Contact
+from puente.conversations.incoming import stored_in_session
 from puente.conversations.models import Conversation, Message
 from puente.events import (
     BroadcastProgress,
@@ -91,12 +92,35 @@ def conversation_data(conversation: Conversation) -> dict[str, Any]:
 # -- messages -------------------------------------------------------------------------------
 
 
+def _stored_data(session: Session, event: MessageStored) -> dict[str, Any] | None:
+    """The message's data, from what this transaction stored when it is there (ingest
+    writes messages without ORM objects: loading each row back would cost a query)."""
+    fresh = stored_in_session(session, event.message_id)
+    if fresh is None:
+        message = session.get(Message, event.message_id)
+        return None if message is None else message_data(session, message)
+    conversation = session.get(Conversation, event.conversation_id)
+    contact_id = conversation.contact_id if conversation is not None else None
+    contact = session.get(Contact, contact_id) if contact_id is not None else None
+    return {
+        "id": event.message_id,
+        "wamid": event.wamid,
+        "conversation_id": event.conversation_id,
+        "channel_id": event.channel_id,
+        "contact": contact_data(contact),
+        "direction": event.direction,
+        "source": event.source,
+        "type": event.type,
+        "text": fresh.text,
+        "status": event.status,
+        "timestamp": fresh.timestamp.isoformat(),
+    }
+
+
 def _on_message_stored(session: Session, event: MessageStored) -> None:
     def build() -> dict[str, Any] | None:
-        message = session.get(Message, event.message_id)
-        if message is None:
-            return None
-        return {**message_data(session, message), "outbox_id": event.outbox_id}
+        data = _stored_data(session, event)
+        return None if data is None else {**data, "outbox_id": event.outbox_id}
 
     enqueue(
         session,

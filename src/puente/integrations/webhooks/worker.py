@@ -2,9 +2,10 @@
 deliveries, sends them signed the Standard Webhooks way, and records each try.
 
 How it keeps one receiver from hurting the others:
-- Each endpoint's leased deliveries are sent by one task of a small thread pool, one at a
-  time in the order they were written; the worker never leases for an endpoint whose task
-  is still running, so a hanging endpoint holds one thread and nothing else.
+- Each endpoint's leased deliveries are sent by a small thread pool in at most `LANES`
+  lanes side by side, each lane in the order the deliveries were written; the worker never
+  leases for an endpoint whose lanes are still running, so a hanging endpoint holds a few
+  threads until its requests time out, and nothing else.
 - A delivery is never leased while an earlier one of the same endpoint and conversation
   is pending, so a receiver gets a conversation's deliveries in sequence order even after
   it was down for hours.
@@ -19,6 +20,7 @@ stays one row."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import threading
@@ -30,7 +32,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Table, and_, exists, select, update
+from sqlalchemy import Table, and_, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session, aliased
 from standardwebhooks import Webhook
 
@@ -62,8 +64,9 @@ CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
 DEADLINE = 10.0  # seconds for one whole request, however slowly the answer drips
 EXCERPT_BYTES = 1024
-POOL_SIZE = 8  # endpoints sent to at once by one process
-PER_ENDPOINT = 25  # deliveries leased for one endpoint at a time
+POOL_SIZE = 16  # requests in flight at once in one process
+LANES = 4  # requests in flight at once to one endpoint (never two of one conversation)
+PER_ENDPOINT = 100  # deliveries leased for one endpoint at a time
 # Long enough for a batch sent at the deadline's pace to finish: a batch stops and gives
 # the rest back once half the lease is spent.
 LEASE_SECONDS = 300.0
@@ -79,6 +82,7 @@ class Job:
     delivery_id: int
     workspace_id: int
     endpoint_id: int
+    conversation_id: int | None
     url: str
     secret: str
     event_id: str
@@ -127,14 +131,14 @@ def claim(
     oldest first; returns them by endpoint, in the order to send them."""
     with db.read(unscoped=_CLAIM.reason) as session:
         # A look first, without SQLite's write lock: most polls find nothing due.
-        due = session.scalar(
-            select(WebhookDelivery.id)
-            .where(
-                WebhookDelivery.state == DeliveryState.PENDING.value,
-                WebhookDelivery.next_attempt_at <= now,
-            )
-            .limit(1)
+        # Nor for endpoints whose batch is still running: every commit wakes the worker.
+        look = select(WebhookDelivery.id).where(
+            WebhookDelivery.state == DeliveryState.PENDING.value,
+            WebhookDelivery.next_attempt_at <= now,
         )
+        if busy:
+            look = look.where(WebhookDelivery.endpoint_id.not_in(list(busy)))
+        due = session.scalar(look.limit(1))
     if due is None:
         return {}
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
@@ -171,6 +175,7 @@ def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
             delivery_id=delivery.id,
             workspace_id=delivery.workspace_id,
             endpoint_id=endpoint.id,
+            conversation_id=delivery.conversation_id,
             url=endpoint.url,
             secret=secrets[endpoint.id],
             event_id=delivery.event_id,
@@ -187,15 +192,19 @@ def release(db: Database, jobs: Sequence[Job], now: dt.datetime) -> None:
     if not jobs:
         return
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
-        session.execute(
-            update(WebhookDelivery)
-            .where(
-                WebhookDelivery.id.in_([j.delivery_id for j in jobs]),
-                WebhookDelivery.state == DeliveryState.PENDING.value,
-            )
-            .values(next_attempt_at=now)
-            .execution_options(synchronize_session=False)
+        _release(session, jobs, now)
+
+
+def _release(session: Session, jobs: Sequence[Job], now: dt.datetime) -> None:
+    session.execute(
+        update(WebhookDelivery)
+        .where(
+            WebhookDelivery.id.in_([j.delivery_id for j in jobs]),
+            WebhookDelivery.state == DeliveryState.PENDING.value,
         )
+        .values(next_attempt_at=now)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # -- sending -----------------------------------------------------------------------------
@@ -228,6 +237,11 @@ def _error_of(exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
+@functools.lru_cache(maxsize=256)
+def _signer(secret: str) -> Webhook:
+    return Webhook(secret)
+
+
 def send(client: httpx.Client, job: Job, *, allow_private: bool) -> Outcome:
     """One signed POST of the job's body; never raises."""
     started = time.monotonic()
@@ -246,7 +260,7 @@ def send(client: httpx.Client, job: Job, *, allow_private: bool) -> Outcome:
         "content-type": "application/json",
         "webhook-id": job.event_id,
         "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": Webhook(job.secret).sign(job.event_id, sent_at, job.body),
+        "webhook-signature": _signer(job.secret).sign(job.event_id, sent_at, job.body),
     }
     try:
         with client.stream("POST", job.url, content=job.body.encode(), headers=headers) as r:
@@ -272,16 +286,24 @@ def send(client: httpx.Client, job: Job, *, allow_private: bool) -> Outcome:
 # -- recording -------------------------------------------------------------------------------
 
 
-def record(db: Database, results: Sequence[tuple[Job, Outcome, dt.datetime]]) -> None:
+def record(
+    db: Database,
+    results: Sequence[tuple[Job, Outcome, dt.datetime]],
+    rest: Sequence[Job] = (),
+    now: dt.datetime | None = None,
+) -> None:
     """Write the tries of one endpoint's batch and move each delivery on: delivered,
-    failed, or due again after the backoff. Updates the endpoint's failure streak and
-    switches it off once it has failed for three days."""
+    failed, or due again after the backoff; give the batch's unsent `rest` back, due
+    `now`. Updates the endpoint's failure streak and switches it off once it has failed
+    for three days. One transaction."""
     if not results:
+        release(db, rest, now or utcnow())
         return
     metrics.count_deliveries((o.ok, o.status_code, o.error) for _, o, _ in results)
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
-        for job, outcome, at in results:
-            _record_one(session, job, outcome, at)
+        _record_all(session, results)
+        if rest:
+            _release(session, rest, now or results[-1][2])
         endpoint_id = results[0][0].endpoint_id
         endpoint = session.get(WebhookEndpoint, endpoint_id)
         if endpoint is None:
@@ -299,36 +321,56 @@ def record(db: Database, results: Sequence[tuple[Job, Outcome, dt.datetime]]) ->
             disable(session, endpoint, last_at)
 
 
-def _record_one(session: Session, job: Job, outcome: Outcome, at: dt.datetime) -> None:
-    session.add(
-        WebhookAttempt(
-            workspace_id=job.workspace_id,
-            delivery_id=job.delivery_id,
-            at=at,
-            status_code=outcome.status_code,
-            duration_ms=outcome.duration_ms,
-            response_excerpt=outcome.excerpt,
-            error=outcome.error,
+def _record_all(session: Session, results: Sequence[tuple[Job, Outcome, dt.datetime]]) -> None:
+    # Two statements for the whole batch (an INSERT and an UPDATE, each executemany).
+    attempts = [
+        {
+            "workspace_id": job.workspace_id,
+            "delivery_id": job.delivery_id,
+            "at": at,
+            "status_code": outcome.status_code,
+            "duration_ms": outcome.duration_ms,
+            "response_excerpt": outcome.excerpt,
+            "error": outcome.error,
+        }
+        for job, outcome, at in results
+    ]
+    session.execute(insert(cast(Table, WebhookAttempt.__table__)), attempts)
+    table = cast(Table, WebhookDelivery.__table__)
+    stmt = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values(
+            attempts=bindparam("b_attempts"),
+            last_status_code=bindparam("b_status"),
+            last_error=bindparam("b_error"),
+            state=bindparam("b_state"),
+            next_attempt_at=bindparam("b_next"),
+            delivered_at=bindparam("b_delivered"),
         )
     )
+    session.connection().execute(stmt, [_moved_on(job, o, at) for job, o, at in results])
+
+
+def _moved_on(job: Job, outcome: Outcome, at: dt.datetime) -> dict[str, Any]:
+    """The delivery's columns after this try: delivered, failed, or due after the backoff."""
     attempts = job.attempts + 1
     values: dict[str, Any] = {
-        "attempts": attempts,
-        "last_status_code": outcome.status_code,
-        "last_error": outcome.error,
+        "b_id": job.delivery_id,
+        "b_attempts": attempts,
+        "b_status": outcome.status_code,
+        "b_error": outcome.error,
+        "b_state": DeliveryState.PENDING.value,
+        "b_next": None,
+        "b_delivered": None,
     }
     if outcome.ok:
-        values.update(state=DeliveryState.DELIVERED.value, next_attempt_at=None, delivered_at=at)
+        values.update(b_state=DeliveryState.DELIVERED.value, b_delivered=at)
     elif outcome.retry and (job.give_up_at is None or at < job.give_up_at):
-        values["next_attempt_at"] = at + dt.timedelta(seconds=RETRY.delay(attempts))
+        values["b_next"] = at + dt.timedelta(seconds=RETRY.delay(attempts))
     else:
-        values.update(state=DeliveryState.FAILED.value, next_attempt_at=None)
-    session.execute(
-        update(WebhookDelivery)
-        .where(WebhookDelivery.id == job.delivery_id)
-        .values(values)
-        .execution_options(synchronize_session=False)
-    )
+        values["b_state"] = DeliveryState.FAILED.value
+    return values
 
 
 DISABLED_REASON = "failing for 3 days"
@@ -388,8 +430,7 @@ def run_batch(
         if (outcome.retry and not outcome.ok) or time.monotonic() - started > LEASE_SECONDS / 2:
             rest = jobs[index + 1 :]
             break
-    record(db, results)
-    release(db, rest, now())
+    record(db, results, rest, now())
     return sum(1 for _, o, _ in results if o.ok)
 
 
@@ -429,50 +470,73 @@ def _allow_private(db: Database) -> bool:
         return config_of(session).allow_private
 
 
+def lanes_of(jobs: Sequence[Job], lanes: int) -> list[list[Job]]:
+    """An endpoint's batch cut into up to `lanes` lists sent side by side: a conversation's
+    deliveries all in one lane, in their order (the lease takes at most one per
+    conversation anyway), deliveries about no conversation spread over all."""
+    cut: list[list[Job]] = [[] for _ in range(lanes)]
+    for n, job in enumerate(jobs):
+        key = job.conversation_id if job.conversation_id is not None else n
+        cut[key % lanes].append(job)
+    return [lane for lane in cut if lane]
+
+
 class WebhookSender:
     """The worker's step: lease for endpoints with no batch running, hand each endpoint's
-    batch to the pool, return at once. A batch that ends wakes the worker again."""
+    batch to the pool in up to `LANES` lanes, return at once. When an endpoint's lanes have
+    all ended, the worker is woken again.
+
+    A hanging endpoint holds at most `LANES` of the pool's threads until its requests
+    time out; the others go on with the rest."""
 
     def __init__(self, db: Database, *, pool_size: int = POOL_SIZE) -> None:
         self.db = db
         self.pool_size = pool_size
         self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="puente-webhook")
         self._client = new_client()
-        self._busy: set[int] = set()
+        self._running: dict[int, int] = {}  # endpoint id: lanes still running
         self._lock = threading.Lock()
 
     def step(self, now: dt.datetime | None = None) -> bool:
         with self._lock:
-            busy = sorted(self._busy)
-        free = self.pool_size - len(busy)
+            busy = sorted(self._running)
+            threads = sum(self._running.values())
+        free = (self.pool_size - threads) // LANES
         if free <= 0:
             return False
         batches = claim(self.db, now or utcnow(), busy=busy, endpoints=free)
         allow_private = _allow_private(self.db) if batches else False
         for endpoint_id, jobs in batches.items():
+            lanes = lanes_of(jobs, LANES)
             with self._lock:
-                self._busy.add(endpoint_id)
-            future = self._pool.submit(
-                run_batch, self.db, self._client, jobs, allow_private=allow_private
-            )
-            future.add_done_callback(self._done(endpoint_id))
-        return False  # the pool's batches wake the worker when they end
+                self._running[endpoint_id] = len(lanes)
+            for lane in lanes:
+                future = self._pool.submit(
+                    run_batch, self.db, self._client, lane, allow_private=allow_private
+                )
+                future.add_done_callback(self._done(endpoint_id))
+        return False  # the lanes wake the worker when they end
 
     def _done(self, endpoint_id: int) -> Callable[[Future[int]], None]:
         def done(future: Future[int]) -> None:
             with self._lock:
-                self._busy.discard(endpoint_id)
+                left = self._running.get(endpoint_id, 1) - 1
+                if left > 0:
+                    self._running[endpoint_id] = left
+                else:
+                    self._running.pop(endpoint_id, None)
             if future.exception() is not None:
                 log.error(
                     "webhook batch for endpoint %s failed", endpoint_id, exc_info=future.exception()
                 )
-            WEBHOOKS.wake()
+            if left <= 0:
+                WEBHOOKS.wake()
 
         return done
 
     def idle(self) -> bool:
         with self._lock:
-            return not self._busy
+            return not self._running
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

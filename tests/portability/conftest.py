@@ -31,7 +31,7 @@ from puente.db.models import Base
 from puente.db.session import Database
 from puente.outbound.models import MessageTemplate
 from puente.reports.models import CsatSurvey, ReportFact
-from tests.conftest import PG_URL, LiveServer, _ensure_pg_database
+from tests.conftest import PG_URL, TEST_DB, LiveServer, _ensure_pg_database
 from tests.conversations.conftest import World, _world
 from tests.factories import make_user
 
@@ -183,7 +183,8 @@ def sqlite_target(tmp_path: Path) -> Database:
 def postgres_target() -> Database:
     """A database of its own beside the test leg's (which other tests truncate)."""
     url = sa.engine.make_url(PG_URL)
-    url = url.set(database=f"{url.database}_portability")
+    # One per test leg: both legs may run at once against the same server.
+    url = url.set(database=f"{url.database}_portability_{TEST_DB}")
     _ensure_pg_database(url.render_as_string(hide_password=False))
     target = Database(url.render_as_string(hide_password=False))
     target.use_audit_keys([AUDIT_KEY])

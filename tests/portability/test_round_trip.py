@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from puente.accounts.models import User, Workspace
+from puente.accounts.models import Membership, User, Workspace
 from puente.channels.models import Channel
 from puente.conversations.media_worker import media_path
 from puente.conversations.models import Media
@@ -25,6 +25,7 @@ from puente.portability.kinds import USERS, present, references, table
 from puente.reports.models import ReportFact
 from tests.command import environment, run_puente
 from tests.conversations.conftest import PNG
+from tests.factories import make_user, make_workspace
 from tests.portability.conftest import Source, postgres_target, sqlite_target
 
 # Kinds the seeded workspace holds no row of (someone else's feature may fill them later).
@@ -219,3 +220,31 @@ def test_the_commands_export_import_and_refuse_in_one_line(source: Source, tmp_p
 
     missing = run_puente(env, "export", "--workspace", "nadie")
     assert missing.returncode == 2 and missing.stderr.strip().count("\n") == 0
+
+
+def test_an_empty_workspace_with_its_owner_is_filled_and_the_owner_keeps_their_account(
+    source: Source, tmp_path: Path
+) -> None:
+    archive = _export(source, tmp_path)
+    target = sqlite_target(tmp_path)
+    try:
+        with target.unit_of_work(unscoped="test: a new installation's first workspace") as s:
+            ws = make_workspace(s, "Vacía")
+            # The same person as the source's owner, with a password of their own here.
+            make_user(s, ws, role="admin", email="owner@tienda.example", password="another-one-9")
+        result = do_import_workspace(target, archive, "Vacía", tmp_path / "target-data")
+        with target.read(scope=result.workspace_id) as s:
+            owner = s.scalars(select(User).where(User.email == "owner@tienda.example")).one()
+            assert owner.password_hash is not None  # their account here, untouched
+            role = s.scalar(
+                select(Membership.role).where(
+                    Membership.user_id == owner.id, Membership.workspace_id == result.workspace_id
+                )
+            )
+            assert role == "admin"  # a member already keeps their role
+            members = s.scalar(select(func.count()).select_from(Membership))
+        before = snapshot(source.world.runtime.db, source.workspace_id)
+        assert members == len(before["memberships"])
+        assert result.rows["messages"] == 1
+    finally:
+        target.dispose()

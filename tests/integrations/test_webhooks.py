@@ -34,7 +34,7 @@ from puente.integrations.webhooks.worker import WebhookSender, deliver_due
 from puente.runtime import Runtime
 from tests.command import Ran, environment, run_puente
 from tests.conftest import free_port
-from tests.factories import make_channel, make_token, make_user, make_workspace
+from tests.factories import PASSWORD, make_channel, make_token, make_user, make_workspace
 from tests.ingest.helpers import (
     PHONE_NUMBER_ID,
     dumps,
@@ -44,6 +44,7 @@ from tests.ingest.helpers import (
     text_message,
 )
 from tests.waiting import wait_until
+from tests.webclient import WebClient
 
 HUGE = 20 * 1024 * 1024
 
@@ -154,6 +155,7 @@ class World:
     client: TestClient
     workspace_id: int
     token: str
+    owner_email: str
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         headers = {"authorization": f"Bearer {self.token}"}
@@ -198,11 +200,11 @@ def _world(
     with db.unit_of_work(unscoped="test") as session:
         workspace = make_workspace(session, f"Tienda {free_port()}")
         make_channel(session, workspace, phone_number_id=number)
-        make_user(session, workspace, role="owner")
+        owner = make_user(session, workspace, role="owner")
         token = make_token(session, workspace, ["settings:write"])
-        workspace_id = workspace.id
+        workspace_id, owner_email = workspace.id, owner.email
     with TestClient(app) as client:
-        yield World(db, app.state.runtime, client, workspace_id, token)
+        yield World(db, app.state.runtime, client, workspace_id, token, owner_email)
 
 
 @pytest.fixture
@@ -416,7 +418,12 @@ def test_an_endpoint_failing_for_three_days_is_disabled_and_admins_are_told(
         [text] = session.scalars(
             select(Notification.text).where(Notification.kind == "webhook")
         ).all()
-    assert "was disabled" in text
+    assert text == endpoint.url
+    owner = WebClient(world.client)
+    assert owner.login(world.owner_email, PASSWORD).status_code in (200, 303)
+    listed = owner.get("/inbox/notifications").text
+    assert "A webhook endpoint was disabled after failing for 3 days" in listed
+    assert endpoint.url in listed and 'href="/settings/webhooks"' in listed
 
     # Switched on again by an admin: the streak starts over.
     endpoint_json = world.api("PATCH", f"/webhooks/{endpoint_id}", json={"enabled": True}).json()

@@ -389,10 +389,8 @@ def disable(session: Session, endpoint: WebhookEndpoint, now: dt.datetime) -> No
             Membership.is_active.is_(True),
         )
     ).all()
-    text = (
-        f"Webhook endpoint {endpoint.url} was disabled: every delivery failed for 3 days. "
-        "Fix the receiver, then enable it again in Settings → Webhooks."
-    )
+    # The headline is the template's, in each admin's language; the text names the URL.
+    text = endpoint.url
     for user_id in admins:
         do_notify(
             session,

@@ -22,9 +22,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
+from puente.accounts.gate import member_actor
+from puente.accounts.models import Membership, User, Workspace
 from puente.app import create_app
 from puente.config import Settings
-from puente.conversations.models import Notification
+from puente.conversations import collab
+from puente.conversations.models import Conversation, Notification
 from puente.db.session import Database
 from puente.ingest.worker import run_until_idle
 from puente.integrations.webhooks import service as hooks
@@ -487,3 +490,40 @@ def test_the_cli_adds_tests_lists_and_resends_with_one_line_refusals(
     assert unknown.returncode != 0 and "Unknown event type: message.sent" in unknown.stderr
     assert puente("remove", str(endpoint_id)).returncode == 0
     assert "no webhook endpoints" in puente("list").stdout
+
+
+def test_assignment_status_and_erasure_become_their_own_events(
+    world: World, receiver: Receiver, db: Database
+) -> None:
+    events = ["message.created", "conversation.assigned", "conversation.status_changed"]
+    endpoint_id, secret = world.endpoint(f"{receiver.url}/crm", [*events, "contact.erased"])
+    body = dumps(envelope(messages_change([text_message("wamid.WH2", "Hola")])))
+    assert world.client.post("/webhooks/whatsapp", content=body, headers=signed(body)).is_success
+    run_until_idle(world.runtime)
+    with db.unit_of_work(scope=world.workspace_id) as session:
+        owner = session.scalars(select(User).where(User.email == world.owner_email)).one()
+        membership = session.scalars(select(Membership).where(Membership.user_id == owner.id)).one()
+        actor = member_actor(session, owner, membership, world.workspace_id)
+        conversation = session.scalars(select(Conversation)).one()
+        collab.do_assign(session, actor, conversation, assignee_id=owner.id)
+        collab.do_close(session, actor, conversation)
+        contact_id, conversation_id = conversation.contact_id, conversation.id
+    deliver_due(db)
+    got = [_verified(secret, r) for r in receiver.at("/crm")]
+    assert [p["type"] for p in got] == events
+    assert [p["sequence"] for p in got] == [1, 2, 3]
+    assert got[1]["data"]["assignee_id"] == owner.id
+    assert got[2]["data"]["status"] == "resolved"
+
+    with db.unit_of_work(unscoped="test") as session:
+        everything = make_token(session, session.get(Workspace, world.workspace_id), ["*"])
+    erased = world.client.delete(
+        f"/api/v1/contacts/{contact_id}", headers={"authorization": f"Bearer {everything}"}
+    )
+    assert erased.status_code == 200, erased.text
+    # What the log held about the person is gone with them; the receiver is told.
+    assert [d.event_type for d in world.deliveries(endpoint_id)] == ["contact.erased"]
+    deliver_due(db)
+    erasure = _verified(secret, receiver.at("/crm")[-1])
+    assert erasure["data"] == {"id": contact_id}
+    assert all(d.conversation_id != conversation_id for d in world.deliveries(endpoint_id))

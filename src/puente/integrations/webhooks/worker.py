@@ -242,19 +242,24 @@ def _signer(secret: str) -> Webhook:
     return Webhook(secret)
 
 
-def send(client: httpx.Client, job: Job, *, allow_private: bool) -> Outcome:
-    """One signed POST of the job's body; never raises."""
+def refusal(url: str) -> str | None:
+    """Why Puente will not send to `url` now (its host resolves to a private address), or
+    None. Asked again before each batch: a public name may point inside since it was saved."""
+    address = private_address_of(url)
+    if address is None:
+        return None
+    return f"refused: {urlsplit(url).hostname} resolves to a private address ({address})"
+
+
+def send(client: httpx.Client, job: Job, *, refused: str | None = None) -> Outcome:
+    """One signed POST of the job's body (none when `refused` says why not); never raises."""
     started = time.monotonic()
 
     def took() -> int:
         return int((time.monotonic() - started) * 1000)
 
-    if not allow_private:
-        address = private_address_of(job.url)
-        if address is not None:
-            host = urlsplit(job.url).hostname
-            error = f"refused: {host} resolves to a private address ({address})"
-            return Outcome(None, 0, "", error, ok=False, retry=False)
+    if refused is not None:
+        return Outcome(None, 0, "", refused, ok=False, retry=False)
     sent_at = dt.datetime.now(dt.UTC)  # the receiver checks it against its own clock
     headers = {
         "content-type": "application/json",
@@ -422,8 +427,9 @@ def run_batch(
     started = time.monotonic()
     results: list[tuple[Job, Outcome, dt.datetime]] = []
     rest: Sequence[Job] = ()
+    refused = None if allow_private or not jobs else refusal(jobs[0].url)
     for index, job in enumerate(jobs):
-        outcome = send(client, job, allow_private=allow_private)
+        outcome = send(client, job, refused=refused)
         results.append((job, outcome, now()))
         if (outcome.retry and not outcome.ok) or time.monotonic() - started > LEASE_SECONDS / 2:
             rest = jobs[index + 1 :]

@@ -365,6 +365,11 @@ def access_merge(
     return merge
 
 
+def N_(message: str) -> str:
+    """Marks a message for the catalogue; it is translated where it is shown."""
+    return message
+
+
 @dataclass(frozen=True)
 class Blocker:
     """Why a merge can no longer be split: an English msgid with its values."""
@@ -384,7 +389,7 @@ def _count(session: Session, query: Any) -> int:
 def split_blockers(session: Session, merge: ContactMerge) -> list[Blocker]:
     """What was written since the merge that could belong to either contact."""
     if merge.split_at is not None:
-        return [Blocker("it was split already.", {})]
+        return [Blocker(N_("This merge cannot be split: it was split already."), {})]
     since, kept = merge.merged_at, merge.contact_id
     blockers: list[Blocker] = []
     later = session.scalar(
@@ -395,7 +400,12 @@ def split_blockers(session: Session, merge: ContactMerge) -> list[Blocker]:
         )
     )
     if later is not None:
-        blockers.append(Blocker("split the later merge with %(name)s first.", {"name": later}))
+        blockers.append(
+            Blocker(
+                N_("This merge cannot be split: split the later merge with %(name)s first."),
+                {"name": later},
+            )
+        )
     moved = merge.moved_conversations or []
     if moved:
         written = sum(
@@ -410,8 +420,10 @@ def split_blockers(session: Session, merge: ContactMerge) -> list[Blocker]:
         if written:
             blockers.append(
                 Blocker(
-                    "%(count)s messages, notes or events were written in the conversations "
-                    "that came from %(name)s since the merge.",
+                    N_(
+                        "This merge cannot be split: %(count)s messages, notes or events were "
+                        "written in the conversations that came from %(name)s since the merge."
+                    ),
                     {"count": written, "name": merge.merged_name or "?"},
                 )
             )
@@ -429,8 +441,11 @@ def split_blockers(session: Session, merge: ContactMerge) -> list[Blocker]:
     if started:
         blockers.append(
             Blocker(
-                "a conversation or number was added to the merged contact since the merge, "
-                "and it cannot be told which of the two it belongs to.",
+                N_(
+                    "This merge cannot be split: a conversation or number was added to the "
+                    "merged contact since the merge, and it cannot be told which of the two it "
+                    "belongs to."
+                ),
                 {},
             )
         )
@@ -439,14 +454,28 @@ def split_blockers(session: Session, merge: ContactMerge) -> list[Blocker]:
         select(func.count()).where(ConsentEvent.contact_id == kept, ConsentEvent.at > since),
     )
     if consents:
-        blockers.append(Blocker("consent was recorded for the merged contact since the merge.", {}))
+        blockers.append(
+            Blocker(
+                N_(
+                    "This merge cannot be split: consent was recorded for the merged contact "
+                    "since the merge."
+                ),
+                {},
+            )
+        )
     if merge.merged_wa_id:
         taken = session.scalar(
             select(Contact.id).where(Contact.wa_id == merge.merged_wa_id, Contact.id != kept)
         )
         if taken is not None:
             blockers.append(
-                Blocker("contact %(id)s has the absorbed contact's number now.", {"id": taken})
+                Blocker(
+                    N_(
+                        "This merge cannot be split: contact %(id)s has the absorbed "
+                        "contact's number now."
+                    ),
+                    {"id": taken},
+                )
             )
     return blockers
 
@@ -457,7 +486,7 @@ def do_split_merge(session: Session, merge: ContactMerge, *, actor: Any = None) 
     if blockers:
         first = blockers[0]
         raise Conflict(
-            "This merge cannot be split: " + first.template,
+            first.template,
             code="split_refused",
             params=first.params,
             details={"reasons": [b.message for b in blockers]},

@@ -107,7 +107,7 @@ def test_cmd(
     runtime, workspace_id = _open(workspace)
     with runtime.db.unit_of_work(scope=workspace_id) as session:
         delivery_id = hooks.send_test(session, endpoint_id, actor=ACTOR).id
-    deliver_due(runtime.db)
+    deliver_due(runtime.db, only=[delivery_id])
     with runtime.db.read(scope=workspace_id) as session:
         delivery = hooks.get_delivery(session, delivery_id)
         typer.echo(_line(delivery))

@@ -106,7 +106,7 @@ class Outcome:
 # -- leasing --------------------------------------------------------------------------------
 
 
-def _ready(busy: Sequence[int]) -> Any:
+def _ready(busy: Sequence[int], only: Sequence[int] = ()) -> Any:
     earlier = aliased(WebhookDelivery)
     table = WebhookDelivery
     conditions = [
@@ -121,14 +121,22 @@ def _ready(busy: Sequence[int]) -> Any:
     ]
     if busy:
         conditions.append(table.endpoint_id.not_in(list(busy)))
+    if only:
+        conditions.append(table.id.in_(list(only)))
     return and_(*conditions)
 
 
 def claim(
-    db: Database, now: dt.datetime, *, busy: Sequence[int] = (), endpoints: int = POOL_SIZE
+    db: Database,
+    now: dt.datetime,
+    *,
+    busy: Sequence[int] = (),
+    endpoints: int = POOL_SIZE,
+    only: Sequence[int] = (),
 ) -> dict[int, list[Job]]:
-    """Lease the due deliveries of up to about `endpoints` endpoints not in `busy`, the
-    oldest first; returns them by endpoint, in the order to send them."""
+    """Lease the due deliveries of up to about `endpoints` endpoints not in `busy` (only
+    those of ids `only`, when given), the oldest first; returns them by endpoint, in the
+    order to send them."""
     with db.read(unscoped=_CLAIM.reason) as session:
         # A look first, without SQLite's write lock: most polls find nothing due.
         # Nor for endpoints whose batch is still running: every commit wakes the worker.
@@ -138,6 +146,8 @@ def claim(
         )
         if busy:
             look = look.where(WebhookDelivery.endpoint_id.not_in(list(busy)))
+        if only:
+            look = look.where(WebhookDelivery.id.in_(list(only)))
         due = session.scalar(look.limit(1))
     if due is None:
         return {}
@@ -146,7 +156,7 @@ def claim(
         ids = lease(
             session,
             table,
-            ready=_ready(busy),
+            ready=_ready(busy, only),
             due=table.c.next_attempt_at,
             order_by=[table.c.id],
             limit=endpoints * PER_ENDPOINT,
@@ -443,16 +453,18 @@ def deliver_due(
     *,
     now: dt.datetime | None = None,
     client: httpx.Client | None = None,
+    only: Sequence[int] = (),
 ) -> int:
-    """Lease and send everything due at `now`, one endpoint after another, in this thread
-    (tests, the CLI, the demo: time is driven by `now`). Returns how many were delivered."""
+    """Lease and send everything due at `now` (or only the deliveries of ids `only`), one
+    endpoint after another, in this thread (tests, the CLI, the demo: time is driven by
+    `now`). Returns how many were delivered."""
     moment = now or utcnow()
     own = client is None
     http = client or new_client()
     delivered = 0
     try:
         allow_private = _allow_private(db)
-        while batches := claim(db, moment):
+        while batches := claim(db, moment, only=only):
             for jobs in batches.values():
                 delivered += run_batch(
                     db, http, jobs, allow_private=allow_private, now=_fixed(moment)

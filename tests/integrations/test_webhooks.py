@@ -504,6 +504,7 @@ def test_assignment_status_and_erasure_become_their_own_events(
         owner = session.scalars(select(User).where(User.email == world.owner_email)).one()
         membership = session.scalars(select(Membership).where(Membership.user_id == owner.id)).one()
         actor = member_actor(session, owner, membership, world.workspace_id)
+        assert actor is not None
         conversation = session.scalars(select(Conversation)).one()
         collab.do_assign(session, actor, conversation, assignee_id=owner.id)
         collab.do_close(session, actor, conversation)
@@ -516,7 +517,9 @@ def test_assignment_status_and_erasure_become_their_own_events(
     assert got[2]["data"]["status"] == "resolved"
 
     with db.unit_of_work(unscoped="test") as session:
-        everything = make_token(session, session.get(Workspace, world.workspace_id), ["*"])
+        workspace = session.get(Workspace, world.workspace_id)
+        assert workspace is not None
+        everything = make_token(session, workspace, ["*"])
     erased = world.client.delete(
         f"/api/v1/contacts/{contact_id}", headers={"authorization": f"Bearer {everything}"}
     )

@@ -32,7 +32,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Table, and_, bindparam, exists, insert, select, update
+from sqlalchemy import Table, and_, bindparam, exists, insert, select, tuple_, update
 from sqlalchemy.orm import Session, aliased
 from standardwebhooks import Webhook
 
@@ -165,7 +165,36 @@ def claim(
         )
         if not ids:
             return {}
+        ids += _lease_followers(session, ids, now, endpoints * PER_ENDPOINT)
         return _jobs(session, ids)
+
+
+def _lease_followers(session: Session, heads: list[int], now: dt.datetime, room: int) -> list[int]:
+    """Also lease what follows each leased head in its conversation (due, in order): they
+    wait for the head anyway, so no other worker can take them, and sent right after it in
+    the same lane a conversation with several new events needs one round, not one each."""
+    table = cast(Table, WebhookDelivery.__table__)
+    pairs = session.execute(
+        select(table.c.endpoint_id, table.c.conversation_id)
+        .where(table.c.id.in_(heads), table.c.conversation_id.is_not(None))
+        .distinct()
+    ).all()
+    if not pairs:
+        return []
+    key = tuple_(table.c.endpoint_id, table.c.conversation_id)
+    return lease(
+        session,
+        table,
+        ready=and_(
+            table.c.state == DeliveryState.PENDING.value,
+            key.in_([tuple(p) for p in pairs]),
+        ),
+        due=table.c.next_attempt_at,
+        order_by=[table.c.id],
+        limit=room,
+        seconds=LEASE_SECONDS,
+        now=now,
+    )
 
 
 def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:

@@ -7,10 +7,15 @@ How it keeps one receiver from hurting the others:
   leases for an endpoint whose lanes are still running, so a hanging endpoint holds a few
   threads until its requests time out, and nothing else.
 - A delivery is never leased while an earlier one of the same endpoint and conversation
-  is pending, so a receiver gets a conversation's deliveries in sequence order even after
-  it was down for hours.
-- Requests have short connect and read timeouts and an overall deadline, follow no
-  redirect (one is a failure), and read at most a kilobyte of the answer.
+  is pending, except together with it, behind it in the same lane (a lane stops at the
+  first failure worth retrying and gives the rest back): a receiver gets a conversation's
+  deliveries in sequence order, even after it was down for hours.
+- The lane that ends an endpoint's batch records it and leases the endpoint's next batch
+  in one transaction: on SQLite, where every write waits for the one lock ingest holds
+  most of the time, a busy endpoint needs one write per batch.
+- Requests have short connect and read timeouts and an overall deadline while the answer
+  is read (none while its headers are), follow no redirect (one is a failure), and read
+  at most a kilobyte of the answer.
 
 Crash safety: a lease moves `next_attempt_at` ahead; the result is written after the
 request. A process that dies mid-send leaves the delivery to come due again when the lease
@@ -21,18 +26,18 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Table, and_, bindparam, exists, insert, select, tuple_, update
+from sqlalchemy import Table, Text, and_, bindparam, exists, insert, select, tuple_, update
+from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session, aliased
 from standardwebhooks import Webhook
 
@@ -106,7 +111,7 @@ class Outcome:
 # -- leasing --------------------------------------------------------------------------------
 
 
-def _ready(busy: Sequence[int], only: Sequence[int] = ()) -> Any:
+def _ready(busy: Sequence[int], only: Sequence[int] = (), endpoint_id: int | None = None) -> Any:
     earlier = aliased(WebhookDelivery)
     table = WebhookDelivery
     conditions = [
@@ -123,6 +128,8 @@ def _ready(busy: Sequence[int], only: Sequence[int] = ()) -> Any:
         conditions.append(table.endpoint_id.not_in(list(busy)))
     if only:
         conditions.append(table.id.in_(list(only)))
+    if endpoint_id is not None:
+        conditions.append(table.endpoint_id == endpoint_id)
     return and_(*conditions)
 
 
@@ -152,21 +159,25 @@ def claim(
     if due is None:
         return {}
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
-        table = cast(Table, WebhookDelivery.__table__)
-        ids = lease(
-            session,
-            table,
-            ready=_ready(busy, only),
-            due=table.c.next_attempt_at,
-            order_by=[table.c.id],
-            limit=endpoints * PER_ENDPOINT,
-            seconds=LEASE_SECONDS,
-            now=now,
-        )
-        if not ids:
-            return {}
-        ids += _lease_followers(session, ids, now, endpoints * PER_ENDPOINT)
-        return _jobs(session, ids)
+        return _claim_in(session, now, _ready(busy, only), endpoints * PER_ENDPOINT)
+
+
+def _claim_in(session: Session, now: dt.datetime, ready: Any, limit: int) -> dict[int, list[Job]]:
+    table = cast(Table, WebhookDelivery.__table__)
+    ids = lease(
+        session,
+        table,
+        ready=ready,
+        due=table.c.next_attempt_at,
+        order_by=[table.c.id],
+        limit=limit,
+        seconds=LEASE_SECONDS,
+        now=now,
+    )
+    if not ids:
+        return {}
+    ids += _lease_followers(session, ids, now, limit)
+    return _jobs(session, ids)
 
 
 def _lease_followers(session: Session, heads: list[int], now: dt.datetime, room: int) -> list[int]:
@@ -198,31 +209,45 @@ def _lease_followers(session: Session, heads: list[int], now: dt.datetime, room:
 
 
 def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
-    rows = session.execute(
-        select(WebhookDelivery, WebhookEndpoint)
-        .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-        .where(WebhookDelivery.id.in_(ids))
-        .order_by(WebhookDelivery.id)
-    ).tuples()
+    d = cast(Table, WebhookDelivery.__table__)
+    e = cast(Table, WebhookEndpoint.__table__)
+    # The payload as the database keeps it, sent as it is: no decoding and encoding again.
+    rows = session.connection().execute(
+        select(
+            d.c.id,
+            d.c.workspace_id,
+            d.c.endpoint_id,
+            d.c.conversation_id,
+            d.c.event_id,
+            cast_(d.c.payload, Text).label("body"),
+            d.c.attempts,
+            d.c.give_up_at,
+            e.c.url,
+            e.c.secret,
+        )
+        .join(e, e.c.id == d.c.endpoint_id)
+        .where(d.c.id.in_(ids))
+        .order_by(d.c.id)
+    )
     secrets: dict[int, str] = {}
     by_endpoint: dict[int, list[Job]] = {}
     box = config_of(session).secrets
-    for delivery, endpoint in rows:
-        if endpoint.id not in secrets:
-            secrets[endpoint.id] = box.decrypt(endpoint.secret)
+    for row in rows:
+        if row.endpoint_id not in secrets:
+            secrets[row.endpoint_id] = box.decrypt(row.secret)
         job = Job(
-            delivery_id=delivery.id,
-            workspace_id=delivery.workspace_id,
-            endpoint_id=endpoint.id,
-            conversation_id=delivery.conversation_id,
-            url=endpoint.url,
-            secret=secrets[endpoint.id],
-            event_id=delivery.event_id,
-            body=json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False),
-            attempts=delivery.attempts,
-            give_up_at=delivery.give_up_at,
+            delivery_id=row.id,
+            workspace_id=row.workspace_id,
+            endpoint_id=row.endpoint_id,
+            conversation_id=row.conversation_id,
+            url=row.url,
+            secret=secrets[row.endpoint_id],
+            event_id=row.event_id,
+            body=row.body,
+            attempts=row.attempts,
+            give_up_at=row.give_up_at,
         )
-        by_endpoint.setdefault(endpoint.id, []).append(job)
+        by_endpoint.setdefault(row.endpoint_id, []).append(job)
     return by_endpoint
 
 
@@ -340,29 +365,57 @@ def record(
     failed, or due again after the backoff; give the batch's unsent `rest` back, due
     `now`. Updates the endpoint's failure streak and switches it off once it has failed
     for three days. One transaction."""
+    with db.unit_of_work(unscoped=_CLAIM.reason) as session:
+        _record_in(session, results, rest, now or utcnow())
+
+
+def record_and_claim(
+    db: Database,
+    endpoint_id: int,
+    results: Sequence[tuple[Job, Outcome, dt.datetime]],
+    rest: Sequence[Job],
+    now: dt.datetime,
+    *,
+    claim_next: bool = True,
+) -> list[Job]:
+    """`record`, then lease the endpoint's next due deliveries in the same transaction (one
+    write instead of two: on SQLite every write waits for the one lock ingest also wants)."""
+    with db.unit_of_work(unscoped=_CLAIM.reason) as session:
+        _record_in(session, results, rest, now)
+        if not claim_next:
+            return []
+        claimed = _claim_in(session, now, _ready((), (), endpoint_id), LANES * PER_ENDPOINT)
+    return claimed.get(endpoint_id, [])
+
+
+def _record_in(
+    session: Session,
+    results: Sequence[tuple[Job, Outcome, dt.datetime]],
+    rest: Sequence[Job],
+    now: dt.datetime,
+) -> None:
+    if rest:
+        _release(session, rest, now)
     if not results:
-        release(db, rest, now or utcnow())
         return
     metrics.count_deliveries((o.ok, o.status_code, o.error) for _, o, _ in results)
-    with db.unit_of_work(unscoped=_CLAIM.reason) as session:
-        _record_all(session, results)
-        if rest:
-            _release(session, rest, now or results[-1][2])
-        endpoint_id = results[0][0].endpoint_id
-        endpoint = session.get(WebhookEndpoint, endpoint_id)
-        if endpoint is None:
-            return
-        last_at = results[-1][2]
-        if any(o.ok for _, o, _ in results):
-            endpoint.failing_since = None
-        elif endpoint.failing_since is None:
-            endpoint.failing_since = results[0][2]
-        if (
-            endpoint.enabled
-            and endpoint.failing_since is not None
-            and last_at - endpoint.failing_since >= RETRY_FOR
-        ):
-            disable(session, endpoint, last_at)
+    _record_all(session, results)
+    endpoint_id = results[0][0].endpoint_id
+    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    if endpoint is None:
+        return
+    last_at = max(at for _, _, at in results)
+    if any(o.ok for _, o, _ in results):
+        endpoint.failing_since = None
+    elif endpoint.failing_since is None:
+        endpoint.failing_since = min(at for _, _, at in results)
+    if (
+        endpoint.enabled
+        and endpoint.failing_since is not None
+        and last_at - endpoint.failing_since >= RETRY_FOR
+    ):
+        disable(session, endpoint, last_at)
+    session.flush()  # before a lease in the same transaction reads `enabled`
 
 
 def _record_all(session: Session, results: Sequence[tuple[Job, Outcome, dt.datetime]]) -> None:
@@ -463,18 +516,32 @@ def run_batch(
     first failure worth retrying (the endpoint is down or slow: the others wait for their
     own turn) or when half the lease is spent, and gives the rest back. Returns how many
     were delivered."""
+    results, rest = send_lane(client, jobs, allow_private=allow_private, now=now)
+    record(db, results, rest, now())
+    return sum(1 for _, o, _ in results if o.ok)
+
+
+Tried = list[tuple[Job, Outcome, dt.datetime]]
+
+
+def send_lane(
+    client: httpx.Client,
+    jobs: Sequence[Job],
+    *,
+    allow_private: bool,
+    now: Callable[[], dt.datetime] = utcnow,
+) -> tuple[Tried, Sequence[Job]]:
+    """Send `jobs` (one endpoint's) in order; stop at the first failure worth retrying or
+    when half the lease is spent. Returns the tries and the jobs left unsent."""
     started = time.monotonic()
-    results: list[tuple[Job, Outcome, dt.datetime]] = []
-    rest: Sequence[Job] = ()
+    results: Tried = []
     refused = None if allow_private or not jobs else refusal(jobs[0].url)
     for index, job in enumerate(jobs):
         outcome = send(client, job, refused=refused)
         results.append((job, outcome, now()))
         if (outcome.retry and not outcome.ok) or time.monotonic() - started > LEASE_SECONDS / 2:
-            rest = jobs[index + 1 :]
-            break
-    record(db, results, rest, now())
-    return sum(1 for _, o, _ in results if o.ok)
+            return results, jobs[index + 1 :]
+    return results, ()
 
 
 def deliver_due(
@@ -526,10 +593,22 @@ def lanes_of(jobs: Sequence[Job], lanes: int) -> list[list[Job]]:
     return [lane for lane in cut if lane]
 
 
+@dataclass
+class _Batch:
+    """An endpoint's leased deliveries on their way: its lanes still running, and what the
+    finished ones tried and left."""
+
+    lanes: int
+    tried: Tried = field(default_factory=list)
+    rest: list[Job] = field(default_factory=list)
+
+
 class WebhookSender:
-    """The worker's step: lease for endpoints with no batch running, hand each endpoint's
-    batch to the pool in up to `LANES` lanes, return at once. When an endpoint's lanes have
-    all ended, the worker is woken again.
+    """The worker's step: lease for endpoints with no batch running and hand each
+    endpoint's batch to the pool in up to `LANES` lanes; return at once. The lane that
+    finishes an endpoint's batch last records it and leases that endpoint's next one in
+    the same transaction, so a busy endpoint keeps going without waiting for the step;
+    an endpoint with nothing more due is free again and the worker is woken.
 
     A hanging endpoint holds at most `LANES` of the pool's threads until its requests
     time out; the others go on with the rest."""
@@ -539,51 +618,70 @@ class WebhookSender:
         self.pool_size = pool_size
         self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="puente-webhook")
         self._client = new_client()
-        self._running: dict[int, int] = {}  # endpoint id: lanes still running
+        self._running: dict[int, _Batch] = {}
         self._lock = threading.Lock()
+        self._allow_private = False
+        self._closing = False
 
     def step(self, now: dt.datetime | None = None) -> bool:
         with self._lock:
             busy = sorted(self._running)
-            threads = sum(self._running.values())
+            threads = sum(b.lanes for b in self._running.values())
         free = (self.pool_size - threads) // LANES
         if free <= 0:
             return False
         batches = claim(self.db, now or utcnow(), busy=busy, endpoints=free)
-        allow_private = _allow_private(self.db) if batches else False
+        if batches:
+            self._allow_private = _allow_private(self.db)
         for endpoint_id, jobs in batches.items():
-            lanes = lanes_of(jobs, LANES)
-            with self._lock:
-                self._running[endpoint_id] = len(lanes)
-            for lane in lanes:
-                future = self._pool.submit(
-                    run_batch, self.db, self._client, lane, allow_private=allow_private
-                )
-                future.add_done_callback(self._done(endpoint_id))
-        return False  # the lanes wake the worker when they end
+            self._dispatch(endpoint_id, jobs)
+        return False  # the lanes wake the worker when an endpoint is free again
 
-    def _done(self, endpoint_id: int) -> Callable[[Future[int]], None]:
-        def done(future: Future[int]) -> None:
-            with self._lock:
-                left = self._running.get(endpoint_id, 1) - 1
-                if left > 0:
-                    self._running[endpoint_id] = left
-                else:
-                    self._running.pop(endpoint_id, None)
-            if future.exception() is not None:
-                log.error(
-                    "webhook batch for endpoint %s failed", endpoint_id, exc_info=future.exception()
-                )
-            if left <= 0:
-                WEBHOOKS.wake()
+    def _dispatch(self, endpoint_id: int, jobs: list[Job]) -> None:
+        lanes = lanes_of(jobs, LANES)
+        with self._lock:
+            self._running[endpoint_id] = _Batch(lanes=len(lanes))
+        for lane in lanes:
+            self._pool.submit(self._run_lane, endpoint_id, lane)
 
-        return done
+    def _run_lane(self, endpoint_id: int, lane: list[Job]) -> None:
+        try:
+            tried, rest = send_lane(self._client, lane, allow_private=self._allow_private)
+        except Exception:  # send never raises; this is a bug, logged, the lease runs out
+            log.exception("webhook lane for endpoint %s failed", endpoint_id)
+            tried, rest = [], []
+        with self._lock:
+            batch = self._running[endpoint_id]
+            batch.tried += tried
+            batch.rest += rest
+            batch.lanes -= 1
+            if batch.lanes > 0:
+                return
+        following: list[Job] = []
+        try:
+            following = record_and_claim(
+                self.db,
+                endpoint_id,
+                batch.tried,
+                batch.rest,
+                utcnow(),
+                claim_next=not self._closing,
+            )
+        except Exception:
+            log.exception("recording webhook deliveries of endpoint %s failed", endpoint_id)
+        if following:
+            self._dispatch(endpoint_id, following)
+            return
+        with self._lock:
+            self._running.pop(endpoint_id, None)
+        WEBHOOKS.wake()
 
     def idle(self) -> bool:
         with self._lock:
             return not self._running
 
     def close(self) -> None:
+        self._closing = True
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._client.close()
 

@@ -25,21 +25,17 @@ stays one row."""
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import Table, Text, and_, bindparam, exists, insert, select, tuple_, update
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session, aliased
-from standardwebhooks import Webhook
 
 import puente.integrations.webhooks.reactions  # noqa: F401  (registers the reactions)
 from puente import metrics
@@ -55,8 +51,8 @@ from puente.integrations.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from puente.integrations.webhooks.sending import Job, Outcome, Tried, new_client, send_lane
 from puente.integrations.webhooks.service import config_of, configure
-from puente.integrations.webhooks.urls import private_address_of
 from puente.jobs import WEBHOOKS, Backoff, Worker, lease
 from puente.jobs import install as install_worker
 from puente.runtime import Runtime
@@ -65,10 +61,6 @@ log = logging.getLogger(__name__)
 
 _CLAIM = Unscoped("the webhooks worker sends the due deliveries of every workspace")
 
-CONNECT_TIMEOUT = 3.0
-READ_TIMEOUT = 5.0
-DEADLINE = 10.0  # seconds for one whole request, however slowly the answer drips
-EXCERPT_BYTES = 1024
 POOL_SIZE = 16  # requests in flight at once in one process
 LANES = 4  # requests in flight at once to one endpoint (never two of one conversation)
 PER_ENDPOINT = 100  # deliveries leased for one endpoint at a time
@@ -76,36 +68,6 @@ PER_ENDPOINT = 100  # deliveries leased for one endpoint at a time
 # the rest back once half the lease is spent.
 LEASE_SECONDS = 300.0
 RETRY = Backoff(base=10.0, ceiling=4 * 3600.0)
-RETRIED_STATUSES = frozenset({408, 429})
-USER_AGENT = "Puente-Webhooks/1.0"
-
-
-@dataclass(frozen=True)
-class Job:
-    """A leased delivery, with what sending it needs."""
-
-    delivery_id: int
-    workspace_id: int
-    endpoint_id: int
-    conversation_id: int | None
-    url: str
-    secret: str
-    event_id: str
-    body: str
-    attempts: int
-    give_up_at: dt.datetime | None
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one try gave: `ok` (2xx), or an error and whether it is worth another try."""
-
-    status_code: int | None
-    duration_ms: int
-    excerpt: str
-    error: str | None
-    ok: bool
-    retry: bool
 
 
 # -- leasing --------------------------------------------------------------------------------
@@ -269,87 +231,6 @@ def _release(session: Session, jobs: Sequence[Job], now: dt.datetime) -> None:
         .values(next_attempt_at=now)
         .execution_options(synchronize_session=False)
     )
-
-
-# -- sending -----------------------------------------------------------------------------
-
-
-def new_client() -> httpx.Client:
-    """The HTTP client deliveries go out with: short timeouts, no redirects followed."""
-    return httpx.Client(
-        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        follow_redirects=False,
-        headers={"user-agent": USER_AGENT},
-        limits=httpx.Limits(max_connections=POOL_SIZE * 2, max_keepalive_connections=POOL_SIZE),
-    )
-
-
-def _excerpt(raw: bytes) -> str:
-    return raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-
-
-def _error_of(exc: Exception) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        if "refused" in text:
-            return "connection refused"
-        if "name" in text and ("resolve" in text or "known" in text):
-            return "cannot resolve host"
-        return f"cannot connect: {str(exc)[:200]}"
-    return f"{type(exc).__name__}: {str(exc)[:200]}"
-
-
-@functools.lru_cache(maxsize=256)
-def _signer(secret: str) -> Webhook:
-    return Webhook(secret)
-
-
-def refusal(url: str) -> str | None:
-    """Why Puente will not send to `url` now (its host resolves to a private address), or
-    None. Asked again before each batch: a public name may point inside since it was saved."""
-    address = private_address_of(url)
-    if address is None:
-        return None
-    return f"refused: {urlsplit(url).hostname} resolves to a private address ({address})"
-
-
-def send(client: httpx.Client, job: Job, *, refused: str | None = None) -> Outcome:
-    """One signed POST of the job's body (none when `refused` says why not); never raises."""
-    started = time.monotonic()
-
-    def took() -> int:
-        return int((time.monotonic() - started) * 1000)
-
-    if refused is not None:
-        return Outcome(None, 0, "", refused, ok=False, retry=False)
-    sent_at = dt.datetime.now(dt.UTC)  # the receiver checks it against its own clock
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": job.event_id,
-        "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": _signer(job.secret).sign(job.event_id, sent_at, job.body),
-    }
-    try:
-        with client.stream("POST", job.url, content=job.body.encode(), headers=headers) as r:
-            raw = b""
-            for chunk in r.iter_bytes():
-                raw += chunk
-                if len(raw) >= EXCERPT_BYTES or time.monotonic() - started > DEADLINE:
-                    break  # the rest is never read: the connection is dropped
-            status = r.status_code
-            location = r.headers.get("location")
-    except Exception as exc:  # every failure is recorded, none stops the worker
-        return Outcome(None, took(), "", _error_of(exc), ok=False, retry=True)
-    excerpt = _excerpt(raw)
-    if 200 <= status < 300:
-        return Outcome(status, took(), excerpt, None, ok=True, retry=False)
-    if 300 <= status < 400:
-        error = f"redirect to {location}" if location else f"redirect ({status})"
-        return Outcome(status, took(), excerpt, error[:500], ok=False, retry=False)
-    retry = status >= 500 or status in RETRIED_STATUSES
-    return Outcome(status, took(), excerpt, f"HTTP {status}", ok=False, retry=retry)
 
 
 # -- recording -------------------------------------------------------------------------------
@@ -516,32 +397,11 @@ def run_batch(
     first failure worth retrying (the endpoint is down or slow: the others wait for their
     own turn) or when half the lease is spent, and gives the rest back. Returns how many
     were delivered."""
-    results, rest = send_lane(client, jobs, allow_private=allow_private, now=now)
+    results, rest = send_lane(
+        client, jobs, allow_private=allow_private, budget=LEASE_SECONDS / 2, now=now
+    )
     record(db, results, rest, now())
     return sum(1 for _, o, _ in results if o.ok)
-
-
-Tried = list[tuple[Job, Outcome, dt.datetime]]
-
-
-def send_lane(
-    client: httpx.Client,
-    jobs: Sequence[Job],
-    *,
-    allow_private: bool,
-    now: Callable[[], dt.datetime] = utcnow,
-) -> tuple[Tried, Sequence[Job]]:
-    """Send `jobs` (one endpoint's) in order; stop at the first failure worth retrying or
-    when half the lease is spent. Returns the tries and the jobs left unsent."""
-    started = time.monotonic()
-    results: Tried = []
-    refused = None if allow_private or not jobs else refusal(jobs[0].url)
-    for index, job in enumerate(jobs):
-        outcome = send(client, job, refused=refused)
-        results.append((job, outcome, now()))
-        if (outcome.retry and not outcome.ok) or time.monotonic() - started > LEASE_SECONDS / 2:
-            return results, jobs[index + 1 :]
-    return results, ()
 
 
 def deliver_due(
@@ -617,7 +477,7 @@ class WebhookSender:
         self.db = db
         self.pool_size = pool_size
         self._pool = ThreadPoolExecutor(pool_size, thread_name_prefix="puente-webhook")
-        self._client = new_client()
+        self._client = new_client(pool_size)
         self._running: dict[int, _Batch] = {}
         self._lock = threading.Lock()
         self._allow_private = False
@@ -646,7 +506,9 @@ class WebhookSender:
 
     def _run_lane(self, endpoint_id: int, lane: list[Job]) -> None:
         try:
-            tried, rest = send_lane(self._client, lane, allow_private=self._allow_private)
+            tried, rest = send_lane(
+                self._client, lane, allow_private=self._allow_private, budget=LEASE_SECONDS / 2
+            )
         except Exception:  # send never raises; this is a bug, logged, the lease runs out
             log.exception("webhook lane for endpoint %s failed", endpoint_id)
             tried, rest = [], []

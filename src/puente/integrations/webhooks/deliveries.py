@@ -8,7 +8,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, event, func, insert, select
+from sqlalchemy import Table, event, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction
 
@@ -276,15 +276,3 @@ def _forget_after_rollback(session: Session, previous: SessionTransaction) -> No
     pending = session.info.get(_PENDING)
     if pending:
         session.info[_PENDING] = [(t, p) for t, p in pending if not inside(t)]
-
-
-def pending_count(session: Session, endpoint_id: int) -> int:
-    return int(
-        session.scalar(
-            select(func.count()).where(
-                WebhookDelivery.endpoint_id == endpoint_id,
-                WebhookDelivery.state == DeliveryState.PENDING.value,
-            )
-        )
-        or 0
-    )

@@ -149,11 +149,6 @@ def _set_secret(session: Session, endpoint: WebhookEndpoint) -> str:
     return secret
 
 
-def secret_of(session: Session, endpoint: WebhookEndpoint) -> str:
-    """The endpoint's secret in clear, to sign with."""
-    return config_of(session).secrets.decrypt(endpoint.secret)
-
-
 # -- audit ---------------------------------------------------------------------------------
 
 

@@ -249,7 +249,8 @@ def main() -> int:
         _line(f"{args.rate} msg/s, to 2xx:", paced) + f"  (target p95 under {TARGET_P95_MS:.0f} ms)"
     )
     print(f"  lost: {lost}  duplicated: {duplicates}")
-    return 0 if lost == 0 and duplicates == 0 else 1
+    met = cost <= TARGET_COST and pct(paced, 95) < TARGET_P95_MS
+    return 0 if lost == 0 and duplicates == 0 and met else 1
 
 
 if __name__ == "__main__":

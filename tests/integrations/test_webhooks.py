@@ -25,6 +25,8 @@ from standardwebhooks import Webhook
 from puente.accounts.gate import member_actor
 from puente.accounts.models import Membership, User, Workspace
 from puente.app import create_app
+from puente.channels.models import Channel, ConnectionState
+from puente.channels.sync import do_set_connection_state
 from puente.config import Settings
 from puente.conversations import collab
 from puente.conversations.models import Conversation, Notification
@@ -530,3 +532,49 @@ def test_assignment_status_and_erasure_become_their_own_events(
     erasure = _verified(secret, receiver.at("/crm")[-1])
     assert erasure["data"] == {"id": contact_id}
     assert all(d.conversation_id != conversation_id for d in world.deliveries(endpoint_id))
+
+
+def test_a_number_filter_and_a_connection_change(
+    world: World, receiver: Receiver, db: Database
+) -> None:
+    with db.unit_of_work(unscoped="test") as session:
+        workspace = session.get(Workspace, world.workspace_id)
+        assert workspace is not None
+        other = make_channel(session, workspace)
+        [mine] = [c for c in session.scalars(select(Channel)) if c.id != other.id]
+        mine_id, other_id = mine.id, other.id
+    events = ["channel.connection_changed", "message.created"]
+    response = world.api(
+        "POST",
+        "/webhooks",
+        json={"url": f"{receiver.url}/other", "events": events, "channel_id": other_id},
+    )
+    assert response.status_code == 201, response.text
+    secret = response.json()["secret"]
+    unknown = world.api(
+        "POST", "/webhooks", json={"url": receiver.url, "events": events, "channel_id": 999}
+    )
+    assert unknown.status_code == 422 and "Unknown number" in unknown.text
+
+    body = dumps(envelope(messages_change([text_message("wamid.WH3", "Hola")])))
+    assert world.client.post("/webhooks/whatsapp", content=body, headers=signed(body)).is_success
+    run_until_idle(world.runtime)  # a message on the other number: not for this endpoint
+    with db.unit_of_work(scope=world.workspace_id) as session:
+        for channel_id in (mine_id, other_id):
+            channel = session.get(Channel, channel_id)
+            assert channel is not None
+            do_set_connection_state(
+                session,
+                channel,
+                ConnectionState.DISCONNECTED,
+                reason="ACCOUNT_DISCONNECTED",
+                at=dt.datetime.now(dt.UTC),
+            )
+    deliver_due(db)
+    [got] = [_verified(secret, r) for r in receiver.at("/other")]
+    assert got["type"] == "channel.connection_changed"
+    assert got["data"]["channel_id"] == other_id
+    assert (got["data"]["previous_state"], got["data"]["connection_state"]) == (
+        "connected",
+        "disconnected",
+    )

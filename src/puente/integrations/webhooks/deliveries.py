@@ -106,6 +106,12 @@ def subscribers(session: Session, workspace_id: int) -> list[Subscriber]:
     return found
 
 
+def wanted(session: Session, workspace_id: int, *event_types: str) -> bool:
+    """Whether an enabled endpoint of the workspace subscribes to any of `event_types`
+    (before a reaction reads a row only the payload or the number filter needs)."""
+    return any(s.events.intersection(event_types) for s in subscribers(session, workspace_id))
+
+
 def take_sequences(
     session: Session, wanted: dict[tuple[int, int, int], int]
 ) -> dict[tuple[int, int, int], int]:

@@ -37,7 +37,7 @@ from puente.events import (
     WorkflowRunFinished,
     react,
 )
-from puente.integrations.webhooks.deliveries import enqueue
+from puente.integrations.webhooks.deliveries import enqueue, wanted
 from puente.integrations.webhooks.models import WebhookAttempt, WebhookDelivery
 from puente.outbound.models import Broadcast, BroadcastRecipient, BroadcastState
 
@@ -157,6 +157,8 @@ def _on_message_status(session: Session, event: MessageStatusChanged) -> None:
 
 
 def _on_message_updated(session: Session, event: MessageUpdated) -> None:
+    if not wanted(session, event.workspace_id, "message.updated"):
+        return  # no query for the number's filter when nobody listens
     message = session.get(Message, event.message_id)
     if message is None:
         return
@@ -349,23 +351,32 @@ def _broadcast_data(session: Session, broadcast: Broadcast) -> dict[str, Any]:
 
 
 def _on_broadcast_progress(session: Session, event: BroadcastProgress) -> None:
+    if not wanted(session, event.workspace_id, "broadcast.progress", "broadcast.finished"):
+        return
     broadcast = session.get(Broadcast, event.broadcast_id)
     if broadcast is None:
         return
+    built: list[dict[str, Any]] = []
+
+    def build() -> dict[str, Any]:
+        if not built:  # one count of the recipients for both types
+            built.append(_broadcast_data(session, broadcast))
+        return built[0]
+
     finished = event.state in _FINISHED_BROADCAST
-    for event_type in (
-        ("broadcast.progress", "broadcast.finished") if finished else ("broadcast.progress",)
-    ):
+    for event_type in ("broadcast.progress", "broadcast.finished")[: 2 if finished else 1]:
         enqueue(
             session,
             workspace_id=event.workspace_id,
             event_type=event_type,
-            build=lambda: _broadcast_data(session, broadcast),
+            build=build,
             channel_id=broadcast.channel_id,
         )
 
 
 def _on_workflow_run_finished(session: Session, event: WorkflowRunFinished) -> None:
+    if not wanted(session, event.workspace_id, "workflow_run.finished"):
+        return
     conversation = (
         session.get(Conversation, event.conversation_id) if event.conversation_id else None
     )

@@ -12,9 +12,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
 
 from puente.api.common import error_responses
-from puente.api.deps import ApiCaller, CallerDep, SessionDep, scoped
+from puente.api.deps import ApiCaller, CallerDep, RuntimeDep, SessionDep, scoped
 from puente.errors import Forbidden, NotFound
 from puente.integrations.webhooks import service as hooks
 from puente.integrations.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -28,6 +29,16 @@ def _reader(caller: CallerDep) -> ApiCaller:
     return caller
 
 
+def _session(session: SessionDep, runtime: RuntimeDep) -> Session:
+    hooks.use_config(
+        session,
+        secrets=runtime.secrets,
+        allow_private=runtime.settings.webhooks_allow_private,
+    )
+    return session
+
+
+HooksSession = Annotated[Session, Depends(_session)]
 ReadCaller = Annotated[ApiCaller, Depends(_reader)]
 WriteCaller = Annotated[ApiCaller, scoped("settings:write")]
 EndpointId = Annotated[int, Path(ge=1, le=2**62, description="the endpoint's id")]
@@ -208,7 +219,7 @@ class ResendCount(BaseModel):
     summary="List the workspace's webhook endpoints",
     responses=error_responses(403),
 )
-def list_endpoints(_caller: ReadCaller, session: SessionDep) -> EndpointList:
+def list_endpoints(_caller: ReadCaller, session: HooksSession) -> EndpointList:
     return EndpointList(items=[EndpointOut.of(e) for e in hooks.list_endpoints(session)])
 
 
@@ -222,7 +233,7 @@ def list_endpoints(_caller: ReadCaller, session: SessionDep) -> EndpointList:
     responses=error_responses(403),
 )
 def create_endpoint(
-    body: EndpointIn, caller: WriteCaller, session: SessionDep
+    body: EndpointIn, caller: WriteCaller, session: HooksSession
 ) -> EndpointWithSecret:
     endpoint, secret = hooks.create_endpoint(
         session,
@@ -241,7 +252,9 @@ def create_endpoint(
     summary="One endpoint (without its secret)",
     responses=error_responses(403, 404),
 )
-def get_endpoint(endpoint_id: EndpointId, _caller: ReadCaller, session: SessionDep) -> EndpointOut:
+def get_endpoint(
+    endpoint_id: EndpointId, _caller: ReadCaller, session: HooksSession
+) -> EndpointOut:
     return EndpointOut.of(hooks.get_endpoint(session, endpoint_id))
 
 
@@ -252,7 +265,7 @@ def get_endpoint(endpoint_id: EndpointId, _caller: ReadCaller, session: SessionD
     responses=error_responses(403, 404),
 )
 def update_endpoint(
-    endpoint_id: EndpointId, body: EndpointPatch, caller: WriteCaller, session: SessionDep
+    endpoint_id: EndpointId, body: EndpointPatch, caller: WriteCaller, session: HooksSession
 ) -> EndpointOut:
     current = hooks.get_endpoint(session, endpoint_id)
     given = body.model_fields_set
@@ -275,7 +288,9 @@ def update_endpoint(
     summary="Delete an endpoint and its delivery log",
     responses=error_responses(403, 404),
 )
-def delete_endpoint(endpoint_id: EndpointId, caller: WriteCaller, session: SessionDep) -> Response:
+def delete_endpoint(
+    endpoint_id: EndpointId, caller: WriteCaller, session: HooksSession
+) -> Response:
     hooks.delete_endpoint(session, endpoint_id, actor=caller.actor)
     return Response(status_code=204)
 
@@ -286,7 +301,7 @@ def delete_endpoint(endpoint_id: EndpointId, caller: WriteCaller, session: Sessi
     summary="Replace the signing secret; the old one stops signing at once",
     responses=error_responses(403, 404),
 )
-def rotate_secret(endpoint_id: EndpointId, caller: WriteCaller, session: SessionDep) -> SecretOut:
+def rotate_secret(endpoint_id: EndpointId, caller: WriteCaller, session: HooksSession) -> SecretOut:
     return SecretOut(secret=hooks.rotate_secret(session, endpoint_id, actor=caller.actor))
 
 
@@ -297,7 +312,7 @@ def rotate_secret(endpoint_id: EndpointId, caller: WriteCaller, session: Session
     summary='Queue a "webhook.test" event to the endpoint, whatever events it takes',
     responses=error_responses(403, 404),
 )
-def send_test(endpoint_id: EndpointId, caller: WriteCaller, session: SessionDep) -> DeliveryOut:
+def send_test(endpoint_id: EndpointId, caller: WriteCaller, session: HooksSession) -> DeliveryOut:
     return DeliveryOut.of(hooks.send_test(session, endpoint_id, actor=caller.actor))
 
 
@@ -313,7 +328,7 @@ def send_test(endpoint_id: EndpointId, caller: WriteCaller, session: SessionDep)
 def list_deliveries(
     endpoint_id: EndpointId,
     _caller: ReadCaller,
-    session: SessionDep,
+    session: HooksSession,
     state: Annotated[StateName | None, Query(description="only those in this state")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     before_id: Annotated[int | None, Query(ge=1, le=2**62, description="page on")] = None,
@@ -328,7 +343,7 @@ def list_deliveries(
     )
 
 
-def _delivery(session: Any, endpoint_id: int, delivery_id: int) -> WebhookDelivery:
+def _delivery(session: Session, endpoint_id: int, delivery_id: int) -> WebhookDelivery:
     delivery = hooks.get_delivery(session, delivery_id)
     if delivery.endpoint_id != endpoint_id:
         raise NotFound("No such delivery.", code="not_found")
@@ -342,7 +357,7 @@ def _delivery(session: Any, endpoint_id: int, delivery_id: int) -> WebhookDelive
     responses=error_responses(403, 404),
 )
 def get_delivery(
-    endpoint_id: EndpointId, delivery_id: DeliveryId, _caller: ReadCaller, session: SessionDep
+    endpoint_id: EndpointId, delivery_id: DeliveryId, _caller: ReadCaller, session: HooksSession
 ) -> DeliveryDetail:
     delivery = _delivery(session, endpoint_id, delivery_id)
     attempts = [AttemptOut.of(a) for a in hooks.attempts_of(session, delivery.id)]
@@ -359,7 +374,7 @@ def get_delivery(
     responses=error_responses(403, 404),
 )
 def resend(
-    endpoint_id: EndpointId, delivery_id: DeliveryId, caller: WriteCaller, session: SessionDep
+    endpoint_id: EndpointId, delivery_id: DeliveryId, caller: WriteCaller, session: HooksSession
 ) -> DeliveryOut:
     _delivery(session, endpoint_id, delivery_id)
     return DeliveryOut.of(hooks.resend(session, delivery_id, actor=caller.actor))
@@ -372,5 +387,7 @@ def resend(
     summary="Send every failed delivery of the endpoint again",
     responses=error_responses(403, 404),
 )
-def resend_failed(endpoint_id: EndpointId, caller: WriteCaller, session: SessionDep) -> ResendCount:
+def resend_failed(
+    endpoint_id: EndpointId, caller: WriteCaller, session: HooksSession
+) -> ResendCount:
     return ResendCount(queued=hooks.resend_failed(session, endpoint_id, actor=caller.actor))

@@ -89,6 +89,12 @@ def configure(db: Database, *, secrets: SecretBox, allow_private: bool) -> None:
         factory.kw.setdefault("info", {})[_CONFIG_KEY] = config
 
 
+def use_config(session: Session, *, secrets: SecretBox, allow_private: bool) -> None:
+    """Give this one session the webhooks' configuration (a caller holding the runtime,
+    such as an API route, whatever `configure` was or was not told)."""
+    session.info[_CONFIG_KEY] = WebhookConfig(secrets=secrets, allow_private=allow_private)
+
+
 def config_of(session: Session) -> WebhookConfig:
     config = session.info.get(_CONFIG_KEY)
     if not isinstance(config, WebhookConfig):

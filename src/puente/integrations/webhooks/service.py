@@ -1,6 +1,6 @@
 """Outgoing webhooks' operations: endpoints (create, change, rotate the secret, delete),
-their delivery log, resends and test events, and `enqueue`, which the reactions call to
-write one delivery per subscribed endpoint inside the transaction of the change.
+their delivery log, resends and test events. (Deliveries of domain events are written by
+`deliveries.enqueue`, which the reactions call inside the transaction of the change.)
 
 Every function takes a session scoped to one workspace. Refusals are `InvalidInput` whose
 message is an i18n msgid with `params`, so the web shows them translated."""

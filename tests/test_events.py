@@ -99,3 +99,35 @@ def test_every_event_type_comes_back_from_another_process_as_itself(name: str) -
     assert back == event
     browser = json.loads(json.dumps(event.to_browser()))
     assert (browser["kind"], browser["workspace_id"]) == (event_type.kind, 7)
+
+
+def test_every_module_that_reacts_is_loaded_before_the_first_event() -> None:
+    """A process that publishes (a CLI command, say) must run every reaction, not only
+    those some import happened to load: after `load_reactions`, importing all of Puente
+    registers no further reaction. Run in a new interpreter, where nothing is imported
+    yet."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import importlib, pkgutil
+        import puente
+        from puente import events
+        events.load_reactions()
+        before = {(t.__name__, f.__module__, f.__qualname__) for t, f in events._REACTIONS}
+        for info in pkgutil.walk_packages(puente.__path__, "puente."):
+            if ".migrations." in info.name or info.name.endswith("__main__"):
+                continue
+            importlib.import_module(info.name)
+        after = {(t.__name__, f.__module__, f.__qualname__) for t, f in events._REACTIONS}
+        print(len(before))
+        print(sorted(after - before))
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert int(out[0]) > 10  # the automation, chat links, webhooks, surveys and reports
+    assert out[1] == "[]", f"reactions registered by modules not in REACTION_MODULES: {out[1]}"

@@ -10,6 +10,7 @@ processes (PostgreSQL NOTIFY, see conversations/realtime.py) comes back as the s
 from __future__ import annotations
 
 import datetime as dt
+import importlib
 import json
 import logging
 import threading
@@ -401,9 +402,36 @@ def react(event_type: type[E], reaction: Callable[[Session, E], None]) -> None:
     _REACTIONS.append((event_type, reaction))
 
 
+# Every module that registers reactions, imported by the first `publish` of any process
+# (the web, a worker, a CLI command such as `puente contacts merge`), so that no process
+# commits a change without what reacts to it: an outgoing webhook's delivery, a report
+# fact, a workflow run. Named, not imported here: they import this module.
+# tests/test_events.py checks that every module calling `react` is listed.
+REACTION_MODULES = (
+    "puente.automation.reactions",
+    "puente.channels.chat_links",
+    "puente.integrations.webhooks.reactions",
+    "puente.reports.csat",
+    "puente.reports.hooks",
+)
+_reactions_loaded = threading.Event()
+_loading = threading.Lock()
+
+
+def load_reactions() -> None:
+    if _reactions_loaded.is_set():
+        return
+    with _loading:
+        if not _reactions_loaded.is_set():
+            for name in REACTION_MODULES:
+                importlib.import_module(name)
+            _reactions_loaded.set()
+
+
 def publish(session: Session, event: Event) -> None:
     """Run the event's reactions now, in the transaction, and queue it for the bus's
     subscribers once `session` commits (dropped on rollback)."""
+    load_reactions()
     for event_type, reaction in _REACTIONS:
         if isinstance(event, event_type):
             reaction(session, event)

@@ -110,6 +110,9 @@ def demo_settings(settings: Settings, options: DemoOptions, keys: DemoSecrets) -
             "meta_config_id": "sandbox",
             # The demo has no mail server: its invitations and resets show on /dev/mail.
             "dev_mail": True,
+            # The demo runs on the loopback with its sandbox: the receiver a newcomer points
+            # a webhook at (examples/webhook_receiver.py) runs on this machine too.
+            "webhooks_allow_private": True,
         }
     )
 

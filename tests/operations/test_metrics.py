@@ -5,6 +5,7 @@ one is set, and a second process's counters and heartbeats are summed in one scr
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -191,9 +192,13 @@ def test_the_page_says_what_prometheus_client_s_own_collector_says(
     found.webhook_lag.observe(0.3)
     metrics.beat("puente-compared")
     try:
-        ours = samples(Exposition(metrics.directory()).render())
+        # Both read one copy of the files: in a whole test run, other tests' workers still
+        # write theirs (heartbeats) while the two pages are made.
+        snapshot = settings.data_dir / "metrics-snapshot"
+        shutil.copytree(metrics.directory(), snapshot)
+        ours = samples(Exposition(snapshot).render())
         registry = CollectorRegistry()
-        MultiProcessCollector(registry, path=str(metrics.directory()))  # type: ignore[no-untyped-call]
+        MultiProcessCollector(registry, path=str(snapshot))  # type: ignore[no-untyped-call]
         theirs = samples(generate_latest(registry).decode())
     finally:
         metrics.beat_stopped("puente-compared")

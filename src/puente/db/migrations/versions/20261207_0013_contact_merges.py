@@ -68,7 +68,9 @@ def upgrade() -> None:
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
             nullable=False,
         ),
-        sa.Column("by_user_id", sa.Integer(), nullable=True),
+        sa.Column(
+            "by_user_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True
+        ),
         sa.Column("by_label", sa.String(length=200), nullable=True),
         sa.Column("merged_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("split_at", sa.DateTime(timezone=True), nullable=True),

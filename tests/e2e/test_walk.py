@@ -346,7 +346,7 @@ PAGES = {
 }
 
 
-@pytest.mark.one_leg
+@pytest.mark.one_leg("postgres")
 @pytest.mark.parametrize(
     ("role", "lang", "width"), PEOPLE, ids=[f"{r.value}-{lang}-{w}" for r, lang, w in PEOPLE]
 )

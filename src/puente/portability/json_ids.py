@@ -17,6 +17,8 @@ _RULE_TABLES = {
     "conversation.assignee_id": USERS,
     "conversation.team_id": "teams",
     "channel.id": "channels",
+    # A segment named by id (by name it needs nothing).
+    "contact.segment": "segments",
 }
 
 
@@ -29,10 +31,11 @@ def _ids(lookup: Lookup, name: str, values: Any) -> list[int]:
 
 def _rule_value(lookup: Lookup, name: str, value: Any) -> Any:
     if isinstance(value, list):
-        return _ids(lookup, name, value)
+        mapped = (_rule_value(lookup, name, v) for v in value)
+        return [v for v in mapped if v is not None]
     if isinstance(value, int | str) and str(value).isdigit():
         return lookup(name, int(value))
-    return value
+    return value  # a name (a segment's), kept as it is
 
 
 def _conditions(conditions: Any, lookup: Lookup) -> Any:

@@ -240,8 +240,7 @@ def test_consent_recorded_after_the_merge_stops_a_split(w: World, db: Database) 
 
     assert refused.status_code == 409
     assert refused.json()["error"]["details"]["reasons"] == [
-        "This merge cannot be split: consent was recorded for the merged contact since the "
-        "merge."
+        "This merge cannot be split: consent was recorded for the merged contact since the merge."
     ]
 
 

@@ -43,7 +43,8 @@ def command(args: list[str]) -> list[str]:
 
 
 def environment(db: str, dbs: list[str]) -> dict[str, str]:
-    env = dict(os.environ, PUENTE_TEST_DB=db)
+    # Each leg's pytest leaves as soon as its report is printed (see tests/conftest.py).
+    env = dict(os.environ, PUENTE_TEST_DB=db, PUENTE_TEST_FAST_EXIT="1")
     if len(dbs) > 1:
         # Tests that use no database at all run once, on the SQLite leg: running them on
         # PostgreSQL again proves nothing more (see tests/conftest.py).

@@ -19,6 +19,10 @@ from puente.channels.models import Channel
 from tests.channels.conftest import Coex, make_coex  # noqa: F401 (a fixture)
 from tests.webclient import WebClient
 
+# How the pages look and read runs on one leg: what they change is checked on both engines
+# through the API and the domain tests (see the one_leg marker in tests/conftest.py).
+pytestmark = pytest.mark.one_leg
+
 PASSWORD = "correct horse battery staple"
 
 

@@ -21,6 +21,10 @@ from tests.channels.conftest import NUMBER, PHONE, Coex
 from tests.waiting import wait_until
 from tests.webclient import WebClient
 
+# How the pages look and read runs on one leg: what they change is checked on both engines
+# through the API and the domain tests (see the one_leg marker in tests/conftest.py).
+pytestmark = pytest.mark.one_leg
+
 PASSWORD = "correct horse battery staple"
 
 

@@ -29,7 +29,8 @@ from tests.inbox.helpers import add_conversation, add_message
 
 # What a person sees and clicks: the flows underneath run on both legs in tests/ (see
 # the one_leg marker in tests/conftest.py).
-pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
+# On the PostgreSQL leg, which has the shorter list (see tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg("postgres")]
 
 LAPTOP = {"width": 1366, "height": 768}
 PHONE = {"width": 390, "height": 844}

@@ -39,7 +39,8 @@ from tests.factories import (
     make_workspace,
 )
 
-pytestmark = [pytest.mark.browser, pytest.mark.one_leg]
+# On the PostgreSQL leg, which has the shorter list (see tests/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg("postgres")]
 SHOTS = os.environ.get("PUENTE_SCREENSHOTS")
 SUPERVISOR = "sofia@esquina.example"
 DAYS = 75  # of made-up history, ending today

@@ -19,6 +19,10 @@ from tests.factories import PASSWORD, make_channel, make_user, make_workspace
 from tests.graph_sandbox import TOKEN, GraphSandbox, start_graph_sandbox
 from tests.webclient import WebClient
 
+# How the pages look and read runs on one leg: what they change is checked on both engines
+# through the API and the domain tests (see the one_leg marker in tests/conftest.py).
+pytestmark = pytest.mark.one_leg
+
 WABA = "100200300"
 
 VALID_FORM = {

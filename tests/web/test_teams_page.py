@@ -17,6 +17,10 @@ from puente.db.session import Database
 from tests.factories import PASSWORD, make_user, make_workspace
 from tests.webclient import WebClient
 
+# How the pages look and read runs on one leg: what they change is checked on both engines
+# through the API and the domain tests (see the one_leg marker in tests/conftest.py).
+pytestmark = pytest.mark.one_leg
+
 
 @pytest.fixture
 def app(settings: Settings, db: Database) -> FastAPI:

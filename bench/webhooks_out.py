@@ -31,6 +31,7 @@ import multiprocessing
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -55,6 +56,9 @@ PACED = "wamid.PACED"
 def _receive(port: int, ready: Any, results: Any, stop: Any) -> None:
     seen: dict[str, tuple[bool, float]] = {}
     duplicates = [0]
+    counts = {"burst": 0, "paced": 0}
+    # The handler threads write while the loop below reads.
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as a real receiver would
@@ -69,13 +73,15 @@ def _receive(port: int, ready: Any, results: Any, stop: Any) -> None:
             self.end_headers()
             answered = time.time()
             event_id = self.headers.get("webhook-id") or ""
-            if event_id in seen:
-                duplicates[0] += 1
-                return
             payload = json.loads(body)
             written = dt.datetime.fromisoformat(payload["timestamp"]).timestamp()
             paced = str(payload["data"].get("wamid") or "").startswith(PACED)
-            seen[event_id] = (paced, (answered - written) * 1000)
+            with lock:
+                if event_id in seen:
+                    duplicates[0] += 1
+                    return
+                seen[event_id] = (paced, (answered - written) * 1000)
+                counts["paced" if paced else "burst"] += 1
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
     server.daemon_threads = True
@@ -83,11 +89,12 @@ def _receive(port: int, ready: Any, results: Any, stop: Any) -> None:
     ready.set()
     while not stop.is_set():
         server.handle_request()
-        results["burst"] = sum(1 for paced, _ in seen.values() if not paced)
-        results["paced"] = len(seen) - results["burst"]
-    results["burst_ms"] = [ms for paced, ms in seen.values() if not paced]
-    results["paced_ms"] = [ms for paced, ms in seen.values() if paced]
-    results["duplicates"] = duplicates[0]
+        with lock:
+            results["burst"], results["paced"] = counts["burst"], counts["paced"]
+    with lock:
+        results["burst_ms"] = [ms for paced, ms in seen.values() if not paced]
+        results["paced_ms"] = [ms for paced, ms in seen.values() if paced]
+        results["duplicates"] = duplicates[0]
     server.server_close()
 
 

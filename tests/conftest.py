@@ -8,7 +8,6 @@ PostgreSQL or Chromium into a failure instead of a skip.
 
 from __future__ import annotations
 
-import gc
 import os
 import shutil
 import socket
@@ -96,15 +95,6 @@ _EXIT_KEY = pytest.StashKey[int]()
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     session.config.stash[_EXIT_KEY] = int(exitstatus)
-
-
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """Under `make test`, what the tests so far left in memory is moved out of the garbage
-    collector's sight: its full collections scanned every earlier test's apps and engines
-    again and again (a fifth of a leg's time: 141 s against 111 s for automation and inbox
-    tests). Memory grows instead (1.7 GB against 0.8 GB there), which the machine has."""
-    if os.environ.get("PUENTE_TEST_FAST_EXIT") == "1":
-        gc.freeze()
 
 
 @pytest.hookimpl(trylast=True)

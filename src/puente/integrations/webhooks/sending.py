@@ -1,7 +1,8 @@
 """Sending one delivery the Standard Webhooks way (webhook-id, webhook-timestamp and
 webhook-signature headers, signed with the endpoint's secret by the `standardwebhooks`
-package) with httpx: short timeouts, no redirect followed, at most a kilobyte of the
-answer read; and a lane of deliveries, in order, until a failure worth retrying."""
+package) with the keep-alive poster of `posting`: short timeouts, no redirect followed,
+at most a kilobyte of the answer read; and a lane of deliveries, in order, until a failure
+worth retrying."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
 from standardwebhooks import Webhook
 
 from puente.db.base import utcnow
+from puente.integrations.webhooks.posting import Poster, PostFailed
 from puente.integrations.webhooks.urls import private_address_of
 
 CONNECT_TIMEOUT = 3.0
@@ -54,31 +55,21 @@ class Outcome:
     retry: bool
 
 
-def new_client(connections: int = 16) -> httpx.Client:
-    """The HTTP client deliveries go out with: short timeouts, no redirects followed."""
-    return httpx.Client(
-        timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        follow_redirects=False,
-        headers={"user-agent": USER_AGENT},
-        limits=httpx.Limits(max_connections=connections * 2, max_keepalive_connections=connections),
+def new_client(connections: int = 16) -> Poster:
+    """The client deliveries go out with: short timeouts, no redirects followed, keep-alive
+    connections (up to `connections` idle ones per receiver)."""
+    return Poster(
+        connect_timeout=CONNECT_TIMEOUT,
+        read_timeout=READ_TIMEOUT,
+        deadline=DEADLINE,
+        user_agent=USER_AGENT,
+        excerpt_bytes=EXCERPT_BYTES,
+        max_idle_per_origin=connections,
     )
 
 
 def _excerpt(raw: bytes) -> str:
     return raw[:EXCERPT_BYTES].decode("utf-8", errors="replace")
-
-
-def _error_of(exc: Exception) -> str:
-    if isinstance(exc, httpx.TimeoutException):
-        return "timeout"
-    if isinstance(exc, httpx.ConnectError):
-        text = str(exc).lower()
-        if "refused" in text:
-            return "connection refused"
-        if "name" in text and ("resolve" in text or "known" in text):
-            return "cannot resolve host"
-        return f"cannot connect: {str(exc)[:200]}"
-    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
 @functools.lru_cache(maxsize=256)
@@ -95,7 +86,7 @@ def refusal(url: str) -> str | None:
     return f"refused: {urlsplit(url).hostname} resolves to a private address ({address})"
 
 
-def send(client: httpx.Client, job: Job, *, refused: str | None = None) -> Outcome:
+def send(client: Poster, job: Job, *, refused: str | None = None) -> Outcome:
     """One signed POST of the job's body (none when `refused` says why not); never raises."""
     started = time.monotonic()
 
@@ -105,27 +96,25 @@ def send(client: httpx.Client, job: Job, *, refused: str | None = None) -> Outco
     if refused is not None:
         return Outcome(None, 0, "", refused, ok=False, retry=False)
     sent_at = dt.datetime.now(dt.UTC)  # the receiver checks it against its own clock
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": job.event_id,
-        "webhook-timestamp": str(int(sent_at.timestamp())),
-        "webhook-signature": _signer(job.secret).sign(job.event_id, sent_at, job.body),
-    }
+    headers = (
+        ("content-type", "application/json"),
+        ("webhook-id", job.event_id),
+        ("webhook-timestamp", str(int(sent_at.timestamp()))),
+        ("webhook-signature", _signer(job.secret).sign(job.event_id, sent_at, job.body)),
+    )
     try:
-        with client.stream("POST", job.url, content=job.body.encode(), headers=headers) as r:
-            raw = b""
-            for chunk in r.iter_bytes():
-                raw += chunk
-                if len(raw) >= EXCERPT_BYTES or time.monotonic() - started > DEADLINE:
-                    break  # the rest is never read: the connection is dropped
-            status = r.status_code
-            location = r.headers.get("location")
-    except Exception as exc:  # every failure is recorded, none stops the worker
-        return Outcome(None, took(), "", _error_of(exc), ok=False, retry=True)
-    excerpt = _excerpt(raw)
+        answer = client.post(job.url, job.body.encode(), headers)
+    except PostFailed as exc:  # every failure is recorded, none stops the worker
+        return Outcome(None, took(), "", str(exc)[:500], ok=False, retry=True)
+    except Exception as exc:  # a bug, recorded and retried like a network error
+        error = f"{type(exc).__name__}: {str(exc)[:200]}"
+        return Outcome(None, took(), "", error, ok=False, retry=True)
+    status = answer.status
+    excerpt = _excerpt(answer.excerpt)
     if 200 <= status < 300:
         return Outcome(status, took(), excerpt, None, ok=True, retry=False)
     if 300 <= status < 400:
+        location = answer.location
         error = f"redirect to {location}" if location else f"redirect ({status})"
         return Outcome(status, took(), excerpt, error[:500], ok=False, retry=False)
     retry = status >= 500 or status in RETRIED_STATUSES
@@ -136,7 +125,7 @@ Tried = list[tuple[Job, Outcome, dt.datetime]]
 
 
 def send_lane(
-    client: httpx.Client,
+    client: Poster,
     jobs: Sequence[Job],
     *,
     allow_private: bool,

@@ -13,9 +13,9 @@ How it keeps one receiver from hurting the others:
 - The lane that ends an endpoint's batch records it and leases the endpoint's next batch
   in one transaction: on SQLite, where every write waits for the one lock ingest holds
   most of the time, a busy endpoint needs one write per batch.
-- Requests have short connect and read timeouts and an overall deadline while the answer
-  is read (none while its headers are), follow no redirect (one is a failure), and read
-  at most a kilobyte of the answer.
+- Requests have short connect and read timeouts and an overall deadline for the answer,
+  follow no redirect (one is a failure), and read at most a kilobyte of the answer
+  (`posting.Poster`, over keep-alive connections).
 
 Crash safety: a lease moves `next_attempt_at` ahead; the result is written after the
 request. A process that dies mid-send leaves the delivery to come due again when the lease
@@ -32,7 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import httpx
 from sqlalchemy import Table, Text, and_, bindparam, exists, insert, select, tuple_, update
 from sqlalchemy import cast as cast_
 from sqlalchemy.orm import Session, aliased
@@ -51,6 +50,7 @@ from puente.integrations.webhooks.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from puente.integrations.webhooks.posting import Poster
 from puente.integrations.webhooks.sending import Job, Outcome, Tried, new_client, send_lane
 from puente.integrations.webhooks.service import config_of, configure
 from puente.jobs import WEBHOOKS, Backoff, Worker, lease
@@ -387,7 +387,7 @@ def disable(session: Session, endpoint: WebhookEndpoint, now: dt.datetime) -> No
 
 def run_batch(
     db: Database,
-    client: httpx.Client,
+    client: Poster,
     jobs: Sequence[Job],
     *,
     allow_private: bool,
@@ -408,7 +408,7 @@ def deliver_due(
     db: Database,
     *,
     now: dt.datetime | None = None,
-    client: httpx.Client | None = None,
+    client: Poster | None = None,
     only: Sequence[int] = (),
 ) -> int:
     """Lease and send everything due at `now` (or only the deliveries of ids `only`), one

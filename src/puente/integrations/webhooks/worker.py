@@ -174,6 +174,7 @@ def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
     d = cast(Table, WebhookDelivery.__table__)
     e = cast(Table, WebhookEndpoint.__table__)
     # The payload as the database keeps it, sent as it is: no decoding and encoding again.
+    # Only what sending needs: `give_up_at` is read when a try fails (see _record_all).
     rows = session.connection().execute(
         select(
             d.c.id,
@@ -183,7 +184,6 @@ def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
             d.c.event_id,
             cast_(d.c.payload, Text).label("body"),
             d.c.attempts,
-            d.c.give_up_at,
             e.c.url,
             e.c.secret,
         )
@@ -194,22 +194,31 @@ def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
     secrets: dict[int, str] = {}
     by_endpoint: dict[int, list[Job]] = {}
     box = config_of(session).secrets
-    for row in rows:
-        if row.endpoint_id not in secrets:
-            secrets[row.endpoint_id] = box.decrypt(row.secret)
+    for (
+        id_,
+        workspace_id,
+        endpoint_id,
+        conversation_id,
+        event_id,
+        body,
+        attempts,
+        url,
+        secret,
+    ) in rows.tuples():
+        if endpoint_id not in secrets:
+            secrets[endpoint_id] = box.decrypt(secret)
         job = Job(
-            delivery_id=row.id,
-            workspace_id=row.workspace_id,
-            endpoint_id=row.endpoint_id,
-            conversation_id=row.conversation_id,
-            url=row.url,
-            secret=secrets[row.endpoint_id],
-            event_id=row.event_id,
-            body=row.body,
-            attempts=row.attempts,
-            give_up_at=row.give_up_at,
+            id_,
+            workspace_id,
+            endpoint_id,
+            conversation_id,
+            url,
+            secrets[endpoint_id],
+            event_id,
+            body,
+            attempts,
         )
-        by_endpoint.setdefault(row.endpoint_id, []).append(job)
+        by_endpoint.setdefault(endpoint_id, []).append(job)
     return by_endpoint
 
 
@@ -327,10 +336,26 @@ def _record_all(session: Session, results: Sequence[tuple[Job, Outcome, dt.datet
             delivered_at=bindparam("b_delivered"),
         )
     )
-    session.connection().execute(stmt, [_moved_on(job, o, at) for job, o, at in results])
+    give_up = _give_up_times(session, [j.delivery_id for j, o, _ in results if o.retry])
+    session.connection().execute(
+        stmt, [_moved_on(job, o, at, give_up.get(job.delivery_id)) for job, o, at in results]
+    )
 
 
-def _moved_on(job: Job, outcome: Outcome, at: dt.datetime) -> dict[str, Any]:
+def _give_up_times(session: Session, ids: list[int]) -> dict[int, dt.datetime | None]:
+    """When each of these deliveries stops being retried; read only for the tries that
+    failed in a way worth retrying (most tries succeed: no need to read it for them)."""
+    if not ids:
+        return {}
+    rows = session.execute(
+        select(WebhookDelivery.id, WebhookDelivery.give_up_at).where(WebhookDelivery.id.in_(ids))
+    )
+    return {id_: at for id_, at in rows.tuples()}
+
+
+def _moved_on(
+    job: Job, outcome: Outcome, at: dt.datetime, give_up_at: dt.datetime | None
+) -> dict[str, Any]:
     """The delivery's columns after this try: delivered, failed, or due after the backoff."""
     attempts = job.attempts + 1
     values: dict[str, Any] = {
@@ -344,7 +369,7 @@ def _moved_on(job: Job, outcome: Outcome, at: dt.datetime) -> dict[str, Any]:
     }
     if outcome.ok:
         values.update(b_state=DeliveryState.DELIVERED.value, b_delivered=at)
-    elif outcome.retry and (job.give_up_at is None or at < job.give_up_at):
+    elif outcome.retry and (give_up_at is None or at < give_up_at):
         values["b_next"] = at + dt.timedelta(seconds=RETRY.delay(attempts))
     else:
         values["b_state"] = DeliveryState.FAILED.value

@@ -56,6 +56,7 @@ from puente.integrations.webhooks.service import config_of, configure
 from puente.jobs import WEBHOOKS, Backoff, Worker, lease
 from puente.jobs import install as install_worker
 from puente.runtime import Runtime
+from puente.secrets import SecretBox
 
 log = logging.getLogger(__name__)
 
@@ -121,10 +122,15 @@ def claim(
     if due is None:
         return {}
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
-        return _claim_in(session, now, _ready(busy, only), endpoints * PER_ENDPOINT)
+        rows = _claim_in(session, now, _ready(busy, only), endpoints * PER_ENDPOINT)
+        box = config_of(session).secrets
+    return _jobs_of(rows, box)
 
 
-def _claim_in(session: Session, now: dt.datetime, ready: Any, limit: int) -> dict[int, list[Job]]:
+def _claim_in(session: Session, now: dt.datetime, ready: Any, limit: int) -> list[Any]:
+    """Lease what is `ready` and read what sending it needs; the rows are made into jobs
+    after the commit (`_jobs_of`): on SQLite this transaction holds the write lock that
+    ingest waits for, so it does no more than its statements."""
     table = cast(Table, WebhookDelivery.__table__)
     ids = lease(
         session,
@@ -137,9 +143,9 @@ def _claim_in(session: Session, now: dt.datetime, ready: Any, limit: int) -> dic
         now=now,
     )
     if not ids:
-        return {}
+        return []
     ids += _lease_followers(session, ids, now, limit)
-    return _jobs(session, ids)
+    return _job_rows(session, ids)
 
 
 def _lease_followers(session: Session, heads: list[int], now: dt.datetime, room: int) -> list[int]:
@@ -170,11 +176,11 @@ def _lease_followers(session: Session, heads: list[int], now: dt.datetime, room:
     )
 
 
-def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
+def _job_rows(session: Session, ids: list[int]) -> list[Any]:
     d = cast(Table, WebhookDelivery.__table__)
     e = cast(Table, WebhookEndpoint.__table__)
     # The payload as the database keeps it, sent as it is: no decoding and encoding again.
-    # Only what sending needs: `give_up_at` is read when a try fails (see _record_all).
+    # Only what sending needs: `give_up_at` is read when a try fails (see _record_in).
     rows = session.connection().execute(
         select(
             d.c.id,
@@ -191,9 +197,13 @@ def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
         .where(d.c.id.in_(ids))
         .order_by(d.c.id)
     )
+    return list(rows.tuples())
+
+
+def _jobs_of(rows: list[Any], box: SecretBox) -> dict[int, list[Job]]:
+    """The leased rows as jobs, by endpoint, in the order to send them."""
     secrets: dict[int, str] = {}
     by_endpoint: dict[int, list[Job]] = {}
-    box = config_of(session).secrets
     for (
         id_,
         workspace_id,
@@ -204,7 +214,7 @@ def _jobs(session: Session, ids: list[int]) -> dict[int, list[Job]]:
         attempts,
         url,
         secret,
-    ) in rows.tuples():
+    ) in rows:
         if endpoint_id not in secrets:
             secrets[endpoint_id] = box.decrypt(secret)
         job = Job(
@@ -255,8 +265,9 @@ def record(
     failed, or due again after the backoff; give the batch's unsent `rest` back, due
     `now`. Updates the endpoint's failure streak and switches it off once it has failed
     for three days. One transaction."""
+    tries = _Tries.of(results)
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
-        _record_in(session, results, rest, now or utcnow())
+        _record_in(session, tries, rest, now or utcnow())
 
 
 def record_and_claim(
@@ -270,59 +281,93 @@ def record_and_claim(
 ) -> list[Job]:
     """`record`, then lease the endpoint's next due deliveries in the same transaction (one
     write instead of two: on SQLite every write waits for the one lock ingest also wants)."""
+    tries = _Tries.of(results)
     with db.unit_of_work(unscoped=_CLAIM.reason) as session:
-        _record_in(session, results, rest, now)
+        _record_in(session, tries, rest, now)
         if not claim_next:
             return []
-        claimed = _claim_in(session, now, _ready((), (), endpoint_id), LANES * PER_ENDPOINT)
-    return claimed.get(endpoint_id, [])
+        rows = _claim_in(session, now, _ready((), (), endpoint_id), LANES * PER_ENDPOINT)
+        box = config_of(session).secrets
+    return _jobs_of(rows, box).get(endpoint_id, [])
 
 
-def _record_in(
-    session: Session,
-    results: Sequence[tuple[Job, Outcome, dt.datetime]],
-    rest: Sequence[Job],
-    now: dt.datetime,
-) -> None:
+@dataclass
+class _Tries:
+    """A batch's tries made ready to write before the transaction opens. On SQLite the
+    transaction takes the write lock at its start (BEGIN IMMEDIATE) and holds it to the
+    commit, while ingest waits for it: whatever can be worked out before is."""
+
+    endpoint_id: int | None
+    attempts: list[dict[str, Any]]  # the WebhookAttempt rows
+    moved: list[dict[str, Any]]  # each delivery's columns after its try (see _moved_on)
+    retried: list[int]  # positions of the tries that failed in a way worth retrying
+    any_ok: bool
+    first_at: dt.datetime | None
+    last_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, results: Sequence[tuple[Job, Outcome, dt.datetime]]) -> _Tries:
+        metrics.count_deliveries((o.ok, o.status_code, o.error) for _, o, _ in results)
+        attempts = [
+            {
+                "workspace_id": job.workspace_id,
+                "delivery_id": job.delivery_id,
+                "at": at,
+                "status_code": outcome.status_code,
+                "duration_ms": outcome.duration_ms,
+                "response_excerpt": outcome.excerpt,
+                "error": outcome.error,
+            }
+            for job, outcome, at in results
+        ]
+        moved = [_moved_on(job, o, at) for job, o, at in results]
+        retried = [n for n, (_, o, _) in enumerate(results) if o.retry and not o.ok]
+        times = [at for _, _, at in results]
+        return cls(
+            endpoint_id=results[0][0].endpoint_id if results else None,
+            attempts=attempts,
+            moved=moved,
+            retried=retried,
+            any_ok=any(o.ok for _, o, _ in results),
+            first_at=min(times, default=None),
+            last_at=max(times, default=None),
+        )
+
+
+def _record_in(session: Session, tries: _Tries, rest: Sequence[Job], now: dt.datetime) -> None:
     if rest:
         _release(session, rest, now)
-    if not results:
+    if tries.endpoint_id is None or tries.last_at is None or tries.first_at is None:
         return
-    metrics.count_deliveries((o.ok, o.status_code, o.error) for _, o, _ in results)
-    _record_all(session, results)
-    endpoint_id = results[0][0].endpoint_id
-    endpoint = session.get(WebhookEndpoint, endpoint_id)
+    _record_all(session, tries)
+    endpoint = session.get(WebhookEndpoint, tries.endpoint_id)
     if endpoint is None:
         return
-    last_at = max(at for _, _, at in results)
-    if any(o.ok for _, o, _ in results):
+    if tries.any_ok:
         endpoint.failing_since = None
     elif endpoint.failing_since is None:
-        endpoint.failing_since = min(at for _, _, at in results)
+        endpoint.failing_since = tries.first_at
     if (
         endpoint.enabled
         and endpoint.failing_since is not None
-        and last_at - endpoint.failing_since >= RETRY_FOR
+        and tries.last_at - endpoint.failing_since >= RETRY_FOR
     ):
-        disable(session, endpoint, last_at)
+        disable(session, endpoint, tries.last_at)
     session.flush()  # before a lease in the same transaction reads `enabled`
 
 
-def _record_all(session: Session, results: Sequence[tuple[Job, Outcome, dt.datetime]]) -> None:
-    # Two statements for the whole batch (an INSERT and an UPDATE, each executemany).
-    attempts = [
-        {
-            "workspace_id": job.workspace_id,
-            "delivery_id": job.delivery_id,
-            "at": at,
-            "status_code": outcome.status_code,
-            "duration_ms": outcome.duration_ms,
-            "response_excerpt": outcome.excerpt,
-            "error": outcome.error,
-        }
-        for job, outcome, at in results
-    ]
-    session.execute(insert(cast(Table, WebhookAttempt.__table__)), attempts)
+def _record_all(session: Session, tries: _Tries) -> None:
+    # Two statements for the whole batch (an INSERT and an UPDATE, each executemany), and
+    # a read of the give-up times when some try failed in a way worth retrying.
+    session.execute(insert(cast(Table, WebhookAttempt.__table__)), tries.attempts)
+    if tries.retried:
+        ids = [tries.moved[n]["b_id"] for n in tries.retried]
+        give_up = _give_up_times(session, ids)
+        for n in tries.retried:
+            moved = tries.moved[n]
+            until = give_up.get(moved["b_id"])
+            if until is not None and tries.attempts[n]["at"] >= until:
+                moved.update(b_state=DeliveryState.FAILED.value, b_next=None)
     table = cast(Table, WebhookDelivery.__table__)
     stmt = (
         update(table)
@@ -336,10 +381,7 @@ def _record_all(session: Session, results: Sequence[tuple[Job, Outcome, dt.datet
             delivered_at=bindparam("b_delivered"),
         )
     )
-    give_up = _give_up_times(session, [j.delivery_id for j, o, _ in results if o.retry])
-    session.connection().execute(
-        stmt, [_moved_on(job, o, at, give_up.get(job.delivery_id)) for job, o, at in results]
-    )
+    session.connection().execute(stmt, tries.moved)
 
 
 def _give_up_times(session: Session, ids: list[int]) -> dict[int, dt.datetime | None]:
@@ -353,10 +395,9 @@ def _give_up_times(session: Session, ids: list[int]) -> dict[int, dt.datetime | 
     return {id_: at for id_, at in rows.tuples()}
 
 
-def _moved_on(
-    job: Job, outcome: Outcome, at: dt.datetime, give_up_at: dt.datetime | None
-) -> dict[str, Any]:
-    """The delivery's columns after this try: delivered, failed, or due after the backoff."""
+def _moved_on(job: Job, outcome: Outcome, at: dt.datetime) -> dict[str, Any]:
+    """The delivery's columns after this try: delivered, failed, or due after the backoff
+    (failed instead once past its give-up time, which `_record_all` checks)."""
     attempts = job.attempts + 1
     values: dict[str, Any] = {
         "b_id": job.delivery_id,
@@ -369,7 +410,7 @@ def _moved_on(
     }
     if outcome.ok:
         values.update(b_state=DeliveryState.DELIVERED.value, b_delivered=at)
-    elif outcome.retry and (give_up_at is None or at < give_up_at):
+    elif outcome.retry:
         values["b_next"] = at + dt.timedelta(seconds=RETRY.delay(attempts))
     else:
         values["b_state"] = DeliveryState.FAILED.value

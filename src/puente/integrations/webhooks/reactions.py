@@ -12,10 +12,11 @@ endpoint that subscribes to their type."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from puente.channels.models import Channel
 from puente.contacts.models import Contact
@@ -44,6 +45,7 @@ from puente.outbound.models import Broadcast, BroadcastRecipient, BroadcastState
 # Conversation changes that are agents' own bookkeeping, not news for another system: a
 # new message moving it (None; message.created says it), read and unread marks.
 _QUIET_CHANGES = frozenset({None, "read", "unread"})
+T = TypeVar("T")
 _FINISHED_BROADCAST = frozenset({BroadcastState.COMPLETED.value, BroadcastState.CANCELLED.value})
 
 
@@ -92,6 +94,17 @@ def conversation_data(conversation: Conversation) -> dict[str, Any]:
 # -- messages -------------------------------------------------------------------------------
 
 
+def _held(session: Session, model: type[T], id_: int) -> T | None:
+    """`session.get`, looking in the session's identity map first: ingest has each
+    message's conversation and contact loaded, and a look there is a dictionary lookup
+    where `get` goes through the ORM's loading path (a statement's cache key, the
+    session's execute events) before it finds the same object: two per message."""
+    found = session.identity_map.get(identity_key(model, id_))
+    if isinstance(found, model):
+        return found
+    return session.get(model, id_)
+
+
 def _stored_data(session: Session, event: MessageStored) -> dict[str, Any] | None:
     """The message's data, from what this transaction stored when it is there (ingest
     writes messages without ORM objects: loading each row back would cost a query)."""
@@ -99,9 +112,9 @@ def _stored_data(session: Session, event: MessageStored) -> dict[str, Any] | Non
     if fresh is None:
         message = session.get(Message, event.message_id)
         return None if message is None else message_data(session, message)
-    conversation = session.get(Conversation, event.conversation_id)
+    conversation = _held(session, Conversation, event.conversation_id)
     contact_id = conversation.contact_id if conversation is not None else None
-    contact = session.get(Contact, contact_id) if contact_id is not None else None
+    contact = _held(session, Contact, contact_id) if contact_id is not None else None
     return {
         "id": event.message_id,
         "wamid": event.wamid,

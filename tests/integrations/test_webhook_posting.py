@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -171,3 +172,20 @@ def test_a_silent_receiver_times_out_and_a_closed_port_is_refused(
         port = unused.getsockname()[1]
     with pytest.raises(PostFailed, match=r"^connection refused$"):
         poster().post(f"http://127.0.0.1:{port}/", b"{}", HEADERS)
+
+
+def test_idle_connections_of_receivers_no_longer_sent_to_are_closed(
+    serve: Callable[..., RawServer],
+) -> None:
+    first, second = serve(lambda n: OK), serve(lambda n: OK)
+    client = Poster(
+        connect_timeout=2.0,
+        read_timeout=2.0,
+        deadline=5.0,
+        user_agent="test",
+        keepalive_expiry=0.05,
+    )
+    client.post(first.url, b"{}", HEADERS)
+    time.sleep(0.1)
+    client.post(second.url, b"{}", HEADERS)
+    assert [origin[2] for origin in client._idle] == [second.sock.getsockname()[1]]

@@ -105,6 +105,7 @@ class Poster:
         self._head = f"user-agent: {user_agent}\r\naccept: */*\r\naccept-encoding: identity\r\n"
         self._idle: dict[tuple[str, str, int], list[_Idle]] = {}
         self._lock = threading.Lock()
+        self._pruned = time.monotonic()
         self._ssl: ssl.SSLContext | None = None
 
     def post(self, url: str, body: bytes, headers: Iterable[tuple[str, str]]) -> Answer:
@@ -162,12 +163,26 @@ class Poster:
             conn.sock.close()
 
     def _give_back(self, origin: tuple[str, str, int], sock: socket.socket) -> None:
+        now = time.monotonic()
+        expired: list[_Idle] = []
         with self._lock:
+            if now - self._pruned > self.keepalive_expiry:
+                # Now and then, the connections of receivers no longer sent to are closed:
+                # the idle ones are those used in the last few seconds, not every endpoint's.
+                self._pruned = now
+                for key, conns in list(self._idle.items()):
+                    expired += [c for c in conns if now - c.since >= self.keepalive_expiry]
+                    conns[:] = [c for c in conns if now - c.since < self.keepalive_expiry]
+                    if not conns:
+                        del self._idle[key]
             conns = self._idle.setdefault(origin, [])
-            if len(conns) < self.max_idle_per_origin:
-                conns.append(_Idle(sock, time.monotonic()))
-                return
-        sock.close()
+            kept = len(conns) < self.max_idle_per_origin
+            if kept:
+                conns.append(_Idle(sock, now))
+        for conn in expired:
+            conn.sock.close()
+        if not kept:
+            sock.close()
 
     def _connect(self, target: _Target) -> socket.socket:
         _scheme, host, port = target.origin

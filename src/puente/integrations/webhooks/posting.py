@@ -1,22 +1,34 @@
 """The HTTP client outgoing webhooks send with: one POST of a JSON body over a keep-alive
-HTTP/1.1 connection, and of the answer only the status, the `location` header and at most
-a kilobyte of the body.
+HTTP/1.1 connection of the standard library's `http.client`, and of the answer only the
+status, the `location` header and at most a kilobyte of the body.
 
 Why not httpx, as everything else does: a delivery is one small request, a thousand a
-second when messages pour in, sent from threads of the process that also runs ingest. httpx
-spent about 490 µs of CPU on each (its request and response models, h11's event machine,
-cookie and URL handling, its pool's checks); this spends about 45, signing included
-(measured against the same local receiver). aiohttp, which the Graph sends use
-(`puente.whatsapp.http1`), wants an event loop, and the sender's lanes are threads.
+second when messages pour in, sent from threads of the process that also runs ingest.
+httpx spends about 360 µs of CPU on each (its request and response models, h11's event
+machine, cookie and URL handling, its pool's checks); this, about 75 to 100. (Measured with
+`time.process_time()` over 2,000 POSTs on one keep-alive connection to a local receiver in
+another process.) aiohttp, which the Graph sends use (`puente.whatsapp.http1`), wants an
+event loop, and the sender's lanes are threads.
+
+Why not a client of our own over raw sockets, as Puente had for a while (about 25 µs in
+the same measurement): parsing answers (status lines, headers, content-length against
+chunked bodies, interim answers, when a connection may carry another request) is a job
+for a well-kept library, and some 60 µs a delivery do not pay for owning that code. What
+is ours is small: which connection a post takes (an idle one to the same origin, not
+expired and not closed by the server, or a new one), one write for the head and the body,
+and an overall deadline on reading the answer, which `http.client`'s per-read timeout lacks.
 
 What it does not do, on purpose: follow redirects (one is a failure the delivery log
-shows), decompress (it asks for none), read a big answer (the connection is dropped
-instead), send a request twice (a connection that fails once the request was written is a
-failed try, retried later with the same webhook-id, never resent here)."""
+shows), decompress (it asks for none), read a big answer (the connection is dropped after
+the excerpt instead of being drained), send a request twice (a connection that fails once
+the request was written is a failed try, retried later with the same webhook-id, never
+resent here)."""
 
 from __future__ import annotations
 
 import functools
+import http.client
+import io
 import select
 import socket
 import ssl
@@ -24,10 +36,10 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlsplit
 
-MAX_HEAD = 64 * 1024  # an answer's status line and headers
-_NO_BODY = frozenset({204, 304})
+Origin = tuple[str, str, int]  # scheme, host, port: what a connection can be reused for
 
 
 class PostFailed(Exception):
@@ -41,19 +53,9 @@ class Answer:
     excerpt: bytes  # the first bytes of the body, at most the poster's `excerpt_bytes`
 
 
-@dataclass(frozen=True)
-class _Target:
-    origin: tuple[str, str, int]  # scheme, host, port: what a connection can be reused for
-    host_header: str
-    path: str
-
-    @property
-    def https(self) -> bool:
-        return self.origin[0] == "https"
-
-
 @functools.lru_cache(maxsize=1024)
-def _target_of(url: str) -> _Target:
+def _target_of(url: str) -> tuple[Origin, str]:
+    """The origin to connect to and the path (with the query) to ask for."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise PostFailed(f"not an http(s) URL: {url[:200]}")
@@ -62,19 +64,83 @@ def _target_of(url: str) -> _Target:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except (UnicodeError, ValueError) as exc:
         raise PostFailed(f"invalid URL: {exc}") from None
-    shown = f"[{host}]" if ":" in host else host
-    if parts.port is not None and parts.port != (443 if parts.scheme == "https" else 80):
-        shown = f"{shown}:{parts.port}"
     # As a browser would send it: what is already escaped stays, the rest is escaped.
     path = quote(parts.path or "/", safe="/%!$&'()*+,;=:@-._~")
     if parts.query:
         path += "?" + quote(parts.query, safe="/?%!$&'()*+,;=:@-._~")
-    return _Target((parts.scheme, host, port), shown, path)
+    return (parts.scheme, host, port), path
+
+
+class _DeadlineReader(io.RawIOBase):
+    """An answer's bytes from the socket, each read bounded by the read timeout and all of
+    them by the post's deadline: a receiver dripping its answer cannot hold a lane."""
+
+    def __init__(self, sock: socket.socket, read_timeout: float, deadline_at: float) -> None:
+        # The socket's own file: it keeps the socket open after the connection lets go of
+        # it (an answer that closes the connection is read after `http.client` closed it).
+        self._raw = sock.makefile("rb", buffering=0)
+        self._sock = sock
+        self._read_timeout = read_timeout
+        self._deadline_at = deadline_at
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int | None:
+        left = self._deadline_at - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timeout")
+        self._sock.settimeout(min(self._read_timeout, left))
+        return self._raw.readinto(buffer)
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+class _Response(http.client.HTTPResponse):
+    def begin(self) -> None:
+        super().begin()
+        # `http.client` skips a 100 Continue but returns other interim answers (103 Early
+        # Hints) as the answer: they are skipped too, the final answer follows them.
+        while 100 < self.status < 200 and self.status != 101:
+            self.headers = self.msg = None  # type: ignore[assignment]  # begin() reads anew
+            super().begin()
+
+
+class _Timed(http.client.HTTPConnection):
+    """A connection whose answers are read with a deadline (`deadline_at`, set per post)."""
+
+    read_timeout = 5.0
+    deadline_at = 0.0
+    body = b""  # sent with the head by endheaders(): one write, one segment
+
+    def send(self, data: Any) -> None:
+        # `http.client` writes a request's head and body with two calls: one is about 10 µs
+        # of CPU less per delivery (measured on loopback), and one segment on the wire.
+        if self.body:
+            data, self.body = data + self.body, b""
+        super().send(data)
+
+    # `http.client` makes each answer with `self.response_class(self.sock, method=...)`: a
+    # method here gives the answer a reader that knows this post's deadline.
+    def response_class(  # type: ignore[override]
+        self, sock: socket.socket, debuglevel: int = 0, method: str | None = None, url: Any = None
+    ) -> _Response:
+        reader = _DeadlineReader(sock, self.read_timeout, self.deadline_at)
+        response = _Response(sock, debuglevel, method=method, url=url)
+        response.fp.close()  # the plain socket file `HTTPResponse` made, not read
+        response.fp = io.BufferedReader(reader)
+        return response
+
+
+class _TimedTLS(_Timed, http.client.HTTPSConnection):
+    pass
 
 
 @dataclass
 class _Idle:
-    sock: socket.socket
+    conn: _Timed
     since: float
 
 
@@ -97,13 +163,13 @@ class Poster:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.deadline = deadline
+        self.user_agent = user_agent
         self.excerpt_bytes = excerpt_bytes
         # Shorter than the usual servers' idle timeout (5 s for uvicorn, node and many
         # proxies): a connection the server is about to close is not reused.
         self.keepalive_expiry = keepalive_expiry
         self.max_idle_per_origin = max_idle_per_origin
-        self._head = f"user-agent: {user_agent}\r\naccept: */*\r\naccept-encoding: identity\r\n"
-        self._idle: dict[tuple[str, str, int], list[_Idle]] = {}
+        self._idle: dict[Origin, list[_Idle]] = {}
         self._lock = threading.Lock()
         self._pruned = time.monotonic()
         self._ssl: ssl.SSLContext | None = None
@@ -111,58 +177,81 @@ class Poster:
     def post(self, url: str, body: bytes, headers: Iterable[tuple[str, str]]) -> Answer:
         """POST `body` to `url` with `headers` (and content-length, host, user-agent);
         raises PostFailed when no answer came."""
-        target = _target_of(url)
-        lines = [f"POST {target.path} HTTP/1.1\r\nhost: {target.host_header}\r\n", self._head]
-        for name, value in headers:
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-                raise PostFailed(f"invalid header {name!r}")
-            lines.append(f"{name}: {value}\r\n")
-        lines.append(f"content-length: {len(body)}\r\n\r\n")
-        request = "".join(lines).encode("latin-1") + body
+        origin, path = _target_of(url)
         started = time.monotonic()
-        sock = self._take(target.origin) or self._connect(target)
+        conn = self._take(origin) or self._connect(origin)
+        conn.deadline_at = started + self.deadline
+        response: http.client.HTTPResponse | None = None
         try:
-            sock.settimeout(self.read_timeout)
-            sock.sendall(request)
-            answer, reusable = self._answer(sock, started)
-        except PostFailed:
-            sock.close()
-            raise
-        except TimeoutError:
-            sock.close()
-            raise PostFailed("timeout") from None
-        except OSError as exc:
-            sock.close()
-            raise PostFailed(f"{type(exc).__name__}: {str(exc)[:200]}") from None
-        if reusable:
-            self._give_back(target.origin, sock)
+            self._request(conn, path, body, headers)
+            response = conn.getresponse()
+            answer, whole = self._answer(response)
+        except (PostFailed, http.client.HTTPException, OSError) as exc:
+            if response is not None:
+                response.close()
+            conn.close()
+            raise PostFailed(_failure(exc)) from None
+        # A connection goes on only after a whole final answer that did not ask to close
+        # (for one that did, `http.client` has let go of the socket already); otherwise
+        # the rest of the answer is never read.
+        if whole and conn.sock is not None and answer.status >= 200:
+            self._give_back(origin, conn)
         else:
-            sock.close()
+            response.close()
+            conn.close()
         return answer
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, {}
         for conns in idle.values():
-            for conn in conns:
-                conn.sock.close()
+            for idle_conn in conns:
+                idle_conn.conn.close()
+
+    def _request(
+        self, conn: _Timed, path: str, body: bytes, headers: Iterable[tuple[str, str]]
+    ) -> None:
+        # The request is only buffered until endheaders(): an invalid header sends nothing.
+        try:
+            conn.putrequest("POST", path)  # with host and accept-encoding: identity
+            conn.putheader("user-agent", self.user_agent)
+            conn.putheader("accept", "*/*")
+            for name, value in headers:
+                conn.putheader(name, value)
+            conn.putheader("content-length", str(len(body)))
+        except ValueError as exc:
+            raise PostFailed(f"invalid request: {str(exc)[:200]}") from None
+        left = conn.deadline_at - time.monotonic()
+        conn.sock.settimeout(max(min(self.read_timeout, left), 0.001))
+        conn.body = body
+        conn.endheaders()
+
+    def _answer(self, response: http.client.HTTPResponse) -> tuple[Answer, bool]:
+        """The answer, and whether all of it was read."""
+        try:
+            excerpt = response.read(self.excerpt_bytes)
+        except http.client.IncompleteRead as exc:  # a chunked body cut short
+            excerpt = exc.partial[: self.excerpt_bytes]
+        answer = Answer(response.status, response.headers.get("location"), excerpt)
+        return answer, response.isclosed()
 
     # -- connections ---------------------------------------------------------------------
 
-    def _take(self, origin: tuple[str, str, int]) -> socket.socket | None:
+    def _take(self, origin: Origin) -> _Timed | None:
         now = time.monotonic()
         while True:
             with self._lock:
                 conns = self._idle.get(origin)
                 if not conns:
                     return None
-                conn = conns.pop()  # the most recently used: the least likely to be closed
-            if now - conn.since < self.keepalive_expiry and not _readable(conn.sock):
-                return conn.sock
+                idle = conns.pop()  # the most recently used: the least likely to be closed
+            if now - idle.since < self.keepalive_expiry and not _readable(idle.conn.sock):
+                return idle.conn
             # Idle too long, or readable while idle: the server closed it (or sent junk).
-            conn.sock.close()
+            # Nothing was sent on it yet: a fresh connection carries the post instead.
+            idle.conn.close()
 
-    def _give_back(self, origin: tuple[str, str, int], sock: socket.socket) -> None:
+    def _give_back(self, origin: Origin, conn: _Timed) -> None:
         now = time.monotonic()
         expired: list[_Idle] = []
         with self._lock:
@@ -178,28 +267,26 @@ class Poster:
             conns = self._idle.setdefault(origin, [])
             kept = len(conns) < self.max_idle_per_origin
             if kept:
-                conns.append(_Idle(sock, now))
-        for conn in expired:
-            conn.sock.close()
+                conns.append(_Idle(conn, now))
+        for idle in expired:
+            idle.conn.close()
         if not kept:
-            sock.close()
+            conn.close()
 
-    def _connect(self, target: _Target) -> socket.socket:
-        _scheme, host, port = target.origin
+    def _connect(self, origin: Origin) -> _Timed:
+        scheme, host, port = origin
+        conn: _Timed
+        if scheme == "https":
+            conn = _TimedTLS(host, port, timeout=self.connect_timeout, context=self._tls())
+        else:
+            conn = _Timed(host, port, timeout=self.connect_timeout)
+        conn.read_timeout = self.read_timeout
         try:
-            sock = socket.create_connection((host, port), timeout=self.connect_timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if target.https:
-                sock = self._tls().wrap_socket(sock, server_hostname=host)
-        except socket.gaierror:
-            raise PostFailed("cannot resolve host") from None
-        except TimeoutError:
-            raise PostFailed("timeout") from None
-        except ConnectionRefusedError:
-            raise PostFailed("connection refused") from None
-        except OSError as exc:  # TLS failures included
-            raise PostFailed(f"cannot connect: {str(exc)[:200]}") from None
-        return sock
+            conn.connect()  # the TLS handshake too, within the connect timeout
+        except OSError as exc:
+            conn.close()  # a TCP connection whose TLS handshake failed
+            raise PostFailed(_cannot_connect(exc)) from None
+        return conn
 
     def _tls(self) -> ssl.SSLContext:
         if self._ssl is None:
@@ -209,119 +296,28 @@ class Poster:
             self._ssl = httpx.create_ssl_context()
         return self._ssl
 
-    # -- the answer ----------------------------------------------------------------------
 
-    def _answer(self, sock: socket.socket, started: float) -> tuple[Answer, bool]:
-        """The answer, and whether the connection may carry another request."""
-        buf = bytearray()
-        while True:  # interim answers (100 Continue, 103 Early Hints) are skipped
-            end = buf.find(b"\r\n\r\n")
-            while end < 0:
-                if len(buf) > MAX_HEAD:
-                    raise PostFailed("invalid answer: headers too long")
-                # The whole head within the deadline, however slowly it drips.
-                left = started + self.deadline - time.monotonic()
-                if left <= 0:
-                    raise PostFailed("timeout")
-                sock.settimeout(min(self.read_timeout, left))
-                chunk = sock.recv(65536)
-                if not chunk:
-                    raise PostFailed("the server closed the connection without an answer")
-                buf += chunk
-                end = buf.find(b"\r\n\r\n")
-            status, version, fields = _head_of(bytes(buf[:end]))
-            del buf[: end + 4]
-            if 100 <= status < 200 and status != 101:
-                continue
-            break
-        keep = version == "HTTP/1.1" and "close" not in fields.get("connection", "").lower()
-        location = fields.get("location")
-        sock.settimeout(self.read_timeout)
-        if status in _NO_BODY or status < 200:
-            return Answer(status, location, b""), keep and status != 101
-        if "transfer-encoding" in fields:
-            if fields["transfer-encoding"].lower().rstrip().endswith("chunked"):
-                excerpt, whole = self._chunked(sock, buf, started)
-                return Answer(status, location, excerpt), keep and whole
-            return Answer(status, location, self._until_close(sock, buf, started)), False
-        if "content-length" in fields:
-            try:
-                length = int(fields["content-length"].split(",")[0])
-            except ValueError:
-                raise PostFailed("invalid answer: bad content-length") from None
-            excerpt, whole = self._sized(sock, buf, length, started)
-            return Answer(status, location, excerpt), keep and whole
-        return Answer(status, location, self._until_close(sock, buf, started)), False
-
-    def _more(self, sock: socket.socket, buf: bytearray, started: float) -> bool:
-        """Read more of the body into `buf`; False at the end of the stream or once the
-        deadline is past (the rest is never read: the connection is dropped)."""
-        if time.monotonic() - started > self.deadline:
-            return False
-        chunk = sock.recv(65536)
-        buf += chunk
-        return bool(chunk)
-
-    def _sized(
-        self, sock: socket.socket, buf: bytearray, length: int, started: float
-    ) -> tuple[bytes, bool]:
-        want = min(length, self.excerpt_bytes)
-        while len(buf) < want:
-            if not self._more(sock, buf, started):
-                return bytes(buf[:want]), False
-        # Reusable only when the whole body came and nothing after it.
-        return bytes(buf[:want]), len(buf) == length
-
-    def _until_close(self, sock: socket.socket, buf: bytearray, started: float) -> bytes:
-        while len(buf) < self.excerpt_bytes and self._more(sock, buf, started):
-            pass
-        return bytes(buf[: self.excerpt_bytes])
-
-    def _chunked(self, sock: socket.socket, buf: bytearray, started: float) -> tuple[bytes, bool]:
-        body = bytearray()
-
-        def line() -> bytes | None:
-            while (end := buf.find(b"\r\n")) < 0:
-                if len(buf) > MAX_HEAD or not self._more(sock, buf, started):
-                    return None
-            found = bytes(buf[:end])
-            del buf[: end + 2]
-            return found
-
-        while len(body) < self.excerpt_bytes:
-            size_line = line()
-            try:
-                size = int((size_line or b"").split(b";")[0].strip(), 16)
-            except ValueError:
-                break
-            if size == 0:
-                while trailer := line():  # trailers, up to the blank line
-                    pass
-                return bytes(body), trailer == b"" and not buf
-            while len(buf) < size + 2:
-                if len(body) + len(buf) >= self.excerpt_bytes or not self._more(sock, buf, started):
-                    body += buf
-                    return bytes(body[: self.excerpt_bytes]), False
-            body += buf[:size]
-            del buf[: size + 2]
-        return bytes(body[: self.excerpt_bytes]), False
+def _failure(exc: Exception) -> str:
+    """What the delivery log shows of a post that got no answer."""
+    if isinstance(exc, PostFailed):
+        return str(exc)
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "the server closed the connection without an answer"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, http.client.HTTPException):
+        return f"invalid answer: {type(exc).__name__} {str(exc)[:100]!r}"
+    return f"{type(exc).__name__}: {str(exc)[:200]}"
 
 
-def _head_of(head: bytes) -> tuple[int, str, dict[str, str]]:
-    """The status, the HTTP version and the headers (lower-case names; a repeated one keeps
-    its first value) of an answer's head."""
-    lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    code = rest[:3]
-    if not version.startswith("HTTP/1.") or len(code) != 3 or not code.isdigit():
-        raise PostFailed(f"invalid answer: {lines[0][:100]!r}")
-    fields: dict[str, str] = {}
-    for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon:
-            raise PostFailed(f"invalid answer: header line {line[:100]!r}")
-        fields.setdefault(name.strip().lower(), value.strip())
-    return int(code), version, fields
+def _cannot_connect(exc: OSError) -> str:
+    if isinstance(exc, socket.gaierror):
+        return "cannot resolve host"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return f"cannot connect: {str(exc)[:200]}"  # TLS failures included
 
 
 def _readable(sock: socket.socket) -> bool:

@@ -259,20 +259,22 @@ def test_https_keeps_its_connection_and_refuses_a_certificate_it_does_not_trust(
     assert (server.connections, len(server.requests)) == (2, 2)
 
 
-def _self_signed(tmp_path: Path, trusting: ssl.SSLContext) -> ssl.SSLContext:
-    """A server context with a new certificate for localhost, which `trusting` trusts."""
+def _self_signed(
+    tmp_path: Path, trusting: ssl.SSLContext, name: str = "localhost"
+) -> ssl.SSLContext:
+    """A server context with a new certificate for `name`, which `trusting` trusts."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(subject)
+        .issuer_name(subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=1))
         .not_valid_after(now + dt.timedelta(hours=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )

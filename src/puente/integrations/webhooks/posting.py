@@ -15,8 +15,10 @@ the same measurement): parsing answers (status lines, headers, content-length ag
 chunked bodies, interim answers, when a connection may carry another request) is a job
 for a well-kept library, and some 60 µs a delivery do not pay for owning that code. What
 is ours is small: which connection a post takes (an idle one to the same origin, not
-expired and not closed by the server, or a new one), one write for the head and the body,
-and an overall deadline on reading the answer, which `http.client`'s per-read timeout lacks.
+expired and not closed by the server, or a new one), where a new one goes (to addresses the
+caller checked, when it gives them: see `Poster.post`), one write for the head and the
+body, and an overall deadline on reading the answer, which `http.client`'s per-read timeout
+lacks.
 
 What it does not do, on purpose: follow redirects (one is a failure the delivery log
 shows), decompress (it asks for none), read a big answer (the connection is dropped after
@@ -34,7 +36,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -114,6 +116,33 @@ class _Timed(http.client.HTTPConnection):
     read_timeout = 5.0
     deadline_at = 0.0
     body = b""  # sent with the head by endheaders(): one write, one segment
+    address: str | None = None  # the checked address connected to; None: by the host's name
+    # How `http.client` opens the socket (`socket.create_connection` unless replaced).
+    _create_connection: Callable[..., socket.socket]
+
+    def connect_to(self, addresses: Sequence[str]) -> None:
+        """Connect to the first of `addresses` that accepts, not to what the host's name
+        resolves to now; the host header, TLS's server name and the certificate's check
+        stay on the name (`http.client` wraps the socket with `server_hostname=self.host`)."""
+
+        def open_checked(
+            _host_port: Any, timeout: float | None, source: Any = None
+        ) -> socket.socket:
+            failed: OSError = socket.gaierror("no address")
+            for address in addresses:
+                try:
+                    sock = socket.create_connection((address, self.port), timeout, source)
+                except OSError as exc:
+                    failed = exc
+                    continue
+                self.address = address
+                return sock
+            raise failed
+
+        # Kept on the connection: were `http.client` to reconnect it by itself (it does
+        # when a request finds no socket), it would still go to a checked address.
+        self._create_connection = open_checked
+        self.connect()
 
     def send(self, data: Any) -> None:
         # `http.client` writes a request's head and body with two calls: one is about 10 µs
@@ -174,12 +203,27 @@ class Poster:
         self._pruned = time.monotonic()
         self._ssl: ssl.SSLContext | None = None
 
-    def post(self, url: str, body: bytes, headers: Iterable[tuple[str, str]]) -> Answer:
+    def post(
+        self,
+        url: str,
+        body: bytes,
+        headers: Iterable[tuple[str, str]],
+        *,
+        addresses: Sequence[str] | None = None,
+    ) -> Answer:
         """POST `body` to `url` with `headers` (and content-length, host, user-agent);
-        raises PostFailed when no answer came."""
+        raises PostFailed when no answer came.
+
+        With `addresses` (what the caller resolved the URL's host to and found public), a
+        new connection goes to one of them, never to the name resolved a second time: a
+        receiver's DNS could answer a public address to the check and a private one to the
+        connection a moment later. An idle connection reused went to a checked address
+        when it was opened; one opened by name (with nothing to check) is not reused then.
+        Without `addresses`, the name is resolved when connecting."""
         origin, path = _target_of(url)
         started = time.monotonic()
-        conn = self._take(origin) or self._connect(origin)
+        checked = addresses is not None
+        conn = self._take(origin, checked) or self._connect(origin, addresses)
         conn.deadline_at = started + self.deadline
         response: http.client.HTTPResponse | None = None
         try:
@@ -237,7 +281,7 @@ class Poster:
 
     # -- connections ---------------------------------------------------------------------
 
-    def _take(self, origin: Origin) -> _Timed | None:
+    def _take(self, origin: Origin, checked: bool) -> _Timed | None:
         now = time.monotonic()
         while True:
             with self._lock:
@@ -245,10 +289,16 @@ class Poster:
                 if not conns:
                     return None
                 idle = conns.pop()  # the most recently used: the least likely to be closed
-            if now - idle.since < self.keepalive_expiry and not _readable(idle.conn.sock):
+            fresh = now - idle.since < self.keepalive_expiry
+            if (
+                fresh
+                and not (checked and idle.conn.address is None)
+                and not _readable(idle.conn.sock)
+            ):
                 return idle.conn
-            # Idle too long, or readable while idle: the server closed it (or sent junk).
-            # Nothing was sent on it yet: a fresh connection carries the post instead.
+            # Idle too long, or readable while idle: the server closed it (or sent junk);
+            # or opened by name when the post must go to a checked address. Nothing was
+            # sent on it yet: a fresh connection carries the post instead.
             idle.conn.close()
 
     def _give_back(self, origin: Origin, conn: _Timed) -> None:
@@ -273,8 +323,10 @@ class Poster:
         if not kept:
             conn.close()
 
-    def _connect(self, origin: Origin) -> _Timed:
+    def _connect(self, origin: Origin, addresses: Sequence[str] | None) -> _Timed:
         scheme, host, port = origin
+        if addresses is not None and not addresses:
+            raise PostFailed("cannot resolve host")
         conn: _Timed
         if scheme == "https":
             conn = _TimedTLS(host, port, timeout=self.connect_timeout, context=self._tls())
@@ -282,7 +334,11 @@ class Poster:
             conn = _Timed(host, port, timeout=self.connect_timeout)
         conn.read_timeout = self.read_timeout
         try:
-            conn.connect()  # the TLS handshake too, within the connect timeout
+            # The TLS handshake too, within the connect timeout.
+            if addresses is None:
+                conn.connect()
+            else:
+                conn.connect_to(addresses)
         except OSError as exc:
             conn.close()  # a TCP connection whose TLS handshake failed
             raise PostFailed(_cannot_connect(exc)) from None

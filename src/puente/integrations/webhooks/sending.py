@@ -18,7 +18,7 @@ from standardwebhooks import Webhook
 
 from puente.db.base import utcnow
 from puente.integrations.webhooks.posting import Poster, PostFailed
-from puente.integrations.webhooks.urls import private_address_of
+from puente.integrations.webhooks.urls import addresses_of, first_private
 
 CONNECT_TIMEOUT = 3.0
 READ_TIMEOUT = 5.0
@@ -77,24 +77,39 @@ def _signer(secret: str) -> Webhook:
     return Webhook(secret)
 
 
-def refusal(url: str) -> str | None:
-    """Why Puente will not send to `url` now (its host resolves to a private address), or
-    None. Asked again before each batch: a public name may point inside since it was saved."""
-    address = private_address_of(url)
+class Checked(NamedTuple):
+    """What the host of an endpoint's URL resolves to now, and why Puente will not send
+    to it (one of those addresses is private) or None."""
+
+    addresses: tuple[str, ...]
+    refused: str | None
+
+
+def check(url: str) -> Checked:
+    """The addresses a post to `url` may connect to, or why none. Asked again before each
+    batch: a public name may point inside since it was saved. The posts then connect to
+    these very addresses: a name resolved again at the connection could answer otherwise
+    (a receiver's DNS answering 0-second records, public to the check and 127.0.0.1 to
+    the connection, would reach the services beside Puente)."""
+    addresses = addresses_of(url)
+    address = first_private(addresses)
     if address is None:
-        return None
-    return f"refused: {urlsplit(url).hostname} resolves to a private address ({address})"
+        return Checked(tuple(addresses), None)
+    why = f"refused: {urlsplit(url).hostname} resolves to a private address ({address})"
+    return Checked((), why)
 
 
-def send(client: Poster, job: Job, *, refused: str | None = None) -> Outcome:
-    """One signed POST of the job's body (none when `refused` says why not); never raises."""
+def send(client: Poster, job: Job, *, checked: Checked | None = None) -> Outcome:
+    """One signed POST of the job's body to the `checked` addresses (none when they say
+    why not; to the URL's name when nothing was checked, private addresses being allowed);
+    never raises."""
     started = time.monotonic()
 
     def took() -> int:
         return int((time.monotonic() - started) * 1000)
 
-    if refused is not None:
-        return Outcome(None, 0, "", refused, ok=False, retry=False)
+    if checked is not None and checked.refused is not None:
+        return Outcome(None, 0, "", checked.refused, ok=False, retry=False)
     sent_at = dt.datetime.now(dt.UTC)  # the receiver checks it against its own clock
     headers = (
         ("content-type", "application/json"),
@@ -103,7 +118,8 @@ def send(client: Poster, job: Job, *, refused: str | None = None) -> Outcome:
         ("webhook-signature", _signer(job.secret).sign(job.event_id, sent_at, job.body)),
     )
     try:
-        answer = client.post(job.url, job.body.encode(), headers)
+        addresses = None if checked is None else checked.addresses
+        answer = client.post(job.url, job.body.encode(), headers, addresses=addresses)
     except PostFailed as exc:  # every failure is recorded, none stops the worker
         return Outcome(None, took(), "", str(exc)[:500], ok=False, retry=True)
     except Exception as exc:  # a bug, recorded and retried like a network error
@@ -136,9 +152,16 @@ def send_lane(
     once `budget` seconds are spent. Returns the tries and the jobs left unsent."""
     started = time.monotonic()
     results: Tried = []
-    refused = None if allow_private or not jobs else refusal(jobs[0].url)
+    # One resolution for the lane (an endpoint's batch has one URL), not one per delivery;
+    # with private addresses allowed there is nothing to check and posts connect by name.
+    checks: dict[str, Checked] = {}
     for index, job in enumerate(jobs):
-        outcome = send(client, job, refused=refused)
+        checked = None
+        if not allow_private:
+            if job.url not in checks:
+                checks[job.url] = check(job.url)
+            checked = checks[job.url]
+        outcome = send(client, job, checked=checked)
         results.append((job, outcome, now()))
         if (outcome.retry and not outcome.ok) or time.monotonic() - started > budget:
             return results, jobs[index + 1 :]

@@ -1,6 +1,7 @@
 """Which URLs outgoing webhooks may be sent to: http(s), no credentials, and (unless the
 operator allows it) no private, loopback or link-local address, checked when an endpoint
-is saved and again before each send (a name may resolve elsewhere by then)."""
+is saved and again before each send (a name may resolve elsewhere by then), the send then
+connecting to the addresses checked, not to the name resolved anew."""
 
 from __future__ import annotations
 
@@ -31,22 +32,30 @@ def resolve_addresses(host: str, port: int) -> list[str]:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError):
         return []
-    return sorted({str(info[4][0]) for info in infos})
+    # In the resolver's order (its preference, as a connection tries them), each once.
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def private_address_of(url: str) -> str | None:
-    """The first private, loopback, link-local or otherwise non-public address the URL's
-    host resolves to, or None. A host that does not resolve is not refused here: the send
-    fails and is retried like any network error."""
+def addresses_of(url: str) -> list[str]:
+    """The addresses the URL's host stands for ([] when it does not resolve); a localhost
+    name is 127.0.0.1 whatever the resolver says."""
     parts = urlsplit(url)
     host = (parts.hostname or "").rstrip(".")
     if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        return "127.0.0.1"
+        return ["127.0.0.1"]
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    for address in resolve_addresses(host, port):
-        if _is_private(address):
-            return address
-    return None
+    return resolve_addresses(host, port)
+
+
+def first_private(addresses: list[str]) -> str | None:
+    """The first private, loopback, link-local or otherwise non-public one of `addresses`."""
+    return next((address for address in addresses if _is_private(address)), None)
+
+
+def private_address_of(url: str) -> str | None:
+    """The first non-public address the URL's host resolves to, or None. A host that does
+    not resolve is not refused here: the send fails and is retried like any network error."""
+    return first_private(addresses_of(url))
 
 
 def check_url(url: str, *, allow_private: bool) -> str:

@@ -3,10 +3,12 @@ dependencies in a new virtual environment outside the repository, starts `puente
 `puente worker` from a home directory with nothing of Puente's in it, and serves the
 front-end libraries, migrations and translations it carries.
 
-One build and one environment for the module. Everything is installed from uv's cache
-(`--offline`): `make install` filled it with the same versions (requirements.lock is the
-constraint) and with the build backend, so nothing is downloaded and the install takes
-well under a second (files are linked from the cache, not copied)."""
+One build and one environment for the module. The versions are requirements.lock's (the
+constraint), which `make install` put in uv's cache, so the install takes about a second
+(files are linked from the cache). Not `--offline`: uv's offline mode refuses cached
+wheels whose registry answer must be revalidated, which failed the install on a machine
+whose cache was filled the same day; revalidating asks the registry, which `make install`
+needs anyway."""
 
 from __future__ import annotations
 
@@ -77,13 +79,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     work = tmp_path_factory.mktemp("wheel")
     # The sdist first, then the wheel from it (uv build's way, and a release's): both
     # must carry the front-end libraries setup.py copies from node_modules.
-    uv("build", "--offline", "--quiet", "--out-dir", str(work / "dist"), str(ROOT), cwd=work)
+    uv("build", "--quiet", "--out-dir", str(work / "dist"), str(ROOT), cwd=work)
     (wheel,) = (work / "dist").glob("puente-*.whl")
     uv("venv", "--quiet", "--python", sys.executable, str(work / "venv"), cwd=work)
     uv(
         "pip",
         "install",
-        "--offline",
         "--quiet",
         "--python",
         str(work / "venv" / "bin" / "python"),

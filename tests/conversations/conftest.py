@@ -126,14 +126,20 @@ def _world(
         channel.access_token_encrypted = runtime.secrets.encrypt(TOKEN)
         secret = make_token(session, workspace)
 
-    control = httpx.Client(base_url=f"{sandbox.url}/_sandbox/api")
+    # Generous time-outs: on a busy machine (two legs, browsers) a first answer can take
+    # more than httpx's 5 s, and the test would fail on what it does not check.
+    control = httpx.Client(base_url=f"{sandbox.url}/_sandbox/api", timeout=60)
     res = control.patch("/config", json={"callback_url": f"{puente.url}/webhooks/whatsapp"})
     assert res.status_code == 200, res.text
     graph = httpx.Client(
-        base_url=f"{sandbox.url}/v23.0", headers={"Authorization": f"Bearer {TOKEN}"}
+        base_url=f"{sandbox.url}/v23.0",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=60,
     )
     api = httpx.Client(
-        base_url=f"{puente.url}/api/v1", headers={"Authorization": f"Bearer {secret}"}
+        base_url=f"{puente.url}/api/v1",
+        headers={"Authorization": f"Bearer {secret}"},
+        timeout=60,
     )
     events: list[Event] = []
     unsubscribe = bus.subscribe(Event, events.append)

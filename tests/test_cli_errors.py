@@ -121,6 +121,8 @@ def test_the_walk_covers_every_command() -> None:
     assert len(COMMANDS) > 30
 
 
+# A wrong argument reads the same on either database: one leg.
+@pytest.mark.one_leg("sqlite")
 @pytest.mark.parametrize("path", COMMANDS, ids=" ".join)
 def test_every_command_given_a_wrong_argument_fails_without_a_traceback(
     path: tuple[str, ...], settings: Settings, db: Database, tmp_path: Path

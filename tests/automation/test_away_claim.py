@@ -50,7 +50,7 @@ def test_of_two_racing_transactions_only_one_sends(db: Database) -> None:
                         watcher.execute(
                             text(
                                 "SELECT count(*) FROM pg_stat_activity"
-                                " WHERE wait_event_type = 'Lock'"
+                                " WHERE datname = current_database() AND wait_event_type = 'Lock'"
                                 " AND query LIKE 'INSERT INTO away_messages_sent%'"
                             )
                         ).scalar()

@@ -28,7 +28,9 @@ from tests.e2e.world import (
 )
 from tests.factories import make_user, make_workspace
 
-pytestmark = pytest.mark.browser
+# What a person sees in the browser does not change with the database under it: one leg
+# (the data paths behind it run on both through the HTTP and domain tests).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg("sqlite")]
 
 TOKEN = "sandbox-broadcast-token"
 

@@ -38,7 +38,9 @@ from tests.e2e.world import (
 from tests.factories import PASSWORD, make_user, make_workspace
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.browser
+# What a person sees in the browser does not change with the database under it: one leg
+# (the data paths behind it run on both through the HTTP and domain tests).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg("sqlite")]
 
 TOKEN = "sandbox-inbox-token"
 LUCIA = "573001112233"

@@ -31,7 +31,9 @@ from tests.factories import (
 )
 from tests.waiting import wait_until
 
-pytestmark = pytest.mark.browser
+# What a person sees in the browser does not change with the database under it: one leg
+# (the data paths behind it run on both through the HTTP and domain tests).
+pytestmark = [pytest.mark.browser, pytest.mark.one_leg("sqlite")]
 
 TOKEN = "sandbox-notify-token"
 SHOTS = os.environ.get("PUENTE_SCREENSHOTS")

@@ -20,6 +20,10 @@ from tests.inbox.conftest import NOW, Shop
 from tests.inbox.helpers import add_conversation, add_message
 from tests.webclient import WebClient
 
+# Pages and their refusals read the same on either database; the queries behind them run
+# on both legs in the API and domain tests. One leg (see tests/conftest.py).
+pytestmark = pytest.mark.one_leg("postgres")
+
 SCRIPT = {"x-inbox": "1"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 

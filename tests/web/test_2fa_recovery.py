@@ -22,6 +22,10 @@ from tests.factories import PASSWORD, make_user, make_workspace
 from tests.web.test_2fa_required import redirected_to_enrol, require_2fa
 from tests.webclient import WebClient, previous_code
 
+# Pages and their refusals read the same on either database; the queries behind them run
+# on both legs in the API and domain tests. One leg (see tests/conftest.py).
+pytestmark = pytest.mark.one_leg("postgres")
+
 
 @pytest.fixture
 def client(settings: Settings, db: Database) -> FastAPI:

@@ -18,6 +18,10 @@ from puente.db.session import Database
 from tests.factories import PASSWORD, make_user, make_workspace
 from tests.webclient import WebClient
 
+# Pages and their refusals read the same on either database; the queries behind them run
+# on both legs in the API and domain tests. One leg (see tests/conftest.py).
+pytestmark = pytest.mark.one_leg("sqlite")
+
 NEW_PASSWORD = "a-brand-new-passphrase"
 
 

@@ -11,6 +11,10 @@ from puente.app import create_app
 from puente.config import Settings
 from puente.db.session import Database
 
+# Pages and their refusals read the same on either database; the queries behind them run
+# on both legs in the API and domain tests. One leg (see tests/conftest.py).
+pytestmark = pytest.mark.one_leg("sqlite")
+
 BROWSER = {"accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 SPANISH = {**BROWSER, "accept-language": "es-CO,es;q=0.9"}
 

@@ -36,6 +36,10 @@ from tests.factories import (
 )
 from tests.webclient import WebClient
 
+# Pages and their refusals read the same on either database; the queries behind them run
+# on both legs in the API and domain tests. One leg (see tests/conftest.py).
+pytestmark = pytest.mark.one_leg("sqlite")
+
 CATALOGUE = Path(__file__).resolve().parents[2] / "src/puente/locale/es/LC_MESSAGES/messages.po"
 # Not pages: a stream that never ends, files, and the catalogue's own link targets.
 NOT_PAGES = ("/inbox/events", ".csv", "/inbox/media/", "/reset/", "/invite/")

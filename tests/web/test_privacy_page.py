@@ -29,6 +29,10 @@ from tests.factories import (
 )
 from tests.webclient import WebClient
 
+# Pages and their refusals read the same on either database; the queries behind them run
+# on both legs in the API and domain tests. One leg (see tests/conftest.py).
+pytestmark = pytest.mark.one_leg("sqlite")
+
 WA_ID = "5215512345678"
 # The same Mexican mobile as people write it, without WhatsApp's old "1".
 WRITTEN = "+52 55 1234 5678"

@@ -31,8 +31,12 @@ def test_coexistence_onboarding_imports_contacts_and_history(coex: Coex) -> None
     assert set(number["syncs"]) == {"smb_app_state_sync", "history"}
     assert coex.sandbox.world.wabas[number["waba_id"]].subscribed
 
-    status = coex.wait_status(channel_id, lambda s: s["progress"] == 100, "history import")
-    assert status["state"] == "connected"
+    # The last chunk's progress is written a moment before the number leaves "syncing".
+    status = coex.wait_status(
+        channel_id,
+        lambda s: s["progress"] == 100 and s["state"] == "connected",
+        "history import",
+    )
     assert status["history_state"] == "complete"
     assert status["history_messages"] == 60
     kinds = [r["sync_type"] for r in status["sync_requests"]]

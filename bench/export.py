@@ -122,10 +122,14 @@ def child(mode: str, data_dir: Path, url: str | None, key: str, workspace_id: in
 
 def measure(mode: str, data_dir: Path, url: str | None, key: str, workspace_id: int) -> dict:
     args = [sys.executable, __file__, "--child", mode, "--data-dir", str(data_dir)]
-    args += ["--key", key, "--workspace-id", str(workspace_id)]
+    # `--key=…` in one word: a Fernet key may begin with "-", which argparse would take
+    # for an option (the child then exits with a usage error).
+    args += [f"--key={key}", "--workspace-id", str(workspace_id)]
     if url:
         args += ["--postgres", url]
-    done = subprocess.run(args, check=True, capture_output=True, text=True)
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"the {mode} child failed (exit {done.returncode}):\n{done.stderr}")
     lines = done.stdout.strip().splitlines()
     for line in lines[:-1]:
         log(line)
